@@ -1,0 +1,343 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A block is the unit the log stores: the events of one site from one group
+// commit, or several such blocks merged by the compactor. Its value is
+//
+//	'F' version flags payload
+//
+// where flags bit 0 says the payload is zstd-compressed. The payload is
+//
+//	uvarint nStrings, nStrings × (uvarint len, bytes)   a string table
+//	uvarint site                                        string index
+//	uvarint nEvents, nEvents × event
+//
+// and an event is
+//
+//	varint time (Unix ms), 16 bytes uuid key,
+//	uvarint uuid string index + 1 (0: the canonical form of the key),
+//	uvarint name, uvarint distinct id,
+//	uvarint nProps, nProps × (uvarint key, kind byte, [uvarint value])
+//
+// Every string is stored once per block, so repeated keys and values cost a
+// byte or two per event before compression.
+const (
+	blockMagic   = 'F'
+	blockVersion = 1
+	flagZstd     = 1
+)
+
+var errBadBlock = errors.New("store: corrupt block")
+
+var (
+	zstdEnc *zstd.Encoder
+	zstdDec *zstd.Decoder
+)
+
+func init() {
+	var err error
+	zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+	if err != nil {
+		panic(err)
+	}
+	zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		panic(err)
+	}
+}
+
+// blockEncoder builds blocks. Reuse one to keep allocations down.
+type blockEncoder struct {
+	strs  map[string]uint32
+	table []byte
+	nstr  int
+	body  []byte
+	out   []byte
+}
+
+var encoderPool = sync.Pool{New: func() any { return &blockEncoder{strs: make(map[string]uint32, 256)} }}
+
+func (e *blockEncoder) reset() {
+	clear(e.strs)
+	e.table = e.table[:0]
+	e.body = e.body[:0]
+	e.nstr = 0
+}
+
+func (e *blockEncoder) str(s string) uint32 {
+	if i, ok := e.strs[s]; ok {
+		return i
+	}
+	i := uint32(e.nstr)
+	e.nstr++
+	e.strs[s] = i
+	e.table = binary.AppendUvarint(e.table, uint64(len(s)))
+	e.table = append(e.table, s...)
+	return i
+}
+
+func (e *blockEncoder) event(ev *Event) {
+	key, canonical := uuidKey(ev.UUID)
+	e.body = binary.AppendVarint(e.body, ev.Time)
+	e.body = append(e.body, key[:]...)
+	if canonical {
+		e.body = append(e.body, 0)
+	} else {
+		e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.UUID))+1)
+	}
+	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.Name)))
+	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.DistinctID)))
+	e.body = binary.AppendUvarint(e.body, uint64(len(ev.Props)))
+	for _, p := range ev.Props {
+		e.body = binary.AppendUvarint(e.body, uint64(e.str(p.Key)))
+		e.body = append(e.body, byte(p.Val.Kind))
+		switch p.Val.Kind {
+		case KindString, KindNumber, KindJSON:
+			e.body = binary.AppendUvarint(e.body, uint64(e.str(p.Val.S)))
+		}
+	}
+}
+
+// encode returns the block value for site and events; compress selects zstd.
+func (e *blockEncoder) encode(site string, evs []*Event, compress bool) []byte {
+	e.reset()
+	siteIdx := e.str(site)
+	for _, ev := range evs {
+		e.event(ev)
+	}
+	payload := make([]byte, 0, len(e.table)+len(e.body)+16)
+	payload = binary.AppendUvarint(payload, uint64(e.nstr))
+	payload = append(payload, e.table...)
+	payload = binary.AppendUvarint(payload, uint64(siteIdx))
+	payload = binary.AppendUvarint(payload, uint64(len(evs)))
+	payload = append(payload, e.body...)
+	if !compress {
+		out := make([]byte, 0, len(payload)+3)
+		out = append(out, blockMagic, blockVersion, 0)
+		return append(out, payload...)
+	}
+	out := make([]byte, 3, len(payload)/3+64)
+	out[0], out[1], out[2] = blockMagic, blockVersion, flagZstd
+	return zstdEnc.EncodeAll(payload, out)
+}
+
+// encodeBlock encodes events of one site as a block value.
+func encodeBlock(site string, evs []*Event, compress bool) string {
+	e := encoderPool.Get().(*blockEncoder)
+	b := e.encode(site, evs, compress)
+	encoderPool.Put(e)
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// rawProp is a property of a decoded block event, as string-table indexes.
+type rawProp struct {
+	key  uint32
+	kind Kind
+	val  uint32
+}
+
+// rawEvent is one event of a decoded block, as string-table indexes.
+type rawEvent struct {
+	time    int64
+	uuid    UUIDKey
+	uuidStr uint32 // string index + 1; 0 when the canonical form of uuid
+	name    uint32
+	did     uint32
+	props   []rawProp
+}
+
+// decodedBlock is a block's string table and events.
+type decodedBlock struct {
+	site   string
+	strs   []string
+	events []rawEvent
+	props  []rawProp // backing store of every event's props
+}
+
+// decodeBlock parses a block value. The strings it returns share memory with
+// v (or with the decompressed payload) and must not be modified.
+func decodeBlock(v string) (*decodedBlock, error) {
+	if len(v) < 3 || v[0] != blockMagic {
+		return nil, errBadBlock
+	}
+	if v[1] != blockVersion {
+		return nil, fmt.Errorf("store: block version %d not supported", v[1])
+	}
+	payload := v[3:]
+	if v[2]&flagZstd != 0 {
+		b, err := zstdDec.DecodeAll(unsafe.Slice(unsafe.StringData(payload), len(payload)), nil)
+		if err != nil {
+			return nil, fmt.Errorf("store: decompressing block: %w", err)
+		}
+		payload = unsafe.String(unsafe.SliceData(b), len(b))
+	}
+	d := &decodedBlock{}
+	r := reader{s: payload}
+	n := r.uvarint()
+	if n > uint64(len(payload)) {
+		return nil, errBadBlock
+	}
+	d.strs = make([]string, n)
+	for i := range d.strs {
+		l := r.uvarint()
+		d.strs[i] = r.bytes(l)
+	}
+	d.site = r.str(d.strs)
+	ne := r.uvarint()
+	if ne > uint64(len(payload)) {
+		return nil, errBadBlock
+	}
+	d.events = make([]rawEvent, ne)
+	d.props = make([]rawProp, 0, ne*8)
+	for i := range d.events {
+		ev := &d.events[i]
+		ev.time = r.varint()
+		copy(ev.uuid[:], r.bytes(16))
+		ev.uuidStr = uint32(r.uvarint())
+		if ev.uuidStr > uint32(len(d.strs)) {
+			r.err = true
+		}
+		ev.name = r.idx(len(d.strs))
+		ev.did = r.idx(len(d.strs))
+		np := r.uvarint()
+		if np > uint64(len(payload)) {
+			return nil, errBadBlock
+		}
+		start := len(d.props)
+		for j := uint64(0); j < np; j++ {
+			p := rawProp{key: r.idx(len(d.strs)), kind: Kind(r.byte())}
+			switch p.kind {
+			case KindString, KindNumber, KindJSON:
+				p.val = r.idx(len(d.strs))
+			case KindNull, KindTrue, KindFalse:
+			default:
+				r.err = true
+			}
+			d.props = append(d.props, p)
+		}
+		if r.err {
+			return nil, errBadBlock
+		}
+		ev.props = d.props[start:len(d.props):len(d.props)]
+	}
+	if r.err || r.pos != len(payload) {
+		return nil, errBadBlock
+	}
+	return d, nil
+}
+
+// uuidString returns the uuid of ev as it was sent.
+func (d *decodedBlock) uuidString(ev *rawEvent) string {
+	if ev.uuidStr > 0 {
+		return d.strs[ev.uuidStr-1]
+	}
+	return ev.uuid.String()
+}
+
+// event materialises the i-th event.
+func (d *decodedBlock) event(i int) *Event {
+	ev := &d.events[i]
+	out := &Event{
+		UUID:       d.uuidString(ev),
+		Site:       d.site,
+		Name:       d.strs[ev.name],
+		DistinctID: d.strs[ev.did],
+		Time:       ev.time,
+		Props:      make(Props, len(ev.props)),
+	}
+	for j, p := range ev.props {
+		out.Props[j] = Prop{Key: d.strs[p.key], Val: d.value(p)}
+	}
+	return out
+}
+
+func (d *decodedBlock) value(p rawProp) Value {
+	switch p.kind {
+	case KindString, KindNumber, KindJSON:
+		return Value{Kind: p.kind, S: d.strs[p.val]}
+	}
+	return Value{Kind: p.kind}
+}
+
+// reader reads the varint encoding; errors are sticky.
+type reader struct {
+	s   string
+	pos int
+	err bool
+}
+
+func (r *reader) uvarint() uint64 {
+	var x uint64
+	var s uint
+	for i := 0; i < 10; i++ {
+		if r.pos >= len(r.s) {
+			r.err = true
+			return 0
+		}
+		c := r.s[r.pos]
+		r.pos++
+		if c < 0x80 {
+			return x | uint64(c)<<s
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
+	}
+	r.err = true
+	return 0
+}
+
+func (r *reader) varint() int64 {
+	u := r.uvarint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
+	}
+	return x
+}
+
+func (r *reader) byte() byte {
+	if r.pos >= len(r.s) {
+		r.err = true
+		return 0
+	}
+	c := r.s[r.pos]
+	r.pos++
+	return c
+}
+
+func (r *reader) bytes(n uint64) string {
+	if n > uint64(len(r.s)-r.pos) {
+		r.err = true
+		r.pos = len(r.s)
+		return ""
+	}
+	s := r.s[r.pos : r.pos+int(n)]
+	r.pos += int(n)
+	return s
+}
+
+func (r *reader) idx(n int) uint32 {
+	i := r.uvarint()
+	if i >= uint64(n) {
+		r.err = true
+		return 0
+	}
+	return uint32(i)
+}
+
+func (r *reader) str(strs []string) string {
+	i := r.idx(len(strs))
+	if r.err {
+		return ""
+	}
+	return strs[i]
+}

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tidwall/buntdb"
+)
+
+// commitReq is one Append waiting for the group commit.
+type commitReq struct {
+	events   []*Event
+	outcomes []Outcome
+	err      error
+	done     chan struct{}
+}
+
+// maxGroup bounds how many events one group commit takes.
+const maxGroup = 20000
+
+// Append commits events. Concurrent calls share one buntdb transaction (a
+// group commit); each returns once that transaction is written.
+func (s *DB) Append(ctx context.Context, events []*Event) ([]Outcome, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	for _, ev := range events {
+		if ev.Site == "" {
+			return nil, fmt.Errorf("store: event without site")
+		}
+		if ev.UUID == "" {
+			ev.UUID = NewUUID(s.opts.Now())
+		}
+	}
+	req := &commitReq{events: events, outcomes: make([]Outcome, len(events)), done: make(chan struct{})}
+	select {
+	case s.commits <- req:
+	case <-s.stop:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once queued, the request is committed or failed; wait for it even if
+	// ctx ends, so that the caller never reports a stored event as lost.
+	select {
+	case <-req.done:
+		return req.outcomes, req.err
+	case <-s.closed:
+		return nil, ErrClosed
+	}
+}
+
+// committer takes queued requests, as many as are waiting, and commits them
+// together.
+func (s *DB) committer() {
+	defer s.done.Done()
+	var group []*commitReq
+	for {
+		group = group[:0]
+		select {
+		case req := <-s.commits:
+			group = append(group, req)
+		case <-s.stop:
+			s.drainOnStop()
+			return
+		}
+		n := len(group[0].events)
+	more:
+		for n < maxGroup {
+			select {
+			case req := <-s.commits:
+				group = append(group, req)
+				n += len(req.events)
+			default:
+				break more
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// drainOnStop commits whatever was queued before Close.
+func (s *DB) drainOnStop() {
+	for {
+		select {
+		case req := <-s.commits:
+			s.commitGroup([]*commitReq{req})
+		default:
+			return
+		}
+	}
+}
+
+// siteBatch is the part of a group commit that belongs to one site.
+type siteBatch struct {
+	t      *table
+	key    string
+	events []*Event
+	keys   []UUIDKey
+}
+
+func (s *DB) commitGroup(group []*commitReq) {
+	batches := make(map[string]*siteBatch)
+	var order []*siteBatch
+	seen := make(map[siteUUID]struct{})
+	for _, req := range group {
+		for i, ev := range req.events {
+			sb := batches[ev.Site]
+			if sb == nil {
+				sb = &siteBatch{t: s.tableFor(ev.Site)}
+				batches[ev.Site] = sb
+				order = append(order, sb)
+			}
+			k, _ := uuidKey(ev.UUID)
+			// The uuid index is only written by this goroutine, so a read
+			// lock is enough to consult it.
+			sb.t.mu.RLock()
+			dup := sb.t.has(&k)
+			sb.t.mu.RUnlock()
+			if !dup {
+				sk := siteUUID{ev.Site, k}
+				if _, ok := seen[sk]; ok {
+					dup = true
+				} else {
+					seen[sk] = struct{}{}
+				}
+			}
+			if dup {
+				req.outcomes[i] = Duplicate
+				continue
+			}
+			req.outcomes[i] = Stored
+			sb.events = append(sb.events, ev)
+			sb.keys = append(sb.keys, k)
+		}
+	}
+	var writes []*siteBatch
+	for _, sb := range order {
+		if len(sb.events) > 0 {
+			sb.key = blockKey(s.seq)
+			s.seq++
+			writes = append(writes, sb)
+		}
+	}
+	var err error
+	if len(writes) > 0 {
+		vals := make([]string, len(writes))
+		for i, sb := range writes {
+			vals[i] = encodeBlock(sb.t.site, sb.events, false)
+		}
+		err = s.db.Update(func(tx *buntdb.Tx) error {
+			for i, sb := range writes {
+				if _, _, err := tx.Set(sb.key, vals[i], nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for i, sb := range writes {
+				s.applyBatch(sb, len(vals[i]))
+			}
+		} else {
+			err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	for _, req := range group {
+		req.err = err
+		close(req.done)
+	}
+}
+
+// siteUUID tells apart equal uuids of different sites within one commit.
+type siteUUID struct {
+	site string
+	key  UUIDKey
+}
+
+// applyBatch adds committed events to the in-memory table.
+func (s *DB) applyBatch(sb *siteBatch, size int) {
+	t := sb.t
+	t.mu.Lock()
+	first := t.rows()
+	for i, ev := range sb.events {
+		t.add(ev, sb.keys[i])
+	}
+	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size})
+	t.mu.Unlock()
+	if s.pending.Add(int64(len(sb.events))) >= int64(s.opts.CompactAfter) {
+		select {
+		case s.compactCh <- struct{}{}:
+		default:
+		}
+	}
+	s.live.publish(t.site, sb.events)
+}

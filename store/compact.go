@@ -1,0 +1,167 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tidwall/buntdb"
+)
+
+// compactor merges the small uncompressed blocks of group commits into
+// large zstd-compressed ones, which is what keeps a million events in a few
+// hundred bytes each.
+func (s *DB) compactor() {
+	defer s.done.Done()
+	tick := time.NewTicker(s.opts.CompactEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		case <-s.compactCh:
+		}
+		if err := s.Compact(); err != nil {
+			s.opts.OnError(fmt.Errorf("compacting: %w", err))
+		}
+	}
+}
+
+// Compact merges small blocks now. It is safe to call at any time.
+func (s *DB) Compact() error {
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	s.pending.Store(0)
+	s.mu.RLock()
+	tables := make([]*table, 0, len(s.tables))
+	for _, t := range s.tables {
+		tables = append(tables, t)
+	}
+	s.mu.RUnlock()
+	for _, t := range tables {
+		if err := s.compactTable(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compactGroups picks runs of adjacent blocks to merge: small or
+// uncompressed blocks, up to BlockEvents events a run.
+func (s *DB) compactGroups(t *table) [][]blockRef {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	target := s.opts.BlockEvents
+	var groups [][]blockRef
+	var cur []blockRef
+	curEvents := 0
+	flush := func() {
+		if len(cur) > 1 || (len(cur) == 1 && !cur[0].compressed && cur[0].key != "") {
+			groups = append(groups, cur)
+		}
+		cur, curEvents = nil, 0
+	}
+	for _, b := range t.blocks {
+		stored := b.n - len(b.skips)
+		small := !b.compressed || stored < target/2
+		if !small {
+			flush()
+			continue
+		}
+		if curEvents+stored > target && len(cur) > 0 {
+			flush()
+		}
+		cur = append(cur, b)
+		curEvents += stored
+	}
+	flush()
+	return groups
+}
+
+func (s *DB) compactTable(t *table) error {
+	for _, g := range s.compactGroups(t) {
+		if err := s.mergeBlocks(t, g); err != nil {
+			return err
+		}
+		select {
+		case <-s.stop:
+			return nil
+		default:
+		}
+	}
+	return nil
+}
+
+// mergeBlocks rewrites a run of blocks as one. The merged block is written
+// under the first key before the others are deleted, in two transactions:
+// cut short between them, the log holds some events twice, which replay
+// de-duplicates; it never holds them zero times.
+func (s *DB) mergeBlocks(t *table, g []blockRef) error {
+	var events []*Event
+	var keys []string
+	err := s.db.View(func(tx *buntdb.Tx) error {
+		for _, b := range g {
+			if b.key == "" {
+				continue
+			}
+			v, err := tx.Get(b.key)
+			if err != nil {
+				return fmt.Errorf("block %s: %w", b.key, err)
+			}
+			d, err := decodeBlock(v)
+			if err != nil {
+				return fmt.Errorf("block %s: %w", b.key, err)
+			}
+			for i := range d.events {
+				events = append(events, d.event(i))
+			}
+			keys = append(keys, b.key)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	merged := blockRef{first: g[0].first, compressed: true}
+	for _, b := range g {
+		for _, sk := range b.skips {
+			merged.skips = append(merged.skips, int32(b.first-merged.first)+sk)
+		}
+		merged.n += b.n
+	}
+	if len(keys) > 0 {
+		merged.key = keys[0]
+		val := encodeBlock(t.site, events, true)
+		merged.size = len(val)
+		if err := s.db.Update(func(tx *buntdb.Tx) error {
+			_, _, err := tx.Set(keys[0], val, nil)
+			return err
+		}); err != nil {
+			return err
+		}
+		if len(keys) > 1 {
+			if err := s.db.Update(func(tx *buntdb.Tx) error {
+				for _, k := range keys[1:] {
+					if _, err := tx.Delete(k); err != nil && err != buntdb.ErrNotFound {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := t.blockOf(g[0].first)
+	if i < 0 || t.blocks[i].first != g[0].first {
+		return fmt.Errorf("compaction lost track of block at row %d", g[0].first)
+	}
+	t.blocks = append(t.blocks[:i+1], t.blocks[i+len(g):]...)
+	t.blocks[i] = merged
+	for _, k := range keys {
+		s.bc.drop(k)
+	}
+	return nil
+}

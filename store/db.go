@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/buntdb"
+)
+
+// SyncPolicy says how often the log is fsynced. Either way a commit has
+// reached the operating system before Append returns, so killing the
+// process loses nothing; the policy matters for power loss.
+type SyncPolicy string
+
+// Sync policies.
+const (
+	SyncAlways      SyncPolicy = "always"
+	SyncEverySecond SyncPolicy = "everysecond"
+)
+
+// Options tune a DB. The zero value is usable.
+type Options struct {
+	// Sync is the fsync policy; default SyncEverySecond.
+	Sync SyncPolicy
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// BlockEvents is how many events the compactor puts in one block;
+	// default 2048.
+	BlockEvents int
+	// CompactAfter is how many rows sit in uncompressed blocks before the
+	// compactor runs; default 8192. It also runs every CompactEvery.
+	CompactAfter int
+	// CompactEvery is the compactor's period; default 10s.
+	CompactEvery time.Duration
+	// OnError reports background failures (compaction, retention).
+	OnError func(error)
+}
+
+// DB is the embedded Store: a buntdb log of event blocks plus in-memory
+// columnar tables.
+type DB struct {
+	path string
+	opts Options
+	db   *buntdb.DB
+
+	mu     sync.RWMutex // guards tables and sites
+	tables map[string]*table
+	sites  map[string]bool
+
+	// maint serialises whatever rewrites existing blocks (compaction,
+	// deletion, retention, lazy columns reading them).
+	maint sync.Mutex
+
+	commits   chan *commitReq
+	seq       uint64 // next block sequence; owned by the committer
+	pending   atomic.Int64 // rows committed since the last compaction
+	compactCh chan struct{}
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	live liveHub
+	bc   blockCache
+}
+
+// Open opens (creating if needed) the database at path; ":memory:" keeps
+// everything in memory. The log is replayed into the in-memory tables.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Sync == "" {
+		opts.Sync = SyncEverySecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.BlockEvents <= 0 {
+		opts.BlockEvents = 2048
+	}
+	if opts.CompactAfter <= 0 {
+		opts.CompactAfter = 8192
+	}
+	if opts.CompactEvery <= 0 {
+		opts.CompactEvery = 10 * time.Second
+	}
+	if opts.OnError == nil {
+		opts.OnError = func(error) {}
+	}
+	bdb, err := buntdb.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	var cfg buntdb.Config
+	if err := bdb.ReadConfig(&cfg); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	switch opts.Sync {
+	case SyncAlways:
+		cfg.SyncPolicy = buntdb.Always
+	case SyncEverySecond:
+		cfg.SyncPolicy = buntdb.EverySecond
+	default:
+		bdb.Close()
+		return nil, fmt.Errorf("unknown sync policy %q", opts.Sync)
+	}
+	if err := bdb.SetConfig(cfg); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	s := &DB{
+		path:      path,
+		opts:      opts,
+		db:        bdb,
+		tables:    make(map[string]*table),
+		sites:     make(map[string]bool),
+		commits:   make(chan *commitReq, 1024),
+		compactCh: make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		closed:    make(chan struct{}),
+	}
+	s.bc.init(8)
+	if err := s.load(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	s.done.Add(2)
+	go s.committer()
+	go s.compactor()
+	return s, nil
+}
+
+// Close stops the background work and closes the log.
+func (s *DB) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.done.Wait()
+		close(s.closed)
+		s.live.closeAll()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// AddSite makes site known.
+func (s *DB) AddSite(site string) {
+	s.mu.Lock()
+	s.sites[site] = true
+	s.mu.Unlock()
+}
+
+// Sites lists the sites that are configured or have events.
+func (s *DB) Sites() []string {
+	s.mu.RLock()
+	out := make([]string, 0, len(s.sites))
+	for k := range s.sites {
+		out = append(out, k)
+	}
+	s.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
+// Count returns the number of stored events of site.
+func (s *DB) Count(site string) int {
+	t := s.table(site)
+	if t == nil {
+		return 0
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for c := 0; c < t.ts.numChunks(); c++ {
+		for _, ts := range t.ts.chunk(c) {
+			if ts != deletedTime {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// table returns the table of site, or nil.
+func (s *DB) table(site string) *table {
+	s.mu.RLock()
+	t := s.tables[site]
+	s.mu.RUnlock()
+	return t
+}
+
+// tableFor returns the table of site, creating it.
+func (s *DB) tableFor(site string) *table {
+	if t := s.table(site); t != nil {
+		return t
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tables[site]
+	if t == nil {
+		t = newTable(site)
+		s.tables[site] = t
+		s.sites[site] = true
+	}
+	return t
+}
+
+func blockKey(seq uint64) string {
+	var b [18]byte
+	b[0], b[1] = 'e', ':'
+	v := strconv.AppendUint(b[2:2], seq, 16)
+	// zero-pad to 16 digits so that key order is sequence order
+	pad := 16 - len(v)
+	copy(b[2+pad:], v)
+	for i := 2; i < 2+pad; i++ {
+		b[i] = '0'
+	}
+	return string(b[:])
+}
+
+func parseBlockKey(k string) (uint64, bool) {
+	if len(k) != 18 || k[:2] != "e:" {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(k[2:], 16, 64)
+	return v, err == nil
+}
+
+// ctxDone reports whether ctx is cancelled.
+func ctxDone(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,539 @@
+package store
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/buntdb"
+)
+
+// EventQuery selects events for listing.
+type EventQuery struct {
+	Site string
+	// From and To bound the event time, [From, To) in Unix ms.
+	From, To int64
+	// Event keeps only events of this name when not empty.
+	Event string
+	// DistinctID keeps only the events of the person this id belongs to.
+	DistinctID string
+	Filters    []Filter
+	// Limit is the page size; default 100, at most 1000.
+	Limit int
+	// Cursor continues a previous page (its Next).
+	Cursor string
+}
+
+// EventPage is a page of events, newest first.
+type EventPage struct {
+	Results   []*Event
+	PersonIDs []string // the person id of each result
+	// Next is the cursor of the following page, "" when this is the last.
+	Next string
+}
+
+type rowTS struct {
+	ts  int64
+	row int
+}
+
+// newer orders rows newest first: by time, then by commit order.
+func (a rowTS) newer(b rowTS) bool {
+	if a.ts != b.ts {
+		return a.ts > b.ts
+	}
+	return a.row > b.row
+}
+
+// oldestHeap keeps the newest n rows seen: its top is the oldest of them.
+type oldestHeap []rowTS
+
+func (h oldestHeap) Len() int           { return len(h) }
+func (h oldestHeap) Less(i, j int) bool { return h[j].newer(h[i]) }
+func (h oldestHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *oldestHeap) Push(x any)        { *h = append(*h, x.(rowTS)) }
+func (h *oldestHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func parseCursor(c string) (rowTS, error) {
+	ts, row, ok := strings.Cut(c, "_")
+	if !ok {
+		return rowTS{}, fmt.Errorf("bad cursor %q", c)
+	}
+	t, err1 := strconv.ParseInt(ts, 10, 64)
+	r, err2 := strconv.Atoi(row)
+	if err1 != nil || err2 != nil || r < 0 {
+		return rowTS{}, fmt.Errorf("bad cursor %q", c)
+	}
+	return rowTS{t, r}, nil
+}
+
+func (r rowTS) cursor() string {
+	return strconv.FormatInt(r.ts, 10) + "_" + strconv.Itoa(r.row)
+}
+
+// Events lists the events matching q, newest first.
+func (s *DB) Events(ctx context.Context, q EventQuery) (EventPage, error) {
+	var page EventPage
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	if q.Limit > 1000 {
+		q.Limit = 1000
+	}
+	var after *rowTS
+	if q.Cursor != "" {
+		c, err := parseCursor(q.Cursor)
+		if err != nil {
+			return page, err
+		}
+		after = &c
+	}
+	t := s.table(q.Site)
+	if t == nil {
+		return page, nil
+	}
+	if err := s.ensureColumns(t, filterProps(q.Filters)); err != nil {
+		return page, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	m, err := t.compileFilters(q.Filters)
+	if err != nil {
+		return page, err
+	}
+	nameCode := uint32(0)
+	if q.Event != "" {
+		c, ok := t.name.dict.lookup(q.Event)
+		if !ok {
+			return page, nil
+		}
+		nameCode = c
+	}
+	var roots []uint32
+	personRoot := uint32(0)
+	if q.DistinctID != "" {
+		d, ok := t.dids.lookup(q.DistinctID)
+		if !ok {
+			return page, nil
+		}
+		roots = t.people.roots()
+		personRoot = roots[d]
+	}
+	h := make(oldestHeap, 0, q.Limit+1)
+	n := t.rows()
+	for row := 0; row < n; row++ {
+		ts := t.ts.at(row)
+		if ts < q.From || ts >= q.To {
+			continue
+		}
+		cur := rowTS{ts, row}
+		if after != nil && !after.newer(cur) {
+			continue
+		}
+		if nameCode != 0 && t.name.at(row) != nameCode {
+			continue
+		}
+		if roots != nil && roots[t.did.at(row)] != personRoot {
+			continue
+		}
+		if !m.ok(row) {
+			continue
+		}
+		if len(h) <= q.Limit {
+			heap.Push(&h, cur)
+		} else if cur.newer(h[0]) {
+			h[0] = cur
+			heap.Fix(&h, 0)
+		}
+		if row&0xffff == 0 && ctxDone(ctx) {
+			return page, ctx.Err()
+		}
+	}
+	sorted := []rowTS(h)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].newer(sorted[j]) })
+	if len(sorted) > q.Limit {
+		sorted = sorted[:q.Limit]
+		page.Next = sorted[q.Limit-1].cursor()
+	}
+	rows := make([]int, len(sorted))
+	for i, r := range sorted {
+		rows[i] = r.row
+	}
+	page.Results, err = s.eventsAt(t, rows)
+	if err != nil {
+		return page, err
+	}
+	if roots == nil {
+		roots = t.people.roots()
+	}
+	page.PersonIDs = make([]string, len(rows))
+	for i, row := range rows {
+		page.PersonIDs[i] = PersonID(t.site, t.dids.str(roots[t.did.at(row)]))
+	}
+	return page, nil
+}
+
+func filterProps(fs []Filter) []string {
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = f.Prop
+	}
+	return keys
+}
+
+// Person is a person as the API shows it.
+type Person struct {
+	ID          string
+	DistinctIDs []string
+	Properties  Props
+	// CreatedAt is the time of the person's first event, Unix ms.
+	CreatedAt int64
+}
+
+// AppendJSON appends {"id","distinct_ids","properties","created_at"}.
+func (p *Person) AppendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = AppendJSONString(b, p.ID)
+	b = append(b, `,"distinct_ids":[`...)
+	for i, d := range p.DistinctIDs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, d)
+	}
+	b = append(b, `],"properties":`...)
+	b = p.Properties.AppendJSON(b)
+	b = append(b, `,"created_at":"`...)
+	b = append(b, FormatTime(p.CreatedAt)...)
+	return append(b, `"}`...)
+}
+
+// PersonQuery selects persons for listing.
+type PersonQuery struct {
+	Site string
+	// Search keeps persons with a distinct id or property value containing
+	// it (case-insensitive).
+	Search string
+	// Limit is the page size; default 100, at most 1000.
+	Limit int
+}
+
+// personFirstSeen returns, by root, the time of the person's first live
+// event; roots without one are absent. The caller holds t.mu (read).
+func (t *table) personFirstSeen(roots []uint32) map[uint32]int64 {
+	first := make(map[uint32]int64)
+	n := t.rows()
+	for row := 0; row < n; row++ {
+		ts := t.ts.at(row)
+		if ts == deletedTime {
+			continue
+		}
+		r := roots[t.did.at(row)]
+		if f, ok := first[r]; !ok || ts < f {
+			first[r] = ts
+		}
+	}
+	return first
+}
+
+// person builds the Person rooted at r; the caller holds t.mu (read).
+func (t *table) person(roots []uint32, r uint32, created int64) Person {
+	p := Person{
+		ID:         PersonID(t.site, t.dids.str(r)),
+		Properties: append(Props(nil), t.people.props[r]...),
+		CreatedAt:  created,
+	}
+	for d := 1; d < len(roots); d++ {
+		if roots[d] == r {
+			p.DistinctIDs = append(p.DistinctIDs, t.dids.str(uint32(d)))
+		}
+	}
+	return p
+}
+
+// Persons lists persons with at least one stored event, most recently
+// created first.
+func (s *DB) Persons(ctx context.Context, q PersonQuery) ([]Person, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	if q.Limit > 1000 {
+		q.Limit = 1000
+	}
+	t := s.table(q.Site)
+	if t == nil {
+		return nil, nil
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	roots := t.people.roots()
+	first := t.personFirstSeen(roots)
+	type cand struct {
+		root    uint32
+		created int64
+	}
+	cands := make([]cand, 0, len(first))
+	search := strings.ToLower(q.Search)
+	var match map[uint32]bool
+	if search != "" {
+		match = make(map[uint32]bool)
+		for d := 1; d < len(roots); d++ {
+			if strings.Contains(strings.ToLower(t.dids.str(uint32(d))), search) {
+				match[roots[d]] = true
+			}
+		}
+		for r, props := range t.people.props {
+			for _, p := range props {
+				if strings.Contains(strings.ToLower(p.Val.String()), search) {
+					match[r] = true
+					break
+				}
+			}
+		}
+	}
+	for r, c := range first {
+		if match != nil && !match[r] {
+			continue
+		}
+		cands = append(cands, cand{r, c})
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].created != cands[j].created {
+			return cands[i].created > cands[j].created
+		}
+		return cands[i].root > cands[j].root
+	})
+	if len(cands) > q.Limit {
+		cands = cands[:q.Limit]
+	}
+	out := make([]Person, len(cands))
+	for i, c := range cands {
+		out[i] = t.person(roots, c.root, c.created)
+	}
+	return out, nil
+}
+
+// resolvePerson finds the root of the person named by id (a person id or a
+// distinct id); the caller holds t.mu (read).
+func (t *table) resolvePerson(roots []uint32, id string) (uint32, bool) {
+	if k, ok := parseUUID(id); ok {
+		if d, ok := t.people.lookupID(t.site, t.dids, k); ok {
+			return roots[d], true
+		}
+	}
+	if d, ok := t.dids.lookup(id); ok && d != 0 {
+		return roots[d], true
+	}
+	return 0, false
+}
+
+// Person returns the person named by id: a person id, an id the person had
+// before a merge, or any of its distinct ids.
+func (s *DB) Person(ctx context.Context, site, id string) (*Person, error) {
+	t := s.table(site)
+	if t == nil {
+		return nil, ErrNotFound
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	roots := t.people.roots()
+	r, ok := t.resolvePerson(roots, id)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	created, ok := t.firstSeenOf(roots, r)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	p := t.person(roots, r, created)
+	return &p, nil
+}
+
+// firstSeenOf returns the first live event time of the person rooted at r.
+func (t *table) firstSeenOf(roots []uint32, r uint32) (int64, bool) {
+	var first int64
+	found := false
+	n := t.rows()
+	for row := 0; row < n; row++ {
+		ts := t.ts.at(row)
+		if ts == deletedTime || roots[t.did.at(row)] != r {
+			continue
+		}
+		if !found || ts < first {
+			first, found = ts, true
+		}
+	}
+	return first, found
+}
+
+// personRows returns the live rows of the person rooted at r, in commit
+// order; the caller holds t.mu (read).
+func (t *table) personRows(roots []uint32, r uint32) []int {
+	var rows []int
+	n := t.rows()
+	for row := 0; row < n; row++ {
+		if t.ts.at(row) != deletedTime && roots[t.did.at(row)] == r {
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+// ExportPerson writes the person as one NDJSON line
+// {"type":"person",...} followed by each of their events
+// {"type":"event",...}, oldest first.
+func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) error {
+	t := s.table(site)
+	if t == nil {
+		return ErrNotFound
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	roots := t.people.roots()
+	r, ok := t.resolvePerson(roots, id)
+	if !ok {
+		return ErrNotFound
+	}
+	rows := t.personRows(roots, r)
+	if len(rows) == 0 {
+		return ErrNotFound
+	}
+	created, _ := t.firstSeenOf(roots, r)
+	p := t.person(roots, r, created)
+	b := append([]byte(`{"type":"person","person":`), p.AppendJSON(nil)...)
+	b = append(b, "}\n"...)
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return t.ts.at(rows[i]) < t.ts.at(rows[j]) })
+	for start := 0; start < len(rows); start += 256 {
+		end := min(start+256, len(rows))
+		evs, err := s.eventsAt(t, rows[start:end])
+		if err != nil {
+			return err
+		}
+		b = b[:0]
+		for _, ev := range evs {
+			b = append(b, `{"type":"event","event":`...)
+			b = ev.AppendJSON(b, p.ID)
+			b = append(b, "}\n"...)
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		if ctxDone(ctx) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// DeletePerson removes every event of the person named by id from the log
+// and from memory, then rewrites the log file so that nothing of theirs is
+// left on disk.
+func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
+	t := s.table(site)
+	if t == nil {
+		return ErrNotFound
+	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
+
+	t.mu.RLock()
+	roots := t.people.roots()
+	r, ok := t.resolvePerson(roots, id)
+	var rows []int
+	if ok {
+		rows = t.personRows(roots, r)
+	}
+	// Group the rows by block.
+	type change struct {
+		bi   int
+		ref  blockRef
+		rows []int
+	}
+	var changes []*change
+	for _, row := range rows {
+		bi := t.blockOf(row)
+		if len(changes) == 0 || changes[len(changes)-1].bi != bi {
+			changes = append(changes, &change{bi: bi, ref: t.blocks[bi]})
+		}
+		c := changes[len(changes)-1]
+		c.rows = append(c.rows, row)
+	}
+	t.mu.RUnlock()
+	if !ok || len(rows) == 0 {
+		return ErrNotFound
+	}
+
+	// Rewrite each block without the person's events.
+	vals := make([]string, len(changes))
+	for i, c := range changes {
+		var keep []*Event
+		drop := make(map[int]bool, len(c.rows))
+		for _, row := range c.rows {
+			drop[row] = true
+		}
+		err := s.forEachStored([]blockRef{c.ref}, func(row int, d *decodedBlock, i int) {
+			if !drop[row] {
+				keep = append(keep, d.event(i))
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if len(keep) > 0 {
+			vals[i] = encodeBlock(site, keep, true)
+		}
+	}
+	err := s.db.Update(func(tx *buntdb.Tx) error {
+		for i, c := range changes {
+			if vals[i] == "" {
+				if _, err := tx.Delete(c.ref.key); err != nil && err != buntdb.ErrNotFound {
+					return err
+				}
+				continue
+			}
+			if _, _, err := tx.Set(c.ref.key, vals[i], nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+
+	t.mu.Lock()
+	for i, c := range changes {
+		b := &t.blocks[c.bi]
+		for _, row := range c.rows {
+			t.ts.set(row, deletedTime)
+			b.skips = append(b.skips, int32(row-b.first))
+		}
+		sort.Slice(b.skips, func(i, j int) bool { return b.skips[i] < b.skips[j] })
+		if vals[i] == "" {
+			b.key = ""
+		}
+		b.compressed = true
+		b.size = len(vals[i])
+		s.bc.drop(c.ref.key)
+	}
+	t.people.forget(r)
+	t.mu.Unlock()
+
+	// buntdb appends; only a rewrite of the file drops the old copies.
+	if err := s.db.Shrink(); err != nil && err != buntdb.ErrShrinkInProcess {
+		return fmt.Errorf("rewriting the log after deleting: %w", err)
+	}
+	return nil
+}

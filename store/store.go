@@ -1,0 +1,56 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Store is what the collector and the dashboard need from storage: append a
+// batch, run a query. The embedded implementation is DB (buntdb); a
+// ClickHouse-backed one can take its place for deployments that outgrow one
+// machine.
+type Store interface {
+	// Append commits events durably and returns, for each, whether it was
+	// stored or was a repeat of a stored uuid. It returns only after the
+	// events are in the log. An error means none of them were stored.
+	Append(ctx context.Context, events []*Event) ([]Outcome, error)
+	// AddSite makes a site known even before it has events.
+	AddSite(site string)
+	// Sites lists the known sites, sorted.
+	Sites() []string
+	// Count returns the number of stored events of a site.
+	Count(site string) int
+
+	// Events lists events newest first.
+	Events(ctx context.Context, q EventQuery) (EventPage, error)
+	// Persons lists persons, newest first.
+	Persons(ctx context.Context, q PersonQuery) ([]Person, error)
+	// Person returns one person by id or by any of its distinct ids.
+	Person(ctx context.Context, site, id string) (*Person, error)
+	// DeletePerson removes the person and every event of theirs.
+	DeletePerson(ctx context.Context, site, id string) error
+	// ExportPerson writes everything stored about a person as NDJSON.
+	ExportPerson(ctx context.Context, site, id string, w io.Writer) error
+
+	Close() error
+}
+
+// Outcome is what became of one appended event.
+type Outcome uint8
+
+// Outcomes of Append.
+const (
+	Stored Outcome = iota
+	Duplicate
+)
+
+// ErrNotFound is returned for an unknown person.
+var ErrNotFound = errors.New("not found")
+
+// ErrUnavailable wraps a failure to write the log (a full disk, say): the
+// caller should answer 503 and the client retry.
+var ErrUnavailable = errors.New("store unavailable")
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("store closed")

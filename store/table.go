@@ -1,0 +1,139 @@
+package store
+
+import (
+	"math"
+	"sort"
+	"sync"
+)
+
+// deletedTime marks a row whose event was deleted: it lies before every
+// range a query can ask for, so scans skip it without a separate check.
+const deletedTime = math.MinInt64
+
+// indexedProps are the properties every site keeps as columns from the
+// start; others become columns the first time a query needs them.
+var indexedProps = []string{
+	"$session_id", "$pathname", "$host", "$referring_domain",
+	"$geoip_country_code", "$browser", "$os", "$device_type",
+	"utm_source", "utm_medium", "utm_campaign",
+}
+
+// blockRef locates the stored events of a run of rows.
+type blockRef struct {
+	key   string
+	first int // first row
+	n     int // rows covered, deleted ones included
+	// skips are the offsets (from first, ascending) of rows whose events were
+	// deleted from the block; the block stores the other n-len(skips) events
+	// in row order.
+	skips      []int32
+	compressed bool
+	size       int // bytes of the stored value
+}
+
+// eventIndex returns the index in the block of the event of row, or -1 if it
+// was deleted.
+func (b *blockRef) eventIndex(row int) int {
+	off := int32(row - b.first)
+	i := sort.Search(len(b.skips), func(i int) bool { return b.skips[i] >= off })
+	if i < len(b.skips) && b.skips[i] == off {
+		return -1
+	}
+	return int(off) - i
+}
+
+// table is the in-memory columnar form of one site's events. Rows are in
+// commit order; row numbers are stable while the process runs.
+type table struct {
+	mu   sync.RWMutex
+	site string
+
+	ts   vec[int64]
+	keys vec[UUIDKey]
+	idx  uuidIndex
+	name *column
+	did  vec[uint32]
+
+	// dids are the site's distinct ids; the persons they form are below.
+	dids   *dict
+	people people
+
+	cols     []*column
+	colByKey map[string]*column
+	lazy     []string // columns built on demand, oldest first
+
+	blocks []blockRef
+}
+
+func newTable(site string) *table {
+	t := &table{
+		site:     site,
+		name:     newColumn("event"),
+		dids:     newDict(),
+		colByKey: make(map[string]*column),
+	}
+	t.people.init()
+	for _, k := range indexedProps {
+		c := newColumn(k)
+		t.cols = append(t.cols, c)
+		t.colByKey[k] = c
+	}
+	return t
+}
+
+// rows returns the number of rows, deleted ones included.
+func (t *table) rows() int { return t.ts.len() }
+
+// has reports whether an event with key is stored.
+func (t *table) has(key *UUIDKey) bool { return t.idx.find(key, &t.keys) >= 0 }
+
+// add appends ev as a new row and applies its person updates. The caller
+// has checked that its uuid is new. Strings are copied where kept.
+func (t *table) add(ev *Event, key UUIDKey) int {
+	row := t.ts.len()
+	t.ts.append(ev.Time)
+	t.keys.append(key)
+	t.idx.insert(row, &t.keys)
+	t.name.appendValue(ev.Name)
+	d := t.dids.code(ev.DistinctID)
+	t.did.append(d)
+	for _, c := range t.cols {
+		c.appendCode(0)
+	}
+	for i := range ev.Props {
+		p := &ev.Props[i]
+		if c := t.colByKey[p.Key]; c != nil {
+			c.setCode(row, c.dict.code(p.Val.String()))
+		}
+	}
+	t.people.apply(t.dids, d, ev)
+	return row
+}
+
+// addBlockRef records that rows [first, first+n) are stored under key.
+func (t *table) addBlockRef(ref blockRef) { t.blocks = append(t.blocks, ref) }
+
+// blockOf returns the index in t.blocks of the block holding row.
+func (t *table) blockOf(row int) int {
+	i := sort.Search(len(t.blocks), func(i int) bool { return t.blocks[i].first+t.blocks[i].n > row })
+	if i == len(t.blocks) || t.blocks[i].first > row {
+		return -1
+	}
+	return i
+}
+
+// column returns the column of property key, or nil when it is not built.
+func (t *table) column(key string) *column { return t.colByKey[key] }
+
+// memBytes estimates the heap the table holds.
+func (t *table) memBytes() int {
+	n := t.ts.memBytes(8) + t.keys.memBytes(16) + len(t.idx.slots)*4 + t.did.memBytes(4) + t.name.memBytes()
+	for _, s := range t.dids.strs {
+		n += len(s) + 40
+	}
+	n += len(t.people.parent) * 4
+	for _, c := range t.cols {
+		n += c.memBytes()
+	}
+	return n
+}
