@@ -40,12 +40,12 @@ func appendChunk[T any](ch []T, x T) []T {
 	return append(ch, x)
 }
 
-func (v *vec[T]) at(i int) T       { return v.chunks[i>>chunkBits][i&chunkMask] }
-func (v *vec[T]) ptr(i int) *T     { return &v.chunks[i>>chunkBits][i&chunkMask] }
-func (v *vec[T]) set(i int, x T)   { v.chunks[i>>chunkBits][i&chunkMask] = x }
-func (v *vec[T]) len() int         { return v.n }
-func (v *vec[T]) chunk(c int) []T  { return v.chunks[c] }
-func (v *vec[T]) numChunks() int   { return len(v.chunks) }
+func (v *vec[T]) at(i int) T      { return v.chunks[i>>chunkBits][i&chunkMask] }
+func (v *vec[T]) ptr(i int) *T    { return &v.chunks[i>>chunkBits][i&chunkMask] }
+func (v *vec[T]) set(i int, x T)  { v.chunks[i>>chunkBits][i&chunkMask] = x }
+func (v *vec[T]) len() int        { return v.n }
+func (v *vec[T]) chunk(c int) []T { return v.chunks[c] }
+func (v *vec[T]) numChunks() int  { return len(v.chunks) }
 func (v *vec[T]) memBytes(sz int) int {
 	total := 0
 	for _, c := range v.chunks {

@@ -57,7 +57,7 @@ type DB struct {
 	maint sync.Mutex
 
 	commits   chan *commitReq
-	seq       uint64 // next block sequence; owned by the committer
+	seq       uint64       // next block sequence; owned by the committer
 	pending   atomic.Int64 // rows committed since the last compaction
 	compactCh chan struct{}
 	stop      chan struct{}
