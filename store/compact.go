@@ -14,12 +14,20 @@ func (s *DB) compactor() {
 	defer s.done.Done()
 	tick := time.NewTicker(s.opts.CompactEvery)
 	defer tick.Stop()
+	var lastRetention time.Time
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-tick.C:
 		case <-s.compactCh:
+		}
+		// Retention runs at the first tick after start, then hourly.
+		if now := s.opts.Now(); now.Sub(lastRetention) >= time.Hour {
+			lastRetention = now
+			if err := s.ApplyRetention(); err != nil {
+				s.opts.OnError(err)
+			}
 		}
 		if err := s.Compact(); err != nil {
 			s.opts.OnError(fmt.Errorf("compacting: %w", err))

@@ -48,9 +48,10 @@ type DB struct {
 	opts Options
 	db   *buntdb.DB
 
-	mu     sync.RWMutex // guards tables and sites
-	tables map[string]*table
-	sites  map[string]bool
+	mu        sync.RWMutex // guards tables, sites and retention
+	tables    map[string]*table
+	sites     map[string]bool
+	retention map[string]time.Duration
 
 	// maint serialises whatever rewrites existing blocks (compaction,
 	// deletion, retention, lazy columns reading them).
@@ -67,6 +68,7 @@ type DB struct {
 
 	live liveHub
 	bc   blockCache
+	recs recordings
 }
 
 // Open opens (creating if needed) the database at path; ":memory:" keeps
@@ -124,7 +126,11 @@ func Open(path string, opts Options) (*DB, error) {
 		closed:    make(chan struct{}),
 	}
 	s.bc.init(8)
-	if err := s.load(); err != nil {
+	err = s.load()
+	if err == nil {
+		err = s.loadRecordings()
+	}
+	if err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
@@ -174,15 +180,7 @@ func (s *DB) Count(site string) int {
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	n := 0
-	for c := 0; c < t.ts.numChunks(); c++ {
-		for _, ts := range t.ts.chunk(c) {
-			if ts != deletedTime {
-				n++
-			}
-		}
-	}
-	return n
+	return t.live
 }
 
 // table returns the table of site, or nil.

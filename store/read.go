@@ -437,9 +437,9 @@ func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) err
 	return nil
 }
 
-// DeletePerson removes every event of the person named by id from the log
-// and from memory, then rewrites the log file so that nothing of theirs is
-// left on disk.
+// DeletePerson removes every event and recording of the person named by id
+// from the log and from memory, then rewrites the log file so that nothing
+// of theirs is left on disk.
 func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	t := s.table(site)
 	if t == nil {
@@ -455,13 +455,46 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	if ok {
 		rows = t.personRows(roots, r)
 	}
-	// Group the rows by block.
+	t.mu.RUnlock()
+	if !ok || len(rows) == 0 {
+		return ErrNotFound
+	}
+	if err := s.deleteRows(t, rows); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	dids := make(map[string]bool)
+	for _, d := range t.people.members(r) {
+		dids[t.dids.str(d)] = true
+	}
+	t.people.forget(r)
+	t.mu.Unlock()
+	if err := s.deleteRecordingsOf(site, func(ri *RecordingInfo) bool { return dids[ri.DistinctID] }); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return s.shrink()
+}
+
+// shrink rewrites the log file from memory: buntdb only appends, so deleted
+// data stays in the file until then.
+func (s *DB) shrink() error {
+	if err := s.db.Shrink(); err != nil && err != buntdb.ErrShrinkInProcess {
+		return fmt.Errorf("rewriting the log after deleting: %w", err)
+	}
+	return nil
+}
+
+// deleteRows removes the events of rows (ascending) from their blocks and
+// marks the rows deleted. The caller holds s.maint.
+func (s *DB) deleteRows(t *table, rows []int) error {
 	type change struct {
 		bi   int
 		ref  blockRef
 		rows []int
+		val  string
 	}
 	var changes []*change
+	t.mu.RLock()
 	for _, row := range rows {
 		bi := t.blockOf(row)
 		if len(changes) == 0 || changes[len(changes)-1].bi != bi {
@@ -471,13 +504,8 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 		c.rows = append(c.rows, row)
 	}
 	t.mu.RUnlock()
-	if !ok || len(rows) == 0 {
-		return ErrNotFound
-	}
 
-	// Rewrite each block without the person's events.
-	vals := make([]string, len(changes))
-	for i, c := range changes {
+	for _, c := range changes {
 		var keep []*Event
 		drop := make(map[int]bool, len(c.rows))
 		for _, row := range c.rows {
@@ -492,18 +520,18 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 			return err
 		}
 		if len(keep) > 0 {
-			vals[i] = encodeBlock(site, keep, true)
+			c.val = encodeBlock(t.site, keep, true)
 		}
 	}
 	err := s.db.Update(func(tx *buntdb.Tx) error {
-		for i, c := range changes {
-			if vals[i] == "" {
+		for _, c := range changes {
+			if c.val == "" {
 				if _, err := tx.Delete(c.ref.key); err != nil && err != buntdb.ErrNotFound {
 					return err
 				}
 				continue
 			}
-			if _, _, err := tx.Set(c.ref.key, vals[i], nil); err != nil {
+			if _, _, err := tx.Set(c.ref.key, c.val, nil); err != nil {
 				return err
 			}
 		}
@@ -514,26 +542,21 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	}
 
 	t.mu.Lock()
-	for i, c := range changes {
+	defer t.mu.Unlock()
+	for _, c := range changes {
 		b := &t.blocks[c.bi]
 		for _, row := range c.rows {
 			t.ts.set(row, deletedTime)
+			t.live--
 			b.skips = append(b.skips, int32(row-b.first))
 		}
 		sort.Slice(b.skips, func(i, j int) bool { return b.skips[i] < b.skips[j] })
-		if vals[i] == "" {
+		if c.val == "" {
 			b.key = ""
 		}
 		b.compressed = true
-		b.size = len(vals[i])
+		b.size = len(c.val)
 		s.bc.drop(c.ref.key)
-	}
-	t.people.forget(r)
-	t.mu.Unlock()
-
-	// buntdb appends; only a rewrite of the file drops the old copies.
-	if err := s.db.Shrink(); err != nil && err != buntdb.ErrShrinkInProcess {
-		return fmt.Errorf("rewriting the log after deleting: %w", err)
 	}
 	return nil
 }

@@ -33,8 +33,20 @@ type Store interface {
 	// ExportPerson writes everything stored about a person as NDJSON.
 	ExportPerson(ctx context.Context, site, id string, w io.Writer) error
 
+	// AppendSnapshots stores session-recording data.
+	AppendSnapshots(ctx context.Context, site string, snaps []Snapshot) error
+	// Recordings lists the recordings overlapping [from, to), newest first.
+	Recordings(ctx context.Context, site string, from, to int64) []RecordingInfo
+	// Recording returns a session's rrweb events as a JSON array.
+	Recording(ctx context.Context, site, session string) ([]byte, error)
+
+	// Subscribe streams the events stored for a site from now on.
+	Subscribe(site string) *Subscription
+
 	Close() error
 }
+
+var _ Store = (*DB)(nil)
 
 // Outcome is what became of one appended event.
 type Outcome uint8

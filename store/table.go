@@ -63,6 +63,7 @@ type table struct {
 	lazy     []string // columns built on demand, oldest first
 
 	blocks []blockRef
+	live   int // rows not deleted
 }
 
 func newTable(site string) *table {
@@ -107,6 +108,7 @@ func (t *table) add(ev *Event, key UUIDKey) int {
 		}
 	}
 	t.people.apply(t.dids, d, ev)
+	t.live++
 	return row
 }
 

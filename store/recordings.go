@@ -1,0 +1,312 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/tidwall/buntdb"
+	"github.com/tidwall/gjson"
+)
+
+// Recordings live beside the events, never in the event scan: each capture
+// request of a session adds one chunk under
+//
+//	r:<site>\x00<session id>\x00<seq, 16 hex>
+//
+// whose value is 'R' version, a header (distinct id, window id, first and
+// last event time, event count) and the zstd-compressed JSON array of rrweb
+// events. Only the headers are kept in memory.
+
+// Snapshot is a batch of rrweb events of one session.
+type Snapshot struct {
+	SessionID  string
+	WindowID   string
+	DistinctID string
+	// Data is a JSON array of rrweb events, each with a "timestamp" (ms).
+	Data []byte
+}
+
+// RecordingInfo describes a stored recording.
+type RecordingInfo struct {
+	SessionID  string
+	DistinctID string
+	Start, End int64 // Unix ms of the first and last rrweb event
+	Events     int
+	Bytes      int // stored size
+}
+
+type recording struct {
+	info RecordingInfo
+	keys []string
+}
+
+type recordings struct {
+	mu    sync.RWMutex
+	sites map[string]map[string]*recording
+	seq   atomic.Uint64
+}
+
+const recVersion = 1
+
+func recKey(site, session string, seq uint64) string {
+	return "r:" + site + "\x00" + session + "\x00" + fmt.Sprintf("%016x", seq)
+}
+
+func parseRecKey(k string) (site, session string, seq uint64, ok bool) {
+	rest, ok := strings.CutPrefix(k, "r:")
+	if !ok {
+		return
+	}
+	parts := strings.Split(rest, "\x00")
+	if len(parts) != 3 {
+		return "", "", 0, false
+	}
+	seq, err := strconv.ParseUint(parts[2], 16, 64)
+	return parts[0], parts[1], seq, err == nil
+}
+
+func encodeChunk(s *Snapshot, first, last int64, n int) string {
+	b := []byte{'R', recVersion}
+	b = binary.AppendUvarint(b, uint64(len(s.DistinctID)))
+	b = append(b, s.DistinctID...)
+	b = binary.AppendUvarint(b, uint64(len(s.WindowID)))
+	b = append(b, s.WindowID...)
+	b = binary.AppendVarint(b, first)
+	b = binary.AppendVarint(b, last)
+	b = binary.AppendUvarint(b, uint64(n))
+	b = zstdEnc.EncodeAll(s.Data, b)
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+type chunkHeader struct {
+	distinctID, windowID string
+	first, last          int64
+	events               int
+	dataAt               int
+}
+
+func decodeChunkHeader(v string) (chunkHeader, error) {
+	var h chunkHeader
+	if len(v) < 2 || v[0] != 'R' || v[1] != recVersion {
+		return h, fmt.Errorf("store: corrupt recording chunk")
+	}
+	r := reader{s: v, pos: 2}
+	h.distinctID = r.bytes(r.uvarint())
+	h.windowID = r.bytes(r.uvarint())
+	h.first = r.varint()
+	h.last = r.varint()
+	h.events = int(r.uvarint())
+	if r.err {
+		return h, fmt.Errorf("store: corrupt recording chunk")
+	}
+	h.dataAt = r.pos
+	return h, nil
+}
+
+// AppendSnapshots stores recording data of a site. It returns after the
+// chunks are in the log.
+func (s *DB) AppendSnapshots(ctx context.Context, site string, snaps []Snapshot) error {
+	type chunk struct {
+		key, val      string
+		session, did  string
+		first, last   int64
+		events, bytes int
+	}
+	var chunks []chunk
+	for i := range snaps {
+		sn := &snaps[i]
+		if sn.SessionID == "" || len(sn.Data) == 0 {
+			continue
+		}
+		first, last, n := int64(0), int64(0), 0
+		gjson.ParseBytes(sn.Data).ForEach(func(_, ev gjson.Result) bool {
+			ts := ev.Get("timestamp").Int()
+			if ts > 0 {
+				if n == 0 || ts < first {
+					first = ts
+				}
+				if ts > last {
+					last = ts
+				}
+			}
+			n++
+			return true
+		})
+		if n == 0 {
+			continue
+		}
+		key := recKey(site, sn.SessionID, s.recs.seq.Add(1))
+		val := encodeChunk(sn, first, last, n)
+		chunks = append(chunks, chunk{key, val, sn.SessionID, sn.DistinctID, first, last, n, len(val)})
+	}
+	if len(chunks) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *buntdb.Tx) error {
+		for _, c := range chunks {
+			if _, _, err := tx.Set(c.key, c.val, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	s.AddSite(site)
+	for _, c := range chunks {
+		s.recs.add(site, c.session, c.key, chunkHeader{distinctID: c.did, first: c.first, last: c.last, events: c.events}, c.bytes)
+	}
+	return nil
+}
+
+func (rs *recordings) add(site, session, key string, h chunkHeader, size int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.sites == nil {
+		rs.sites = make(map[string]map[string]*recording)
+	}
+	m := rs.sites[site]
+	if m == nil {
+		m = make(map[string]*recording)
+		rs.sites[site] = m
+	}
+	r := m[session]
+	if r == nil {
+		r = &recording{info: RecordingInfo{SessionID: strings.Clone(session), DistinctID: strings.Clone(h.distinctID), Start: h.first, End: h.last}}
+		m[session] = r
+	}
+	if h.first < r.info.Start {
+		r.info.Start = h.first
+	}
+	if h.last > r.info.End {
+		r.info.End = h.last
+	}
+	if r.info.DistinctID == "" {
+		r.info.DistinctID = strings.Clone(h.distinctID)
+	}
+	r.info.Events += h.events
+	r.info.Bytes += size
+	r.keys = append(r.keys, strings.Clone(key))
+}
+
+// loadRecordings reads the chunk headers.
+func (s *DB) loadRecordings() error {
+	return s.db.View(func(tx *buntdb.Tx) error {
+		var err error
+		tx.AscendKeys("r:*", func(k, v string) bool {
+			site, session, seq, ok := parseRecKey(k)
+			if !ok {
+				err = fmt.Errorf("bad recording key %q", k)
+				return false
+			}
+			h, herr := decodeChunkHeader(v)
+			if herr != nil {
+				err = fmt.Errorf("recording chunk %q: %w", k, herr)
+				return false
+			}
+			if seq > s.recs.seq.Load() {
+				s.recs.seq.Store(seq)
+			}
+			s.recs.add(site, session, k, h, len(v))
+			s.sites[site] = true
+			return true
+		})
+		return err
+	})
+}
+
+// Recordings lists the recordings of a site that overlap [from, to), newest
+// first.
+func (s *DB) Recordings(ctx context.Context, site string, from, to int64) []RecordingInfo {
+	s.recs.mu.RLock()
+	defer s.recs.mu.RUnlock()
+	var out []RecordingInfo
+	for _, r := range s.recs.sites[site] {
+		if r.info.End >= from && r.info.Start < to {
+			out = append(out, r.info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Start != out[j].Start {
+			return out[i].Start > out[j].Start
+		}
+		return out[i].SessionID < out[j].SessionID
+	})
+	return out
+}
+
+// Recording returns the rrweb events of a session as one JSON array, in the
+// order they were stored.
+func (s *DB) Recording(ctx context.Context, site, session string) ([]byte, error) {
+	s.recs.mu.RLock()
+	r := s.recs.sites[site][session]
+	var keys []string
+	if r != nil {
+		keys = append(keys, r.keys...)
+	}
+	s.recs.mu.RUnlock()
+	if r == nil {
+		return nil, ErrNotFound
+	}
+	out := []byte{'['}
+	err := s.db.View(func(tx *buntdb.Tx) error {
+		for _, k := range keys {
+			v, err := tx.Get(k)
+			if err != nil {
+				return err
+			}
+			h, err := decodeChunkHeader(v)
+			if err != nil {
+				return err
+			}
+			data, err := zstdDec.DecodeAll([]byte(v[h.dataAt:]), nil)
+			if err != nil {
+				return err
+			}
+			gjson.ParseBytes(data).ForEach(func(_, ev gjson.Result) bool {
+				if len(out) > 1 {
+					out = append(out, ',')
+				}
+				out = append(out, ev.Raw...)
+				return true
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, ']'), nil
+}
+
+// deleteRecordingsOf removes the recordings of site that match.
+func (s *DB) deleteRecordingsOf(site string, match func(*RecordingInfo) bool) error {
+	s.recs.mu.Lock()
+	var keys []string
+	for session, r := range s.recs.sites[site] {
+		if match(&r.info) {
+			keys = append(keys, r.keys...)
+			delete(s.recs.sites[site], session)
+		}
+	}
+	s.recs.mu.Unlock()
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *buntdb.Tx) error {
+		for _, k := range keys {
+			if _, err := tx.Delete(k); err != nil && err != buntdb.ErrNotFound {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// SetRetention makes events (and recordings) of site older than d be
+// deleted; 0 keeps them forever.
+func (s *DB) SetRetention(site string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retention == nil {
+		s.retention = make(map[string]time.Duration)
+	}
+	if d <= 0 {
+		delete(s.retention, site)
+	} else {
+		s.retention[site] = d
+	}
+}
+
+// ApplyRetention deletes what is older than each site's retention and, if
+// anything went, rewrites the log file. It runs hourly by itself.
+func (s *DB) ApplyRetention() error {
+	s.mu.RLock()
+	policy := make(map[string]time.Duration, len(s.retention))
+	for k, v := range s.retention {
+		policy[k] = v
+	}
+	s.mu.RUnlock()
+	if len(policy) == 0 {
+		return nil
+	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	now := s.opts.Now()
+	deleted := false
+	for site, d := range policy {
+		cutoff := now.Add(-d).UnixMilli()
+		if t := s.table(site); t != nil {
+			t.mu.RLock()
+			var rows []int
+			n := t.rows()
+			for row := 0; row < n; row++ {
+				if ts := t.ts.at(row); ts != deletedTime && ts < cutoff {
+					rows = append(rows, row)
+				}
+			}
+			t.mu.RUnlock()
+			if len(rows) > 0 {
+				if err := s.deleteRows(t, rows); err != nil {
+					return fmt.Errorf("retention of %s: %w", site, err)
+				}
+				deleted = true
+			}
+		}
+		var recs bool
+		err := s.deleteRecordingsOf(site, func(ri *RecordingInfo) bool {
+			old := ri.End < cutoff
+			recs = recs || old
+			return old
+		})
+		if err != nil {
+			return fmt.Errorf("retention of %s recordings: %w", site, err)
+		}
+		deleted = deleted || recs
+	}
+	if deleted {
+		return s.shrink()
+	}
+	return nil
+}
