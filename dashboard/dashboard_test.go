@@ -152,7 +152,7 @@ func TestEventsAndPersonsAPI(t *testing.T) {
 			Event      string `json:"event"`
 			DistinctID string `json:"distinct_id"`
 			PersonID   string `json:"person_id"`
-			Properties        map[string]any
+			Properties map[string]any
 		}
 		Next *string
 	}
