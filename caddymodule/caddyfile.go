@@ -1,0 +1,218 @@
+package caddymodule
+
+import (
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("analytics", parseCaddyfile)
+	// Early: before redir, rewrite and try_files (an SPA's fallback must not
+	// rewrite our paths), before handle/route blocks and before every handler
+	// that answers (respond, reverse_proxy, file_server), so no `order` line
+	// is needed. `header` still applies to our responses.
+	httpcaddyfile.RegisterDirectiveOrder("analytics", httpcaddyfile.Before, "redir")
+}
+
+// parseCaddyfile sets up the handler from Caddyfile tokens and, without a
+// `site` line, names the site after the first host of the site block.
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var a Handler
+	if err := a.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if a.Site == "" {
+		a.Site = firstHost(h)
+	}
+	return &a, nil
+}
+
+// firstHost returns the host of the first address of the site block the
+// directive is in, "" when it has none (":8080") or it is a pattern.
+// httpcaddyfile keeps the block private, so it is read by reflection; if a
+// later Caddy renames the field, the site falls back to the request's host.
+func firstHost(h httpcaddyfile.Helper) string {
+	pb := reflect.ValueOf(h).FieldByName("parentBlock")
+	if !pb.IsValid() {
+		return ""
+	}
+	keys := pb.FieldByName("Keys")
+	if !keys.IsValid() || keys.Kind() != reflect.Slice || keys.Len() == 0 {
+		return ""
+	}
+	text := keys.Index(0).FieldByName("Text")
+	if !text.IsValid() || text.Kind() != reflect.String {
+		return ""
+	}
+	addr, err := httpcaddyfile.ParseAddress(text.String())
+	if err != nil || addr.Host == "" || strings.ContainsAny(addr.Host, "*{}") {
+		return ""
+	}
+	return strings.ToLower(addr.Host)
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	analytics {
+//		db             <path>|:memory:
+//		site           <id>
+//		geoip          <path to .mmdb>
+//		endpoint       <path prefix>
+//		dashboard      <path prefix>|off
+//		dashboard_auth <user> <bcrypt hash>
+//		inject         [on|off]
+//		record         on|off
+//		persistence    localstorage|cookie|memory
+//		respect_dnt    on|off
+//		store_ip       on|off
+//		retention      <duration, e.g. 400d>
+//		sync           always|everysecond
+//		token          <string>
+//		max_body       <size, e.g. 1MiB>
+//		rate_limit     <requests per second per IP>
+//	}
+//
+// Every bad value is an error naming the subdirective and the value.
+func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.Errf("analytics takes no arguments on its line, got %q; put settings in a block", d.Val())
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] && name != "dashboard_auth" {
+			return d.Errf("analytics %s: given twice", name)
+		}
+		seen[name] = true
+		args := d.RemainingArgs()
+		if d.NextBlock(1) {
+			return d.Errf("analytics %s: takes no block", name)
+		}
+		one := func() (string, error) {
+			if len(args) != 1 {
+				return "", d.Errf("analytics %s: want one value, got %d (%s)", name, len(args), strings.Join(args, " "))
+			}
+			return args[0], nil
+		}
+		switch name {
+		case "db", "site", "geoip", "endpoint", "dashboard", "token", "persistence", "sync":
+			v, err := one()
+			if err != nil {
+				return err
+			}
+			switch name {
+			case "db":
+				a.DB = v
+			case "site":
+				a.Site = v
+			case "geoip":
+				a.GeoIP = v
+			case "endpoint":
+				if !strings.HasPrefix(v, "/") || v == "/" || strings.ContainsAny(v, " ?#*{}") {
+					return d.Errf("analytics endpoint: %q is not a path prefix like /_f", v)
+				}
+				a.Endpoint = v
+			case "dashboard":
+				if v != "off" && (!strings.HasPrefix(v, "/") || v == "/" || strings.ContainsAny(v, " ?#*{}")) {
+					return d.Errf("analytics dashboard: %q is not a path prefix like /analytics, or off", v)
+				}
+				a.Dashboard = v
+			case "token":
+				a.Token = v
+			case "persistence":
+				switch v {
+				case "localstorage", "cookie", "memory":
+				default:
+					return d.Errf("analytics persistence: unknown value %q (want localstorage, cookie or memory)", v)
+				}
+				a.Persistence = v
+			case "sync":
+				switch v {
+				case "always", "everysecond":
+				default:
+					return d.Errf("analytics sync: unknown value %q (want always or everysecond)", v)
+				}
+				a.Sync = v
+			}
+		case "dashboard_auth":
+			if len(args) != 2 {
+				return d.Errf("analytics dashboard_auth: want <user> <bcrypt-hash>, got %q", strings.Join(args, " "))
+			}
+			if !strings.HasPrefix(args[1], "$2") {
+				return d.Errf("analytics dashboard_auth: %q is not a bcrypt hash (make one with `caddy hash-password`)", args[1])
+			}
+			a.DashboardAuth = append(a.DashboardAuth, Account{Username: args[0], Hash: args[1]})
+		case "inject", "record", "respect_dnt", "store_ip":
+			on := true
+			if len(args) > 1 || (name != "inject" && len(args) == 0) {
+				return d.Errf("analytics %s: want on or off, got %q", name, strings.Join(args, " "))
+			}
+			if len(args) == 1 {
+				switch args[0] {
+				case "on":
+				case "off":
+					on = false
+				default:
+					return d.Errf("analytics %s: want on or off, got %q", name, args[0])
+				}
+			}
+			switch name {
+			case "inject":
+				a.Inject = on
+			case "record":
+				a.Record = on
+			case "respect_dnt":
+				a.RespectDNT = &on
+			case "store_ip":
+				a.StoreIP = on
+			}
+		case "retention":
+			v, err := one()
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("analytics retention: bad duration %q (want e.g. 400d or 720h)", v)
+			}
+			a.Retention = caddy.Duration(dur)
+		case "max_body":
+			v, err := one()
+			if err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 1<<34 {
+				return d.Errf("analytics max_body: bad size %q (want e.g. 1MiB)", v)
+			}
+			a.MaxBody = int64(n)
+		case "rate_limit":
+			v, err := one()
+			if err != nil {
+				return err
+			}
+			if v == "off" {
+				a.RateLimit = -1
+				continue
+			}
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil || n <= 0 || n > 1e9 {
+				return d.Errf("analytics rate_limit: bad value %q (want requests per second per IP, or off)", v)
+			}
+			a.RateLimit = n
+		default:
+			return d.Errf("analytics: unknown subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

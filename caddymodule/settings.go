@@ -1,0 +1,59 @@
+package caddymodule
+
+import (
+	"html"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/tools/adblock"
+)
+
+// snippetTag is the script tag that loads the snippet for a site, with the
+// settings the snippet reads from its data attributes.
+func (h *Handler) snippetTag(site string) string {
+	src := h.Endpoint + "/" + adblock.DefaultSnippetName + "?v=" + snippetVersion()
+	tag := `<script defer src="` + html.EscapeString(src) + `" data-api="` + html.EscapeString(h.Endpoint) + `"`
+	if h.Persistence != "" && h.Persistence != "localstorage" {
+		tag += ` data-persistence="` + html.EscapeString(h.Persistence) + `"`
+	}
+	if h.RespectDNT != nil && !*h.RespectDNT {
+		tag += ` data-respect-dnt="off"`
+	}
+	if h.Record {
+		tag += ` data-record="on"`
+	}
+	if h.Token != "" {
+		tag += ` data-token="` + html.EscapeString(h.Token) + `"`
+	}
+	return tag + `></script>`
+}
+
+// snippetVersion tags the snippet URL so that it can be cached for long.
+func snippetVersion() string { return "1" }
+
+// settings is the site's configuration as the module sees it, for the
+// dashboard's settings page; password hashes are left out.
+func (h *Handler) settings() any {
+	users := make([]string, len(h.DashboardAuth))
+	for i, a := range h.DashboardAuth {
+		users[i] = a.Username
+	}
+	return map[string]any{
+		"site":            h.Site,
+		"db":              h.DB,
+		"geoip":           h.GeoIP,
+		"endpoint":        h.Endpoint,
+		"dashboard":       h.Dashboard,
+		"dashboard_users": users,
+		"inject":          h.Inject,
+		"record":          h.Record,
+		"persistence":     h.Persistence,
+		"respect_dnt":     h.RespectDNT == nil || *h.RespectDNT,
+		"store_ip":        h.StoreIP,
+		"retention":       time.Duration(h.Retention).String(),
+		"sync":            h.Sync,
+		"token_set":       h.Token != "",
+		"max_body":        h.MaxBody,
+		"rate_limit":      h.RateLimit,
+		"snippet":         h.snippetTag(h.Site),
+	}
+}
