@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -40,6 +41,7 @@ func openStore(path string, sync store.SyncPolicy, logger *zap.Logger) (*store.D
 				return nil, fmt.Errorf("analytics db %s: %w", key, err)
 			}
 		}
+		start := time.Now()
 		db, err := store.Open(key, store.Options{
 			Sync: sync,
 			OnError: func(err error) {
@@ -49,6 +51,11 @@ func openStore(path string, sync store.SyncPolicy, logger *zap.Logger) (*store.D
 		if err != nil {
 			return nil, fmt.Errorf("analytics db: %w", err)
 		}
+		events := 0
+		for _, site := range db.Sites() {
+			events += db.Count(site)
+		}
+		logger.Info("analytics store opened", zap.String("db", key), zap.Int("events", events), zap.Duration("took", time.Since(start)))
 		return pooledStore{db}, nil
 	})
 	if err != nil {

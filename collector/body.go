@@ -65,7 +65,8 @@ func decodeBody(r *http.Request, body []byte, max int64) ([]byte, error) {
 		return nil, badf("empty body")
 	}
 	ct := strings.ToLower(r.Header.Get("Content-Type"))
-	if strings.HasPrefix(ct, "application/x-www-form-urlencoded") || bytes.HasPrefix(body, []byte("data=")) {
+	// A JSON body under a form content type (curl -d) is taken as JSON.
+	if bytes.HasPrefix(body, []byte("data=")) || (strings.HasPrefix(ct, "application/x-www-form-urlencoded") && !looksLikeJSON(body) && !isGzip(body)) {
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, badf("bad form body: %v", err)

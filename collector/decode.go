@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -33,7 +34,9 @@ func parsePayload(js []byte) (payload, error) {
 	if err := checkJSON(js); err != nil {
 		return p, err
 	}
-	root := gjson.ParseBytes(js)
+	// No copy: the events' strings point into the request's buffer, which
+	// outlives them (the store copies what it keeps before Append returns).
+	root := gjson.Parse(unsafeString(js))
 	switch {
 	case root.IsArray():
 		p.events = root.Array()
@@ -77,6 +80,8 @@ func repairUTF8(js []byte) []byte {
 	}
 	return bytes.ToValidUTF8(js, []byte("\uFFFD"))
 }
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // checkJSON validates js and bounds its nesting, so that no later step
 // recurses without limit.

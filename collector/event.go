@@ -42,9 +42,27 @@ type incoming struct {
 
 func reject(reason, detail string) incoming { return incoming{reason: reason, detail: detail} }
 
+// propSlab hands out the property slices of one request's events from one
+// allocation. Each event's slice keeps room for the properties enrichment
+// adds, so appending to it never reallocates or reaches a neighbour.
+type propSlab struct{ buf store.Props }
+
+// enrichRoom is how many properties enrichment may add to an event.
+const enrichRoom = 16
+
+func (s *propSlab) start() int { return len(s.buf) }
+
+func (s *propSlab) finish(start int) store.Props {
+	n := len(s.buf)
+	for i := 0; i < enrichRoom; i++ {
+		s.buf = append(s.buf, store.Prop{})
+	}
+	return s.buf[start:n:n+enrichRoom]
+}
+
 // parseEvent validates one event of a payload and converts it. It never
 // fails the request: a bad event comes back with a reason and is dropped.
-func parseEvent(r gjson.Result, p *payload, now time.Time) incoming {
+func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab) incoming {
 	if !r.IsObject() {
 		return reject(ReasonBadEvent, "event must be a JSON object")
 	}
@@ -108,15 +126,16 @@ func parseEvent(r gjson.Result, p *payload, now time.Time) incoming {
 	if in.token == "" {
 		in.token = p.apiKey
 	}
-	ps := make(store.Props, 0, 48)
+	first := slab.start()
 	props.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "distinct_id", "token", "api_key", "$distinct_id":
 			return true
 		}
-		ps = append(ps, store.Prop{Key: validUTF8(k.Str), Val: jsonValue(v)})
+		slab.buf = append(slab.buf, store.Prop{Key: validUTF8(k.Str), Val: jsonValue(v)})
 		return true
 	})
+	ps := slab.finish(first)
 	// $set and $set_once may also sit at the top level (posthog-js, go).
 	for _, k := range [...]string{"$set", "$set_once", "$unset"} {
 		top := r.Get(gjsonKey(k))

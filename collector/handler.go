@@ -262,8 +262,9 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	var events []*store.Event
 	var firstBad *incoming
 	rejected := map[string]int{}
+	slab := propSlab{buf: make(store.Props, 0, len(js)/24+enrichRoom)}
 	for i, e := range p.events {
-		in := parseEvent(e, &p, start)
+		in := parseEvent(e, &p, start, &slab)
 		if in.reason == "" && c.cfg.Token != "" {
 			tok := in.token
 			if tok == "" {
@@ -412,7 +413,7 @@ func parseEngage(js []byte, now time.Time) (payload, error) {
 	if err := checkJSON(js); err != nil {
 		return p, err
 	}
-	root := gjson.ParseBytes(js)
+	root := gjson.Parse(unsafeString(js))
 	var items []gjson.Result
 	switch {
 	case root.IsArray():

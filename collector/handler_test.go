@@ -190,8 +190,13 @@ func TestPosthogJSWithoutConfigBase64Form(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d %s", code, resp)
 	}
+	// curl -d sends JSON under a form content type.
+	code, resp = f.do(req{path: "/e/", body: []byte(`{"event":"curl","distinct_id":"a"}`), headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
+	if code != 200 {
+		t.Fatalf("%d %s", code, resp)
+	}
 	evs := f.events()
-	if len(evs) != 2 || evs[0].Name != "$pageleave" || evs[1].Name != "custom" {
+	if len(evs) != 3 || evs[0].Name != "$pageleave" || evs[1].Name != "custom" {
 		t.Fatalf("events %v", eventNames(evs))
 	}
 	if evs[0].Props.Str("$referring_domain") != "$direct" {

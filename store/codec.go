@@ -38,13 +38,28 @@ const (
 
 var errBadBlock = errors.New("store: corrupt block")
 
+// Blocks are compressed twice: fast at commit, on the request path, so that
+// memory never holds uncompressed events for long; harder when the
+// compactor merges them, in the background.
+type compression int
+
+const (
+	compressFast compression = iota
+	compressBest
+)
+
 var (
-	zstdEnc *zstd.Encoder
-	zstdDec *zstd.Decoder
+	zstdFast *zstd.Encoder
+	zstdEnc  *zstd.Encoder
+	zstdDec  *zstd.Decoder
 )
 
 func init() {
 	var err error
+	zstdFast, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<18))
+	if err != nil {
+		panic(err)
+	}
 	zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
 	if err != nil {
 		panic(err)
@@ -107,33 +122,82 @@ func (e *blockEncoder) event(ev *Event) {
 	}
 }
 
-// encode returns the block value for site and events; compress selects zstd.
-func (e *blockEncoder) encode(site string, evs []*Event, compress bool) []byte {
+// raw adds an event of a decoded block without materialising it.
+func (e *blockEncoder) raw(d *decodedBlock, ev *rawEvent) {
+	e.body = binary.AppendVarint(e.body, ev.time)
+	e.body = append(e.body, ev.uuid[:]...)
+	if ev.uuidStr == 0 {
+		e.body = append(e.body, 0)
+	} else {
+		e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.uuidStr-1]))+1)
+	}
+	e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.name])))
+	e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.did])))
+	e.body = binary.AppendUvarint(e.body, uint64(len(ev.props)))
+	for _, p := range ev.props {
+		e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[p.key])))
+		e.body = append(e.body, byte(p.kind))
+		switch p.kind {
+		case KindString, KindNumber, KindJSON:
+			e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[p.val])))
+		}
+	}
+}
+
+// rawRef is one event of a decoded block.
+type rawRef struct {
+	d *decodedBlock
+	i int
+}
+
+// encodeRaw encodes events of decoded blocks as one block; compaction and
+// deletion rewrite blocks this way, without materialising events.
+func encodeRaw(site string, evs []rawRef, level compression) string {
+	e := encoderPool.Get().(*blockEncoder)
+	e.reset()
+	siteIdx := e.str(site)
+	for _, r := range evs {
+		e.raw(r.d, &r.d.events[r.i])
+	}
+	b := e.finish(siteIdx, len(evs), level)
+	encoderPool.Put(e)
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// encode returns the block value for site and events.
+func (e *blockEncoder) encode(site string, evs []*Event, level compression) []byte {
 	e.reset()
 	siteIdx := e.str(site)
 	for _, ev := range evs {
 		e.event(ev)
 	}
-	payload := make([]byte, 0, len(e.table)+len(e.body)+16)
+	return e.finish(siteIdx, len(evs), level)
+}
+
+// finish assembles the block value from the string table and the events.
+func (e *blockEncoder) finish(siteIdx uint32, n int, level compression) []byte {
+	payload := e.out[:0]
 	payload = binary.AppendUvarint(payload, uint64(e.nstr))
 	payload = append(payload, e.table...)
 	payload = binary.AppendUvarint(payload, uint64(siteIdx))
-	payload = binary.AppendUvarint(payload, uint64(len(evs)))
+	payload = binary.AppendUvarint(payload, uint64(n))
 	payload = append(payload, e.body...)
-	if !compress {
-		out := make([]byte, 0, len(payload)+3)
-		out = append(out, blockMagic, blockVersion, 0)
-		return append(out, payload...)
-	}
+	e.out = payload
 	out := make([]byte, 3, len(payload)/3+64)
 	out[0], out[1], out[2] = blockMagic, blockVersion, flagZstd
-	return zstdEnc.EncodeAll(payload, out)
+	enc := zstdEnc
+	if level == compressFast {
+		enc = zstdFast
+	}
+	out = enc.EncodeAll(payload, out)
+	// Keep only what is used: the value lives as long as the block.
+	return append([]byte(nil), out...)
 }
 
 // encodeBlock encodes events of one site as a block value.
-func encodeBlock(site string, evs []*Event, compress bool) string {
+func encodeBlock(site string, evs []*Event, level compression) string {
 	e := encoderPool.Get().(*blockEncoder)
-	b := e.encode(site, evs, compress)
+	b := e.encode(site, evs, level)
 	encoderPool.Put(e)
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }

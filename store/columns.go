@@ -20,10 +20,18 @@ type vec[T any] struct {
 func (v *vec[T]) append(x T) {
 	c := v.n >> chunkBits
 	if c == len(v.chunks) {
-		v.chunks = append(v.chunks, make([]T, 0, 64))
+		v.chunks = append(v.chunks, makeSlice[T](0, 64))
 	}
 	v.chunks[c] = appendChunk(v.chunks[c], x)
 	v.n++
+}
+
+// free releases the chunks; v is empty afterwards.
+func (v *vec[T]) free() {
+	for _, c := range v.chunks {
+		freeSlice(c)
+	}
+	*v = vec[T]{}
 }
 
 // appendChunk grows a chunk by doubling up to chunkSize, never beyond.
@@ -33,8 +41,12 @@ func appendChunk[T any](ch []T, x T) []T {
 		if nc > chunkSize {
 			nc = chunkSize
 		}
-		grown := make([]T, len(ch), nc)
+		if nc < 64 {
+			nc = 64
+		}
+		grown := makeSlice[T](len(ch), nc)
 		copy(grown, ch)
+		freeSlice(ch)
 		ch = grown
 	}
 	return append(ch, x)
@@ -92,37 +104,143 @@ func (d *dict) lookup(s string) (uint32, bool) {
 func (d *dict) str(c uint32) string { return d.strs[c] }
 func (d *dict) size() int           { return len(d.strs) }
 
-// column holds one property of every row as dictionary codes, 16 bits wide
-// while the dictionary is small and 32 bits once it outgrows that.
+// column holds one property of every row as dictionary codes. Each chunk of
+// rows is stored as narrow as its codes allow: not at all while every code is
+// 0 (a property server events never carry costs nothing), then 8, 16 or 32
+// bits a row.
 type column struct {
-	key  string
-	dict *dict
-	w16  vec[uint16]
-	w32  vec[uint32]
-	wide bool
+	key    string
+	dict   *dict
+	chunks []codeChunk
+	n      int
+}
+
+// codeChunk is up to chunkSize codes of width w bytes (0: all zero).
+type codeChunk struct {
+	w   uint8
+	n   int
+	b8  []uint8
+	b16 []uint16
+	b32 []uint32
 }
 
 func newColumn(key string) *column {
 	return &column{key: key, dict: newDict()}
 }
 
-func (c *column) len() int {
-	if c.wide {
-		return c.w32.len()
+func (c *column) len() int { return c.n }
+
+func widthFor(code uint32) uint8 {
+	switch {
+	case code == 0:
+		return 0
+	case code <= 0xff:
+		return 1
+	case code <= 0xffff:
+		return 2
 	}
-	return c.w16.len()
+	return 4
+}
+
+// widen re-stores the chunk at width w (larger than its own).
+func (ch *codeChunk) widen(w uint8) {
+	capacity := 64
+	for capacity < ch.n+1 {
+		capacity *= 2
+	}
+	if capacity > chunkSize {
+		capacity = chunkSize
+	}
+	var b8 []uint8
+	var b16 []uint16
+	var b32 []uint32
+	switch w {
+	case 1:
+		b8 = makeSlice[uint8](ch.n, capacity)
+	case 2:
+		b16 = makeSlice[uint16](ch.n, capacity)
+	case 4:
+		b32 = makeSlice[uint32](ch.n, capacity)
+	}
+	for i := 0; i < ch.n; i++ {
+		v := ch.get(i)
+		switch w {
+		case 1:
+			b8[i] = uint8(v)
+		case 2:
+			b16[i] = uint16(v)
+		case 4:
+			b32[i] = v
+		}
+	}
+	ch.free()
+	ch.w, ch.b8, ch.b16, ch.b32 = w, b8, b16, b32
+}
+
+func (ch *codeChunk) free() {
+	freeSlice(ch.b8)
+	freeSlice(ch.b16)
+	freeSlice(ch.b32)
+	ch.b8, ch.b16, ch.b32 = nil, nil, nil
+}
+
+// free releases the column's chunks.
+func (c *column) free() {
+	for i := range c.chunks {
+		c.chunks[i].free()
+	}
+	c.chunks, c.n = nil, 0
+}
+
+func (ch *codeChunk) get(i int) uint32 {
+	switch ch.w {
+	case 1:
+		return uint32(ch.b8[i])
+	case 2:
+		return uint32(ch.b16[i])
+	case 4:
+		return ch.b32[i]
+	}
+	return 0
+}
+
+func (ch *codeChunk) set(i int, code uint32) {
+	if w := widthFor(code); w > ch.w {
+		ch.widen(w)
+	}
+	switch ch.w {
+	case 1:
+		ch.b8[i] = uint8(code)
+	case 2:
+		ch.b16[i] = uint16(code)
+	case 4:
+		ch.b32[i] = code
+	}
+}
+
+func (ch *codeChunk) append(code uint32) {
+	if w := widthFor(code); w > ch.w {
+		ch.widen(w)
+	}
+	switch ch.w {
+	case 1:
+		ch.b8 = appendChunk(ch.b8, uint8(code))
+	case 2:
+		ch.b16 = appendChunk(ch.b16, uint16(code))
+	case 4:
+		ch.b32 = appendChunk(ch.b32, code)
+	}
+	ch.n++
 }
 
 // appendCode adds a row.
 func (c *column) appendCode(code uint32) {
-	if !c.wide && code > 0xffff {
-		c.widen()
+	ci := c.n >> chunkBits
+	if ci == len(c.chunks) {
+		c.chunks = append(c.chunks, codeChunk{})
 	}
-	if c.wide {
-		c.w32.append(code)
-	} else {
-		c.w16.append(uint16(code))
-	}
+	c.chunks[ci].append(code)
+	c.n++
 }
 
 // appendValue adds a row holding s ("" for none).
@@ -130,59 +248,48 @@ func (c *column) appendValue(s string) { c.appendCode(c.dict.code(s)) }
 
 // setCode replaces the code of an existing row.
 func (c *column) setCode(row int, code uint32) {
-	if !c.wide && code > 0xffff {
-		c.widen()
-	}
-	if c.wide {
-		c.w32.set(row, code)
-	} else {
-		c.w16.set(row, uint16(code))
-	}
-}
-
-func (c *column) widen() {
-	var w vec[uint32]
-	for ci := 0; ci < c.w16.numChunks(); ci++ {
-		ch := c.w16.chunk(ci)
-		wc := make([]uint32, len(ch), cap(ch))
-		for i, x := range ch {
-			wc[i] = uint32(x)
-		}
-		w.chunks = append(w.chunks, wc)
-	}
-	w.n = c.w16.n
-	c.w32 = w
-	c.w16 = vec[uint16]{}
-	c.wide = true
+	c.chunks[row>>chunkBits].set(row&chunkMask, code)
 }
 
 // at returns the code of row.
 func (c *column) at(row int) uint32 {
-	if c.wide {
-		return c.w32.at(row)
-	}
-	return uint32(c.w16.at(row))
+	return c.chunks[row>>chunkBits].get(row & chunkMask)
 }
 
 // value returns the string of row ("" for none).
 func (c *column) value(row int) string { return c.dict.str(c.at(row)) }
 
-// forChunks calls fn for every chunk of codes with the row number of its first
-// element; exactly one of c16/c32 is non-nil.
-func (c *column) forChunks(fn func(base int, c16 []uint16, c32 []uint32)) {
-	if c.wide {
-		for i, ch := range c.w32.chunks {
-			fn(i<<chunkBits, nil, ch)
+// codes returns the codes of chunk ci, using buf (of chunkSize) when the
+// chunk is not stored 32 bits wide. Scans read columns a chunk at a time
+// through it, whatever the width.
+func (c *column) codes(ci int, buf []uint32) []uint32 {
+	ch := &c.chunks[ci]
+	switch ch.w {
+	case 4:
+		return ch.b32
+	case 2:
+		buf = buf[:ch.n]
+		for i, v := range ch.b16 {
+			buf[i] = uint32(v)
 		}
-		return
+		return buf
+	case 1:
+		buf = buf[:ch.n]
+		for i, v := range ch.b8 {
+			buf[i] = uint32(v)
+		}
+		return buf
 	}
-	for i, ch := range c.w16.chunks {
-		fn(i<<chunkBits, ch, nil)
-	}
+	buf = buf[:ch.n]
+	clear(buf)
+	return buf
 }
 
 func (c *column) memBytes() int {
-	n := c.w16.memBytes(2) + c.w32.memBytes(4)
+	n := 0
+	for _, ch := range c.chunks {
+		n += cap(ch.b8) + 2*cap(ch.b16) + 4*cap(ch.b32)
+	}
 	for _, s := range c.dict.strs {
 		n += len(s) + 16 + 24 // string, slice entry, map entry (approximate)
 	}
@@ -249,10 +356,16 @@ func (x *uuidIndex) grow(keys *vec[UUIDKey]) {
 		n = 1024
 	}
 	old := x.slots
-	x.slots = make([]uint32, n)
+	x.slots = makeSlice[uint32](n, n) // zeroed, as make and mmap both give
 	for _, s := range old {
 		if s != 0 {
 			x.put(int(s-1), keys)
 		}
 	}
+	freeSlice(old)
+}
+
+func (x *uuidIndex) free() {
+	freeSlice(x.slots)
+	*x = uuidIndex{}
 }

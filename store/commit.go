@@ -100,6 +100,7 @@ type siteBatch struct {
 }
 
 func (s *DB) commitGroup(group []*commitReq) {
+	s.nCommits.Add(1)
 	batches := make(map[string]*siteBatch)
 	var order []*siteBatch
 	seen := make(map[siteUUID]struct{})
@@ -146,7 +147,7 @@ func (s *DB) commitGroup(group []*commitReq) {
 	if len(writes) > 0 {
 		vals := make([]string, len(writes))
 		for i, sb := range writes {
-			vals[i] = encodeBlock(sb.t.site, sb.events, false)
+			vals[i] = encodeBlock(sb.t.site, sb.events, compressFast)
 		}
 		err = s.db.Update(func(tx *buntdb.Tx) error {
 			for i, sb := range writes {
@@ -184,7 +185,7 @@ func (s *DB) applyBatch(sb *siteBatch, size int) {
 	for i, ev := range sb.events {
 		t.add(ev, sb.keys[i])
 	}
-	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size})
+	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size, compressed: true})
 	t.mu.Unlock()
 	if s.pending.Add(int64(len(sb.events))) >= int64(s.opts.CompactAfter) {
 		select {

@@ -2,24 +2,29 @@ package store
 
 import (
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/tidwall/buntdb"
 )
 
-// compactor merges the small uncompressed blocks of group commits into
-// large zstd-compressed ones, which is what keeps a million events in a few
-// hundred bytes each.
+// compactor merges the small blocks of group commits (compressed fast, with
+// little to share) into large ones compressed harder, which is what keeps a
+// million events in a few dozen bytes each.
 func (s *DB) compactor() {
 	defer s.done.Done()
 	tick := time.NewTicker(s.opts.CompactEvery)
 	defer tick.Stop()
 	var lastRetention time.Time
+	var lastCommits uint64
+	released := true
 	for {
+		idleTick := false
 		select {
 		case <-s.stop:
 			return
 		case <-tick.C:
+			idleTick = true
 		case <-s.compactCh:
 		}
 		// Retention runs at the first tick after start, then hourly.
@@ -31,6 +36,17 @@ func (s *DB) compactor() {
 		}
 		if err := s.Compact(); err != nil {
 			s.opts.OnError(fmt.Errorf("compacting: %w", err))
+		}
+		// Once ingestion has been quiet for a whole period, hand the memory
+		// that the last burst of requests and merges used back to the
+		// system, once: the runtime would keep it for a long while.
+		if idleTick {
+			if c := s.nCommits.Load(); c != lastCommits {
+				lastCommits, released = c, false
+			} else if !released {
+				debug.FreeOSMemory()
+				released = true
+			}
 		}
 	}
 }
@@ -54,8 +70,8 @@ func (s *DB) Compact() error {
 	return nil
 }
 
-// compactGroups picks runs of adjacent blocks to merge: small or
-// uncompressed blocks, up to BlockEvents events a run.
+// compactGroups picks runs of adjacent small blocks to merge, up to
+// BlockEvents events a run.
 func (s *DB) compactGroups(t *table) [][]blockRef {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -105,7 +121,7 @@ func (s *DB) compactTable(t *table) error {
 // cut short between them, the log holds some events twice, which replay
 // de-duplicates; it never holds them zero times.
 func (s *DB) mergeBlocks(t *table, g []blockRef) error {
-	var events []*Event
+	var events []rawRef
 	var keys []string
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		for _, b := range g {
@@ -121,7 +137,7 @@ func (s *DB) mergeBlocks(t *table, g []blockRef) error {
 				return fmt.Errorf("block %s: %w", b.key, err)
 			}
 			for i := range d.events {
-				events = append(events, d.event(i))
+				events = append(events, rawRef{d, i})
 			}
 			keys = append(keys, b.key)
 		}
@@ -139,7 +155,7 @@ func (s *DB) mergeBlocks(t *table, g []blockRef) error {
 	}
 	if len(keys) > 0 {
 		merged.key = keys[0]
-		val := encodeBlock(t.site, events, true)
+		val := encodeRaw(t.site, events, compressBest)
 		merged.size = len(val)
 		if err := s.db.Update(func(tx *buntdb.Tx) error {
 			_, _, err := tx.Set(keys[0], val, nil)

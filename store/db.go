@@ -58,8 +58,9 @@ type DB struct {
 	maint sync.Mutex
 
 	commits   chan *commitReq
-	seq       uint64       // next block sequence; owned by the committer
-	pending   atomic.Int64 // rows committed since the last compaction
+	seq       uint64        // next block sequence; owned by the committer
+	pending   atomic.Int64  // rows committed since the last compaction
+	nCommits  atomic.Uint64 // group commits so far
 	compactCh chan struct{}
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -148,6 +149,16 @@ func (s *DB) Close() error {
 		s.done.Wait()
 		close(s.closed)
 		s.live.closeAll()
+		s.maint.Lock()
+		defer s.maint.Unlock()
+		s.mu.RLock()
+		for _, t := range s.tables {
+			t.mu.Lock()
+			t.release()
+			t.closed = true
+			t.mu.Unlock()
+		}
+		s.mu.RUnlock()
 		err = s.db.Close()
 	})
 	return err
@@ -175,10 +186,9 @@ func (s *DB) Sites() []string {
 // Count returns the number of stored events of site.
 func (s *DB) Count(site string) int {
 	t := s.table(site)
-	if t == nil {
+	if t == nil || t.rlock() != nil {
 		return 0
 	}
-	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.live
 }

@@ -127,7 +127,9 @@ const maxLazyColumns = 32
 // every stored block once. It must not be called with t.mu held.
 func (s *DB) ensureColumns(t *table, keys []string) error {
 	for _, k := range keys {
-		t.mu.RLock()
+		if err := t.rlock(); err != nil {
+			return err
+		}
 		c := t.lookupColumn(k)
 		t.mu.RUnlock()
 		if c != nil {
@@ -143,7 +145,9 @@ func (s *DB) ensureColumns(t *table, keys []string) error {
 func (s *DB) buildColumn(t *table, key string) error {
 	s.maint.Lock()
 	defer s.maint.Unlock()
-	t.mu.RLock()
+	if err := t.rlock(); err != nil {
+		return err
+	}
 	if t.lookupColumn(key) != nil {
 		t.mu.RUnlock()
 		return nil
@@ -181,11 +185,16 @@ func (s *DB) buildColumn(t *table, key string) error {
 		})
 	}
 	if err := fill(refs); err != nil {
+		c.free()
 		return err
 	}
-	t.mu.Lock()
+	if err := t.lock(); err != nil {
+		c.free()
+		return err
+	}
 	defer t.mu.Unlock()
 	if err := fill(t.blocks[len(refs):]); err != nil {
+		c.free()
 		return err
 	}
 	for c.len() < t.rows() {
@@ -198,6 +207,7 @@ func (s *DB) buildColumn(t *table, key string) error {
 		for i, oc := range t.cols {
 			if oc.key == old {
 				t.cols = append(t.cols[:i], t.cols[i+1:]...)
+				oc.free()
 				break
 			}
 		}

@@ -66,7 +66,8 @@ func (s *DB) load() error {
 
 	type fix struct {
 		key    string
-		events []*Event // what the block should hold; nil: delete it
+		site   string
+		events []rawRef // what the block should hold; none: delete it
 	}
 	var fixes []fix
 	var ev Event
@@ -95,20 +96,20 @@ func (s *DB) load() error {
 			t.add(&ev, re.uuid)
 		}
 		if len(dups) > 0 {
-			var keep []*Event
+			var keep []rawRef
 			for i := range d.events {
 				if len(dups) > 0 && dups[0] == i {
 					dups = dups[1:]
 					continue
 				}
-				keep = append(keep, d.event(i))
+				keep = append(keep, rawRef{d, i})
 			}
-			fixes = append(fixes, fix{key: b.key, events: keep})
+			fixes = append(fixes, fix{key: b.key, site: d.site, events: keep})
 		}
 		if n := t.rows() - first; n > 0 {
 			t.addBlockRef(blockRef{key: b.key, first: first, n: n, compressed: b.val[2]&flagZstd != 0, size: len(b.val)})
 		}
-		b.d, b.val = nil, ""
+		b.d, b.val = nil, "" // fixes keep what they need
 	}
 	wg.Wait()
 	if len(fixes) == 0 {
@@ -122,7 +123,7 @@ func (s *DB) load() error {
 				}
 				continue
 			}
-			if _, _, err := tx.Set(f.key, encodeBlock(f.events[0].Site, f.events, true), nil); err != nil {
+			if _, _, err := tx.Set(f.key, encodeRaw(f.site, f.events, compressBest), nil); err != nil {
 				return err
 			}
 		}

@@ -104,7 +104,9 @@ func (s *DB) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 	if err := s.ensureColumns(t, filterProps(q.Filters)); err != nil {
 		return page, err
 	}
-	t.mu.RLock()
+	if err := t.rlock(); err != nil {
+		return page, err
+	}
 	defer t.mu.RUnlock()
 	m, err := t.compileFilters(q.Filters)
 	if err != nil {
@@ -273,7 +275,9 @@ func (s *DB) Persons(ctx context.Context, q PersonQuery) ([]Person, error) {
 	if t == nil {
 		return nil, nil
 	}
-	t.mu.RLock()
+	if err := t.rlock(); err != nil {
+		return nil, err
+	}
 	defer t.mu.RUnlock()
 	roots := t.people.roots()
 	first := t.personFirstSeen(roots)
@@ -343,7 +347,9 @@ func (s *DB) Person(ctx context.Context, site, id string) (*Person, error) {
 	if t == nil {
 		return nil, ErrNotFound
 	}
-	t.mu.RLock()
+	if err := t.rlock(); err != nil {
+		return nil, err
+	}
 	defer t.mu.RUnlock()
 	roots := t.people.roots()
 	r, ok := t.resolvePerson(roots, id)
@@ -396,7 +402,9 @@ func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) err
 	if t == nil {
 		return ErrNotFound
 	}
-	t.mu.RLock()
+	if err := t.rlock(); err != nil {
+		return err
+	}
 	defer t.mu.RUnlock()
 	roots := t.people.roots()
 	r, ok := t.resolvePerson(roots, id)
@@ -448,7 +456,9 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	s.maint.Lock()
 	defer s.maint.Unlock()
 
-	t.mu.RLock()
+	if err := t.rlock(); err != nil {
+		return err
+	}
 	roots := t.people.roots()
 	r, ok := t.resolvePerson(roots, id)
 	var rows []int
@@ -462,7 +472,9 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	if err := s.deleteRows(t, rows); err != nil {
 		return err
 	}
-	t.mu.Lock()
+	if err := t.lock(); err != nil {
+		return err
+	}
 	dids := make(map[string]bool)
 	for _, d := range t.people.members(r) {
 		dids[t.dids.str(d)] = true
@@ -506,21 +518,21 @@ func (s *DB) deleteRows(t *table, rows []int) error {
 	t.mu.RUnlock()
 
 	for _, c := range changes {
-		var keep []*Event
+		var keep []rawRef
 		drop := make(map[int]bool, len(c.rows))
 		for _, row := range c.rows {
 			drop[row] = true
 		}
 		err := s.forEachStored([]blockRef{c.ref}, func(row int, d *decodedBlock, i int) {
 			if !drop[row] {
-				keep = append(keep, d.event(i))
+				keep = append(keep, rawRef{d, i})
 			}
 		})
 		if err != nil {
 			return err
 		}
 		if len(keep) > 0 {
-			c.val = encodeBlock(t.site, keep, true)
+			c.val = encodeRaw(t.site, keep, compressBest)
 		}
 	}
 	err := s.db.Update(func(tx *buntdb.Tx) error {

@@ -74,7 +74,7 @@ func TestBlockRoundTrip(t *testing.T) {
 		{UUID: "not-a-uuid", Site: "s", Name: "custom", DistinctID: "d2", Time: -5, Props: nil},
 		{UUID: "0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5C", Site: "s", Name: "custom", DistinctID: "", Time: 0, Props: Props{{"$pathname", StringValue("/a")}}},
 	}
-	for _, compress := range []bool{false, true} {
+	for _, compress := range []compression{compressFast, compressBest} {
 		v := encodeBlock("s", evs, compress)
 		d, err := decodeBlock(v)
 		if err != nil {
@@ -235,7 +235,7 @@ func TestReplayDropsDuplicateBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.db.Update(func(tx *bunTx) error {
-		_, _, err := tx.Set(k1, encodeBlock("s", evs, true), nil)
+		_, _, err := tx.Set(k1, encodeBlock("s", evs, compressBest), nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -63,7 +63,43 @@ type table struct {
 	lazy     []string // columns built on demand, oldest first
 
 	blocks []blockRef
-	live   int // rows not deleted
+	live   int  // rows not deleted
+	closed bool // set when the DB closed and the columns were freed
+}
+
+// rlock read-locks t, failing once the DB is closed.
+func (t *table) rlock() error {
+	t.mu.RLock()
+	if t.closed {
+		t.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// lock write-locks t, failing once the DB is closed.
+func (t *table) lock() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// release frees the columns (off-heap memory); the caller holds t.mu and
+// marks t closed.
+func (t *table) release() {
+	t.ts.free()
+	t.keys.free()
+	t.idx.free()
+	t.name.free()
+	t.did.free()
+	for _, c := range t.cols {
+		c.free()
+	}
+	t.cols = nil
+	t.colByKey = map[string]*column{}
 }
 
 func newTable(site string) *table {
