@@ -57,7 +57,7 @@ func (s *propSlab) finish(start int) store.Props {
 	for i := 0; i < enrichRoom; i++ {
 		s.buf = append(s.buf, store.Prop{})
 	}
-	return s.buf[start:n:n+enrichRoom]
+	return s.buf[start : n : n+enrichRoom]
 }
 
 // parseEvent validates one event of a payload and converts it. It never
