@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -15,7 +16,8 @@ import (
 //
 //	'F' version flags payload
 //
-// where flags bit 0 says the payload is zstd-compressed. The payload is
+// where flags bit 0 says the payload is zstd-compressed and bit 1 that it is
+// S2-compressed. The payload is
 //
 //	uvarint nStrings, nStrings × (uvarint len, bytes)   a string table
 //	uvarint site                                        string index
@@ -34,13 +36,15 @@ const (
 	blockMagic   = 'F'
 	blockVersion = 1
 	flagZstd     = 1
+	flagS2       = 2
 )
 
 var errBadBlock = errors.New("store: corrupt block")
 
-// Blocks are compressed twice: fast at commit, on the request path, so that
-// memory never holds uncompressed events for long; harder when the
-// compactor merges them, in the background.
+// Blocks are compressed twice: with S2 at commit, on the request path (it
+// costs little per call, where zstd's set-up dominates small blocks), so
+// that memory never holds uncompressed events for long; with zstd when the
+// compactor merges them into large blocks, in the background.
 type compression int
 
 const (
@@ -49,17 +53,12 @@ const (
 )
 
 var (
-	zstdFast *zstd.Encoder
-	zstdEnc  *zstd.Encoder
-	zstdDec  *zstd.Decoder
+	zstdEnc *zstd.Encoder
+	zstdDec *zstd.Decoder
 )
 
 func init() {
 	var err error
-	zstdFast, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<18))
-	if err != nil {
-		panic(err)
-	}
 	zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
 	if err != nil {
 		panic(err)
@@ -183,14 +182,16 @@ func (e *blockEncoder) finish(siteIdx uint32, n int, level compression) []byte {
 	payload = binary.AppendUvarint(payload, uint64(n))
 	payload = append(payload, e.body...)
 	e.out = payload
+	if level == compressFast {
+		out := make([]byte, 3+s2.MaxEncodedLen(len(payload)))
+		out[0], out[1], out[2] = blockMagic, blockVersion, flagS2
+		n := len(s2.Encode(out[3:], payload))
+		// Keep only what is used: the value lives as long as the block.
+		return append([]byte(nil), out[:3+n]...)
+	}
 	out := make([]byte, 3, len(payload)/3+64)
 	out[0], out[1], out[2] = blockMagic, blockVersion, flagZstd
-	enc := zstdEnc
-	if level == compressFast {
-		enc = zstdFast
-	}
-	out = enc.EncodeAll(payload, out)
-	// Keep only what is used: the value lives as long as the block.
+	out = zstdEnc.EncodeAll(payload, out)
 	return append([]byte(nil), out...)
 }
 
@@ -237,7 +238,13 @@ func decodeBlock(v string) (*decodedBlock, error) {
 		return nil, fmt.Errorf("store: block version %d not supported", v[1])
 	}
 	payload := v[3:]
-	if v[2]&flagZstd != 0 {
+	if v[2]&flagS2 != 0 {
+		b, err := s2.Decode(nil, unsafe.Slice(unsafe.StringData(payload), len(payload)))
+		if err != nil {
+			return nil, fmt.Errorf("store: decompressing block: %w", err)
+		}
+		payload = unsafe.String(unsafe.SliceData(b), len(b))
+	} else if v[2]&flagZstd != 0 {
 		b, err := zstdDec.DecodeAll(unsafe.Slice(unsafe.StringData(payload), len(payload)), nil)
 		if err != nil {
 			return nil, fmt.Errorf("store: decompressing block: %w", err)

@@ -185,7 +185,7 @@ func (s *DB) applyBatch(sb *siteBatch, size int) {
 	for i, ev := range sb.events {
 		t.add(ev, sb.keys[i])
 	}
-	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size, compressed: true})
+	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size})
 	t.mu.Unlock()
 	if s.pending.Add(int64(len(sb.events))) >= int64(s.opts.CompactAfter) {
 		select {

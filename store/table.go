@@ -26,7 +26,9 @@ type blockRef struct {
 	// skips are the offsets (from first, ascending) of rows whose events were
 	// deleted from the block; the block stores the other n-len(skips) events
 	// in row order.
-	skips      []int32
+	skips []int32
+	// compressed says the block is in its final, zstd-compressed form;
+	// commit blocks (S2) are not and the compactor rewrites them.
 	compressed bool
 	size       int // bytes of the stored value
 }
