@@ -64,7 +64,7 @@ func firstHost(h httpcaddyfile.Helper) string {
 //		db             <path>|:memory:
 //		site           <id>
 //		geoip          <path to .mmdb>
-//		endpoint       <path prefix>
+//		endpoint       <path prefix>|random
 //		dashboard      <path prefix>|off
 //		dashboard_auth <user> <bcrypt hash>
 //		inject         [on|off]
@@ -116,8 +116,12 @@ func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "geoip":
 				a.GeoIP = v
 			case "endpoint":
+				if v == EndpointRandom {
+					a.Endpoint = v
+					break
+				}
 				if !strings.HasPrefix(v, "/") || v == "/" || strings.ContainsAny(v, " ?#*{}") {
-					return d.Errf("analytics endpoint: %q is not a path prefix like /_f", v)
+					return d.Errf("analytics endpoint: %q is not a path prefix like /_f, or random", v)
 				}
 				a.Endpoint = v
 			case "dashboard":

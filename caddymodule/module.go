@@ -32,6 +32,9 @@ const (
 	DefaultMaxBody   = 1 << 20
 	DefaultRateLimit = 50
 	DefaultDBName    = "analytics.db"
+
+	// EndpointRandom as the endpoint asks for a per-deployment prefix.
+	EndpointRandom = "random"
 )
 
 // Account is a dashboard login.
@@ -59,7 +62,9 @@ type Handler struct {
 	// embedded IP-to-country database (countries only).
 	GeoIP string `json:"geoip,omitempty"`
 
-	// Endpoint is the path prefix of the snippet and the capture endpoints.
+	// Endpoint is the path prefix of the snippet and the capture endpoints,
+	// or "random" for a stable random-looking prefix derived from the site
+	// id (five characters alternating letter and digit, like /k3x9q).
 	// Default: /_f, chosen to pass ad-block filter lists.
 	Endpoint string `json:"endpoint,omitempty"`
 
@@ -114,6 +119,7 @@ type Handler struct {
 	geo       *collector.GeoLookup
 	collector *collector.Collector
 	dashboard *dashboard.Handler
+	inject    *injector
 	logger    *zap.Logger
 }
 
@@ -129,8 +135,15 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // collector and the dashboard.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.Endpoint == "" {
+	switch h.Endpoint {
+	case "":
 		h.Endpoint = adblock.DefaultEndpoint
+	case EndpointRandom:
+		seed := h.Site
+		if seed == "" {
+			seed = h.DB
+		}
+		h.Endpoint = adblock.RandomEndpoint(seed)
 	}
 	h.Endpoint = "/" + strings.Trim(h.Endpoint, "/")
 	if h.Dashboard == "" {
@@ -197,6 +210,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Metrics:  m,
 		ClientIP: clientIP,
 	})
+	h.collector.Snippet = collector.SnippetHandler{Name: adblock.DefaultSnippetName}
+	h.inject = newInjector(h.snippetTag(h.Site), h.Endpoint+"/"+adblock.DefaultSnippetName)
 
 	if h.Dashboard != "off" {
 		accounts := make([]dashboard.Account, len(h.DashboardAuth))

@@ -20,6 +20,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return nil
 		}
 	}
+	if h.Inject && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return h.inject.serve(w, r, next)
+	}
 	return next.ServeHTTP(w, r)
 }
 

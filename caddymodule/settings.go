@@ -4,13 +4,14 @@ import (
 	"html"
 	"time"
 
+	"github.com/firstpartyhq/firstparty/collector"
 	"github.com/firstpartyhq/firstparty/tools/adblock"
 )
 
 // snippetTag is the script tag that loads the snippet for a site, with the
 // settings the snippet reads from its data attributes.
 func (h *Handler) snippetTag(site string) string {
-	src := h.Endpoint + "/" + adblock.DefaultSnippetName + "?v=" + snippetVersion()
+	src := h.Endpoint + "/" + adblock.DefaultSnippetName + "?v=" + collector.SnippetVersion
 	tag := `<script defer src="` + html.EscapeString(src) + `" data-api="` + html.EscapeString(h.Endpoint) + `"`
 	if h.Persistence != "" && h.Persistence != "localstorage" {
 		tag += ` data-persistence="` + html.EscapeString(h.Persistence) + `"`
@@ -26,9 +27,6 @@ func (h *Handler) snippetTag(site string) string {
 	}
 	return tag + `></script>`
 }
-
-// snippetVersion tags the snippet URL so that it can be cached for long.
-func snippetVersion() string { return "1" }
 
 // settings is the site's configuration as the module sees it, for the
 // dashboard's settings page; password hashes are left out.

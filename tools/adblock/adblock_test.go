@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +62,20 @@ var mustPass = []request{
 
 // randomPrefixes are examples of the per-deployment prefixes a site may use
 // instead of the default: 4 to 6 lowercase letters and digits.
-var randomPrefixes = []string{"/k3x9q", "/a7m2", "/zq81vd", "/p0tx4", "/h2wn", "/x9c3be", "/4fj7", "/mq2k8"}
+var randomPrefixes = append([]string{"/k3x9q", "/a7m2", "/zq81vd", "/p0tx4", "/h2wn", "/x9c3be", "/4fj7", "/mq2k8"}, generated...)
+
+// generated are endpoints that `endpoint random` gives (RandomEndpoint) for
+// a spread of site ids.
+var generated = func() []string {
+	var out []string
+	for _, site := range []string{"example.com", "www.example.com", "shop.example.org", "localhost", "blog.example.net", "app.example.io", "test.example", "a.b.c.example.co.uk"} {
+		out = append(out, adblock.RandomEndpoint(site))
+	}
+	for i := 0; i < 40; i++ {
+		out = append(out, adblock.RandomEndpoint("site-"+strconv.Itoa(i)+".example"))
+	}
+	return out
+}()
 
 func TestDefaultURLsNotBlocked(t *testing.T) {
 	var reqs []request
@@ -248,5 +263,27 @@ func TestURLs(t *testing.T) {
 	}
 	if u := adblock.URLs("/a/b")[0].URL; !strings.HasPrefix(u, "https://example.com/a/b/") {
 		t.Errorf("URLs(%q)[0] = %s, want it under https://example.com/a/b/", "/a/b", u)
+	}
+}
+
+// TestRandomEndpoint pins the shape of RandomEndpoint: stable, five
+// characters alternating letter and digit, different across sites.
+func TestRandomEndpoint(t *testing.T) {
+	shape := regexp.MustCompile(`^/[a-z][0-9][a-z][0-9][a-z]$`)
+	seen := map[string]string{}
+	for i := 0; i < 2000; i++ {
+		site := "site-" + strconv.Itoa(i) + ".example"
+		e := adblock.RandomEndpoint(site)
+		if !shape.MatchString(e) || strings.HasPrefix(e, "/hit") {
+			t.Fatalf("RandomEndpoint(%q) = %q", site, e)
+		}
+		if e != adblock.RandomEndpoint(site) {
+			t.Fatalf("RandomEndpoint(%q) is not stable", site)
+		}
+		seen[e] = site
+	}
+	// 26*10*26*10*26 = 1.76 million prefixes: 2000 sites must nearly all differ.
+	if len(seen) < 1990 {
+		t.Errorf("only %d distinct endpoints for 2000 sites", len(seen))
 	}
 }

@@ -8,7 +8,10 @@
 // the standard library only.
 package adblock
 
-import "strings"
+import (
+	"crypto/sha256"
+	"strings"
+)
 
 const (
 	// DefaultEndpoint is the default path prefix of the snippet and the
@@ -31,6 +34,26 @@ const (
 	// every one of our requests is first-party.
 	Page = "https://example.com/"
 )
+
+// RandomEndpoint is a per-deployment endpoint that looks random but is
+// stable for a seed (the site id): "/" and five characters alternating a
+// letter and a digit, starting with a letter ("/k3x9q"). With no two letters
+// in a row it spells no word, so no word rule of a filter list can match it;
+// in particular it never starts with "hit", which substring matchers block
+// for sendBeacon (EasyPrivacy's `.com/hit$ping`, see RESULT.md).
+func RandomEndpoint(seed string) string {
+	const letters, digits = "abcdefghijklmnopqrstuvwxyz", "0123456789"
+	sum := sha256.Sum256([]byte("firstparty endpoint\x00" + seed))
+	b := []byte{'/'}
+	for i := 0; i < 5; i++ {
+		if i%2 == 0 {
+			b = append(b, letters[int(sum[i])%len(letters)])
+		} else {
+			b = append(b, digits[int(sum[i])%len(digits)])
+		}
+	}
+	return string(b)
+}
 
 // Request types, as browsers' webRequest API and the engines name them.
 const (
