@@ -70,6 +70,7 @@ type DB struct {
 	live liveHub
 	bc   blockCache
 	recs recordings
+	defs definitions // actions and cohorts
 }
 
 // Open opens (creating if needed) the database at path; ":memory:" keeps
@@ -130,6 +131,9 @@ func Open(path string, opts Options) (*DB, error) {
 	err = s.load()
 	if err == nil {
 		err = s.loadRecordings()
+	}
+	if err == nil {
+		err = s.loadDefinitions()
 	}
 	if err != nil {
 		bdb.Close()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -54,6 +55,21 @@ func ParseFilter(s string) (Filter, error) {
 // String formats f as ParseFilter reads it.
 func (f Filter) String() string { return f.Prop + string(f.Op) + f.Value }
 
+// matchValue reports whether a value passes f; "" is an absent value.
+func (f Filter) matchValue(v string) bool {
+	switch f.Op {
+	case OpEq:
+		return v == f.Value
+	case OpNe:
+		return v != f.Value
+	case OpContains:
+		return v != "" && strings.Contains(v, f.Value)
+	case OpNotContains:
+		return v == "" || !strings.Contains(v, f.Value)
+	}
+	return false
+}
+
 // rowMatcher tests rows against filters by dictionary codes.
 type rowMatcher struct {
 	cols []*column
@@ -75,27 +91,29 @@ func (t *table) compileFilters(fs []Filter) (*rowMatcher, error) {
 		}
 		ok := make([]bool, c.dict.size())
 		for code, v := range c.dict.strs {
-			switch f.Op {
-			case OpEq:
-				ok[code] = v == f.Value && code != 0
-			case OpNe:
-				ok[code] = v != f.Value || code == 0
-			case OpContains:
-				ok[code] = code != 0 && strings.Contains(v, f.Value)
-			case OpNotContains:
-				ok[code] = code == 0 || !strings.Contains(v, f.Value)
-			}
-		}
-		if f.Value == "" && (f.Op == OpEq) {
-			ok[0] = true
-		}
-		if f.Value == "" && f.Op == OpNe {
-			ok[0] = false
+			ok[code] = f.matchValue(v) // code 0 is ""
 		}
 		m.cols = append(m.cols, c)
 		m.match = append(m.match, ok)
 	}
 	return m, nil
+}
+
+// keep returns the offsets of sel (rows of chunk ci, ascending) that pass
+// every filter, reusing sel's array; buf is scratch of chunkSize.
+func (m *rowMatcher) keep(ci int, sel []int32, buf []uint32) []int32 {
+	for i, c := range m.cols {
+		ok := m.match[i]
+		codes := c.codes(ci, buf)
+		out := sel[:0]
+		for _, off := range sel {
+			if ok[codes[off]] {
+				out = append(out, off)
+			}
+		}
+		sel = out
+	}
+	return sel
 }
 
 // ok reports whether row passes every filter.
@@ -124,95 +142,120 @@ func (t *table) lookupColumn(key string) *column {
 const maxLazyColumns = 32
 
 // ensureColumns builds the columns of keys that do not exist yet, reading
-// every stored block once. It must not be called with t.mu held.
+// every stored block once for all of them. It must not be called with t.mu
+// held.
 func (s *DB) ensureColumns(t *table, keys []string) error {
-	for _, k := range keys {
-		if err := t.rlock(); err != nil {
-			return err
-		}
-		c := t.lookupColumn(k)
-		t.mu.RUnlock()
-		if c != nil {
-			continue
-		}
-		if err := s.buildColumn(t, k); err != nil {
-			return err
-		}
+	if err := t.rlock(); err != nil {
+		return err
 	}
-	return nil
+	missing := t.missingColumns(keys)
+	t.mu.RUnlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	return s.buildColumns(t, missing)
 }
 
-func (s *DB) buildColumn(t *table, key string) error {
+// missingColumns returns the keys (once each) that have no column; the
+// caller holds t.mu.
+func (t *table) missingColumns(keys []string) []string {
+	var missing []string
+	for _, k := range keys {
+		if t.lookupColumn(k) == nil && !slices.Contains(missing, k) {
+			missing = append(missing, k)
+		}
+	}
+	return missing
+}
+
+func (s *DB) buildColumns(t *table, keys []string) error {
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	if err := t.rlock(); err != nil {
 		return err
 	}
-	if t.lookupColumn(key) != nil {
-		t.mu.RUnlock()
-		return nil
-	}
+	keys = t.missingColumns(keys)
 	refs := append([]blockRef(nil), t.blocks...)
 	t.mu.RUnlock()
+	if len(keys) == 0 {
+		return nil
+	}
 
-	c := newColumn(key)
+	cols := make([]*column, len(keys))
+	for i, k := range keys {
+		cols[i] = newColumn(k)
+	}
+	free := func() {
+		for _, c := range cols {
+			c.free()
+		}
+	}
 	fill := func(refs []blockRef) error {
 		var kd *decodedBlock
-		ki := -1
+		var colOf []int16 // by string index of the block: column + 1
+		n := cols[0].len()
 		return s.forEachStored(refs, func(row int, d *decodedBlock, i int) {
-			for c.len() < row {
-				c.appendCode(0)
+			for ; n < row; n++ {
+				for _, c := range cols {
+					c.appendCode(0)
+				}
 			}
 			if d != kd {
-				kd, ki = d, -1
-				for j, str := range d.strs {
-					if str == key {
-						ki = j
-						break
-					}
+				kd = d
+				colOf = colOf[:0]
+				for _, str := range d.strs {
+					colOf = append(colOf, int16(slices.Index(keys, str)+1))
 				}
 			}
-			code := uint32(0)
-			if ki >= 0 {
-				for _, p := range d.events[i].props {
-					if int(p.key) == ki {
-						code = c.dict.code(d.value(p).String())
-						break
-					}
+			for _, c := range cols {
+				c.appendCode(0)
+			}
+			n++
+			for _, p := range d.events[i].props {
+				if ci := colOf[p.key]; ci > 0 {
+					c := cols[ci-1]
+					c.setCode(row, c.dict.code(d.value(p).String()))
 				}
 			}
-			c.appendCode(code)
 		})
 	}
 	if err := fill(refs); err != nil {
-		c.free()
+		free()
 		return err
 	}
 	if err := t.lock(); err != nil {
-		c.free()
+		free()
 		return err
 	}
 	defer t.mu.Unlock()
 	if err := fill(t.blocks[len(refs):]); err != nil {
-		c.free()
+		free()
 		return err
 	}
-	for c.len() < t.rows() {
-		c.appendCode(0)
-	}
-	if t.lazy = append(t.lazy, key); len(t.lazy) > maxLazyColumns {
-		old := t.lazy[0]
-		t.lazy = t.lazy[1:]
-		delete(t.colByKey, old)
-		for i, oc := range t.cols {
-			if oc.key == old {
-				t.cols = append(t.cols[:i], t.cols[i+1:]...)
-				oc.free()
-				break
-			}
+	for _, c := range cols {
+		for c.len() < t.rows() {
+			c.appendCode(0)
 		}
 	}
-	t.cols = append(t.cols, c)
-	t.colByKey[key] = c
+	for i, key := range keys {
+		if t.lazy = append(t.lazy, key); len(t.lazy) > maxLazyColumns {
+			t.evictColumn(t.lazy[0])
+			t.lazy = t.lazy[1:]
+		}
+		t.cols = append(t.cols, cols[i])
+		t.colByKey[key] = cols[i]
+	}
 	return nil
+}
+
+// evictColumn drops the column of key; the caller holds t.mu (write).
+func (t *table) evictColumn(key string) {
+	delete(t.colByKey, key)
+	for i, oc := range t.cols {
+		if oc.key == key {
+			t.cols = append(t.cols[:i], t.cols[i+1:]...)
+			oc.free()
+			return
+		}
+	}
 }

@@ -43,7 +43,46 @@ type Store interface {
 	// Subscribe streams the events stored for a site from now on.
 	Subscribe(site string) *Subscription
 
+	Reports
+	Definitions
+
 	Close() error
+}
+
+// Reports are the analytics queries of SPEC §4, each over a Query (site,
+// range, time zone, filters, cohort). Wherever they take an event name,
+// `action:<id>` stands for the action's events. An error wrapping
+// ErrBadQuery means the query itself is wrong.
+type Reports interface {
+	Stats(ctx context.Context, q Query) (Stats, error)
+	Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]BreakdownRow, error)
+	Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error)
+	Funnel(ctx context.Context, q Query, fq FunnelQuery) ([]FunnelStep, error)
+	Retention(ctx context.Context, q Query, rq RetentionQuery) ([]RetentionCohort, error)
+	Paths(ctx context.Context, q Query, pq PathsQuery) ([]PathLink, error)
+	Heatmap(ctx context.Context, q Query, hq HeatmapQuery) ([]HeatmapPoint, error)
+	// Export calls fn with every event of q in time order.
+	Export(ctx context.Context, q Query, fn func(ev *Event, personID string) error) error
+	// LiveCount is the number of persons with an event in the last five
+	// minutes.
+	LiveCount(ctx context.Context, site string) (int, error)
+	// CohortPersons lists a cohort's persons and gives their number.
+	CohortPersons(ctx context.Context, q Query, id int64, limit int) ([]Person, int, error)
+}
+
+// Definitions are the saved actions and cohorts of each site. Save
+// creates when the ID is 0 and replaces otherwise (ErrNotFound if there is
+// no such one); invalid definitions wrap ErrBadQuery.
+type Definitions interface {
+	Actions(ctx context.Context, site string) ([]Action, error)
+	Action(ctx context.Context, site string, id int64) (Action, error)
+	SaveAction(ctx context.Context, site string, a Action) (Action, error)
+	DeleteAction(ctx context.Context, site string, id int64) error
+
+	Cohorts(ctx context.Context, site string) ([]Cohort, error)
+	Cohort(ctx context.Context, site string, id int64) (Cohort, error)
+	SaveCohort(ctx context.Context, site string, c Cohort) (Cohort, error)
+	DeleteCohort(ctx context.Context, site string, id int64) error
 }
 
 var _ Store = (*DB)(nil)

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"sort"
+)
+
+// BreakdownQuery asks for the values of an event property.
+type BreakdownQuery struct {
+	// Property is the event property ("event" is the event name).
+	Property string
+	// Event keeps the events of this name or action; "" keeps all.
+	Event string
+	// Limit is the number of rows; default 100, at most 1000.
+	Limit int
+}
+
+// BreakdownRow is one value of a breakdown.
+type BreakdownRow struct {
+	Value string `json:"value"`
+	// Count is the number of events with the value.
+	Count int `json:"count"`
+	// Visitors is the number of distinct persons among them.
+	Visitors int `json:"visitors"`
+}
+
+// Breakdown counts the events in range by the value of a property, most
+// frequent first (ties by value); events without the property are left out.
+func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]BreakdownRow, error) {
+	if bq.Property == "" {
+		return nil, badQuery("breakdown needs a property")
+	}
+	if bq.Limit <= 0 {
+		bq.Limit = 100
+	}
+	bq.Limit = min(bq.Limit, 1000)
+	var events []string
+	if bq.Event != "" {
+		events = []string{bq.Event}
+	}
+	r, specs, err := s.begin(ctx, q, events, bq.Property)
+	if err != nil {
+		return nil, err
+	}
+	defer r.end()
+	col := r.t.lookupColumn(bq.Property)
+	strs := col.dict.strs // elements below its length never change
+	var es *eventSet
+	if len(specs) > 0 {
+		es = r.compileEvents(specs)
+	}
+	counts := make([]int, len(strs))
+	var keys, persons []uint32
+	vals, names := newColReader(col), newColReader(r.t.name)
+	r.chunks(func(ci int, rows []int32) {
+		vc, dids := vals.chunk(ci), r.t.did.chunk(ci)
+		var nc []uint32
+		if es != nil {
+			nc = names.chunk(ci)
+		}
+		for _, off := range rows {
+			v := vc[off]
+			if v == 0 || es != nil && es.mask(ci<<chunkBits|int(off), nc[off]) == 0 {
+				continue
+			}
+			counts[v]++
+			keys = append(keys, v)
+			persons = append(persons, r.roots[dids[off]])
+		}
+	})
+	nPersons := r.nPersons()
+	r.end()
+	visitors := countDistinct(keys, persons, len(strs), nPersons)
+	var out []BreakdownRow
+	for v, n := range counts {
+		if n > 0 {
+			out = append(out, BreakdownRow{Value: strs[v], Count: n, Visitors: visitors[v]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Value < out[j].Value
+	})
+	if len(out) > bq.Limit {
+		out = out[:bq.Limit]
+	}
+	return out, nil
+}

@@ -1,0 +1,286 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Query is what every report shares: whose events, over which range, which
+// of them. Each report is a pure function of a Query, its own parameters and
+// the site's events.
+type Query struct {
+	Site string
+	// From and To bound the range, [From, To).
+	From, To time.Time
+	// TZ is the time zone of labels and calendar periods; nil is UTC.
+	TZ *time.Location
+	// Filters keep the events that pass them all.
+	Filters []Filter
+	// Cohort keeps the events of the persons in the cohort with this id;
+	// 0 keeps everyone's.
+	Cohort int64
+}
+
+// ErrBadQuery wraps a query the store cannot answer as asked (an unknown
+// action or cohort, a bad parameter): the caller should answer 400.
+var ErrBadQuery = errors.New("bad query")
+
+func badQuery(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadQuery, fmt.Sprintf(format, args...))
+}
+
+func (q *Query) tz() *time.Location {
+	if q.TZ == nil {
+		return time.UTC
+	}
+	return q.TZ
+}
+
+// noCode is a dictionary code no row has: what a name that was never seen
+// compiles to.
+const noCode = math.MaxUint32
+
+// run is one report's view of a site's table, prepared under the table's
+// read lock: the range, the compiled filters, the person of every distinct
+// id and the cohort restriction. Reports scan it chunk by chunk, reading
+// only the columns they need, as dictionary codes.
+type run struct {
+	s        *DB
+	t        *table
+	q        Query
+	from, to int64
+	// roots is the person (root distinct-id code) of every distinct-id code.
+	roots   []uint32
+	filters *rowMatcher
+	// member says, by root, whether the person is in the query's cohort;
+	// nil when the query names none.
+	member []bool
+	locked bool
+
+	sel []int32  // offsets selected in the current chunk
+	buf []uint32 // scratch for filter columns
+}
+
+// begin prepares a run of q: it resolves the event specs (names or
+// actions), builds the columns the report needs (cols, the filters', the
+// actions'), read-locks the table and compiles the filters and the cohort.
+// The caller must call end. A site without events gives a run over an empty
+// table.
+func (s *DB) begin(ctx context.Context, q Query, events []string, cols ...string) (*run, []*eventSpec, error) {
+	if q.To.Before(q.From) {
+		return nil, nil, badQuery("to is before from")
+	}
+	specs := make([]*eventSpec, len(events))
+	for i, e := range events {
+		sp, err := s.resolveEvent(q.Site, e)
+		if err != nil {
+			return nil, nil, err
+		}
+		specs[i] = sp
+	}
+	var cohort *Cohort
+	var cohortSpec *eventSpec
+	if q.Cohort != 0 {
+		c, err := s.Cohort(ctx, q.Site, q.Cohort)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, nil, badQuery("cohort %d does not exist", q.Cohort)
+			}
+			return nil, nil, err
+		}
+		cohort = &c
+		if c.Kind == CohortBehavioral {
+			if cohortSpec, err = s.resolveEvent(q.Site, c.Event); err != nil {
+				return nil, nil, fmt.Errorf("cohort %d: %w", c.ID, err)
+			}
+		}
+	}
+	keys := append(filterProps(q.Filters), cols...)
+	for _, sp := range append(specs, cohortSpec) {
+		if sp != nil {
+			keys = append(keys, sp.columns()...)
+		}
+	}
+	t := s.table(q.Site)
+	if t == nil {
+		t = newTable(q.Site) // no events: every report runs over nothing
+	}
+	r := &run{s: s, t: t, q: q, from: q.From.UnixMilli(), to: q.To.UnixMilli()}
+	// A column built on demand may be evicted by another query between
+	// building and locking (only when more than maxLazyColumns are in use):
+	// build again.
+	for attempt := 0; ; attempt++ {
+		if err := s.ensureColumns(t, keys); err != nil {
+			return nil, nil, err
+		}
+		if err := t.rlock(); err != nil {
+			return nil, nil, err
+		}
+		missing := ""
+		for _, k := range keys {
+			if t.lookupColumn(k) == nil {
+				missing = k
+			}
+		}
+		if missing == "" {
+			break
+		}
+		t.mu.RUnlock()
+		if attempt == 3 {
+			return nil, nil, fmt.Errorf("column %s evicted while querying; too many properties in use", missing)
+		}
+	}
+	r.locked = true
+	var err error
+	if r.filters, err = t.compileFilters(q.Filters); err != nil {
+		r.end()
+		return nil, nil, err
+	}
+	r.roots = t.people.roots()
+	r.sel = make([]int32, 0, chunkSize)
+	if cohort != nil {
+		r.member = r.cohortMembers(cohort, cohortSpec)
+	}
+	if ctxDone(ctx) {
+		r.end()
+		return nil, nil, ctx.Err()
+	}
+	return r, specs, nil
+}
+
+// end releases the table; reports call it as soon as they have read what
+// they need, so that ingestion waits only for the scan.
+func (r *run) end() {
+	if r.locked {
+		r.locked = false
+		r.t.mu.RUnlock()
+	}
+}
+
+// chunks calls fn for every chunk with the offsets (ascending) of its rows
+// in [from, to) that pass the filters and whose person is in the cohort.
+// rows is only valid during the call.
+func (r *run) chunks(fn func(ci int, rows []int32)) {
+	r.chunksIn(r.from, r.to, true, fn)
+}
+
+// chunksIn is chunks over [from, to), with or without the filters and the
+// cohort.
+func (r *run) chunksIn(from, to int64, restrict bool, fn func(ci int, rows []int32)) {
+	t := r.t
+	for ci := 0; ci < t.ts.numChunks(); ci++ {
+		ts := t.ts.chunk(ci)
+		sel := r.sel[:0]
+		for i, x := range ts {
+			if x >= from && x < to {
+				sel = append(sel, int32(i))
+			}
+		}
+		if restrict {
+			sel = r.restrict(ci, sel)
+		}
+		if len(sel) > 0 {
+			fn(ci, sel)
+		}
+	}
+}
+
+// restrict keeps the rows of sel that pass the filters and the cohort.
+func (r *run) restrict(ci int, sel []int32) []int32 {
+	if r.filters != nil && len(sel) > 0 {
+		if r.buf == nil {
+			r.buf = make([]uint32, chunkSize)
+		}
+		sel = r.filters.keep(ci, sel, r.buf)
+	}
+	if r.member != nil && len(sel) > 0 {
+		dids := r.t.did.chunk(ci)
+		out := sel[:0]
+		for _, off := range sel {
+			if r.member[r.roots[dids[off]]] {
+				out = append(out, off)
+			}
+		}
+		sel = out
+	}
+	return sel
+}
+
+// nameCode returns the code of an event name, noCode when never seen.
+func (r *run) nameCode(name string) uint32 {
+	if c, ok := r.t.name.dict.lookup(name); ok && name != "" {
+		return c
+	}
+	return noCode
+}
+
+// colReader reads one column chunk by chunk, keeping the current chunk's
+// codes.
+type colReader struct {
+	c     *column
+	ci    int
+	codes []uint32
+	buf   []uint32
+}
+
+func newColReader(c *column) *colReader { return &colReader{c: c, ci: -1} }
+
+// chunk returns the codes of chunk ci; valid until the next call.
+func (cr *colReader) chunk(ci int) []uint32 {
+	if cr.ci != ci {
+		if cr.buf == nil {
+			cr.buf = make([]uint32, chunkSize)
+		}
+		if ci < len(cr.c.chunks) {
+			cr.codes = cr.c.codes(ci, cr.buf)
+		} else {
+			cr.codes = cr.buf[:0]
+		}
+		cr.ci = ci
+	}
+	return cr.codes
+}
+
+// nPersons is the size of arrays indexed by root.
+func (r *run) nPersons() int { return len(r.roots) }
+
+// groupBy orders items by group with a stable counting sort: the items of
+// group g are order[start[g]:start[g+1]], in their original order.
+func groupBy(keys []uint32, nGroups int) (start, order []int32) {
+	start = make([]int32, nGroups+1)
+	for _, k := range keys {
+		start[k+1]++
+	}
+	for g := 0; g < nGroups; g++ {
+		start[g+1] += start[g]
+	}
+	next := make([]int32, nGroups)
+	copy(next, start[:nGroups])
+	order = make([]int32, len(keys))
+	for i, k := range keys {
+		order[next[k]] = int32(i)
+		next[k]++
+	}
+	return start, order
+}
+
+// countDistinct returns, for each key below nKeys, the number of distinct
+// persons among the pairs (keys[i], persons[i]).
+func countDistinct(keys, persons []uint32, nKeys, nPersons int) []int {
+	out := make([]int, nKeys)
+	start, order := groupBy(persons, nPersons)
+	stamp := make([]int32, nKeys) // person + 1 that last counted the key
+	for p := 0; p < nPersons; p++ {
+		for _, i := range order[start[p]:start[p+1]] {
+			k := keys[i]
+			if stamp[k] != int32(p)+1 {
+				stamp[k] = int32(p) + 1
+				out[k]++
+			}
+		}
+	}
+	return out
+}

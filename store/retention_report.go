@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"math"
+	"time"
+)
+
+// Retention periods.
+const (
+	PeriodDay  = "day"
+	PeriodWeek = "week"
+)
+
+// RetentionQuery asks how many persons come back.
+type RetentionQuery struct {
+	// StartEvent puts a person in a cohort; default $pageview.
+	StartEvent string
+	// ReturnEvent counts them as back; default $pageview.
+	ReturnEvent string
+	// Period is day (default) or week.
+	Period string
+	// Periods is the number of values per cohort; default 8, at most 60.
+	Periods int
+}
+
+// RetentionCohort is the persons who started in one period.
+type RetentionCohort struct {
+	// Date is the period's start, YYYY-MM-DD in the query's time zone.
+	Date string `json:"date"`
+	Size int    `json:"size"`
+	// Values has Periods entries: values[0] is Size, values[k] the cohort's
+	// persons who did the return event in the k-th period after theirs.
+	Values []int `json:"values"`
+}
+
+// Retention computes cohorts over periods aligned to from: period c is
+// [from + c·P, from + (c+1)·P) clipped to the range, P one calendar day or
+// week in the query's time zone, one cohort for every period intersecting
+// the range. A person belongs to the cohort of the period holding their
+// first StartEvent in range; values[k] counts the cohort's persons with a
+// ReturnEvent in range in period c+k (0 when that period lies beyond the
+// range).
+func (s *DB) Retention(ctx context.Context, q Query, rq RetentionQuery) ([]RetentionCohort, error) {
+	if rq.StartEvent == "" {
+		rq.StartEvent = "$pageview"
+	}
+	if rq.ReturnEvent == "" {
+		rq.ReturnEvent = "$pageview"
+	}
+	step := 1
+	switch rq.Period {
+	case "", PeriodDay:
+	case PeriodWeek:
+		step = 7
+	default:
+		return nil, badQuery("period %q: want day or week", rq.Period)
+	}
+	if rq.Periods <= 0 {
+		rq.Periods = 8
+	}
+	rq.Periods = min(rq.Periods, 60)
+
+	periods := &buckets{}
+	from := q.From.In(q.tz())
+	if from.Before(q.To) {
+		periods.bounds = append(periods.bounds, from.UnixMilli())
+		for c := 1; ; c++ {
+			if c > maxIntervals {
+				return nil, badQuery("more than %d periods; choose weeks or a shorter range", maxIntervals)
+			}
+			b := from.AddDate(0, 0, c*step)
+			periods.labels = append(periods.labels, from.AddDate(0, 0, (c-1)*step).Format(time.DateOnly))
+			periods.bounds = append(periods.bounds, b.UnixMilli())
+			if !b.Before(q.To) {
+				break
+			}
+		}
+	}
+
+	r, specs, err := s.begin(ctx, q, []string{rq.StartEvent, rq.ReturnEvent})
+	if err != nil {
+		return nil, err
+	}
+	defer r.end()
+	es := r.compileEvents(specs)
+	nPersons := r.nPersons()
+	first := make([]int64, nPersons) // first start event time; none: MaxInt64
+	for p := range first {
+		first[p] = math.MaxInt64
+	}
+	var retPerson, retPeriod []uint32
+	names := newColReader(r.t.name)
+	r.chunks(func(ci int, rows []int32) {
+		ts, dids, nc := r.t.ts.chunk(ci), r.t.did.chunk(ci), names.chunk(ci)
+		for _, off := range rows {
+			m := es.mask(ci<<chunkBits|int(off), nc[off])
+			if m == 0 {
+				continue
+			}
+			p, t := r.roots[dids[off]], ts[off]
+			if m&1 != 0 && t < first[p] {
+				first[p] = t
+			}
+			if m&2 != 0 {
+				pi := uint32(periods.of(t))
+				if n := len(retPerson); n == 0 || retPerson[n-1] != p || retPeriod[n-1] != pi {
+					retPerson = append(retPerson, p)
+					retPeriod = append(retPeriod, pi)
+				}
+			}
+		}
+	})
+	r.end()
+
+	nc := periods.n()
+	out := make([]RetentionCohort, nc)
+	for c := range out {
+		out[c] = RetentionCohort{Date: periods.labels[c], Values: make([]int, rq.Periods)}
+	}
+	cohort := make([]int32, nPersons)
+	for p, f := range first {
+		cohort[p] = -1
+		if f != math.MaxInt64 {
+			c := periods.of(f)
+			cohort[p] = int32(c)
+			out[c].Size++
+		}
+	}
+	// Which later periods each person came back in, as bits by offset k.
+	back := make([]uint64, nPersons)
+	for i, p := range retPerson {
+		if c := cohort[p]; c >= 0 {
+			if k := int(retPeriod[i]) - int(c); k >= 1 && k < rq.Periods {
+				back[p] |= 1 << k
+			}
+		}
+	}
+	for p, bits := range back {
+		for k := 1; bits != 0 && k < rq.Periods; k++ {
+			if bits&(1<<k) != 0 {
+				out[cohort[p]].Values[k]++
+			}
+		}
+	}
+	for c := range out {
+		out[c].Values[0] = out[c].Size
+	}
+	return out, nil
+}

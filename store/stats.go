@@ -1,0 +1,98 @@
+package store
+
+import "context"
+
+// Stats is the overview of a range (SPEC §4 Definitions).
+type Stats struct {
+	// Visitors is the number of distinct persons with an event.
+	Visitors int `json:"visitors"`
+	// Pageviews is the number of $pageview events.
+	Pageviews int `json:"pageviews"`
+	// Sessions is the number of distinct non-empty $session_id values.
+	Sessions int `json:"sessions"`
+	// BounceRate is the fraction of sessions whose events are exactly one
+	// $pageview and any number of $pageleave; 0 without sessions.
+	BounceRate float64 `json:"bounce_rate"`
+	// AvgSessionSeconds is the mean over sessions of their last minus their
+	// first event time.
+	AvgSessionSeconds float64 `json:"avg_session_seconds"`
+	// ViewsPerSession is Pageviews / Sessions; 0 without sessions.
+	ViewsPerSession float64 `json:"views_per_session"`
+}
+
+// sessionAcc accumulates one session's events.
+type sessionAcc struct {
+	first, last int64
+	events      uint32
+	pageviews   uint32
+	others      uint32 // events other than $pageview and $pageleave
+}
+
+// Stats computes the overview of q's events. Every figure is over the
+// events in range that pass the filters (and the cohort), sessions
+// included: a session is what is left of it.
+func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
+	var st Stats
+	r, _, err := s.begin(ctx, q, nil, "$session_id")
+	if err != nil {
+		return st, err
+	}
+	defer r.end()
+	pv, pl := r.nameCode("$pageview"), r.nameCode("$pageleave")
+	sessCol := r.t.column("$session_id")
+	sessions := make([]sessionAcc, sessCol.dict.size())
+	seen := make([]bool, r.nPersons())
+	names, sids := newColReader(r.t.name), newColReader(sessCol)
+	r.chunks(func(ci int, rows []int32) {
+		ts, dids := r.t.ts.chunk(ci), r.t.did.chunk(ci)
+		nc, sc := names.chunk(ci), sids.chunk(ci)
+		for _, off := range rows {
+			if p := r.roots[dids[off]]; !seen[p] {
+				seen[p] = true
+				st.Visitors++
+			}
+			n := nc[off]
+			if n == pv {
+				st.Pageviews++
+			}
+			sid := sc[off]
+			if sid == 0 {
+				continue
+			}
+			a := &sessions[sid]
+			t := ts[off]
+			if a.events == 0 {
+				a.first, a.last = t, t
+			}
+			a.events++
+			a.first, a.last = min(a.first, t), max(a.last, t)
+			switch n {
+			case pv:
+				a.pageviews++
+			case pl:
+			default:
+				a.others++
+			}
+		}
+	})
+	r.end()
+	var bounces, durMs int64
+	for i := range sessions {
+		a := &sessions[i]
+		if a.events == 0 {
+			continue
+		}
+		st.Sessions++
+		durMs += a.last - a.first
+		if a.pageviews == 1 && a.others == 0 {
+			bounces++
+		}
+	}
+	if st.Sessions > 0 {
+		n := float64(st.Sessions)
+		st.BounceRate = float64(bounces) / n
+		st.AvgSessionSeconds = float64(durMs) / 1000 / n
+		st.ViewsPerSession = float64(st.Pageviews) / n
+	}
+	return st, nil
+}
