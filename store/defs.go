@@ -511,10 +511,14 @@ func (c *codeCond) ok(row int) bool {
 }
 
 // compileEvents builds the eventSet of specs; the run holds the lock.
-func (r *run) compileEvents(specs []*eventSpec) *eventSet {
-	es := &eventSet{byName: make([]uint32, r.t.name.dict.size())}
+func (r *run) compileEvents(specs []*eventSpec) *eventSet { return r.t.compileEvents(specs) }
+
+// compileEvents builds the eventSet of specs; the caller holds t.mu (read)
+// and has built the specs' columns.
+func (t *table) compileEvents(specs []*eventSpec) *eventSet {
+	es := &eventSet{byName: make([]uint32, t.name.dict.size())}
 	cond := func(key string, test func(string) bool) *codeCond {
-		c := r.t.lookupColumn(key)
+		c := t.lookupColumn(key)
 		return &codeCond{col: c, test: test, memo: make([]uint8, c.dict.size())}
 	}
 	for k, sp := range specs {
@@ -522,10 +526,11 @@ func (r *run) compileEvents(specs []*eventSpec) *eventSet {
 		for _, st := range sp.steps {
 			name := uint32(anyName)
 			if st.Event != "" {
-				name = r.nameCode(st.Event)
-				if name == noCode {
+				c, ok := t.name.dict.lookup(st.Event)
+				if !ok {
 					continue
 				}
+				name = c
 			}
 			var conds []*codeCond
 			if u := st.URLContains; u != "" {

@@ -101,7 +101,16 @@ func (s *DB) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 	if t == nil {
 		return page, nil
 	}
-	if err := s.ensureColumns(t, filterProps(q.Filters)); err != nil {
+	var spec *eventSpec // the event name or action asked for
+	cols := filterProps(q.Filters)
+	if q.Event != "" {
+		sp, err := s.resolveEvent(q.Site, q.Event)
+		if err != nil {
+			return page, err
+		}
+		spec, cols = sp, append(cols, sp.columns()...)
+	}
+	if err := s.ensureColumns(t, cols); err != nil {
 		return page, err
 	}
 	if err := t.rlock(); err != nil {
@@ -112,13 +121,9 @@ func (s *DB) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 	if err != nil {
 		return page, err
 	}
-	nameCode := uint32(0)
-	if q.Event != "" {
-		c, ok := t.name.dict.lookup(q.Event)
-		if !ok {
-			return page, nil
-		}
-		nameCode = c
+	var events *eventSet
+	if spec != nil {
+		events = t.compileEvents([]*eventSpec{spec})
 	}
 	var roots []uint32
 	personRoot := uint32(0)
@@ -141,7 +146,7 @@ func (s *DB) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 		if after != nil && !after.newer(cur) {
 			continue
 		}
-		if nameCode != 0 && t.name.at(row) != nameCode {
+		if events != nil && events.mask(row, t.name.at(row)) == 0 {
 			continue
 		}
 		if roots != nil && roots[t.did.at(row)] != personRoot {
