@@ -257,7 +257,7 @@
     // from form fields or editable content, and dropped when it looks like a
     // card or social security number.
     var NO = '.ph-no-capture,[data-fp-no-capture]';
-    var ATTR = /^(id|class|href|name|type|role|title|alt|for|aria-label|data-testid|data-attr)$/;
+    var ATTR = /^(id|class|href|action|name|type|role|title|alt|for|aria-label|data-testid|data-attr)$/;
     var field = function (e) {
       return /^(INPUT|TEXTAREA|SELECT)$/.test(e.tagName) || e.isContentEditable;
     };

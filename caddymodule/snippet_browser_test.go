@@ -1,0 +1,314 @@
+package caddymodule_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The pages of the test site. None carries the snippet: `inject` puts it in.
+var snippetPages = map[string]string{
+	"index.html": `<!doctype html>
+<html><head><meta charset="utf-8"><title>Home</title>
+<style>body{margin:0;font:16px sans-serif} .tall{height:3000px} button{margin:4px}</style></head>
+<body>
+<nav><a id="to-other" class="nav-link" href="/other.html">Other page</a></nav>
+<main>
+<button id="buy" class="btn primary" data-testid="buy-button">Buy now</button>
+<button id="rage">Does nothing</button>
+<div class="ph-no-capture"><button id="secret">Secret</button></div>
+<div data-fp-no-capture><span><button id="secret2">Also secret</button></span></div>
+<form id="signup" action="/signup">
+  <input id="email" type="text" name="email">
+  <input id="pw" type="password" name="password">
+  <textarea id="note" name="note"></textarea>
+  <select id="plan" name="plan"><option>free</option><option>pro</option></select>
+  <button id="submit" type="submit">Sign up</button>
+</form>
+<div class="tall"></div>
+</main>
+<script>document.getElementById('signup').addEventListener('submit', function (e) { e.preventDefault() })</script>
+</body></html>
+`,
+	"other.html": `<!doctype html><html><head><title>Other</title></head><body><p>Other page</p></body></html>
+`,
+	"spa.html": `<!doctype html><html><head><title>SPA</title></head><body><p id="app">SPA</p></body></html>
+`,
+}
+
+func snippetSite(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range snippetPages {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// snippetConfig serves dir with `inject`; extra goes into the analytics
+// block, and route is put in front of everything (for outages).
+func snippetConfig(db, dir, extra, route string) string {
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	skip_install_trust
+}
+http://127.0.0.1:9080 {
+	%s
+	analytics {
+		db %s
+		site test.example
+		rate_limit off
+		inject
+		%s
+	}
+	root * %s
+	file_server
+}
+`, route, db, extra, dir)
+}
+
+// waitEvents polls the events API until cond accepts the stored events.
+func waitEvents(t *testing.T, what string, cond func([]apiEvent) bool) []apiEvent {
+	t.Helper()
+	var evs []apiEvent
+	WaitFor(t, what, 20*time.Second, func() (bool, string) {
+		evs = events(t, "")
+		return cond(evs), summary(evs)
+	})
+	return evs
+}
+
+func summary(evs []apiEvent) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "%s %v; ", e.Event, e.Properties["$pathname"])
+	}
+	return b.String()
+}
+
+func named(evs []apiEvent, name string) []apiEvent {
+	var out []apiEvent
+	for _, e := range evs {
+		if e.Event == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func has(name string, n int) func([]apiEvent) bool {
+	return func(evs []apiEvent) bool { return len(named(evs, name)) >= n }
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func num(v any) float64 { f, _ := v.(float64); return f }
+
+var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// TestSnippetInBrowser drives the injected snippet in Chromium: pageview,
+// autocapture with the element chain and heatmap coordinates, nothing from
+// form fields or no-capture areas, rage clicks, the API, and a page hide
+// whose beacon carries $pageleave and what was still queued.
+func TestSnippetInBrowser(t *testing.T) {
+	dir := snippetSite(t)
+	startCaddy(t, snippetConfig(filepath.Join(t.TempDir(), "snip.db"), dir, "", ""))
+	b := StartBrowser(t)
+	tab := b.NewTab()
+
+	tab.Navigate(base + "/?utm_source=news&utm_medium=mail")
+	tab.WaitPage(`window.firstparty && firstparty.get_distinct_id()`, 10*time.Second)
+	anon := Eval[string](tab, `firstparty.get_distinct_id()`)
+
+	evs := waitEvents(t, "the first $pageview", has("$pageview", 1))
+	pv := named(evs, "$pageview")[0]
+	p := pv.Properties
+	for k, want := range map[string]any{
+		"$lib": "firstparty", "$pathname": "/", "$host": "127.0.0.1:9080", "title": "Home",
+		"utm_source": "news", "utm_medium": "mail", "$browser": "Chrome", "$os": "Linux",
+		"$device_type": "Desktop", "$referring_domain": "$direct", "$viewport_width": float64(1280),
+	} {
+		if p[k] != want {
+			t.Errorf("$pageview %s = %v, want %v", k, p[k], want)
+		}
+	}
+	if pv.DistinctID != anon || !uuidV7.MatchString(pv.UUID) || !uuidV7.MatchString(str(p["$session_id"])) || !uuidV7.MatchString(str(p["$window_id"])) || num(p["$screen_width"]) == 0 {
+		t.Errorf("$pageview ids: %s", asJSON(pv))
+	}
+
+	// Clicks: the element chain in PostHog's format, coordinates for heatmaps.
+	tab.Do(chromedp.Click(chromedp.CSS("#buy")))
+	evs = waitEvents(t, "the click on #buy", has("$autocapture", 1))
+	click := named(evs, "$autocapture")[0].Properties
+	chain := str(click["$elements_chain"])
+	if !strings.HasPrefix(chain, `button.btn.primary:attr__class="btn primary"attr__data-testid="buy-button"attr__id="buy"attr_id="buy"nth-child="1"nth-of-type="1"text="Buy now";main:`) ||
+		!strings.Contains(chain, ";body:") || click["$event_type"] != "click" || click["$el_text"] != "Buy now" {
+		t.Errorf("click: %s", asJSON(click))
+	}
+	if x := num(click["$click_x"]); x <= 0 || x >= 1 || num(click["$click_y"]) <= 0 || click["$viewport_height"] == nil {
+		t.Errorf("click coordinates: x %v y %v", click["$click_x"], click["$click_y"])
+	}
+
+	// Form fields: typed text and the password never leave the page;
+	// no-capture areas send nothing; a password field sends nothing at all.
+	tab.Do(
+		chromedp.SendKeys(chromedp.CSS("#email"), "typed-secret-mail@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#pw"), "hunter2-typed-password"),
+		chromedp.SendKeys(chromedp.CSS("#note"), "typed-secret-note"),
+		chromedp.SetValue(chromedp.CSS("#plan"), "pro"),
+		chromedp.Click(chromedp.CSS("#secret")),
+		chromedp.Click(chromedp.CSS("#secret2")),
+		chromedp.Click(chromedp.CSS("#submit")),
+	)
+	Eval[chromedp.Void](tab, `document.getElementById('plan').dispatchEvent(new Event('change', {bubbles: true}))`)
+	evs = waitEvents(t, "the submit", func(evs []apiEvent) bool {
+		for _, e := range named(evs, "$autocapture") {
+			if e.Properties["$event_type"] == "submit" {
+				return true
+			}
+		}
+		return false
+	})
+	changed := map[string]bool{}
+	for _, e := range named(evs, "$autocapture") {
+		chain := str(e.Properties["$elements_chain"])
+		if strings.Contains(chain, `"secret`) || strings.Contains(chain, `type="password"`) || strings.Contains(chain, "ph-no-capture") {
+			t.Errorf("captured from a no-capture area or a password field: %s", chain)
+		}
+		if e.Properties["$event_type"] == "change" {
+			changed[strings.SplitN(chain, ":", 2)[0]] = true
+		}
+		if e.Properties["$event_type"] == "submit" && !strings.HasPrefix(chain, `form:attr__action="/signup"attr__id="signup"`) {
+			t.Errorf("submit chain %s", chain)
+		}
+	}
+	if !changed["input"] || !changed["textarea"] || !changed["select"] {
+		t.Errorf("change events for %v, want input, textarea and select", changed)
+	}
+
+	// Rage clicks: three quick clicks in one place.
+	tab.Do(chromedp.Click(chromedp.CSS("#rage")), chromedp.Click(chromedp.CSS("#rage")), chromedp.Click(chromedp.CSS("#rage")))
+	evs = waitEvents(t, "a $rageclick", has("$rageclick", 1))
+	if rc := named(evs, "$rageclick"); len(rc) != 1 || !strings.HasPrefix(str(rc[0].Properties["$elements_chain"]), "button:") {
+		t.Errorf("$rageclick: %s", asJSON(rc))
+	}
+
+	// The API.
+	Eval[chromedp.Void](tab, `firstparty.register({tier: 'gold'}); firstparty.capture('plan_chosen', {plan: 'pro'}); firstparty.identify('user-42', {email: 'u@example.com'}); firstparty.alias('legacy-42')`)
+	evs = waitEvents(t, "custom, identify and alias", func(evs []apiEvent) bool {
+		return len(named(evs, "plan_chosen")) == 1 && len(named(evs, "$identify")) == 1 && len(named(evs, "$create_alias")) == 1
+	})
+	custom := named(evs, "plan_chosen")[0]
+	if custom.Properties["plan"] != "pro" || custom.Properties["tier"] != "gold" || custom.DistinctID != anon {
+		t.Errorf("custom event: %s", asJSON(custom))
+	}
+	ident := named(evs, "$identify")[0]
+	if ident.DistinctID != "user-42" || ident.Properties["$anon_distinct_id"] != anon {
+		t.Errorf("$identify: %s", asJSON(ident))
+	}
+	var person map[string]any
+	getJSON(t, api+"/persons/"+anon, &person)
+	if ids := fmt.Sprint(person["distinct_ids"]); !strings.Contains(ids, anon) || !strings.Contains(ids, "user-42") || !strings.Contains(ids, "legacy-42") {
+		t.Errorf("person: %s", asJSON(person))
+	}
+
+	// Page hide: scroll, queue an event, leave. The beacon carries it and
+	// the $pageleave.
+	session := str(pv.Properties["$session_id"])
+	Eval[chromedp.Void](tab, `window.scrollTo(0, 1500); firstparty.capture('last_words')`)
+	tab.WaitPage(`window.scrollY >= 1500`, 5*time.Second)
+	Eval[chromedp.Void](tab, `window.dispatchEvent(new Event('scroll'))`)
+	tab.DoAndWaitLoad(chromedp.Click(chromedp.CSS("#to-other")))
+	evs = waitEvents(t, "the page hide beacon and the next page", func(evs []apiEvent) bool {
+		return len(named(evs, "last_words")) == 1 && len(named(evs, "$pageleave")) == 1 && len(named(evs, "$pageview")) == 2
+	})
+	leave := named(evs, "$pageleave")[0].Properties
+	if leave["$prev_pageview_pathname"] != "/" || leave["$pathname"] != "/" || num(leave["$prev_pageview_duration"]) <= 0 ||
+		num(leave["$prev_pageview_max_scroll"]) < 1500 || num(leave["$prev_pageview_max_content"]) < 1500+800-200 {
+		t.Errorf("$pageleave: %s", asJSON(leave))
+	}
+	if f := num(leave["$prev_pageview_max_scroll_percentage"]); f <= 0.3 || f > 1 {
+		t.Errorf("max scroll percentage %v", f)
+	}
+	if f := num(leave["$prev_pageview_max_content_percentage"]); f <= 0.5 || f > 1 {
+		t.Errorf("max content percentage %v", f)
+	}
+	next := named(evs, "$pageview")[1]
+	if next.DistinctID != "user-42" || next.Properties["$pathname"] != "/other.html" || next.Properties["$session_id"] != session || next.Properties["$window_id"] != pv.Properties["$window_id"] {
+		t.Errorf("next page lost the identity or session: %s", asJSON(next))
+	}
+	if next.Properties["$referrer"] != base+"/?utm_source=news&utm_medium=mail" || next.Properties["$referring_domain"] != "127.0.0.1:9080" && next.Properties["$referring_domain"] != "127.0.0.1" {
+		t.Errorf("referrer %v / %v", next.Properties["$referrer"], next.Properties["$referring_domain"])
+	}
+
+	// Nothing typed was stored anywhere, and every event is there once.
+	all := asJSON(evs)
+	for _, typed := range []string{"typed-secret", "hunter2"} {
+		if strings.Contains(all, typed) {
+			t.Errorf("stored events contain what the visitor typed (%s)", typed)
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if seen[e.UUID] {
+			t.Errorf("uuid %s stored twice", e.UUID)
+		}
+		seen[e.UUID] = true
+	}
+	if ex := tab.Exceptions(); len(ex) > 0 {
+		t.Errorf("page exceptions: %v", ex)
+	}
+}
+
+// TestSnippetSPA: pushState, replaceState, popstate and hashchange are page
+// views, each closing the previous page with a $pageleave.
+func TestSnippetSPA(t *testing.T) {
+	dir := snippetSite(t)
+	startCaddy(t, snippetConfig(filepath.Join(t.TempDir(), "spa.db"), dir, "", ""))
+	tab := StartBrowser(t).NewTab()
+	tab.Navigate(base + "/spa.html")
+	waitEvents(t, "the first $pageview", has("$pageview", 1))
+	steps := []struct{ js, path string }{
+		{`history.pushState({}, '', '/spa/a')`, "/spa/a"},
+		{`history.replaceState({}, '', '/spa/b')`, "/spa/b"},
+		{`history.replaceState({}, '', '/spa/b')`, ""}, // same URL: no page view
+		{`history.back()`, "/spa.html"},
+		{`location.hash = 'section'`, "/spa.html#section"},
+	}
+	for _, s := range steps {
+		Eval[chromedp.Void](tab, s.js)
+		if s.path != "" {
+			tab.WaitPage(fmt.Sprintf(`location.pathname + location.hash == %q`, s.path), 5*time.Second)
+		}
+	}
+	evs := waitEvents(t, "five page views", has("$pageview", 5))
+	var got []string
+	for _, e := range named(evs, "$pageview") {
+		u := str(e.Properties["$current_url"])
+		got = append(got, strings.TrimPrefix(u, base))
+	}
+	if want := "[/spa.html /spa/a /spa/b /spa.html /spa.html#section]"; fmt.Sprint(got) != want {
+		t.Errorf("page views %v, want %s", got, want)
+	}
+	var left []string
+	for _, e := range named(evs, "$pageleave") {
+		left = append(left, str(e.Properties["$prev_pageview_pathname"]))
+		if num(e.Properties["$prev_pageview_duration"]) <= 0 {
+			t.Errorf("$pageleave without duration: %s", asJSON(e.Properties))
+		}
+	}
+	if want := "[/spa.html /spa/a /spa/b /spa.html]"; fmt.Sprint(left) != want {
+		t.Errorf("page leaves %v, want %s", left, want)
+	}
+}
