@@ -8,6 +8,7 @@ import (
 )
 
 func (h *Handler) routes() {
+	h.reportRoutes()
 	m := h.mux
 	m.HandleFunc("GET /api/sites", h.apiSites)
 	m.HandleFunc("GET /api/events", h.apiEvents)
