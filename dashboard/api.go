@@ -21,7 +21,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint")
 	})
-	m.HandleFunc("GET /{$}", h.serveIndex)
+	h.uiRoutes(m)
 }
 
 func (h *Handler) apiSites(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,90 @@
+// Funnels: the persons who did each step in order within a window, as bars
+// with conversion and drop-off per step.
+
+import { h, replace, num, pct, errorBox, empty } from '../dom.js';
+import { get, reportParams, setQuery } from '../api.js';
+import { eventLabel } from '../components.js';
+
+const units = [['d', 'days'], ['h', 'hours'], ['m', 'minutes']];
+
+function parseWindow(s) {
+  const m = /^(\d+)([dhm])$/.exec(s || '');
+  return m ? { n: +m[1], unit: m[2] } : { n: 14, unit: 'd' };
+}
+
+export default async function funnel({ editor, result, ctx }) {
+  const q = ctx.query;
+  const steps = q.getAll('step').filter(Boolean);
+  const win = parseWindow(q.get('window'));
+
+  const list = h('ol', { class: 'steps-list' });
+  const form = h('form', { class: 'query', id: 'funnel-form' });
+  function apply() {
+    const st = [...form.querySelectorAll('input[name=step]')].map((i) => i.value.trim()).filter(Boolean);
+    const w = Math.max(1, parseInt(form.n.value, 10) || 14) + form.unit.value;
+    setQuery({ step: st.length ? st : null, window: w === '14d' ? null : w }, true);
+  }
+  function row(ev, i) {
+    return h('li', { class: 'series-row' }, h('span', { class: 'step-no' }, String(i + 1)),
+      h('input', { name: 'step', value: ev, list: 'fp-events', placeholder: 'event or action:<id>', 'aria-label': 'Step ' + (i + 1), autocomplete: 'off' }),
+      h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove step', title: 'Remove step', onclick: (e) => {
+        e.currentTarget.parentElement.remove();
+        apply();
+      } }, '✕'));
+  }
+  const shown = steps.length ? steps : ['$pageview', ''];
+  shown.forEach((s, i) => list.appendChild(row(s, i)));
+  if (shown.length < 2) list.appendChild(row('', 1));
+  form.append(
+    h('fieldset', h('legend', 'Steps, in order'), list,
+      h('button', { type: 'button', class: 'btn small ghost', id: 'add-step', onclick: () => {
+        list.appendChild(row('', list.children.length));
+        list.lastChild.querySelector('input').focus();
+      } }, '+ Add step')),
+    h('fieldset', h('legend', 'Conversion window'), h('div', { class: 'series-row' },
+      h('input', { name: 'n', type: 'number', min: 1, value: win.n, 'aria-label': 'Window length' }),
+      h('select', { name: 'unit', 'aria-label': 'Window unit' }, units.map(([k, l]) => h('option', { value: k, selected: k === win.unit }, l))))),
+  );
+  form.addEventListener('change', apply);
+  form.addEventListener('submit', (e) => { e.preventDefault(); apply(); });
+  replace(editor, h('div', { class: 'card-head' }, h('h2', 'Funnel')), form);
+
+  if (steps.length < 2) {
+    replace(result, h('div', { class: 'card-head' }, h('h2', 'Result')), empty('Choose at least two steps.'));
+    return;
+  }
+  let res;
+  try {
+    res = await get('funnel', reportParams(q, undefined, { step: steps, window: win.n + win.unit }), ctx.signal);
+  } catch (err) {
+    if (!ctx.signal.aborted) replace(result, errorBox(err));
+    return;
+  }
+  const rows = res.steps || [];
+  const first = rows[0]?.count || 0;
+  const last = rows[rows.length - 1]?.count || 0;
+  const summary = h('div', { class: 'summary' },
+    h('div', h('span', { class: 'muted' }, 'Total conversion'), h('strong', { id: 'funnel-conversion' }, first ? pct(last / first, 1) : '–')),
+    h('div', h('span', { class: 'muted' }, 'Entered'), h('strong', num(first))),
+    h('div', h('span', { class: 'muted' }, 'Completed'), h('strong', num(last))));
+  const bars = h('div', { class: 'funnel', id: 'funnel-bars' });
+  rows.forEach((s, i) => {
+    const prev = i ? rows[i - 1].count : s.count;
+    const ofFirst = first ? s.count / first : 0;
+    const ofPrev = prev ? s.count / prev : 0;
+    const bar = h('div', { class: 'funnel-bar' });
+    bar.style.height = Math.max(0.5, ofFirst * 100) + '%';
+    const dropped = h('div', { class: 'funnel-drop' });
+    dropped.style.height = ((1 - ofFirst) * 100) + '%';
+    const col = h('div', { class: 'funnel-col' }, h('span', { class: 'funnel-bar-label' }, num(s.count)), dropped, bar);
+    bars.appendChild(h('div', { class: 'funnel-step', dataset: { step: String(i + 1), count: String(s.count) } },
+      h('div', { class: 'funnel-name' }, h('span', { class: 'step-no' }, String(i + 1)), h('span', eventLabel(s.event))),
+      col,
+      h('div', { class: 'funnel-meta' },
+        h('span', { class: 'conv' }, pct(ofFirst, 1), ' of first step'),
+        i ? h('span', pct(ofPrev, 1), ' from previous') : h('span', { class: 'muted' }, 'Entered the funnel'),
+        i ? h('span', { class: 'drop' }, '↓ ', num(prev - s.count), ' dropped (', pct(prev ? 1 - ofPrev : 0, 1), ')') : h('span', ' '))));
+  });
+  const note = h('p', { class: 'muted' }, 'Persons who did each step after the previous one, within ', String(win.n), ' ', units.find(([k]) => k === win.unit)[1], ' of the first step.');
+  replace(result, h('div', { class: 'card-head' }, h('h2', 'Conversion')), first ? [summary, bars, note] : empty('Nobody did the first step in this period.'));
+}

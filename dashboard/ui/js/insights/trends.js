@@ -1,0 +1,98 @@
+// Trends: events over time, with math, interval and breakdown.
+
+import { h, replace, num, errorBox, empty, text } from '../dom.js';
+import { get, range, reportParams, setQuery } from '../api.js';
+import { eventLabel } from '../components.js';
+import { lineChart, palette, labelText } from '../charts.js';
+
+const maths = [['total', 'Total count'], ['unique', 'Unique users'], ['dau', 'Daily active users']];
+const intervals = [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week'], ['month', 'Month']];
+
+export default async function trends({ editor, result, ctx }) {
+  const q = ctx.query;
+  const r = range(q);
+  const events = q.getAll('event').filter(Boolean);
+  if (!events.length) events.push('$pageview');
+  const math = maths.some(([k]) => k === q.get('math')) ? q.get('math') : 'total';
+  const interval = intervals.some(([k]) => k === q.get('interval')) ? q.get('interval') : r.interval;
+  const breakdown = q.get('breakdown') || '';
+  const colors = palette();
+
+  // The query editor: every change rewrites the URL.
+  const list = h('div', { class: 'series-list' });
+  const form = h('form', { class: 'query', id: 'trends-form' });
+  function apply() {
+    const evs = [...form.querySelectorAll('input[name=event]')].map((i) => i.value.trim()).filter(Boolean);
+    setQuery({
+      event: evs.length ? evs : null,
+      math: form.math.value === 'total' ? null : form.math.value,
+      interval: form.interval.value === r.interval ? null : form.interval.value,
+      breakdown: form.breakdown.value.trim() || null,
+    }, true);
+  }
+  function row(ev, i) {
+    const dot = h('span', { class: 'series-dot' });
+    dot.style.background = colors[i % colors.length];
+    return h('div', { class: 'series-row' }, dot,
+      h('input', { name: 'event', value: ev, list: 'fp-events', placeholder: 'event or action:<id>', 'aria-label': 'Event ' + (i + 1), autocomplete: 'off' }),
+      h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove series', title: 'Remove series', onclick: (e) => {
+        e.currentTarget.parentElement.remove();
+        apply();
+      } }, '✕'));
+  }
+  events.forEach((ev, i) => list.appendChild(row(ev, i)));
+  form.append(
+    h('fieldset', h('legend', 'Series'), list,
+      h('button', { type: 'button', class: 'btn small ghost', id: 'add-series', onclick: () => {
+        const n = list.children.length;
+        list.appendChild(row('', n));
+        list.lastChild.querySelector('input').focus();
+      } }, '+ Add series')),
+    h('label', 'Measure', h('select', { name: 'math' }, maths.map(([k, l]) => h('option', { value: k, selected: k === math }, l)))),
+    h('label', 'Interval', h('select', { name: 'interval' }, intervals.map(([k, l]) => h('option', { value: k, selected: k === interval }, l)))),
+    h('label', 'Breakdown by', h('input', { name: 'breakdown', value: breakdown, list: 'fp-props', placeholder: 'property (optional)', autocomplete: 'off' })),
+  );
+  form.addEventListener('change', apply);
+  form.addEventListener('submit', (e) => { e.preventDefault(); apply(); });
+  replace(editor, h('div', { class: 'card-head' }, h('h2', 'Trends')), form);
+
+  const params = reportParams(q, r, { event: events, math, interval, breakdown: breakdown || null });
+  let res;
+  try {
+    res = await get('trends', params, ctx.signal);
+  } catch (err) {
+    if (!ctx.signal.aborted) replace(result, errorBox(err));
+    return;
+  }
+  const series = (res.series || []).map((s, i) => {
+    const total = s.data.reduce((a, b) => a + (b || 0), 0);
+    const name = eventLabel(s.event) + (s.breakdown_value != null && s.breakdown_value !== '' ? ' · ' + text(s.breakdown_value) : breakdown ? ' · (none)' : '');
+    return { ...s, total, name, i };
+  });
+  if (!series.length || series.every((s) => s.total === 0)) {
+    replace(result, h('div', { class: 'card-head' }, h('h2', 'Result')), empty('No events match in this period.'));
+    return;
+  }
+  // Draw the largest ten series; the table lists every one.
+  const shown = [...series].sort((a, b) => b.total - a.total).slice(0, 10);
+  const chartEl = h('div', { class: 'chart', id: 'trends-chart' });
+  const table = h('table', { class: 'data', id: 'trends-table' },
+    h('thead', h('tr', h('th', 'Series'), h('th', { class: 'num' }, math === 'total' ? 'Total' : 'Sum over intervals'),
+      h('th', { class: 'num hide-sm' }, 'Average per ' + interval))),
+    h('tbody', [...series].sort((a, b) => b.total - a.total).map((s) => {
+      const dot = h('span', { class: 'series-dot' });
+      const idx = shown.indexOf(s);
+      dot.style.background = idx >= 0 ? colors[idx % colors.length] : 'transparent';
+      return h('tr', h('td', h('span', { class: 'series-row' }, dot, h('span', s.name))),
+        h('td', { class: 'num' }, num(s.total)), h('td', { class: 'num hide-sm' }, num(s.total / Math.max(1, res.labels.length))));
+    })));
+  const rangeText = res.labels.length ? labelText(res.labels[0], interval) + ' – ' + labelText(res.labels[res.labels.length - 1], interval) : '';
+  replace(result, h('div', { class: 'card-head' }, h('h2', maths.find(([k]) => k === math)[1]), h('span', { class: 'muted' }, rangeText)),
+    chartEl, h('div', { class: 'table-wrap' }, table));
+  const chart = lineChart(chartEl, {
+    labels: res.labels, interval,
+    series: shown.map((s, i) => ({ label: s.name, data: s.data, color: colors[i % colors.length], fill: shown.length === 1 })),
+    height: 320,
+  });
+  ctx.onCleanup(() => chart.destroy());
+}

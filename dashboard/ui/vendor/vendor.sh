@@ -1,0 +1,12 @@
+#!/usr/bin/env sh
+# Vendors the dashboard's third-party browser code: installs exactly what
+# package-lock.json pins and copies the built files next to this script,
+# where dashboard/ui.go embeds them. Run it after changing package.json;
+# commit the copied files and the lockfile.
+set -eu
+cd "$(dirname "$0")"
+npm ci --no-audit --no-fund --ignore-scripts
+cp node_modules/uplot/dist/uPlot.iife.min.js uPlot.iife.min.js
+cp node_modules/uplot/dist/uPlot.min.css uPlot.min.css
+cp node_modules/uplot/LICENSE uPlot.LICENSE
+echo "vendored uplot $(node -p 'require("./node_modules/uplot/package.json").version')"
