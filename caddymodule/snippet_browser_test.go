@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -310,5 +311,326 @@ func TestSnippetSPA(t *testing.T) {
 	}
 	if want := "[/spa.html /spa/a /spa/b /spa.html]"; fmt.Sprint(left) != want {
 		t.Errorf("page leaves %v, want %s", left, want)
+	}
+}
+
+// privacySignals makes the tab's pages send Do Not Track (?dnt) or Global
+// Privacy Control (?gpc), as browsers with those settings expose them.
+const privacySignals = `(() => {
+	if (location.search.includes('dnt')) Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'});
+	if (location.search.includes('gpc')) Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true});
+})()`
+
+// TestSnippetPrivacy: Do Not Track and Global Privacy Control send and
+// store nothing (unless respect_dnt off); opting out holds across pages
+// until opting in.
+func TestSnippetPrivacy(t *testing.T) {
+	dir := snippetSite(t)
+	db := filepath.Join(t.TempDir(), "priv.db")
+	startCaddy(t, snippetConfig(db, dir, "", ""))
+	b := StartBrowser(t)
+	tab := b.NewTab(InitScript(privacySignals))
+	for _, u := range []string{"/?dnt", "/?gpc"} {
+		tab.Navigate(base + u)
+		tab.WaitPage(`window.firstparty`, 10*time.Second)
+		if !Eval[bool](tab, `firstparty.has_opted_out_capturing()`) {
+			t.Errorf("%s: the snippet does not see the signal", u)
+		}
+		Eval[chromedp.Void](tab, `firstparty.capture('must_not_send'); document.getElementById('buy').click(); firstparty.identify('dnt-user')`)
+		if stored := Eval[string](tab, `localStorage.getItem('_fp') + document.cookie + sessionStorage.getItem('_fpw')`); stored != "null" && stored != "nullnull" {
+			t.Errorf("%s: stored %q in the browser", u, stored)
+		}
+	}
+	// The same tab without the signals: its page view arrives after
+	// anything the signalling pages could have sent, page hide included.
+	tab.Navigate(base + "/other.html")
+	evs := waitEvents(t, "the page view without signals", has("$pageview", 1))
+	if len(evs) != 1 || evs[0].Properties["$pathname"] != "/other.html" {
+		t.Fatalf("events from pages with DNT/GPC: %s", summary(evs))
+	}
+
+	// Opt out: nothing more, also on the next page; opt in: back.
+	Eval[chromedp.Void](tab, `firstparty.opt_out_capturing(); firstparty.capture('opted_out')`)
+	tab.Navigate(base + "/")
+	tab.WaitPage(`window.firstparty`, 10*time.Second)
+	if !Eval[bool](tab, `firstparty.has_opted_out_capturing()`) {
+		t.Error("opt-out did not last to the next page")
+	}
+	tab.Do(chromedp.Click(chromedp.CSS("#buy")))
+	Eval[chromedp.Void](tab, `firstparty.capture('opted_out'); firstparty.opt_in_capturing(); firstparty.capture('opted_in')`)
+	evs = waitEvents(t, "the event after opting in", has("opted_in", 1))
+	if len(named(evs, "opted_out")) > 0 || len(named(evs, "$autocapture")) > 0 || len(named(evs, "$pageview")) != 1 {
+		t.Errorf("events while opted out: %s", summary(evs))
+	}
+
+	// respect_dnt off: the same signal no longer stops anything.
+	startCaddy(t, snippetConfig(db, dir, "respect_dnt off", ""))
+	tab.Navigate(base + "/?dnt&off")
+	waitEvents(t, "a page view with DNT under respect_dnt off", func(evs []apiEvent) bool {
+		for _, e := range named(evs, "$pageview") {
+			if strings.HasSuffix(str(e.Properties["$current_url"]), "?dnt&off") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestSnippetPersistence: localstorage (the default) and cookie keep the
+// visitor across pages, memory keeps nothing in the browser; and with
+// cookies and storage refused the snippet still sends, and throws nothing.
+func TestSnippetPersistence(t *testing.T) {
+	dir := snippetSite(t)
+	b := StartBrowser(t)
+	cases := []struct {
+		mode, extra, init string
+		sameVisitor       bool
+		kept              string // JS: what the browser keeps, "" when nothing
+	}{
+		{"localstorage", "", "", true, `localStorage.getItem('_fp') ? 'ls' : ''`},
+		{"cookie", "persistence cookie", "", true, `(document.cookie.includes('_fp=') ? 'cookie' : '') + (localStorage.getItem('_fp') ? 'ls' : '')`},
+		{"memory", "persistence memory", "", false, `document.cookie + (localStorage.length || '') + (sessionStorage.length || '')`},
+		{"storage refused", "", `(() => {
+			const deny = () => { throw new DOMException('denied', 'SecurityError') };
+			Object.defineProperty(window, 'localStorage', {get: deny});
+			Object.defineProperty(window, 'sessionStorage', {get: deny});
+			Object.defineProperty(Document.prototype, 'cookie', {get: deny, set: deny});
+		})()`, false, `''`},
+	}
+	for _, c := range cases {
+		t.Run(c.mode, func(t *testing.T) {
+			startCaddy(t, snippetConfig(filepath.Join(t.TempDir(), "p.db"), dir, c.extra, ""))
+			var opts []TabOption
+			opts = append(opts, Isolated())
+			if c.init != "" {
+				opts = append(opts, InitScript(c.init))
+			}
+			tab := b.NewTab(opts...)
+			tab.Navigate(base + "/")
+			tab.WaitPage(`window.firstparty`, 10*time.Second)
+			want := map[string]string{"localstorage": "ls", "cookie": "cookie"}[c.mode]
+			if got := Eval[string](tab, c.kept); got != want {
+				t.Errorf("the browser keeps %q, want %q", got, want)
+			}
+			tab.DoAndWaitLoad(chromedp.Click(chromedp.CSS("#to-other")))
+			evs := waitEvents(t, "two page views", has("$pageview", 2))
+			pv := named(evs, "$pageview")
+			if same := pv[0].DistinctID == pv[1].DistinctID; same != c.sameVisitor {
+				t.Errorf("same visitor on the next page: %v, want %v (%s, %s)", same, c.sameVisitor, pv[0].DistinctID, pv[1].DistinctID)
+			}
+			if ex := tab.Exceptions(); len(ex) > 0 {
+				t.Errorf("page exceptions: %v", ex)
+			}
+		})
+	}
+}
+
+// fetchLog records the status of every fetch the page makes (0: network
+// error) in window.__posts.
+const fetchLog = `(() => {
+	window.__posts = [];
+	const f = window.fetch;
+	window.fetch = function () {
+		const p = f.apply(this, arguments);
+		p.then(r => __posts.push(r.status), () => __posts.push(0));
+		return p;
+	};
+})()`
+
+// TestSnippetOutageAndRecovery: while the endpoint is down the snippet keeps
+// its events and retries with backoff; while answers get lost after the
+// events were stored it retries with the same uuids, which the store takes
+// once; after recovery everything is there exactly once.
+func TestSnippetOutageAndRecovery(t *testing.T) {
+	dir := snippetSite(t)
+	db := filepath.Join(t.TempDir(), "outage.db")
+	up := snippetConfig(db, dir, "", "")
+	startCaddy(t, up)
+	tab := StartBrowser(t).NewTab(InitScript(fetchLog))
+	tab.Navigate(base + "/other.html")
+	waitEvents(t, "the page view", has("$pageview", 1))
+
+	// Down: no analytics handler at all, the endpoint answers 503.
+	startCaddy(t, fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	skip_install_trust
+}
+http://127.0.0.1:9080 {
+	respond /_f/* "down" 503
+	root * %s
+	file_server
+}
+`, dir))
+	start := Eval[int](tab, `__posts.length`)
+	Eval[chromedp.Void](tab, `firstparty.capture('during_outage', {n: 1}); firstparty.capture('during_outage', {n: 2})`)
+	// Two failed tries: the first and one retry after backoff.
+	tab.WaitPage(fmt.Sprintf(`__posts.slice(%d).filter(s => s == 503).length >= 2`, start), 15*time.Second)
+
+	// Answers lost: the events are stored, the answer is replaced by 503.
+	// (The site's own analytics block, ordered first, moves out of the way.)
+	startCaddy(t, snippetConfig(db, dir, "endpoint /_elsewhere", `route /_f/* {
+		intercept {
+			@stored status 2xx
+			handle_response @stored {
+				respond "answer lost" 503
+			}
+		}
+		analytics {
+			db `+db+`
+			site test.example
+			rate_limit off
+			dashboard off
+		}
+	}`))
+	start = Eval[int](tab, `__posts.length`)
+	Eval[chromedp.Void](tab, `window.dispatchEvent(new Event('online'))`) // the browser says it is back: retry now
+	tab.WaitPage(fmt.Sprintf(`__posts.slice(%d).filter(s => s == 503).length >= 2`, start), 15*time.Second)
+	evs := events(t, "")
+	if n := len(named(evs, "during_outage")); n != 2 {
+		t.Fatalf("while answers were lost: %d during_outage events stored, want 2 (%s)", n, summary(evs))
+	}
+
+	// Recovery.
+	startCaddy(t, up)
+	Eval[chromedp.Void](tab, `window.dispatchEvent(new Event('online')); firstparty.capture('after_recovery')`)
+	tab.WaitPage(`__posts.length && __posts[__posts.length - 1] == 200`, 15*time.Second)
+	evs = waitEvents(t, "the event after recovery", has("after_recovery", 1))
+	if n := len(named(evs, "during_outage")); n != 2 {
+		t.Errorf("%d during_outage events, want 2", n)
+	}
+	ns := map[float64]bool{}
+	for _, e := range named(evs, "during_outage") {
+		ns[num(e.Properties["n"])] = true
+	}
+	if !ns[1] || !ns[2] {
+		t.Errorf("during_outage events %s", asJSON(named(evs, "during_outage")))
+	}
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if seen[e.UUID] {
+			t.Errorf("uuid %s (%s) stored twice", e.UUID, e.Event)
+		}
+		seen[e.UUID] = true
+	}
+	if ex := tab.Exceptions(); len(ex) > 0 {
+		t.Errorf("page exceptions: %v", ex)
+	}
+}
+
+// posthogJS installs the pinned posthog-js (testdata/posthog-js) when
+// needed and returns its dist/array.js.
+func posthogJS(t *testing.T) []byte {
+	t.Helper()
+	requireTool(t, "node")
+	npm := requireTool(t, "npm")
+	dir, _ := filepath.Abs("testdata/posthog-js")
+	bundle := filepath.Join(dir, "node_modules", "posthog-js", "dist", "array.js")
+	if _, err := os.Stat(bundle); err != nil {
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci: %v\n%s", err, out)
+		}
+	}
+	b, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPosthogJSInBrowser: the real posthog-js, api_host = origin +
+// endpoint, against Firstparty: page views, autocapture (it needs the
+// remote config), custom events, identify and the page-hide beacon are
+// stored and enriched.
+func TestPosthogJSInBrowser(t *testing.T) {
+	bundle := posthogJS(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "vendor"), 0o755)
+	os.WriteFile(filepath.Join(dir, "vendor", "array.js"), bundle, 0o644)
+	os.WriteFile(filepath.Join(dir, "other.html"), []byte(snippetPages["other.html"]), 0o644)
+	os.WriteFile(filepath.Join(dir, "ph.html"), []byte(`<!doctype html>
+<html><head><meta charset="utf-8"><title>PostHog page</title>
+<script src="/vendor/array.js"></script>
+<script>posthog.init('phc_e2e', {api_host: location.origin + '/_f', request_batching: true})</script>
+</head><body>
+<button id="ph-buy" class="cta big">Buy with PostHog</button>
+<input id="ph-secret" type="password">
+<a id="ph-leave" href="/other.html">Leave</a>
+</body></html>
+`), 0o644)
+	startCaddy(t, fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	skip_install_trust
+}
+http://127.0.0.1:9080 {
+	analytics {
+		db %s
+		site test.example
+		rate_limit off
+	}
+	root * %s
+	file_server
+}
+`, filepath.Join(t.TempDir(), "ph.db"), dir))
+
+	tab := StartBrowser(t).NewTab()
+	tab.Navigate(base + "/ph.html?utm_source=phtest")
+	evs := waitEvents(t, "posthog-js's $pageview", has("$pageview", 1))
+	anon := evs[0].DistinctID
+	// Autocapture starts once the remote config is in.
+	tab.WaitPage(`window.posthog && posthog.__loaded && window._POSTHOG_REMOTE_CONFIG && _POSTHOG_REMOTE_CONFIG.phc_e2e`, 15*time.Second)
+	tab.Do(chromedp.SendKeys(chromedp.CSS("#ph-secret"), "ph-typed-password"))
+	tab.Do(chromedp.Click(chromedp.CSS("#ph-buy")))
+	Eval[chromedp.Void](tab, `posthog.capture('ph_custom', {plan: 'pro'}); posthog.identify('ph-user', {email: 'ph@example.com'})`)
+	waitEvents(t, "autocapture, custom and identify", func(evs []apiEvent) bool {
+		return has("$autocapture", 1)(evs) && has("ph_custom", 1)(evs) && has("$identify", 1)(evs)
+	})
+	Eval[chromedp.Void](tab, `posthog.capture('ph_queued')`) // goes out with the page-hide beacon
+	tab.DoAndWaitLoad(chromedp.Click(chromedp.CSS("#ph-leave")))
+	evs = waitEvents(t, "the page-hide beacon", func(evs []apiEvent) bool {
+		return has("$pageleave", 1)(evs) && has("ph_queued", 1)(evs)
+	})
+
+	pv := named(evs, "$pageview")[0].Properties
+	for k, want := range map[string]any{"$lib": "web", "$pathname": "/ph.html", "utm_source": "phtest", "$browser": "Chrome", "$device_type": "Desktop", "$referring_domain": "$direct", "title": "PostHog page"} {
+		if pv[k] != want {
+			t.Errorf("$pageview %s = %v, want %v", k, pv[k], want)
+		}
+	}
+	var buy map[string]any
+	for _, e := range named(evs, "$autocapture") {
+		if strings.Contains(str(e.Properties["$elements_chain"]), `attr__id="ph-buy"`) {
+			buy = e.Properties
+		}
+		if strings.Contains(str(e.Properties["$elements_chain"]), "password") {
+			t.Errorf("autocapture of the password field: %s", asJSON(e.Properties))
+		}
+	}
+	if buy == nil || buy["$event_type"] != "click" || !strings.HasPrefix(str(buy["$elements_chain"]), "button.big.cta:") {
+		t.Errorf("no click on #ph-buy in %s", asJSON(named(evs, "$autocapture")))
+	}
+	if c := named(evs, "ph_custom")[0]; c.Properties["plan"] != "pro" || c.DistinctID != anon {
+		t.Errorf("custom: %s", asJSON(c))
+	}
+	if id := named(evs, "$identify")[0]; id.DistinctID != "ph-user" || id.Properties["$anon_distinct_id"] != anon {
+		t.Errorf("identify: %s", asJSON(id))
+	}
+	if q := named(evs, "ph_queued")[0]; q.DistinctID != "ph-user" {
+		t.Errorf("queued event: %s", asJSON(q))
+	}
+	if strings.Contains(asJSON(evs), "ph-typed-password") {
+		t.Error("the typed password was stored")
+	}
+	var person map[string]any
+	getJSON(t, api+"/persons/ph-user", &person)
+	if ids := fmt.Sprint(person["distinct_ids"]); !strings.Contains(ids, anon) {
+		t.Errorf("identify did not merge the anonymous id: %s", asJSON(person))
 	}
 }
