@@ -125,7 +125,7 @@ func securityHeaders(hd http.Header) {
 func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	ip := h.opts.ClientIP(r)
 	if len(h.cfg.Accounts) == 0 {
-		if ip.IsLoopback() {
+		if ip.IsLoopback() && forwardedLocal(r) {
 			return true
 		}
 		writeError(w, http.StatusForbidden, "the dashboard has no dashboard_auth and answers only local clients")
@@ -147,6 +147,45 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("WWW-Authenticate", `Basic realm="Firstparty", charset="UTF-8"`)
 	writeError(w, http.StatusUnauthorized, "login required")
 	return false
+}
+
+// forwardedLocal reports whether every address the forwarding headers name
+// is loopback. Caddy's client IP with trusted_proxies (not strict) is the
+// leftmost X-Forwarded-For entry, which the client chooses; a proxy appends
+// the real client's address after it, so any non-loopback entry means the
+// request came from elsewhere.
+func forwardedLocal(r *http.Request) bool {
+	for _, name := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "True-Client-Ip", "Cf-Connecting-Ip"} {
+		for _, v := range r.Header.Values(name) {
+			for _, part := range strings.Split(v, ",") {
+				part = strings.TrimSpace(part)
+				if name == "Forwarded" {
+					// for=1.2.3.4;proto=https, for="[::1]:80"
+					found := false
+					for _, kv := range strings.Split(part, ";") {
+						if k, val, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && strings.EqualFold(k, "for") {
+							part, found = strings.Trim(val, `"`), true
+						}
+					}
+					if !found {
+						continue
+					}
+				}
+				if !isLoopbackAddr(part) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func isLoopbackAddr(s string) bool {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().IsLoopback()
+	}
+	ip, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // checkPassword compares against the bcrypt hash; successes are cached for

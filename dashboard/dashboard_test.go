@@ -72,6 +72,22 @@ func TestLoopbackOnlyWithoutAuth(t *testing.T) {
 	if w.Code != 403 {
 		t.Fatalf("remote client: %d", w.Code)
 	}
+	// Behind a proxy on loopback, a client can choose the leftmost
+	// X-Forwarded-For entry that Caddy takes as its address; the entries the
+	// proxy appended give it away.
+	e.ip = netip.MustParseAddr("127.0.0.1")
+	for _, hdr := range []map[string]string{
+		{"X-Forwarded-For": "127.0.0.1, 203.0.113.9"},
+		{"X-Real-Ip": "198.51.100.1"},
+		{"Forwarded": `for=127.0.0.1, for="[2001:db8::1]:4711"`},
+	} {
+		if w := e.do("GET", "/api/sites", hdr); w.Code != 403 {
+			t.Fatalf("forwarded %v: %d", hdr, w.Code)
+		}
+	}
+	if w := e.do("GET", "/api/sites", map[string]string{"X-Forwarded-For": "127.0.0.1, ::1", "Forwarded": "for=127.0.0.1"}); w.Code != 200 {
+		t.Fatalf("local proxy chain: %d", w.Code)
+	}
 	e.ip = netip.MustParseAddr("::1")
 	if w := e.do("GET", "/", nil); w.Code != 200 || w.Header().Get("Content-Security-Policy") == "" {
 		t.Fatalf("index: %d %v", w.Code, w.Header())
