@@ -139,15 +139,13 @@ export function eventNames() {
   const site = currentSite();
   if (namesPromise && namesSite === site) return namesPromise;
   namesSite = site;
-  const from = new Date(Date.now() - 30 * 86400000).toISOString();
+  const from = new Date(Date.now() - 90 * 86400000).toISOString();
   namesPromise = Promise.all([
-    get('events', { site, limit: 500, from }).catch(() => ({ results: [] })),
+    get('breakdown', { site, property: 'event', limit: 200, from }).catch(() => ({ results: [] })),
     get('actions', { site }).catch(() => ({ results: [] })),
   ]).then(([evs, acts]) => {
-    const counts = new Map();
-    for (const e of evs.results || []) counts.set(e.event, (counts.get(e.event) || 0) + 1);
-    for (const n of ['$pageview', '$autocapture', '$pageleave']) if (!counts.has(n)) counts.set(n, 0);
-    const names = [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([n]) => n);
+    const names = (evs.results || []).map((r) => r.value);
+    for (const n of ['$pageview', '$autocapture', '$pageleave']) if (!names.includes(n)) names.push(n);
     const actions = (Array.isArray(acts) ? acts : acts.results || []).map((a) => ({ value: 'action:' + a.id, label: 'Action: ' + a.name }));
     return { names, actions };
   });

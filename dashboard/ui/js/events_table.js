@@ -11,8 +11,8 @@ export function eventRow(ev, { showPerson = true, fresh = false } = {}) {
   const personId = ev.person_id || ev.distinct_id;
   const tr = h('tr', { class: ['clickable', 'ev-row', fresh && 'new-row'], dataset: { uuid: ev.uuid || '' }, tabindex: '0' },
     h('td', h('span', { class: 'ev-name' }, eventLabel(ev.event)), extra(ev)),
-    showPerson ? h('td', { class: 'truncate' }, h('a', { href: url('/persons/' + encodeURIComponent(personId), sharedQuery(query())), class: 'ev-person' }, text(ev.distinct_id))) : null,
-    h('td', { class: 'truncate wrap hide-sm', title: text(pr.$current_url || '') }, text(where)),
+    showPerson ? h('td', h('a', { href: url('/persons/' + encodeURIComponent(personId), sharedQuery(query())), class: 'ev-person' }, text(ev.distinct_id))) : null,
+    h('td', { class: 'hide-sm', title: text(pr.$current_url || '') }, text(where)),
     h('td', { class: 'muted', title: dateTime(ev.timestamp) }, ago(ev.timestamp)));
   const cols = showPerson ? 4 : 3;
   let detail = null;
@@ -53,7 +53,8 @@ export function eventTable(el, ctx, params, opts = {}) {
   const tbody = h('tbody');
   const showPerson = opts.showPerson !== false;
   const table = h('table', { class: 'data events', id: opts.id || 'events-table' },
-    h('thead', h('tr', h('th', 'Event'), showPerson ? h('th', 'Person') : null, h('th', { class: 'hide-sm' }, 'Page'), h('th', 'When'))),
+    h('thead', h('tr', h('th', { class: 'col-event' }, 'Event'), showPerson ? h('th', { class: 'col-person' }, 'Person') : null,
+      h('th', { class: 'hide-sm col-page' }, 'Page'), h('th', { class: 'col-when' }, 'When'))),
     tbody);
   const more = h('button', { type: 'button', class: 'btn small ghost more', hidden: true }, 'Load more');
   const status = h('div');

@@ -76,9 +76,10 @@ export default async function funnel({ editor, result, ctx }) {
     bar.style.height = Math.max(0.5, ofFirst * 100) + '%';
     const dropped = h('div', { class: 'funnel-drop' });
     dropped.style.height = ((1 - ofFirst) * 100) + '%';
-    const col = h('div', { class: 'funnel-col' }, h('span', { class: 'funnel-bar-label' }, num(s.count)), dropped, bar);
+    const col = h('div', { class: 'funnel-col' }, dropped, bar);
     bars.appendChild(h('div', { class: 'funnel-step', dataset: { step: String(i + 1), count: String(s.count) } },
       h('div', { class: 'funnel-name' }, h('span', { class: 'step-no' }, String(i + 1)), h('span', eventLabel(s.event))),
+      h('div', { class: 'funnel-count' }, h('strong', num(s.count)), ' ', s.count === 1 ? 'person' : 'persons'),
       col,
       h('div', { class: 'funnel-meta' },
         h('span', { class: 'conv' }, pct(ofFirst, 1), ' of first step'),

@@ -143,7 +143,7 @@ async function cohortPage(main, ctx, id) {
   try {
     const res = await get('cohorts/' + encodeURIComponent(id) + '/persons', { site }, ctx.signal);
     const rows = Array.isArray(res) ? res : res.results || [];
-    replace(people, h('div', { class: 'card-head' }, h('h2', 'Persons'), h('span', { class: 'muted' }, num(rows.length))),
+    replace(people, h('div', { class: 'card-head' }, h('h2', 'Persons'), h('span', { class: 'muted', id: 'cohort-count' }, num(res.count ?? rows.length))),
       rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
         h('thead', h('tr', h('th', 'Person'), h('th', 'First seen'))),
         h('tbody', rows.map((p) => h('tr',

@@ -30,14 +30,15 @@ export default async function persons(main, ctx) {
       return;
     }
     const shared = sharedQuery(q);
+    const hasLoc = rows.some((p) => location(p.properties || {}));
     replace(list, h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'persons-table' },
-      h('thead', h('tr', h('th', 'Person'), h('th', { class: 'hide-sm' }, 'Ids'), h('th', 'Location'), h('th', { class: 'hide-sm' }, 'First seen'))),
+      h('thead', h('tr', h('th', 'Person'), h('th', { class: 'hide-sm' }, 'Ids'), hasLoc ? h('th', 'Location') : null, h('th', { class: 'hide-sm' }, 'First seen'))),
       h('tbody', rows.map((p) => {
         const href = url('/persons/' + encodeURIComponent(p.id), shared);
         return h('tr', { class: 'clickable', onclick: (e) => { if (!e.target.closest('a')) navigate('/persons/' + encodeURIComponent(p.id), shared); } },
           h('td', h('a', { href, class: 'truncate person-link' }, displayName(p))),
           h('td', { class: 'hide-sm muted truncate' }, (p.distinct_ids || []).slice(0, 3).join(', ')),
-          h('td', location(p.properties || {})),
+          hasLoc ? h('td', location(p.properties || {})) : null,
           h('td', { class: 'hide-sm muted', title: dateTime(p.created_at) }, ago(p.created_at)));
       })))));
   } catch (err) {

@@ -89,7 +89,9 @@ export default async function settings(main, ctx) {
     h('h3', 'Python (posthog)'),
     codeBlock(`from posthog import Posthog\n\nposthog = Posthog('phc_firstparty', host='${host}')\nposthog.capture('signed_up', distinct_id='user-42')`, 'sdk-python'));
   if (conf.status === 'fulfilled') {
-    const entries = Object.entries(c || {});
+    const order = Object.keys(labels);
+    const rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
+    const entries = Object.entries(c || {}).sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
     replace(config, h('div', { class: 'card-head' }, h('h2', 'Configuration'), h('span', { class: 'muted' }, 'As the analytics module runs it; change it in the Caddyfile.')),
       h('div', { class: 'table-wrap' }, h('table', { class: 'data props', id: 'config-table' }, h('tbody', entries.map(([k, v]) =>
         h('tr', h('td', labels[k] || k, ' ', h('code', { class: 'muted' }, k)), h('td', show(k, v))))))));
