@@ -277,9 +277,12 @@ func TestSnippetInBrowser(t *testing.T) {
 func TestSnippetSPA(t *testing.T) {
 	dir := snippetSite(t)
 	startCaddy(t, snippetConfig(filepath.Join(t.TempDir(), "spa.db"), dir, "", ""))
-	tab := StartBrowser(t).NewTab()
+	// A call queued before the snippet loaded is played when it does.
+	tab := StartBrowser(t).NewTab(InitScript(`window.firstparty = [['capture', 'queued_before_load', {q: 1}]]`))
 	tab.Navigate(base + "/spa.html")
-	waitEvents(t, "the first $pageview", has("$pageview", 1))
+	waitEvents(t, "the first $pageview and the queued call", func(evs []apiEvent) bool {
+		return has("$pageview", 1)(evs) && has("queued_before_load", 1)(evs)
+	})
 	steps := []struct{ js, path string }{
 		{`history.pushState({}, '', '/spa/a')`, "/spa/a"},
 		{`history.replaceState({}, '', '/spa/b')`, "/spa/b"},
