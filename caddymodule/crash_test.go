@@ -148,7 +148,7 @@ http://%s {
 	}
 }
 `, addr, db)
-	rounds := 3
+	rounds := 20
 	if s := os.Getenv("FIRSTPARTY_KILL_ROUNDS"); s != "" {
 		fmt.Sscan(s, &rounds)
 	}
