@@ -68,7 +68,7 @@ func firstHost(h httpcaddyfile.Helper) string {
 //		dashboard      <path prefix>|off
 //		dashboard_auth <user> <bcrypt hash>
 //		inject         [on|off]
-//		record         on|off
+//		record         on [rate]|off
 //		persistence    localstorage|cookie|memory
 //		respect_dnt    on|off
 //		store_ip       on|off
@@ -154,7 +154,21 @@ func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("analytics dashboard_auth: %q is not a bcrypt hash (make one with `caddy hash-password`)", args[1])
 			}
 			a.DashboardAuth = append(a.DashboardAuth, Account{Username: args[0], Hash: args[1]})
-		case "inject", "record", "respect_dnt", "store_ip":
+		case "record":
+			if len(args) == 0 || len(args) > 2 || (args[0] != "on" && args[0] != "off") || (args[0] == "off" && len(args) == 2) {
+				return d.Errf("analytics record: want on [rate] or off, got %q", strings.Join(args, " "))
+			}
+			a.Record = args[0] == "on"
+			if len(args) == 2 {
+				r, err := parseSampleRate(args[1])
+				if err != nil {
+					return d.Errf("analytics record: bad sample rate %q (want a fraction 0 < r <= 1 like 0.25, or a percentage like 25%%)", args[1])
+				}
+				if r < 1 {
+					a.RecordSample = r
+				}
+			}
+		case "inject", "respect_dnt", "store_ip":
 			on := true
 			if len(args) > 1 || (name != "inject" && len(args) == 0) {
 				return d.Errf("analytics %s: want on or off, got %q", name, strings.Join(args, " "))
@@ -171,8 +185,6 @@ func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			switch name {
 			case "inject":
 				a.Inject = on
-			case "record":
-				a.Record = on
 			case "respect_dnt":
 				a.RespectDNT = &on
 			case "store_ip":
@@ -217,6 +229,23 @@ func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// parseSampleRate reads a sampling rate: a fraction 0 < r <= 1 ("0.25") or
+// a percentage 0 < p <= 100 ("25%").
+func parseSampleRate(s string) (float64, error) {
+	v, pct := strings.CutSuffix(s, "%")
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, err
+	}
+	if pct {
+		r /= 100
+	}
+	if !(r > 0 && r <= 1) {
+		return 0, strconv.ErrRange
+	}
+	return r, nil
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -49,6 +49,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			Retention: caddy.Duration(400 * 24 * time.Hour), Sync: "always", Token: "phc_abc",
 			MaxBody: 2 << 20, RateLimit: 10,
 		}},
+		{"record sampled", "analytics {\n record on 0.1\n}", Handler{Record: true, RecordSample: 0.1}},
+		{"record percent", "analytics {\n record on 25%\n}", Handler{Record: true, RecordSample: 0.25}},
+		{"record all", "analytics {\n record on 100%\n}", Handler{Record: true}},
 		{"switches", `analytics {
 			inject off
 			record off
@@ -76,7 +79,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 // Every bad value is an error that names the subdirective and the value.
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	cases := map[string]string{
-		"analytics {\n record maybe\n}":            `record: want on or off, got "maybe"`,
+		"analytics {\n record maybe\n}":            `record: want on [rate] or off, got "maybe"`,
+		"analytics {\n record on 0\n}":             `record: bad sample rate "0"`,
+		"analytics {\n record on 1.5\n}":           `record: bad sample rate "1.5"`,
+		"analytics {\n record on 250%\n}":          `record: bad sample rate "250%"`,
+		"analytics {\n record on lots\n}":          `record: bad sample rate "lots"`,
+		"analytics {\n record off 0.5\n}":          `record: want on [rate] or off, got "off 0.5"`,
 		"analytics {\n persistence disk\n}":        `persistence: unknown value "disk"`,
 		"analytics {\n sync never\n}":              `sync: unknown value "never"`,
 		"analytics {\n retention forever\n}":       `retention: bad duration "forever"`,

@@ -6,6 +6,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -81,6 +82,11 @@ type Handler struct {
 
 	// Record turns session recording on. Default: off.
 	Record bool `json:"record,omitempty"`
+
+	// RecordSample is the fraction of sessions recorded when Record is on,
+	// 0 < r <= 1; each session is in or out as a whole. 0 means 1 (every
+	// session).
+	RecordSample float64 `json:"record_sample,omitempty"`
 
 	// Persistence is how the snippet keeps the visitor id: localstorage,
 	// cookie (first-party) or memory (cookieless). Default: localstorage.
@@ -198,19 +204,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		rate = 0
 	}
 	h.collector = collector.New(collector.Config{
-		Site:      h.Site,
-		Token:     h.Token,
-		MaxBody:   h.MaxBody,
-		RateLimit: rate,
-		StoreIP:   h.StoreIP,
-		Record:    h.Record,
+		Site:         h.Site,
+		Token:        h.Token,
+		MaxBody:      h.MaxBody,
+		RateLimit:    rate,
+		StoreIP:      h.StoreIP,
+		Record:       h.Record,
+		RecordSample: h.RecordSample,
 	}, st, collector.Options{
 		Geo:      h.geo,
 		UA:       sharedUAParser,
 		Metrics:  m,
 		ClientIP: clientIP,
 	})
-	h.collector.Snippet = collector.SnippetHandler{Name: adblock.DefaultSnippetName}
+	h.collector.Snippet = collector.SnippetHandler{Name: adblock.DefaultSnippetName, Recorder: adblock.RecorderChunkName}
 	h.inject = newInjector(h.snippetTag(h.Site), h.Endpoint+"/"+adblock.DefaultSnippetName)
 
 	if h.Dashboard != "off" {
@@ -240,6 +247,9 @@ func (h *Handler) Validate() error {
 	case "", string(store.SyncAlways), string(store.SyncEverySecond):
 	default:
 		return fmt.Errorf("analytics sync: unknown value %q (want always or everysecond)", h.Sync)
+	}
+	if h.RecordSample < 0 || h.RecordSample > 1 || math.IsNaN(h.RecordSample) {
+		return fmt.Errorf("analytics record: sample rate %v is not in (0, 1]", h.RecordSample)
 	}
 	if h.MaxBody < 0 {
 		return fmt.Errorf("analytics max_body: must be positive, got %d", h.MaxBody)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"html"
+	"strconv"
 	"time"
 
 	"github.com/firstpartyhq/firstparty/collector"
@@ -21,6 +22,9 @@ func (h *Handler) snippetTag(site string) string {
 	}
 	if h.Record {
 		tag += ` data-record="on"`
+		if r := h.RecordSample; r > 0 && r < 1 {
+			tag += ` data-record-sample="` + strconv.FormatFloat(r, 'f', -1, 64) + `"`
+		}
 	}
 	if h.Token != "" {
 		tag += ` data-token="` + html.EscapeString(h.Token) + `"`
@@ -44,6 +48,7 @@ func (h *Handler) settings() any {
 		"dashboard_users": users,
 		"inject":          h.Inject,
 		"record":          h.Record,
+		"record_sample":   recordSample(h.RecordSample),
 		"persistence":     h.Persistence,
 		"respect_dnt":     h.RespectDNT == nil || *h.RespectDNT,
 		"store_ip":        h.StoreIP,
@@ -54,4 +59,12 @@ func (h *Handler) settings() any {
 		"rate_limit":      h.RateLimit,
 		"snippet":         h.snippetTag(h.Site),
 	}
+}
+
+// recordSample is the fraction of sessions recorded, 1 when unset.
+func recordSample(r float64) float64 {
+	if r <= 0 || r > 1 {
+		return 1
+	}
+	return r
 }

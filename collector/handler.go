@@ -30,6 +30,9 @@ type Config struct {
 	StoreIP bool
 	// Record turns session recording on in the remote config.
 	Record bool
+	// RecordSample is the fraction of sessions recorded (0 < r < 1); 0 or
+	// 1 records every session.
+	RecordSample float64
 }
 
 // Metrics receives what the collector counts.

@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/firstpartyhq/firstparty/store"
@@ -17,7 +18,15 @@ func (c *Collector) remoteConfig(token string) []byte {
 	b = store.AppendJSONString(b, token)
 	b = append(b, `,"supportedCompression":["gzip","gzip-js"],"hasFeatureFlags":false,"autocapture_opt_out":false,"autocaptureExceptions":false,"captureDeadClicks":false,"capturePerformance":false,"elementsChainAsString":true,"analytics":{"endpoint":"/i/v0/e/"},"heatmaps":false,"surveys":false,"defaultIdentifiedOnly":true,"siteApps":[],"sessionRecording":`...)
 	if c.cfg.Record {
-		b = append(b, `{"endpoint":"/s/","consoleLogRecordingEnabled":false,"recorderVersion":"v2","sampleRate":null,"minimumDurationMilliseconds":null,"linkedFlag":null,"networkPayloadCapture":null,"urlTriggers":[],"urlBlocklist":[],"eventTriggers":[],"scriptConfig":null}`...)
+		b = append(b, `{"endpoint":"/s/","consoleLogRecordingEnabled":false,"recorderVersion":"v2","sampleRate":`...)
+		// PostHog sends the rate as a string ("0.25"); posthog-js parses it
+		// and samples per session id.
+		if r := c.cfg.RecordSample; r > 0 && r < 1 {
+			b = store.AppendJSONString(b, strconv.FormatFloat(r, 'f', -1, 64))
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, `,"minimumDurationMilliseconds":null,"linkedFlag":null,"networkPayloadCapture":null,"urlTriggers":[],"urlBlocklist":[],"eventTriggers":[],"scriptConfig":null}`...)
 	} else {
 		b = append(b, "false"...)
 	}

@@ -13,6 +13,7 @@ import (
 // and committed: minified, and precompressed with gzip and brotli.
 //
 //go:embed snippet/app.js snippet/app.js.gz snippet/app.js.br
+//go:embed recorder/r.js recorder/r.js.gz recorder/r.js.br
 var snippetFiles embed.FS
 
 var (
@@ -21,6 +22,14 @@ var (
 	// SnippetVersion is a hash of the snippet's content. The script tag puts
 	// it in the URL (?v=) so that browsers may cache that URL for a year.
 	SnippetVersion = contentHash(snippetJS)
+
+	// The session recording chunk, built from recorder/src/recorder.js and
+	// rrweb's recorder by recorder/build.mjs; the snippet loads it when
+	// recording is on.
+	recorderJS, recorderGzip, recorderBrotli = mustRead("recorder/r.js"), mustRead("recorder/r.js.gz"), mustRead("recorder/r.js.br")
+
+	// RecorderVersion is a hash of the recording chunk's content.
+	RecorderVersion = contentHash(recorderJS)
 )
 
 func mustRead(name string) []byte {
@@ -36,13 +45,17 @@ func contentHash(b []byte) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// SnippetHandler serves the snippet as GET /<Name> under the endpoint:
-// brotli, gzip or plain as the browser accepts, with an ETag; cached for a
-// year (immutable) when the URL carries the current version, for five
-// minutes otherwise. Other paths are 404.
+// SnippetHandler serves the snippet as GET /<Name> under the endpoint, and
+// the recording chunk as GET /<Recorder>: brotli, gzip or plain as the
+// browser accepts, with an ETag; cached for a year (immutable) when the URL
+// carries the current version, for five minutes otherwise. Other paths are
+// 404.
 type SnippetHandler struct {
 	// Name is the snippet's file name, e.g. "app.js".
 	Name string
+	// Recorder is the recording chunk's file name, e.g. "r.js"; "" serves
+	// none.
+	Recorder string
 }
 
 // Cache lifetimes of the snippet.
@@ -52,27 +65,38 @@ const (
 )
 
 func (s SnippetHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/"+s.Name || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.NotFound(w, r)
 		return
 	}
-	body, enc := snippetJS, ""
+	var plain, gz, br []byte
+	var version string
+	switch {
+	case r.URL.Path == "/"+s.Name:
+		plain, gz, br, version = snippetJS, snippetGzip, snippetBrotli, SnippetVersion
+	case s.Recorder != "" && r.URL.Path == "/"+s.Recorder:
+		plain, gz, br, version = recorderJS, recorderGzip, recorderBrotli, RecorderVersion
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	body, enc := plain, ""
 	switch {
 	case accepts(r, "br"):
-		body, enc = snippetBrotli, "br"
+		body, enc = br, "br"
 	case accepts(r, "gzip"):
-		body, enc = snippetGzip, "gzip"
+		body, enc = gz, "gzip"
 	}
-	etag := `"` + SnippetVersion + `"`
+	etag := `"` + version + `"`
 	if enc != "" {
-		etag = `"` + SnippetVersion + "-" + enc + `"`
+		etag = `"` + version + "-" + enc + `"`
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/javascript; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Add("Vary", "Accept-Encoding")
 	h.Set("ETag", etag)
-	if r.URL.Query().Get("v") == SnippetVersion {
+	if r.URL.Query().Get("v") == version {
 		h.Set("Cache-Control", snippetCacheVersioned)
 	} else {
 		h.Set("Cache-Control", snippetCacheUnversioned)

@@ -13,6 +13,7 @@
  *   data-persistence  localstorage (default) | cookie | memory (cookieless)
  *   data-respect-dnt  on (default) | off: Do Not Track / GPC browsers send nothing
  *   data-record       on: lazy-load the recording chunk {api}/r.js
+ *   data-record-sample  fraction of sessions recorded (default 1), read by r.js
  *
  * Built by build.mjs (terser) into ../app.js; every entry point is wrapped
  * so that nothing here can throw into the page.
@@ -397,6 +398,16 @@
       },
       get_session_id: function () {
         return st.s;
+      },
+      // _r is the recording chunk's hook (internal): the ids its
+      // $snapshot events carry; with a, the recorder saw the visitor act,
+      // which keeps the session alive or starts a new one.
+      _r: function (a) {
+        if (a && !off()) {
+          session();
+          save();
+        }
+        return { s: st.s, w: win, d: st.d, o: off(), a: api, t: token, c: cfg };
       }
     };
     for (var k in fp) fp[k] = safe(fp[k]);

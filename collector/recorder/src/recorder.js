@@ -1,0 +1,233 @@
+/*
+ * Firstparty's session recording chunk, served as {api}/r.js and loaded by
+ * the snippet when its tag says data-record="on". It runs rrweb's recorder
+ * and sends what it records to {api}/s/ as PostHog `$snapshot` events:
+ *
+ *   {"api_key", "batch": [{"event": "$snapshot", "properties": {
+ *     "$snapshot_data": [rrweb events], "$session_id", "$window_id",
+ *     "distinct_id"}}]}
+ *
+ * Privacy: every input is masked (maskAllInputs, passwords included), text
+ * inside [data-fp-mask] is masked, and .ph-no-capture / [data-fp-no-capture]
+ * elements are not recorded at all (an empty box of the same size replays).
+ *
+ * The ids come from the snippet through its internal hook
+ * window.firstparty._r(active): {s session id, w window id, d distinct id,
+ * o opted out, a api, t token, c the tag's data attributes}. With
+ * active, the hook counts as activity (it may start a new session after 30
+ * minutes idle); only the visitor's own input is activity, not the page's
+ * mutations. A new session gets a full snapshot.
+ *
+ * Sampling: data-record-sample (0 < rate <= 1) records that fraction of
+ * sessions, decided from the session id, so every page of a session agrees.
+ *
+ * Batches go out every few seconds, at once when large, and with
+ * sendBeacon (or keepalive fetch) when the page is hidden. Nothing here
+ * throws into the page.
+ */
+import { record } from '@rrweb/record';
+
+(function (w, d, nav) {
+  var fp = w.firstparty,
+    hook = fp && fp._r;
+  if (!hook || w.__fpRecording) return;
+  w.__fpRecording = 1;
+
+  var FLUSH_MS = 5e3, // send at least this often while recording
+    MAX_PENDING = 3e5, // bytes of JSON that trigger a send at once
+    BEACON_MAX = 6e4; // what sendBeacon and keepalive take
+
+  var ids = hook(true) || {};
+  var api = ids.a || '';
+  var rate = parseFloat((ids.c || {}).recordSample);
+  if (!(rate > 0 && rate <= 1)) rate = 1;
+
+  // sampled decides from the session id alone (FNV-1a), so that every page
+  // and tab of a session decides alike.
+  var sampled = function (sid) {
+    if (rate >= 1) return true;
+    var h = 2166136261;
+    for (var i = 0; i < sid.length; i++) {
+      h ^= sid.charCodeAt(i);
+      h = Math.imul(h, 16777619) >>> 0;
+    }
+    return h / 4294967296 < rate;
+  };
+
+  var pending = [], // rrweb events of the current session not yet sent
+    size = 0,
+    timer = 0,
+    stop = null,
+    backoff = 0;
+
+  var body = function (evs, cur) {
+    return JSON.stringify({
+      api_key: ids.t || '',
+      batch: [
+        {
+          event: '$snapshot',
+          properties: {
+            $snapshot_data: evs,
+            $session_id: cur.s,
+            $window_id: cur.w,
+            distinct_id: cur.d,
+            $lib: 'firstparty'
+          },
+          timestamp: new Date().toISOString()
+        }
+      ]
+    });
+  };
+
+  var take = function () {
+    var evs = pending;
+    pending = [];
+    size = 0;
+    return evs;
+  };
+
+  // send posts a batch; gzip (the server knows it by its magic bytes) when
+  // the browser can, since rrweb's JSON shrinks about tenfold.
+  var send = function (b) {
+    var post = function (data) {
+      return fetch(api + '/s/', { method: 'POST', body: data, keepalive: data.length < BEACON_MAX || data.size < BEACON_MAX });
+    };
+    var p;
+    if (w.CompressionStream && w.Response) {
+      p = new Response(new Blob([b]).stream().pipeThrough(new CompressionStream('gzip'))).blob().then(post);
+    } else p = post(b);
+    return p.then(function (r) {
+      if (r.status >= 500 || r.status == 429) throw 0;
+    });
+  };
+
+  var flush = function () {
+    clearTimeout(timer);
+    timer = 0;
+    if (!pending.length) return;
+    var cur = ids;
+    if (cur.o) {
+      take();
+      return;
+    }
+    var evs = take();
+    send(body(evs, cur)).then(
+      function () {
+        backoff = 0;
+      },
+      function () {
+        // Server away: put the events back (bounded) and try again later.
+        if (cur.s == ids.s && pending.length + evs.length < 5e3) {
+          pending = evs.concat(pending);
+          size += JSON.stringify(evs).length;
+        }
+        backoff = Math.min(backoff ? backoff * 2 : 2e3, 6e4);
+        schedule(backoff);
+      }
+    );
+  };
+  var schedule = function (ms) {
+    if (!timer) timer = setTimeout(flush, ms);
+  };
+
+  // beacon sends what is pending as the page goes away: sendBeacon when it
+  // fits, else keepalive fetch; halves a batch too big for either.
+  var beacon = function (evs) {
+    if (!evs.length || ids.o) return;
+    var b = body(evs, ids),
+      half = evs.length >> 1;
+    if (b.length > BEACON_MAX && half) {
+      beacon(evs.slice(0, half));
+      beacon(evs.slice(half));
+      return;
+    }
+    try {
+      if (nav.sendBeacon && nav.sendBeacon(api + '/s/', b)) return;
+    } catch (e) {}
+    try {
+      fetch(api + '/s/', { method: 'POST', body: b, keepalive: b.length < BEACON_MAX }).catch(function () {});
+    } catch (e) {}
+  };
+
+  // Incremental sources that are the visitor's own doing: mouse move,
+  // mouse interaction, scroll, viewport resize, input, touch move, media
+  // interaction, drag.
+  var ACTIVE = { 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 12: 1 };
+
+  var emit = function (ev) {
+    // A full snapshot (type 2) or the visitor acting asks the snippet for
+    // the ids, which may start a new session.
+    if (ev.type == 2 || (ev.type == 3 && ev.data && ACTIVE[ev.data.source])) {
+      var now = hook(true) || ids;
+      if (now.s != ids.s) {
+        // A new session: what is pending belongs to the old one.
+        flush();
+        ids = now;
+        if (!sampled(ids.s || '')) {
+          halt();
+          return;
+        }
+        // The event itself is dropped: a replay starts at a full snapshot.
+        setTimeout(function () {
+          try {
+            record.takeFullSnapshot(true);
+          } catch (e) {}
+        }, 0);
+        schedule(FLUSH_MS);
+        return;
+      }
+      ids = now;
+    }
+    pending.push(ev);
+    size += ev.type == 2 ? 1e5 : 200; // a rough guess beats stringifying each event
+    if (size > MAX_PENDING || ev.type == 2) {
+      // Soon: a full snapshot is what a replay needs first.
+      clearTimeout(timer);
+      timer = 0;
+      schedule(ev.type == 2 ? 500 : 0);
+    } else schedule(FLUSH_MS);
+  };
+
+  var halt = function () {
+    try {
+      if (stop) stop();
+    } catch (e) {}
+    stop = null;
+    take();
+  };
+
+  var hidden = function () {
+    beacon(take());
+  };
+
+  try {
+    if (!ids.s || ids.o || !sampled(ids.s)) return;
+    stop = record({
+      emit: function (ev) {
+        try {
+          emit(ev);
+        } catch (e) {}
+      },
+      maskAllInputs: true,
+      maskInputOptions: { password: true },
+      maskTextSelector: '[data-fp-mask]',
+      blockSelector: '.ph-no-capture,[data-fp-no-capture]',
+      blockClass: 'ph-no-capture',
+      inlineStylesheet: true,
+      recordCanvas: false,
+      collectFonts: false,
+      slimDOMOptions: { script: true, comment: true, headFavicon: true, headWhitespace: true, headMetaSocial: true, headMetaRobots: true, headMetaHttpEquiv: true, headMetaVerification: true, headMetaAuthorship: true },
+      sampling: { mousemove: 50, scroll: 150, media: 800, input: 'last' },
+      checkoutEveryNms: 0
+    });
+    var opt = { capture: true, passive: true };
+    w.addEventListener('pagehide', hidden, opt);
+    d.addEventListener(
+      'visibilitychange',
+      function () {
+        if (d.visibilityState == 'hidden') hidden();
+      },
+      opt
+    );
+  } catch (e) {}
+})(window, document, navigator);

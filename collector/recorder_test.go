@@ -1,0 +1,142 @@
+package collector
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRecorderBuildUpToDate rebuilds the recording chunk with node and
+// checks that the committed r.js, r.js.gz and r.js.br are what
+// recorder/src/recorder.js and the locked rrweb build to.
+func TestRecorderBuildUpToDate(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("FIRSTPARTY_REQUIRE_ALL") != "" {
+			t.Fatal("node is required but not installed")
+		}
+		t.Skip("node not installed")
+	}
+	dir, _ := filepath.Abs("recorder")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@rrweb", "record")); err != nil {
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			if os.Getenv("FIRSTPARTY_REQUIRE_ALL") != "" {
+				t.Fatal("npm is required but not installed")
+			}
+			t.Skip("npm not installed")
+		}
+		// esbuild's install script only checks its binary, which comes as
+		// an optional dependency.
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci: %v\n%s", err, out)
+		}
+	}
+	cmd := exec.Command(node, "build.mjs", "--check")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// TestRecorderChunk: r.js is rrweb's recorder with the glue, and it is
+// served beside the snippet like it: precompressed, ETag, cached.
+func TestRecorderChunk(t *testing.T) {
+	t.Logf("r.js: %d B, gzip %d B, brotli %d B, version %s", len(recorderJS), len(recorderGzip), len(recorderBrotli), RecorderVersion)
+	zr, err := gzip.NewReader(bytes.NewReader(recorderGzip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(plain, recorderJS) {
+		t.Fatalf("r.js.gz is not r.js gzipped (%v)", err)
+	}
+	if len(recorderBrotli) >= len(recorderGzip) {
+		t.Errorf("brotli file (%d B) not smaller than gzip (%d B)", len(recorderBrotli), len(recorderGzip))
+	}
+	for _, want := range []string{"maskAllInputs", "firstparty", "$snapshot", "/s/", "ph-no-capture", "data-fp-mask", "takeFullSnapshot"} {
+		if !bytes.Contains(recorderJS, []byte(want)) {
+			t.Errorf("r.js lacks %q", want)
+		}
+	}
+	// The snippet loads it and offers the ids through its hook.
+	for _, want := range []string{"/r.js", "_r:"} {
+		if !bytes.Contains(snippetJS, []byte(want)) {
+			t.Errorf("app.js lacks %q", want)
+		}
+	}
+
+	h := SnippetHandler{Name: "app.js", Recorder: "r.js"}
+	get := func(target, ae, inm string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", target, nil)
+		r.Header.Set("Accept-Encoding", ae)
+		if inm != "" {
+			r.Header.Set("If-None-Match", inm)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	w := get("/r.js", "gzip, br", "")
+	if w.Code != 200 || w.Header().Get("Content-Encoding") != "br" || !bytes.Equal(w.Body.Bytes(), recorderBrotli) || w.Header().Get("Cache-Control") != snippetCacheUnversioned {
+		t.Fatalf("r.js: %d %v", w.Code, w.Header())
+	}
+	etag := w.Header().Get("ETag")
+	if !strings.Contains(etag, RecorderVersion) || strings.Contains(etag, SnippetVersion) {
+		t.Errorf("r.js ETag %q", etag)
+	}
+	if w := get("/r.js", "gzip, br", etag); w.Code != 304 {
+		t.Errorf("If-None-Match: %d", w.Code)
+	}
+	if w := get("/r.js?v="+RecorderVersion, "gzip", ""); w.Header().Get("Cache-Control") != snippetCacheVersioned || !bytes.Equal(w.Body.Bytes(), recorderGzip) {
+		t.Errorf("versioned gzip r.js: %v", w.Header())
+	}
+	if w := get("/r.js", "", ""); !bytes.Equal(w.Body.Bytes(), recorderJS) || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/javascript") {
+		t.Errorf("plain r.js: %v", w.Header())
+	}
+	if w := (SnippetHandler{Name: "app.js"}); true {
+		r := httptest.NewRequest("GET", "/r.js", nil)
+		rec := httptest.NewRecorder()
+		w.ServeHTTP(rec, r)
+		if rec.Code != 404 {
+			t.Errorf("r.js without a Recorder name: %d", rec.Code)
+		}
+	}
+}
+
+// TestRemoteConfigSampleRate: `record on 25%` reaches posthog-js as
+// sessionRecording.sampleRate, as PostHog sends it (a string).
+func TestRemoteConfigSampleRate(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want any
+	}{
+		{Config{Record: true, RecordSample: 0.25}, "0.25"},
+		{Config{Record: true}, nil},
+		{Config{Record: false, RecordSample: 0.5}, false},
+	} {
+		f := newFixture(t, c.cfg)
+		code, body := f.do(req{method: "GET", path: "/array/phc_x/config"})
+		var cfg map[string]any
+		if code != 200 || json.Unmarshal([]byte(body), &cfg) != nil {
+			t.Fatalf("%d %s", code, body)
+		}
+		sr := cfg["sessionRecording"]
+		if m, ok := sr.(map[string]any); ok {
+			if m["sampleRate"] != c.want || m["endpoint"] != "/s/" {
+				t.Errorf("%+v: sessionRecording %v", c.cfg, sr)
+			}
+		} else if sr != c.want {
+			t.Errorf("%+v: sessionRecording %v", c.cfg, sr)
+		}
+	}
+}
