@@ -9,6 +9,7 @@ import (
 
 func (h *Handler) routes() {
 	h.reportRoutes()
+	h.recordingRoutes()
 	m := h.mux
 	m.HandleFunc("GET /api/sites", h.apiSites)
 	m.HandleFunc("GET /api/events", h.apiEvents)
