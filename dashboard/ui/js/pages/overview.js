@@ -89,7 +89,8 @@ export default async function overview(main, ctx) {
   prev.set('from', r.prev.from);
   prev.set('to', r.prev.to);
   Promise.all([get('stats', cur, ctx.signal), get('stats', prev, ctx.signal).catch(() => null)])
-    .then(([now, before]) => replace(statsEl, metrics.map((m) => stat(m, now, before, m.key === metricKey))))
+    // A previous period without visitors is nothing to compare with.
+    .then(([now, before]) => replace(statsEl, metrics.map((m) => stat(m, now, before?.visitors ? before : null, m.key === metricKey))))
     .catch((err) => { if (!ctx.signal.aborted) replace(statsEl, errorBox(err)); });
 
   // The chart of the chosen metric.
@@ -105,7 +106,8 @@ export default async function overview(main, ctx) {
     const [now, before] = await Promise.all([get('trends', tp(cur), ctx.signal), get('trends', tp(prev), ctx.signal).catch(() => null)]);
     const data = now.series?.[0]?.data || now.labels.map(() => 0);
     const series = [{ label: m.label, data, fill: true }];
-    if (before?.series?.[0]) {
+    // A previous period without data would only draw a line along zero.
+    if (before?.series?.[0]?.data.some((v) => v > 0)) {
       const pd = before.series[0].data;
       series.push({ label: 'Previous period', data: now.labels.map((_, i) => (i < pd.length ? pd[i] : null)), dash: [5, 5], color: palette()[7] });
     }
