@@ -672,6 +672,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		d.Navigate(dashURL("/insights/retention", nil))
 		d.until("the retention table", loaded+` && document.querySelectorAll('#retention-table tbody tr').length > 2`)
 		screenshot(t, d, "retention")
+		if os.Getenv("FIRSTPARTY_SCREENSHOTS") != "" {
+			// More pages, for a person to look at.
+			for _, p := range []struct{ name, url, ready string }{
+				{"trends", dashURL("/insights/trends", url.Values{"event": {"$pageview", "signed_up"}}), `document.querySelector('#trends-chart canvas')`},
+				{"paths", dashURL("/insights/paths", nil), `document.querySelector('#paths-chart svg')`},
+				{"events", dashURL("/events", nil), `document.querySelector('#events-table tr.ev-row')`},
+				{"person", dashURL("/persons/"+url.PathEscape(known.user), nil), `document.querySelector('#person-events tr.ev-row')`},
+				{"persons", dashURL("/persons", nil), `document.querySelector('#persons-table tbody tr')`},
+				{"cohort", dashURL("/cohorts/"+cohortID, nil), `document.getElementById('cohort-count')`},
+				{"actions", dashURL("/actions", nil), `document.querySelector('#actions-table tbody tr')`},
+				{"settings", dashURL("/settings", nil), `document.querySelector('#config-table tr')`},
+			} {
+				d.Navigate(p.url)
+				d.until(p.name, loaded+" && "+p.ready)
+				screenshot(t, d, p.name)
+			}
+		}
 		d.noErrors("screenshots")
 	})
 
