@@ -558,7 +558,8 @@ func TestDashboardInBrowser(t *testing.T) {
 			{"cohorts", dashURL("/cohorts", nil), `document.querySelector('#cohorts-table tbody tr')?.textContent.includes('Buyers')`},
 			{"cohort", dashURL("/cohorts/"+cohortID, nil), `document.getElementById('cohort-count')?.textContent === '` + strconv.Itoa(buyers) + `'`},
 			{"actions", dashURL("/actions", nil), `document.querySelector('#actions-table tbody tr')?.textContent.includes('Signed up')`},
-			{"settings", dashURL("/settings", nil), `document.querySelector('#snippet-card')?.textContent.includes('/_f/app.js') && document.querySelectorAll('#config-table tr').length > 5`},
+			{"settings", dashURL("/settings", nil), `document.querySelector('#snippet-card')?.textContent.includes('/_f/app.js') && document.querySelectorAll('#config-table tr').length > 5 &&
+				((row) => row('max_body') === '1 MiB' && row('rate_limit') === 'off' && row('site') === 'test.example')((k) => [...document.querySelectorAll('#config-table tr')].find((r) => r.cells[0].querySelector('code')?.textContent === k)?.cells[1].textContent)`},
 		} {
 			d.Navigate(p.url)
 			d.until(p.name+" rendered", loaded+" && "+p.ready)

@@ -33,6 +33,7 @@ const labels = {
   dashboard_users: 'Dashboard logins',
   inject: 'Inject the snippet into pages',
   record: 'Session recording',
+  record_sample: 'Sessions recorded',
   persistence: 'Visitor id kept in',
   respect_dnt: 'Respect Do Not Track / GPC',
   store_ip: 'Store IP addresses',
@@ -44,6 +45,13 @@ const labels = {
   snippet: 'Snippet tag',
 };
 
+function bytes(n) {
+  for (const [unit, size] of [['GiB', 1 << 30], ['MiB', 1 << 20], ['KiB', 1 << 10]]) {
+    if (n >= size) return Math.round((n / size) * 10) / 10 + ' ' + unit;
+  }
+  return n + ' bytes';
+}
+
 function show(k, v) {
   if (v === true) return 'on';
   if (v === false) return 'off';
@@ -54,7 +62,9 @@ function show(k, v) {
   }
   if (Array.isArray(v)) return v.length ? v.map(text).join(', ') : k === 'dashboard_users' ? 'none (local access only)' : '–';
   if (k === 'retention' && (v === '0s' || v === '0')) return 'forever';
-  if (k === 'rate_limit' && (v === 0 || v === '0')) return 'off';
+  if (k === 'rate_limit' && Number(v) <= 0) return 'off';
+  if (k === 'max_body' && Number.isFinite(Number(v))) return bytes(Number(v));
+  if (k === 'record_sample' && typeof v === 'number') return Math.round(v * 1000) / 10 + '%';
   return text(v);
 }
 
