@@ -34,6 +34,7 @@ func (h *Handler) apiSettings(w http.ResponseWriter, r *http.Request) {
 //
 //go:embed ui/index.html ui/theme.js ui/app.css ui/favicon.svg ui/js
 //go:embed ui/vendor/uPlot.iife.min.js ui/vendor/uPlot.min.css
+//go:embed ui/replay.css ui/vendor/rrweb-player.min.js ui/vendor/rrweb-player.min.css
 var uiFiles embed.FS
 
 // uiPages are the first path segments of the single-page app: a deep link

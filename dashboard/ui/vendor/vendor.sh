@@ -9,4 +9,11 @@ npm ci --no-audit --no-fund --ignore-scripts
 cp node_modules/uplot/dist/uPlot.iife.min.js uPlot.iife.min.js
 cp node_modules/uplot/dist/uPlot.min.css uPlot.min.css
 cp node_modules/uplot/LICENSE uPlot.LICENSE
-echo "vendored uplot $(node -p 'require("./node_modules/uplot/package.json").version')"
+# rrweb's player (with its replayer) for session replay: the self-contained
+# UMD build (window.rrwebPlayer) and its stylesheet. The package carries no
+# licence file; rrweb-player.LICENSE is rrweb's MIT licence, and the build
+# stops if the package's declared licence ever changes.
+test "$(node -p 'require("./node_modules/rrweb-player/package.json").license')" = MIT
+cp node_modules/rrweb-player/umd/rrweb-player.min.js rrweb-player.min.js
+cp node_modules/rrweb-player/dist/style.min.css rrweb-player.min.css
+echo "vendored uplot $(node -p 'require("./node_modules/uplot/package.json").version'), rrweb-player $(node -p 'require("./node_modules/rrweb-player/package.json").version')"
