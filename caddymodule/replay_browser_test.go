@@ -114,7 +114,7 @@ func TestRecordingInBrowser(t *testing.T) {
 
 	const typedText, typedPassword = "visible-typed-text-4711", "secret-typed-pw-0815"
 	tab.Navigate(base + "/index.html")
-	tab.WaitPage(`window.__fpRecording === 1 && !!document.querySelector('script[src$="/r.js"]')`, 15*time.Second)
+	tab.WaitPage(`window.__fpRecording === 'on' && !!document.querySelector('script[src$="/r.js"]')`, 15*time.Second)
 	sid := Eval[string](tab, `firstparty.get_session_id()`)
 	did := Eval[string](tab, `firstparty.get_distinct_id()`)
 	if sid == "" || did == "" {
@@ -408,5 +408,62 @@ func TestPosthogRecordingThroughCaddy(t *testing.T) {
 	getJSON(t, endpoint+"/array/phc_x/config", &cfg)
 	if cfg.SessionRecording.SampleRate == nil || *cfg.SessionRecording.SampleRate != "0.5" || cfg.SessionRecording.Endpoint != "/s/" {
 		t.Errorf("remote config %s", asJSON(cfg))
+	}
+}
+
+// sampledIn is r.js's sampling decision for a session id (FNV-1a of the
+// id, as a fraction of 2^32, below the rate).
+func sampledIn(sid string, rate float64) bool {
+	h := uint32(2166136261)
+	for _, c := range sid {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return float64(h)/4294967296 < rate
+}
+
+// TestRecordingSampled: with `record on 50%`, the snippet tag carries the
+// rate and r.js records a session or not as its id decides, the same on
+// every page of the session; a session left out sends no recording.
+func TestRecordingSampled(t *testing.T) {
+	dir := snippetSite(t)
+	startCaddy(t, snippetConfig(filepath.Join(t.TempDir(), "sample.db"), dir, "record on 50%", ""))
+	b := StartBrowser(t)
+	seen := map[bool]string{}
+	for i := 0; i < 12 && len(seen) < 2; i++ {
+		tab := b.NewTab(Isolated())
+		tab.Navigate(base + "/index.html")
+		if tag := Eval[string](tab, `document.querySelector('script[data-record]').dataset.recordSample || ''`); tag != "0.5" {
+			t.Fatalf("data-record-sample %q", tag)
+		}
+		tab.WaitPage(`window.__fpRecording === 'on' || window.__fpRecording === 'out'`, 15*time.Second)
+		sid := Eval[string](tab, `firstparty.get_session_id()`)
+		on := Eval[string](tab, `window.__fpRecording`) == "on"
+		if want := sampledIn(sid, 0.5); on != want {
+			t.Fatalf("session %s: recording %v, want %v", sid, on, want)
+		}
+		// The next page of the session decides alike.
+		tab.Navigate(base + "/other.html")
+		tab.WaitPage(`window.__fpRecording === 'on' || window.__fpRecording === 'out'`, 15*time.Second)
+		if again := Eval[string](tab, `firstparty.get_session_id() + ' ' + window.__fpRecording`); again != sid+" "+map[bool]string{true: "on", false: "out"}[on] {
+			t.Fatalf("second page: %s, first: %s %v", again, sid, on)
+		}
+		if _, ok := seen[on]; !ok {
+			seen[on] = sid
+		}
+	}
+	if len(seen) < 2 {
+		t.Fatalf("12 sessions all decided alike: %v", seen)
+	}
+	// The recorded session is stored; by the time it is, the other one
+	// (recorded earlier or later, but never) is not.
+	WaitFor(t, "the sampled session's recording", 15*time.Second, func() (bool, string) {
+		evs := rrwebEvents(t, seen[true])
+		return countType(evs, 2) >= 1, fmt.Sprintf("%d events", len(evs))
+	})
+	for _, r := range recordingsList(t) {
+		if r.SessionID == seen[false] {
+			t.Errorf("session %s was sampled out but recorded", r.SessionID)
+		}
 	}
 }

@@ -165,6 +165,7 @@ import { record } from '@rrweb/record';
         ids = now;
         if (!sampled(ids.s || '')) {
           halt();
+          w.__fpRecording = 'out';
           return;
         }
         // The event itself is dropped: a replay starts at a full snapshot.
@@ -201,7 +202,12 @@ import { record } from '@rrweb/record';
   };
 
   try {
-    if (!ids.s || ids.o || !sampled(ids.s)) return;
+    // window.__fpRecording: 1 loaded, 'out' not recording (sampled out or
+    // opted out), 'on' recording.
+    if (!ids.s || ids.o || !sampled(ids.s)) {
+      w.__fpRecording = 'out';
+      return;
+    }
     stop = record({
       emit: function (ev) {
         try {
@@ -220,6 +226,7 @@ import { record } from '@rrweb/record';
       sampling: { mousemove: 50, scroll: 150, media: 800, input: 'last' },
       checkoutEveryNms: 0
     });
+    w.__fpRecording = stop ? 'on' : 'out';
     var opt = { capture: true, passive: true };
     w.addEventListener('pagehide', hidden, opt);
     d.addEventListener(
