@@ -214,6 +214,21 @@ func TestRecordingInBrowser(t *testing.T) {
 		t.Errorf("%d recorded elements in the dashboard's document", n)
 	}
 
+	// The person's page lists the recording with a link to watch it, and
+	// an event of the session links to it too.
+	dash.Navigate(base + "/analytics/persons/" + did)
+	watch := fmt.Sprintf(`document.querySelector('#person-recordings tr[data-session=%q] a.watch')`, sid)
+	dash.WaitPage(watch, 15*time.Second)
+	if href := Eval[string](dash, watch+`.getAttribute('href')`); !strings.HasSuffix(strings.Split(href, "?")[0], "/analytics/recordings/"+sid) {
+		t.Errorf("person page's recording link %q", href)
+	}
+	dash.WaitPage(`!!document.querySelector('#person-events .ev-row')`, 15*time.Second)
+	Eval[chromedp.Void](dash, `document.querySelector('#person-events .ev-row').click()`)
+	dash.WaitPage(`!!document.querySelector('#person-events .ev-detail a.watch-recording')`, 5*time.Second)
+	if href := Eval[string](dash, `document.querySelector('#person-events .ev-detail a.watch-recording').getAttribute('href')`); !strings.Contains(href, "/analytics/recordings/"+sid) {
+		t.Errorf("event's recording link %q", href)
+	}
+
 	// Nothing typed is stored: not in the API's answers...
 	for _, u := range []string{api + "/recordings/" + sid, api + "/events?limit=1000", api + "/export"} {
 		res, err := http.Get(u)

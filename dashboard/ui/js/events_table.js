@@ -28,7 +28,8 @@ export function eventRow(ev, { showPerson = true, fresh = false } = {}) {
       h('div', { class: 'kv' },
         h('div', h('span', 'Time'), h('span', dateTime(ev.timestamp))),
         h('div', h('span', 'Distinct id'), h('span', text(ev.distinct_id))),
-        h('div', h('span', 'UUID'), h('span', { class: 'mono' }, text(ev.uuid)))),
+        h('div', h('span', 'UUID'), h('span', { class: 'mono' }, text(ev.uuid))),
+        pr.$session_id ? h('div', h('span', 'Session'), h('a', { class: 'watch-recording', href: url('/recordings/' + encodeURIComponent(text(pr.$session_id)), sharedQuery(query())) }, 'Watch recording')) : null),
       h('table', { class: 'data props' }, h('tbody', props.map(([k, v]) => h('tr', h('td', k), h('td', text(v))))))));
     tr.after(detail);
   };

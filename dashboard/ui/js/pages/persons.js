@@ -116,4 +116,6 @@ async function person(main, ctx, id) {
   const body = h('div');
   right.appendChild(body);
   eventTable(body, ctx, { site, distinct_id: (p.distinct_ids && p.distinct_ids[0]) || p.id, from: '2000-01-01T00:00:00Z', to: new Date(Date.now() + 86400000).toISOString() }, { showPerson: false });
+  // Their session recordings, each with a "Watch recording" link.
+  import('./replay.js').then((m) => m.personRecordings(left, ctx, site, p)).catch((err) => console.warn(err));
 }
