@@ -482,3 +482,46 @@ func TestRecordingSampled(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordingNewSession: when the visitor comes back after 30 minutes
+// idle, the snippet starts a new session and the recorder begins its
+// recording with a full snapshot of the page as it is now.
+func TestRecordingNewSession(t *testing.T) {
+	dir := snippetSite(t)
+	startCaddy(t, snippetConfig(filepath.Join(t.TempDir(), "newsess.db"), dir, "record on", ""))
+	tab := StartBrowser(t).NewTab()
+	tab.Navigate(base + "/index.html")
+	tab.WaitPage(`window.__fpRecording === 'on'`, 15*time.Second)
+	first := Eval[string](tab, `firstparty.get_session_id()`)
+	WaitFor(t, "the first session's full snapshot", 15*time.Second, func() (bool, string) {
+		evs := rrwebEvents(t, first)
+		return countType(evs, 2) >= 1, fmt.Sprintf("%d events", len(evs))
+	})
+	// 31 minutes pass; the page changes meanwhile; the visitor acts.
+	Eval[chromedp.Void](tab, `(() => { const real = Date.now; Date.now = () => real() + 31 * 60 * 1000;
+		const p = document.createElement('p'); p.id = 'after-idle'; p.textContent = 'state after idle'; document.body.prepend(p) })()`)
+	WaitFor(t, "a new session", 15*time.Second, func() (bool, string) {
+		tab.Do(chromedp.MouseClickXY(200, 200))
+		s := Eval[string](tab, `firstparty.get_session_id()`)
+		return s != first, s
+	})
+	second := Eval[string](tab, `firstparty.get_session_id()`)
+	WaitFor(t, "the new session's recording to start with a full snapshot", 15*time.Second, func() (bool, string) {
+		evs := rrwebEvents(t, second)
+		if len(evs) == 0 {
+			return false, "none"
+		}
+		raw, _ := json.Marshal(evs)
+		firstType := num(evs[0]["type"])
+		return (firstType == 4 || firstType == 2) && countType(evs, 2) >= 1 && bytes.Contains(raw, []byte("state after idle")),
+			fmt.Sprintf("%d events, first of type %v, types %v", len(evs), firstType, func() (ts []any) {
+				for _, e := range evs {
+					ts = append(ts, e["type"])
+				}
+				return
+			}())
+	})
+	if n := len(recordingsList(t)); n != 2 {
+		t.Errorf("%d recordings, want 2", n)
+	}
+}

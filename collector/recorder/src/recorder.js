@@ -58,7 +58,8 @@ import { record } from '@rrweb/record';
     size = 0,
     timer = 0,
     stop = null,
-    backoff = 0;
+    backoff = 0,
+    awaitFull = 0;
 
   var body = function (evs, cur) {
     return JSON.stringify({
@@ -168,17 +169,20 @@ import { record } from '@rrweb/record';
           w.__fpRecording = 'out';
           return;
         }
-        // The event itself is dropped: a replay starts at a full snapshot.
+        // Until the new full snapshot, events are dropped (this one too):
+        // a replay starts at a full snapshot.
+        awaitFull = 1;
         setTimeout(function () {
           try {
             record.takeFullSnapshot(true);
           } catch (e) {}
         }, 0);
-        schedule(FLUSH_MS);
         return;
       }
       ids = now;
     }
+    if (ev.type == 2) awaitFull = 0;
+    else if (awaitFull && ev.type != 4) return;
     pending.push(ev);
     size += ev.type == 2 ? 1e5 : 200; // a rough guess beats stringifying each event
     if (size > MAX_PENDING || ev.type == 2) {
