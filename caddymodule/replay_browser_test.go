@@ -128,6 +128,13 @@ func TestRecordingInBrowser(t *testing.T) {
 
 	tab.Do(chromedp.SendKeys(chromedp.CSS("#email"), typedText))
 	tab.Do(chromedp.SendKeys(chromedp.CSS("#pw"), typedPassword))
+	// The recorder sends what it has every few seconds: the text field's
+	// value (rrweb records a field's value as it changes, on blur) goes
+	// out without the page being left.
+	WaitFor(t, "the text input sent by the periodic flush", 15*time.Second, func() (bool, string) {
+		n := len(incremental(rrwebEvents(t, sid), 5))
+		return n >= 1, fmt.Sprintf("%d input events", n)
+	})
 	tab.Do(chromedp.Click(chromedp.CSS("#buy")))
 	Eval[chromedp.Void](tab, `(() => { const p = document.createElement('p'); p.id = 'added-later'; p.textContent = 'added by a mutation'; document.querySelector('main').prepend(p) })()`)
 	// Leaving the page sends the rest with the page-hide beacon.
@@ -193,6 +200,10 @@ func TestRecordingInBrowser(t *testing.T) {
 	if sb := Eval[string](dash, frame+`.getAttribute('sandbox') || ''`); strings.Contains(sb, "allow-scripts") {
 		t.Errorf("replay iframe may run scripts: sandbox %q", sb)
 	}
+	// The player's controls: speeds and skipping inactivity.
+	if ctl := Eval[string](dash, `document.querySelector('#replay-player .rr-controller').textContent`); !strings.Contains(ctl, "8x") || !strings.Contains(strings.ToLower(ctl), "skip inactive") {
+		t.Errorf("player controls: %q", ctl)
+	}
 	// Time advances.
 	t0 := Eval[float64](dash, `+document.getElementById('replay-player').dataset.time`)
 	dash.WaitPage(fmt.Sprintf(`+document.getElementById('replay-player').dataset.time > %v`, t0), 15*time.Second)
@@ -203,8 +214,16 @@ func TestRecordingInBrowser(t *testing.T) {
 	if !strings.Contains(names, "Pageview") && !strings.Contains(names, "pageview") {
 		t.Errorf("event list: %s", names)
 	}
-	lastOffset := Eval[float64](dash, `(() => { const b = [...document.querySelectorAll('#replay-event-list .replay-ev')]; const x = b[b.length - 1]; x.click(); return +x.dataset.offset })()`)
-	dash.WaitPage(fmt.Sprintf(`Math.abs(+document.getElementById('replay-player').dataset.time - %v) < 3000`, lastOffset), 10*time.Second)
+	clickEvent := func(i string) float64 {
+		return Eval[float64](dash, `(() => { const b = [...document.querySelectorAll('#replay-event-list .replay-ev')]; const x = b[`+i+`]; x.click(); return +x.dataset.offset })()`)
+	}
+	firstOffset := clickEvent("0")
+	dash.WaitPage(fmt.Sprintf(`+document.getElementById('replay-player').dataset.time < %v`, firstOffset+400), 10*time.Second)
+	lastOffset := clickEvent("b.length - 1")
+	dash.WaitPage(fmt.Sprintf(`Math.abs(+document.getElementById('replay-player').dataset.time - %v) < 400`, lastOffset), 10*time.Second)
+	if lastOffset-firstOffset < 800 {
+		t.Errorf("events only %v ms apart: the jumps prove nothing", lastOffset-firstOffset)
+	}
 	if ex := append(tab.Exceptions(), dash.Exceptions()...); len(ex) > 0 {
 		t.Errorf("page exceptions: %v", ex)
 	}

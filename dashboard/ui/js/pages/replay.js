@@ -102,8 +102,17 @@ const clock = (ms) => {
 
 async function replay(main, ctx, sid) {
   if (!loadedHere()) {
-    location.reload();
-    return;
+    // Once per URL: should the browser not tell how the document was
+    // loaded, the replay goes on under the stricter policy.
+    let again = true;
+    try {
+      again = sessionStorage.getItem('fp-replay-reload') !== location.pathname;
+      sessionStorage.setItem('fp-replay-reload', location.pathname);
+    } catch { /* storage refused */ }
+    if (again) {
+      location.reload();
+      return;
+    }
   }
   ctx.setTitle('Recording');
   loadCSS(assets + '/vendor/rrweb-player.min.css');
