@@ -30,7 +30,7 @@ func TestRecordingsAPI(t *testing.T) {
 	}
 	if err := e.db.AppendSnapshots(ctx, "example.com", []store.Snapshot{
 		{SessionID: "s1", WindowID: "w", DistinctID: "anon-1", Data: chunk(t0, t0+1000)},
-		{SessionID: "s2", WindowID: "w", DistinctID: "bob", Data: chunk(t0+3600_000)},
+		{SessionID: "s2", WindowID: "w", DistinctID: "bob", Data: chunk(t0 + 3600_000)},
 	}); err != nil {
 		t.Fatal(err)
 	}

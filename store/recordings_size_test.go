@@ -105,7 +105,9 @@ func rrwebStream(r *rand.Rand, start time.Time, dur time.Duration) [][]map[strin
 	end := start.Add(dur)
 	t := start
 	ms := func() int64 { return t.UnixMilli() }
-	emit := func(typ int, data any) { cur = append(cur, map[string]any{"type": typ, "data": data, "timestamp": ms()}) }
+	emit := func(typ int, data any) {
+		cur = append(cur, map[string]any{"type": typ, "data": data, "timestamp": ms()})
+	}
 	nextFlush := t.Add(5 * time.Second)
 	nextPage := t
 	mouseOn := true
