@@ -94,6 +94,8 @@ func TestRetentionRemovesEverythingOld(t *testing.T) {
 	if data, err := db2.Recording(ctx, "s", "new-session"); err == nil {
 		all = append(all, data...)
 	}
+	db2.Close()
+	all = append(all, dumpStore(t, path)...)
 	for _, marker := range []string{"old-marker", "old-recording-marker", "old-session"} {
 		if bytes.Contains(all, []byte(marker)) || bytes.Contains(raw, []byte(marker)) {
 			t.Fatalf("%q is still stored", marker)

@@ -329,6 +329,12 @@ func TestDeletePersonLeavesNoTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustAppend(t, db, ev("s", "late", secret, 5, "$pathname", "/secret-path-2"), ev("s", "late", "keep", 6))
+	rec := func(session, did, text string) Snapshot {
+		return Snapshot{SessionID: session, WindowID: "w", DistinctID: did, Data: []byte(`[{"type":3,"timestamp":5,"data":{"text":"` + text + `"}}]`)}
+	}
+	if err := db.AppendSnapshots(ctx, "s", []Snapshot{rec("secret-session", secret, "secret-typed"), rec("keep-session", "keep", "kept-text")}); err != nil {
+		t.Fatal(err)
+	}
 
 	var buf bytes.Buffer
 	if err := db.ExportPerson(ctx, "s", secret, &buf); err != nil {
@@ -361,15 +367,21 @@ func TestDeletePersonLeavesNoTrace(t *testing.T) {
 	check(db)
 	// New events keep working, including for the same ids.
 	mustAppend(t, db, ev("s", "$pageview", "keep", 7))
+	if recs := db.Recordings(ctx, "s", 0, 1<<62); len(recs) != 1 || recs[0].SessionID != "keep-session" {
+		t.Fatalf("recordings %+v", recs)
+	}
 	db.Close()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"secret"} {
-		if bytes.Contains(raw, []byte(s)) {
-			t.Fatalf("the file still contains %q", s)
-		}
+	// Every key and value of the file, decompressed and decoded.
+	all := dumpStore(t, path)
+	if bytes.Contains(raw, []byte("secret")) || strings.Contains(all, "secret") {
+		t.Fatalf("the store still holds something of the deleted person:\n%s", all)
+	}
+	if !strings.Contains(all, "/keep2") || !strings.Contains(all, "kept-text") {
+		t.Fatalf("the others' data went missing:\n%s", all)
 	}
 	db = openTest(t, path)
 	defer db.Close()
