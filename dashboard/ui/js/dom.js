@@ -49,6 +49,10 @@ export function h(tag, attrs, ...children) {
 // s() is h() for SVG elements.
 export function s(tag, attrs, ...children) {
   const el = document.createElementNS(SVG_NS, tag);
+  if (attrs instanceof Node || typeof attrs === 'string' || Array.isArray(attrs)) {
+    children.unshift(attrs);
+    attrs = null;
+  }
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v == null) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
