@@ -41,6 +41,10 @@ const (
 
 var errBadBlock = errors.New("store: corrupt block")
 
+// maxBlockBytes bounds a block's decompressed size (zstd's decoder has the
+// same bound): far above any real block, far below what would hurt.
+const maxBlockBytes = 1 << 30
+
 // Blocks are compressed twice: with S2 at commit, on the request path (it
 // costs little per call, where zstd's set-up dominates small blocks), so
 // that memory never holds uncompressed events for long; with zstd when the
@@ -63,7 +67,7 @@ func init() {
 	if err != nil {
 		panic(err)
 	}
-	zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockBytes))
 	if err != nil {
 		panic(err)
 	}
@@ -239,6 +243,10 @@ func decodeBlock(v string) (*decodedBlock, error) {
 	}
 	payload := v[3:]
 	if v[2]&flagS2 != 0 {
+		// A damaged length must not make us allocate gigabytes.
+		if n, err := s2.DecodedLen(unsafe.Slice(unsafe.StringData(payload), len(payload))); err != nil || n > maxBlockBytes {
+			return nil, errBadBlock
+		}
 		b, err := s2.Decode(nil, unsafe.Slice(unsafe.StringData(payload), len(payload)))
 		if err != nil {
 			return nil, fmt.Errorf("store: decompressing block: %w", err)
