@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,9 @@ type recordingRow struct {
 	DistinctID string  `json:"distinct_id"`
 	Start      string  `json:"start"`
 	DurationS  float64 `json:"duration_s"`
+	// Tabs is how many windows the session was recorded in, when more than
+	// one; GET /api/recordings/{id}?tab=n replays the n-th.
+	Tabs int `json:"tabs,omitempty"`
 }
 
 // apiRecordings lists the recordings of the site that overlap [from, to),
@@ -66,6 +70,7 @@ func (h *Handler) apiRecordings(w http.ResponseWriter, r *http.Request) {
 			DistinctID: rec.DistinctID,
 			Start:      time.UnixMilli(rec.Start).UTC().Format(time.RFC3339Nano),
 			DurationS:  float64(rec.End-rec.Start) / 1000,
+			Tabs:       tabsIfMany(rec.Tabs),
 		})
 	}
 	writeResult(w, struct {
@@ -75,7 +80,16 @@ func (h *Handler) apiRecordings(w http.ResponseWriter, r *http.Request) {
 
 // apiRecording answers a session's rrweb events as they were stored.
 func (h *Handler) apiRecording(w http.ResponseWriter, r *http.Request) {
-	data, err := h.store.Recording(r.Context(), h.site(r), r.PathValue("session"))
+	tab := 1
+	if v := r.URL.Query().Get("tab"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "tab: want a number from 1")
+			return
+		}
+		tab = n
+	}
+	data, err := h.store.RecordingTab(r.Context(), h.site(r), r.PathValue("session"), tab)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -99,4 +113,11 @@ var replayCSP = func() string {
 func (h *Handler) serveReplay(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", replayCSP)
 	h.serveIndex(w, r)
+}
+
+func tabsIfMany(n int) int {
+	if n > 1 {
+		return n
+	}
+	return 0
 }

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,43 @@ func TestRecordingsAPI(t *testing.T) {
 		t.Errorf("s1 events: %s", w.Body)
 	}
 	e.want("/api/recordings/nope", 404, `{"error":"not found"}`)
+
+	// A session recorded in two tabs at once: listed once with its tab
+	// count, each tab replayed on its own, never interleaved.
+	if err := e.db.AppendSnapshots(ctx, "example.com", []store.Snapshot{
+		{SessionID: "s3", WindowID: "tab-a", DistinctID: "carol", Data: chunk(t0+7200_000, t0+7201_000)},
+		{SessionID: "s3", WindowID: "tab-b", DistinctID: "carol", Data: chunk(t0 + 7200_500)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.AppendSnapshots(ctx, "example.com", []store.Snapshot{{SessionID: "s3", WindowID: "tab-a", DistinctID: "carol", Data: chunk(t0 + 7202_000)}}); err != nil {
+		t.Fatal(err)
+	}
+	e.want("/api/recordings?"+day+"&distinct_id=carol", 200,
+		`{"results":[{"session_id":"s3","distinct_id":"carol","start":"2026-11-23T12:00:00Z","duration_s":2,"tabs":2}]}`)
+	tabTimes := func(q string) []float64 {
+		t.Helper()
+		w := e.do("GET", "/api/recordings/s3"+q, nil)
+		var evs []map[string]any
+		if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &evs) != nil {
+			t.Fatalf("s3%s: %d %s", q, w.Code, w.Body)
+		}
+		var ts []float64
+		for _, ev := range evs {
+			ts = append(ts, ev["timestamp"].(float64)-float64(t0))
+		}
+		return ts
+	}
+	if got := tabTimes(""); fmt.Sprint(got) != "[7.2e+06 7.201e+06 7.202e+06]" {
+		t.Errorf("first tab: %v", got)
+	}
+	if got := tabTimes("?tab=2"); fmt.Sprint(got) != "[7.2005e+06]" {
+		t.Errorf("second tab: %v", got)
+	}
+	e.want("/api/recordings/s3?tab=3", 404, `{"error":"not found"}`)
+	if w := e.do("GET", "/api/recordings/s3?tab=zero", nil); w.Code != 400 {
+		t.Errorf("bad tab: %d %s", w.Code, w.Body)
+	}
 	e.want("/api/recordings/s9", 404, `{"error":"not found"}`)
 
 	// Deleting the person deletes the recording.

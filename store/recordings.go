@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,11 +42,18 @@ type RecordingInfo struct {
 	Start, End int64 // Unix ms of the first and last rrweb event
 	Events     int
 	Bytes      int // stored size
+	// Tabs is how many windows ($window_id) the session was recorded in;
+	// each is replayed on its own (RecordingTab).
+	Tabs int
 }
 
 type recording struct {
 	info RecordingInfo
 	keys []string
+	// windows are the session's window ids in order of appearance; tabOf
+	// gives each key's index into them.
+	windows []string
+	tabOf   []uint16
 }
 
 type recordings struct {
@@ -116,6 +125,7 @@ func (s *DB) AppendSnapshots(ctx context.Context, site string, snaps []Snapshot)
 	type chunk struct {
 		key, val      string
 		session, did  string
+		window        string
 		first, last   int64
 		events, bytes int
 	}
@@ -144,7 +154,7 @@ func (s *DB) AppendSnapshots(ctx context.Context, site string, snaps []Snapshot)
 		}
 		key := recKey(site, sn.SessionID, s.recs.seq.Add(1))
 		val := encodeChunk(sn, first, last, n)
-		chunks = append(chunks, chunk{key, val, sn.SessionID, sn.DistinctID, first, last, n, len(val)})
+		chunks = append(chunks, chunk{key, val, sn.SessionID, sn.DistinctID, sn.WindowID, first, last, n, len(val)})
 	}
 	if len(chunks) == 0 {
 		return nil
@@ -162,7 +172,7 @@ func (s *DB) AppendSnapshots(ctx context.Context, site string, snaps []Snapshot)
 	}
 	s.AddSite(site)
 	for _, c := range chunks {
-		s.recs.add(site, c.session, c.key, chunkHeader{distinctID: c.did, first: c.first, last: c.last, events: c.events}, c.bytes)
+		s.recs.add(site, c.session, c.key, chunkHeader{distinctID: c.did, windowID: c.window, first: c.first, last: c.last, events: c.events}, c.bytes)
 	}
 	return nil
 }
@@ -195,6 +205,24 @@ func (rs *recordings) add(site, session, key string, h chunkHeader, size int) {
 	r.info.Events += h.events
 	r.info.Bytes += size
 	r.keys = append(r.keys, strings.Clone(key))
+	tab := slices.Index(r.windows, h.windowID)
+	switch {
+	case tab >= 0:
+	case h.windowID == "" && len(r.windows) > 0:
+		tab = 0 // no window id: taken to be the first tab's
+	case len(r.windows) == 1 && r.windows[0] == "":
+		tab, r.windows[0] = 0, strings.Clone(h.windowID) // the first tab's id, late
+	}
+	if tab < 0 {
+		tab = len(r.windows)
+		if tab == math.MaxUint16 {
+			tab-- // absurdly many windows: the last ones replay together
+		} else {
+			r.windows = append(r.windows, strings.Clone(h.windowID))
+		}
+	}
+	r.tabOf = append(r.tabOf, uint16(tab))
+	r.info.Tabs = len(r.windows)
 }
 
 // loadRecordings reads the chunk headers.
@@ -243,17 +271,28 @@ func (s *DB) Recordings(ctx context.Context, site string, from, to int64) []Reco
 	return out
 }
 
-// Recording returns the rrweb events of a session as one JSON array, in the
-// order they were stored.
+// Recording returns the rrweb events of a session's first tab as one JSON
+// array, in the order they were stored.
 func (s *DB) Recording(ctx context.Context, site, session string) ([]byte, error) {
+	return s.RecordingTab(ctx, site, session, 1)
+}
+
+// RecordingTab returns the rrweb events a session recorded in its tab-th
+// window (1 is the first seen). Two tabs of one session are two separate
+// pages, so their events are never mixed into one replay.
+func (s *DB) RecordingTab(ctx context.Context, site, session string, tab int) ([]byte, error) {
 	s.recs.mu.RLock()
 	r := s.recs.sites[site][session]
 	var keys []string
 	if r != nil {
-		keys = append(keys, r.keys...)
+		for i, k := range r.keys {
+			if int(r.tabOf[i]) == tab-1 {
+				keys = append(keys, k)
+			}
+		}
 	}
 	s.recs.mu.RUnlock()
-	if r == nil {
+	if r == nil || len(keys) == 0 {
 		return nil, ErrNotFound
 	}
 	out := []byte{'['}

@@ -39,6 +39,7 @@ type Store interface {
 	Recordings(ctx context.Context, site string, from, to int64) []RecordingInfo
 	// Recording returns a session's rrweb events as a JSON array.
 	Recording(ctx context.Context, site, session string) ([]byte, error)
+	RecordingTab(ctx context.Context, site, session string, tab int) ([]byte, error)
 
 	// Subscribe streams the events stored for a site from now on.
 	Subscribe(site string) *Subscription

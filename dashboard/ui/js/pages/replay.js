@@ -61,12 +61,16 @@ function recordingTable(el, rows, emptyText) {
       h('td', dateTime(r.start)),
       h('td', duration(r.duration_s)),
       h('td', { class: 'hide-sm' }, h('a', { href: url('/persons/' + encodeURIComponent(r.distinct_id), shared), class: 'truncate' }, text(r.distinct_id))),
-      h('td', h('a', { class: 'btn small watch', href: replayURL(r.session_id) }, '▶ Watch recording'))))))));
+      h('td', h('a', { class: 'btn small watch', href: replayURL(r.session_id) }, '▶ Watch recording'),
+        // A session recorded in several tabs at once: each tab on its own.
+        r.tabs > 1 ? Array.from({ length: r.tabs - 1 }, (_, i) => [' ', h('a', { class: 'btn small ghost watch-tab', href: replayURL(r.session_id, i + 2) }, 'tab ' + (i + 2))]) : null)))))));
 }
 
 // replayURL is the replay page of a session.
-export function replayURL(sessionId) {
-  return url('/recordings/' + encodeURIComponent(sessionId), sharedQuery());
+export function replayURL(sessionId, tab) {
+  const q = sharedQuery();
+  if (tab > 1) q.set('tab', String(tab));
+  return url('/recordings/' + encodeURIComponent(sessionId), q);
 }
 
 function loadCSS(href) {
@@ -127,7 +131,8 @@ async function replay(main, ctx, sid) {
 
   let events;
   try {
-    [events] = await Promise.all([get('recordings/' + encodeURIComponent(sid), { site }, ctx.signal), loadPlayer()]);
+    const tab = ctx.query.get('tab');
+    [events] = await Promise.all([get('recordings/' + encodeURIComponent(sid), tab ? { site, tab } : { site }, ctx.signal), loadPlayer()]);
   } catch (err) {
     if (ctx.signal.aborted) return;
     replace(stage, err.status === 404 ? empty('There is no recording of this session.') : errorBox(err));
@@ -145,7 +150,8 @@ async function replay(main, ctx, sid) {
   const metaAt = full > 0 && events[full - 1].type === 4 ? full - 1 : full;
   events = events.slice(metaAt);
   const start = events[0].timestamp, end = events[events.length - 1].timestamp;
-  replace(info, dateTime(start), ' · ', duration((end - start) / 1000), ' · session ', h('code', sid));
+  replace(info, dateTime(start), ' · ', duration((end - start) / 1000), ' · session ', h('code', sid),
+    ctx.query.get('tab') ? ' · tab ' + ctx.query.get('tab') : '');
 
   replace(stage);
   const width = Math.max(320, stage.clientWidth || 800);
