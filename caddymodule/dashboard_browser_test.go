@@ -276,14 +276,7 @@ func dashLoad(t *testing.T, evs []map[string]any) {
 // `encode`: the dashboard compresses its own assets), plus a page on
 // another origin (localhost) for cross-origin attempts.
 func dashConfig(db string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-}
-http://127.0.0.1:9080 {
+	return fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
 	analytics {
 		db %s
 		site test.example

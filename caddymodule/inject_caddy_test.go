@@ -125,14 +125,7 @@ func fetch(t *testing.T, method, url string, hdr map[string]string) fetched {
 func TestInjectThroughCaddy(t *testing.T) {
 	dir, index := injectSite(t)
 	up := upstream(t, index)
-	startCaddy(t, fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-}
-http://127.0.0.1:9080 {
+	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
 	analytics {
 		db :memory:
 		site test.example

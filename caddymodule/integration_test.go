@@ -49,6 +49,17 @@ http://127.0.0.1:9080 {
 `, db, extra)
 }
 
+// testGlobal is the global options block of the in-process test servers:
+// admin and HTTP on fixed loopback ports, no HTTPS, no grace period.
+const testGlobal = `{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	skip_install_trust
+}
+`
+
 func startCaddy(t *testing.T, cfg string) *caddytest.Tester {
 	t.Helper()
 	tc := caddytest.NewTester(t)
@@ -328,14 +339,7 @@ func metricValue(t *testing.T, series string) float64 {
 // reload keeps it open with everything in it.
 func TestSharedStoreAcrossBlocksAndReload(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "shared.db")
-	two := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-}
-http://127.0.0.1:9080 {
+	two := fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
 	analytics {
 		db %[1]s
 		site one.example

@@ -84,14 +84,7 @@ func countType(evs []map[string]any, typ int) int {
 // the database file.
 func stopCaddy(t *testing.T) {
 	t.Helper()
-	if err := loadConfig(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-}
-http://127.0.0.1:9080 {
+	if err := loadConfig(testGlobal + `http://127.0.0.1:9080 {
 	respond "closed" 200
 }
 `); err != nil {

@@ -57,14 +57,7 @@ func snippetSite(t *testing.T) string {
 // snippetConfig serves dir with `inject`; extra goes into the analytics
 // block, and route is put in front of everything (for outages).
 func snippetConfig(db, dir, extra, route string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-}
-http://127.0.0.1:9080 {
+	return fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
 	%s
 	analytics {
 		db %s
@@ -454,14 +447,7 @@ func TestSnippetOutageAndRecovery(t *testing.T) {
 	waitEvents(t, "the page view", has("$pageview", 1))
 
 	// Down: no analytics handler at all, the endpoint answers 503.
-	startCaddy(t, fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-}
-http://127.0.0.1:9080 {
+	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
 	respond /_f/* "down" 503
 	root * %s
 	file_server
@@ -565,14 +551,7 @@ func TestPosthogJSInBrowser(t *testing.T) {
 <a id="ph-leave" href="/other.html">Leave</a>
 </body></html>
 `), 0o644)
-	startCaddy(t, fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-}
-http://127.0.0.1:9080 {
+	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
 	analytics {
 		db %s
 		site test.example

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,35 +15,7 @@ import (
 // checks that the committed r.js, r.js.gz and r.js.br are what
 // recorder/src/recorder.js and the locked rrweb build to.
 func TestRecorderBuildUpToDate(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("FIRSTPARTY_REQUIRE_ALL") != "" {
-			t.Fatal("node is required but not installed")
-		}
-		t.Skip("node not installed")
-	}
-	dir, _ := filepath.Abs("recorder")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@rrweb", "record")); err != nil {
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			if os.Getenv("FIRSTPARTY_REQUIRE_ALL") != "" {
-				t.Fatal("npm is required but not installed")
-			}
-			t.Skip("npm not installed")
-		}
-		// esbuild's install script only checks its binary, which comes as
-		// an optional dependency.
-		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
-	cmd := exec.Command(node, "build.mjs", "--check")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	checkBuild(t, "recorder", filepath.Join("node_modules", "@rrweb", "record"))
 }
 
 // TestRecorderChunk: r.js is rrweb's recorder with the glue, and it is
