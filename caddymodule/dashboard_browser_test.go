@@ -986,20 +986,14 @@ func TestDashboardWritesNeedSameOrigin(t *testing.T) {
 
 	do := func(method, path, body string, hdr map[string]string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, api+path, strings.NewReader(body))
+		h := map[string]string{}
 		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
+			h["Content-Type"] = "application/json"
 		}
 		for k, v := range hdr {
-			req.Header.Set(k, v)
+			h[k] = v
 		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return send(t, method, api+path, []byte(body), h)
 	}
 	same := map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": base}
 	code, body := do("POST", "/actions", `{"name":"kept","steps":[{"event":"$pageview"}]}`, same)

@@ -143,7 +143,13 @@ func events(t *testing.T, query string) []apiEvent {
 
 func post(t *testing.T, path string, body []byte, hdr map[string]string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", endpoint+path, bytes.NewReader(body))
+	return send(t, "POST", endpoint+path, body, hdr)
+}
+
+// send makes one request and answers its status and body.
+func send(t *testing.T, method, url string, body []byte, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
