@@ -20,7 +20,8 @@ type Config struct {
 	Site string
 	// Token, when set, is the only api_key/token accepted.
 	Token string
-	// MaxBody bounds a request body, before and after decompression.
+	// MaxBody bounds a request body, before and after decompression;
+	// recordings (/s/) may be recordingBodyFactor times larger.
 	MaxBody int64
 	// RateLimit is the capture requests a second allowed per client IP
 	// (burst four times that); 0 disables the limit.
@@ -205,6 +206,10 @@ func cors(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// recordingBodyFactor is how much larger than max_body a recording's body
+// may be.
+const recordingBodyFactor = 8
+
 func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	start := c.now()
 	defer func() { c.metrics.Observe(time.Since(start)) }()
@@ -220,18 +225,28 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 
+	limit := c.cfg.MaxBody
+	if rt == routeRecording {
+		// A full snapshot of a large page is one rrweb event that cannot be
+		// split; recordings get room for it.
+		limit *= recordingBodyFactor
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bufPool.Put(buf)
+	defer func() {
+		if int64(buf.Cap()) <= 2*c.cfg.MaxBody { // a recording's big buffer is not kept
+			bufPool.Put(buf)
+		}
+	}()
 	var body []byte
 	if r.Method == http.MethodGet {
 		buf.WriteString("data=" + r.URL.Query().Get("data"))
-	} else if err := readBody(r, c.cfg.MaxBody, buf); err != nil {
+	} else if err := readBody(r, limit, buf); err != nil {
 		c.failBody(w, err)
 		return
 	}
 	body = buf.Bytes()
-	js, err := decodeBody(r, body, c.cfg.MaxBody)
+	js, err := decodeBody(r, body, limit)
 	if err != nil {
 		c.failBody(w, err)
 		return

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"context"
 	"runtime"
 	"strings"
 	"testing"
@@ -41,5 +42,29 @@ func TestHostileBodiesBoundedMemory(t *testing.T) {
 		if limit := uint64(24 * maxBody); allocated > limit {
 			t.Errorf("%s: %d MiB allocated for a %d-byte body (limit %d MiB)", c.name, allocated>>20, len(c.r.body), limit>>20)
 		}
+	}
+}
+
+// TestRecordingBodyLimit: a recording may carry a full snapshot of a large
+// page (one rrweb event, not splittable) up to 8 × max_body; other capture
+// bodies stay within max_body.
+func TestRecordingBodyLimit(t *testing.T) {
+	const maxBody = 64 << 10
+	f := newFixture(t, Config{MaxBody: maxBody})
+	snapshot := func(session string, size int) []byte {
+		return []byte(`[{"event":"$snapshot","properties":{"$session_id":"` + session + `","$window_id":"w","distinct_id":"d","$snapshot_data":[` +
+			`{"type":2,"timestamp":1764000000000,"data":{"node":{"type":0,"childNodes":[{"type":3,"textContent":"` + strings.Repeat("x", size) + `"}]},"initialOffset":{"top":0,"left":0}}}]}}]`)
+	}
+	if code, resp := f.do(req{path: "/s/", body: snapshot("big", 5*maxBody)}); code != 200 {
+		t.Fatalf("a 5 × max_body recording: %d %s", code, resp)
+	}
+	if data, err := f.db.Recording(context.Background(), "example.com", "big"); err != nil || len(data) < 5*maxBody {
+		t.Fatalf("the big recording: %v, %d bytes", err, len(data))
+	}
+	if code, _ := f.do(req{path: "/s/", body: gz(snapshot("too-big", 9*maxBody))}); code != 413 {
+		t.Errorf("a 9 × max_body recording (gzipped): %d, want 413", code)
+	}
+	if code, _ := f.do(req{path: "/e/", body: []byte(`{"event":"x","distinct_id":"d","properties":{"p":"` + strings.Repeat("x", 2*maxBody) + `"}}`)}); code != 413 {
+		t.Errorf("a 2 × max_body event: %d, want 413", code)
 	}
 }
