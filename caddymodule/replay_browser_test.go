@@ -15,12 +15,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/firstpartyhq/firstparty/collector"
 	"github.com/firstpartyhq/firstparty/store"
 )
 
@@ -107,7 +109,7 @@ func TestRecordingInBrowser(t *testing.T) {
 
 	const typedText, typedPassword = "visible-typed-text-4711", "secret-typed-pw-0815"
 	tab.Navigate(base + "/index.html")
-	tab.WaitPage(`window.__fpRecording === 'on' && !!document.querySelector('script[src$="/r.js"]')`, 15*time.Second)
+	tab.WaitPage(`window.__fpRecording === 'on' && !!document.querySelector('script[src$="/r.js?v='+`+strconv.Quote(collector.SnippetVersion)+`+'"]')`, 15*time.Second)
 	sid := Eval[string](tab, `firstparty.get_session_id()`)
 	did := Eval[string](tab, `firstparty.get_distinct_id()`)
 	if sid == "" || did == "" {

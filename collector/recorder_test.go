@@ -67,7 +67,10 @@ func TestRecorderChunk(t *testing.T) {
 	if w := get("/r.js", "gzip, br", etag); w.Code != 304 {
 		t.Errorf("If-None-Match: %d", w.Code)
 	}
-	if w := get("/r.js?v="+RecorderVersion, "gzip", ""); w.Header().Get("Cache-Control") != snippetCacheVersioned || !bytes.Equal(w.Body.Bytes(), recorderGzip) {
+	if w := get("/r.js?v="+RecorderVersion, "gzip", ""); w.Header().Get("Cache-Control") != snippetCacheUnversioned {
+		t.Errorf("r.js under its own hash, not the tag's version, cached for long: %v", w.Header())
+	}
+	if w := get("/r.js?v="+SnippetVersion, "gzip", ""); w.Header().Get("Cache-Control") != snippetCacheVersioned || !bytes.Equal(w.Body.Bytes(), recorderGzip) {
 		t.Errorf("versioned gzip r.js: %v", w.Header())
 	}
 	if w := get("/r.js", "", ""); !bytes.Equal(w.Body.Bytes(), recorderJS) || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/javascript") {

@@ -19,17 +19,20 @@ var snippetFiles embed.FS
 var (
 	snippetJS, snippetGzip, snippetBrotli = mustRead("snippet/app.js"), mustRead("snippet/app.js.gz"), mustRead("snippet/app.js.br")
 
-	// SnippetVersion is a hash of the snippet's content. The script tag puts
-	// it in the URL (?v=) so that browsers may cache that URL for a year.
-	SnippetVersion = contentHash(snippetJS)
 
 	// The session recording chunk, built from recorder/src/recorder.js and
 	// rrweb's recorder by recorder/build.mjs; the snippet loads it when
 	// recording is on.
 	recorderJS, recorderGzip, recorderBrotli = mustRead("recorder/r.js"), mustRead("recorder/r.js.gz"), mustRead("recorder/r.js.br")
 
-	// RecorderVersion is a hash of the recording chunk's content.
+	// RecorderVersion is a hash of the recording chunk's content (its ETag).
 	RecorderVersion = contentHash(recorderJS)
+
+	// SnippetVersion is a hash of the snippet and the recording chunk. The
+	// script tag puts it in the snippet's URL (?v=), the snippet passes it on
+	// to the chunk's, and both URLs are cached for a year: a change to
+	// either file changes both URLs.
+	SnippetVersion = contentHash(snippetJS, recorderJS)
 )
 
 func mustRead(name string) []byte {
@@ -40,9 +43,12 @@ func mustRead(name string) []byte {
 	return b
 }
 
-func contentHash(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:6])
+func contentHash(files ...[]byte) string {
+	h := sha256.New()
+	for _, b := range files {
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
 // SnippetHandler serves the snippet as GET /<Name> under the endpoint, and
@@ -96,7 +102,7 @@ func (s SnippetHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Add("Vary", "Accept-Encoding")
 	h.Set("ETag", etag)
-	if r.URL.Query().Get("v") == version {
+	if r.URL.Query().Get("v") == SnippetVersion {
 		h.Set("Cache-Control", snippetCacheVersioned)
 	} else {
 		h.Set("Cache-Control", snippetCacheUnversioned)

@@ -453,7 +453,8 @@
     if (cfg.record == 'on' && !off()) {
       // Session recording lives in its own chunk, loaded only when on.
       var r = d.createElement('script');
-      r.src = api + '/r.js';
+      // With the snippet's own ?v=, which versions the chunk too.
+      r.src = api + '/r.js' + (el.src && el.src.indexOf('?') > 0 ? el.src.slice(el.src.indexOf('?')) : '');
       r.async = true;
       (d.head || d.documentElement).appendChild(r);
     }
