@@ -550,6 +550,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			{"live", dashURL("/live", nil), `document.getElementById('live-state')?.textContent === 'Connected' && /^\d+$/.test(document.getElementById('online-count')?.textContent)`},
 			{"cohorts", dashURL("/cohorts", nil), `document.querySelector('#cohorts-table tbody tr')?.textContent.includes('Buyers')`},
 			{"cohort", dashURL("/cohorts/"+cohortID, nil), `document.getElementById('cohort-count')?.textContent === '` + strconv.Itoa(buyers) + `'`},
+			{"overview of a cohort", dashURL("/", url.Values{"cohort": {cohortID}}), `document.querySelector('#filters .cohort-name')?.textContent === 'Buyers'`},
 			{"actions", dashURL("/actions", nil), `document.querySelector('#actions-table tbody tr')?.textContent.includes('Signed up')`},
 			{"settings", dashURL("/settings", nil), `document.querySelector('#snippet-card')?.textContent.includes('/_f/app.js') && document.querySelectorAll('#config-table tr').length > 5 &&
 				((row) => row('max_body') === '1 MiB' && row('rate_limit') === 'off' && row('site') === 'test.example')((k) => [...document.querySelectorAll('#config-table tr')].find((r) => r.cells[0].querySelector('code')?.textContent === k)?.cells[1].textContent)`},

@@ -56,7 +56,13 @@ function filterChips(q) {
   });
   const cohort = q.get('cohort');
   if (cohort) {
-    wrap.appendChild(h('span', { class: 'chip' }, h('span', { class: 'chip-prop' }, 'Cohort'), ' ', h('strong', cohort),
+    // The cohort's name once known (the URL carries its id).
+    const name = h('strong', { class: 'cohort-name' }, '#' + cohort);
+    get('cohorts', { site: currentSite(q) }).then((res) => {
+      const c = (Array.isArray(res) ? res : res.results || []).find((x) => String(x.id) === cohort);
+      if (c) name.textContent = text(c.name);
+    }, () => { /* the id stays */ });
+    wrap.appendChild(h('span', { class: 'chip' }, h('span', { class: 'chip-prop' }, 'Cohort'), ' ', name,
       h('button', { type: 'button', class: 'chip-x', 'aria-label': 'Remove cohort', onclick: () => setQuery({ cohort: null }) }, '✕')));
   }
   wrap.appendChild(addFilter(fs));
