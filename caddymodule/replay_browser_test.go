@@ -539,3 +539,90 @@ func TestRecordingNewSession(t *testing.T) {
 		t.Errorf("%d recordings, want 2", n)
 	}
 }
+
+// TestPosthogJSRecordingInBrowser: the real posthog-js recorder (its
+// recorder bundle loaded beside array.js, as an npm build does) records
+// against Firstparty with `record on`: its /s/ payloads (gzip, cv
+// "2024-10" full snapshots) are stored under posthog-js's session id,
+// decoded, replayable, and without what was typed into inputs.
+func TestPosthogJSRecordingInBrowser(t *testing.T) {
+	bundle := posthogJS(t)
+	recorder, err := os.ReadFile(filepath.Join("testdata", "posthog-js", "node_modules", "posthog-js", "dist", "lazy-recorder.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "vendor"), 0o755)
+	os.WriteFile(filepath.Join(dir, "vendor", "array.js"), bundle, 0o644)
+	os.WriteFile(filepath.Join(dir, "vendor", "recorder.js"), recorder, 0o644)
+	os.WriteFile(filepath.Join(dir, "rec.html"), []byte(`<!doctype html>
+<html><head><meta charset="utf-8"><title>Recorded by posthog-js</title>
+<script src="/vendor/array.js"></script>
+<script src="/vendor/recorder.js"></script>
+<script src="/init.js"></script>
+</head><body>
+<h1 id="ph-title">Checkout</h1>
+<input id="ph-name" type="text">
+<input id="ph-pass" type="password">
+<button id="ph-pay">Pay</button>
+</body></html>
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "init.js"), []byte(`posthog.init('phc_rec', {api_host: location.origin + '/_f'})`), 0o644)
+	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	analytics {
+		db %s
+		site test.example
+		rate_limit off
+		record on
+	}
+	root * %s
+	file_server
+}
+`, filepath.Join(t.TempDir(), "phrec.db"), dir))
+
+	tab := StartBrowser(t).NewTab()
+	tab.Navigate(base + "/rec.html")
+	tab.WaitPage(`window.posthog && posthog.__loaded && window._POSTHOG_REMOTE_CONFIG && _POSTHOG_REMOTE_CONFIG.phc_rec && posthog.sessionRecordingStarted()`, 20*time.Second)
+	session := Eval[string](tab, `posthog.get_session_id()`)
+	tab.Do(chromedp.SendKeys(chromedp.CSS("#ph-name"), "ph-visible-name"))
+	tab.Do(chromedp.SendKeys(chromedp.CSS("#ph-pass"), "ph-secret-pass"))
+	tab.Do(chromedp.Click(chromedp.CSS("#ph-pay")))
+	// posthog-js flushes its snapshot buffer on a timer; wait for the full
+	// snapshot and the typing to be stored.
+	var evs []map[string]any
+	WaitFor(t, "posthog-js's recording with a full snapshot and input events", 30*time.Second, func() (bool, string) {
+		evs = rrwebEvents(t, session)
+		full := 0
+		for _, e := range evs {
+			if e["type"] == float64(2) {
+				full++
+			}
+		}
+		inputs := len(incremental(evs, 5))
+		return full > 0 && inputs > 0, fmt.Sprintf("%d events, %d full, %d input", len(evs), full, inputs)
+	})
+	raw := asJSON(evs)
+	for _, e := range evs {
+		if _, ok := e["cv"]; ok {
+			t.Fatalf("a compressed (cv) snapshot was stored as is: %.300s", asJSON(e))
+		}
+	}
+	if !strings.Contains(raw, "Checkout") || !strings.Contains(raw, "ph-pay") {
+		t.Errorf("the full snapshot lacks the page: %.500s", raw)
+	}
+	if strings.Contains(raw, "ph-secret-pass") {
+		t.Error("the typed password is in the recording")
+	}
+	var found bool
+	for _, r := range recordingsList(t) {
+		found = found || r.SessionID == session
+	}
+	if !found {
+		t.Errorf("session %s not listed: %s", session, asJSON(recordingsList(t)))
+	}
+	// The dashboard replays it: the recorded page is rebuilt in the player.
+	dash := StartBrowser(t).NewTab()
+	dash.Navigate(base + "/analytics/recordings/" + session)
+	frame := `document.querySelector('#replay-player iframe')`
+	dash.WaitPage(frame+` && `+frame+`.contentDocument && `+frame+`.contentDocument.getElementById('ph-title')?.textContent === 'Checkout'`, 20*time.Second)
+}

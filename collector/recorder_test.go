@@ -3,7 +3,9 @@ package collector
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"path/filepath"
@@ -111,5 +113,43 @@ func TestRemoteConfigSampleRate(t *testing.T) {
 		} else if sr != c.want {
 			t.Errorf("%+v: sessionRecording %v", c.cfg, sr)
 		}
+	}
+}
+
+// TestRecordingGzipMutations: posthog-js (cv "2024-10") also compresses the
+// texts, attributes, removes and adds of mutation snapshots, each a gzip
+// string; they are stored decoded, and an event with a part that does not
+// decode is kept as it came.
+func TestRecordingGzipMutations(t *testing.T) {
+	f := newFixture(t, Config{})
+	latin := func(s string) string {
+		var r []rune
+		for _, b := range gz([]byte(s)) {
+			r = append(r, rune(b))
+		}
+		j, _ := json.Marshal(string(r))
+		return string(j)
+	}
+	body := `[{"event":"$snapshot","properties":{"$session_id":"m","$window_id":"w","distinct_id":"d","$snapshot_data":[
+	  {"type":3,"cv":"2024-10","timestamp":1764000000000,"data":{"source":0,"texts":` + latin(`[{"id":4,"value":"hello"}]`) + `,"attributes":` + latin(`[]`) + `,"removes":` + latin(`[{"parentId":1,"id":9}]`) + `,"adds":` + latin(`[{"parentId":1,"nextId":null,"node":{"type":3,"textContent":"added","id":10}}]`) + `}},
+	  {"type":3,"cv":"2024-10","timestamp":1764000000001,"data":{"source":0,"texts":"not gzip","attributes":[],"removes":[],"adds":[]}}]}}]`
+	if code, resp := f.do(req{path: "/s/", body: []byte(body)}); code != 200 {
+		t.Fatalf("%d %s", code, resp)
+	}
+	data, err := f.db.Recording(context.Background(), "example.com", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []map[string]any
+	if err := json.Unmarshal(data, &evs); err != nil || len(evs) != 2 {
+		t.Fatalf("%v %s", err, data)
+	}
+	d := evs[0]["data"].(map[string]any)
+	if _, ok := evs[0]["cv"]; ok || fmt.Sprint(d["texts"]) != "[map[id:4 value:hello]]" || fmt.Sprint(d["removes"]) != "[map[id:9 parentId:1]]" ||
+		!strings.Contains(fmt.Sprint(d["adds"]), "added") || fmt.Sprint(d["attributes"]) != "[]" || d["source"] != float64(0) {
+		t.Errorf("mutation not decoded: %s", data)
+	}
+	if evs[1]["cv"] != "2024-10" || evs[1]["data"].(map[string]any)["texts"] != "not gzip" {
+		t.Errorf("an undecodable event was changed: %s", data)
 	}
 }

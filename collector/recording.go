@@ -41,9 +41,11 @@ func splitSnapshots(events []*store.Event) (rest []*store.Event, snaps []store.S
 }
 
 // normalizeRRWeb undoes posthog-js's compression of rrweb events: with
-// cv "2024-10", an event's data (full snapshots, and some incremental ones)
-// is a string of gzip bytes, one character per byte. Stored recordings hold
-// plain rrweb events, which the player reads as they are.
+// cv "2024-10", a full snapshot's data is a string of gzip bytes, one
+// character per byte, and so are the texts, attributes, removes and adds of
+// mutation and style-sheet incremental snapshots. Stored recordings hold
+// plain rrweb events, which the player reads as they are; an event that
+// does not decode is kept as it came.
 func normalizeRRWeb(raw string) []byte {
 	if !strings.Contains(raw, `"cv"`) {
 		return []byte(raw)
@@ -56,39 +58,85 @@ func normalizeRRWeb(raw string) []byte {
 			out = append(out, ',')
 		}
 		n++
-		d := ev.Get("data")
-		if !ev.Get("cv").Exists() || d.Type != gjson.String {
+		if plain, ok := decompressEvent(ev); ok {
+			out = append(out, plain...)
+		} else {
 			out = append(out, ev.Raw...)
-			return true
 		}
-		plain, ok := gunzipLatin1(d.Str)
-		if !ok || !gjson.ValidBytes(plain) {
-			out = append(out, ev.Raw...)
-			return true
-		}
-		out = append(out, '{')
-		first := true
-		ev.ForEach(func(k, v gjson.Result) bool {
-			if k.Str == "cv" {
-				return true
-			}
-			if !first {
-				out = append(out, ',')
-			}
-			first = false
-			out = append(out, k.Raw...)
-			out = append(out, ':')
-			if k.Str == "data" {
-				out = append(out, plain...)
-			} else {
-				out = append(out, v.Raw...)
-			}
-			return true
-		})
-		out = append(out, '}')
 		return true
 	})
 	return append(out, ']')
+}
+
+// compressedParts are the members of an incremental snapshot's data that
+// posthog-js compresses.
+var compressedParts = map[string]bool{"texts": true, "attributes": true, "removes": true, "adds": true}
+
+// decompressEvent returns ev without "cv" and with its compressed parts
+// decoded; false when it has nothing to decode or a part does not decode.
+func decompressEvent(ev gjson.Result) ([]byte, bool) {
+	if !ev.Get("cv").Exists() {
+		return nil, false
+	}
+	d := ev.Get("data")
+	var data []byte
+	switch d.Type {
+	case gjson.String:
+		plain, ok := gunzipLatin1(d.Str)
+		if !ok || !gjson.ValidBytes(plain) {
+			return nil, false
+		}
+		data = plain
+	case gjson.JSON:
+		if !d.IsObject() {
+			return nil, false
+		}
+		ok := true
+		data = rewriteObject(d, func(k, v gjson.Result) []byte {
+			if !compressedParts[k.Str] || v.Type != gjson.String {
+				return []byte(v.Raw)
+			}
+			plain, good := gunzipLatin1(v.Str)
+			if !good || !gjson.ValidBytes(plain) {
+				ok = false
+			}
+			return plain
+		})
+		if !ok {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	return rewriteObject(ev, func(k, v gjson.Result) []byte {
+		switch k.Str {
+		case "cv":
+			return nil
+		case "data":
+			return data
+		}
+		return []byte(v.Raw)
+	}), true
+}
+
+// rewriteObject copies a JSON object with each member's value replaced by
+// what value returns; nil leaves the member out.
+func rewriteObject(obj gjson.Result, value func(k, v gjson.Result) []byte) []byte {
+	out := []byte{'{'}
+	obj.ForEach(func(k, v gjson.Result) bool {
+		raw := value(k, v)
+		if raw == nil {
+			return true
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, k.Raw...)
+		out = append(out, ':')
+		out = append(out, raw...)
+		return true
+	})
+	return append(out, '}')
 }
 
 // gunzipLatin1 reads a string whose characters are bytes (U+0000–U+00FF)
