@@ -19,7 +19,6 @@ var snippetFiles embed.FS
 var (
 	snippetJS, snippetGzip, snippetBrotli = mustRead("snippet/app.js"), mustRead("snippet/app.js.gz"), mustRead("snippet/app.js.br")
 
-
 	// The session recording chunk, built from recorder/src/recorder.js and
 	// rrweb's recorder by recorder/build.mjs; the snippet loads it when
 	// recording is on.
