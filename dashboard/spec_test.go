@@ -4,10 +4,13 @@ package dashboard
 // SPEC §4, with a slow reference written from the SPEC text alone.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand"
+	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -1377,5 +1380,38 @@ func (s *specT) checkPersons(t *testing.T) {
 				t.Errorf("person by distinct id %s: id %s, want %s", d, one.ID, id)
 			}
 		}
+	}
+}
+
+// TestSpecRetryAfterReopen: a retry that comes after a restart is still the
+// same event (SPEC §3: "a repeated uuid is stored once").
+func TestSpecRetryAfterReopen(t *testing.T) {
+	path := t.TempDir() + "/a.db"
+	d := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	first := sEv{uuid: "0f000000-0000-4000-8000-0000000000aa", name: "$pageview", did: "r", t: d.UnixMilli(), props: map[string]string{"$session_id": "s"}}
+	retry := first
+	retry.t += 1000
+	retry.props = map[string]string{"$session_id": "s", "retry": "1"}
+	for i, x := range []sEv{first, retry} {
+		db, err := store.Open(path, store.Options{Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Append(context.Background(), []*store.Event{x.store()}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			db.Close()
+			continue
+		}
+		e := &env{t: t, db: db, ip: netip.MustParseAddr("127.0.0.1")}
+		e.h = New(Config{Prefix: "/analytics", Site: "example.com"}, db,
+			Options{ClientIP: func(*http.Request) netip.Addr { return e.ip }, Now: func() time.Time { return now }})
+		e.want("/api/stats?from=2026-11-23&to=2026-11-23", 200, `{"visitors":1,"pageviews":1,"sessions":1,"bounce_rate":1,"avg_session_seconds":0,"views_per_session":1}`)
+		w := e.do("GET", "/api/events?from=2026-11-23&to=2026-11-23", nil)
+		if strings.Contains(w.Body.String(), `"retry"`) {
+			t.Errorf("the retry was kept: %s", w.Body)
+		}
+		db.Close()
 	}
 }
