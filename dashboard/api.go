@@ -90,7 +90,8 @@ func (h *Handler) apiEvents(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) apiPersons(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := intParam(q, "limit", 100, 1000)
+	// No cursor here: a large limit gives every person.
+	limit, err := intParam(q, "limit", 100, 1000000)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

@@ -63,11 +63,17 @@ func (f Filter) matchValue(v string) bool {
 	case OpNe:
 		return v != f.Value
 	case OpContains:
-		return v != "" && strings.Contains(v, f.Value)
+		return v != "" && containsFold(v, f.Value)
 	case OpNotContains:
-		return v == "" || !strings.Contains(v, f.Value)
+		return v == "" || !containsFold(v, f.Value)
 	}
 	return false
+}
+
+// containsFold is "contains" as PostHog's filters mean it: ignoring case.
+// (strings.ToLower returns a string with no upper case as it is.)
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
 // rowMatcher tests rows against filters by dictionary codes.

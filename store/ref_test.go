@@ -73,7 +73,7 @@ func refProp(e *Event, key string) string {
 }
 
 func refPass(f Filter, v string) bool {
-	has := v != "" && strings.Contains(v, f.Value)
+	has := v != "" && strings.Contains(strings.ToLower(v), strings.ToLower(f.Value)) // contains ignores case
 	switch f.Op {
 	case OpEq:
 		return v == f.Value

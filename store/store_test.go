@@ -407,6 +407,8 @@ func TestEventsFiltersAndPaging(t *testing.T) {
 		{EventQuery{Site: "s", Filters: []Filter{{"$pathname", OpEq, "/p1"}}}, 17},
 		{EventQuery{Site: "s", Filters: []Filter{{"$pathname", OpNe, "/p1"}}}, 33},
 		{EventQuery{Site: "s", Filters: []Filter{{"plan", OpContains, "r"}}}, 34},
+		{EventQuery{Site: "s", Filters: []Filter{{"plan", OpContains, "R"}}}, 34}, // ignoring case, as PostHog
+		{EventQuery{Site: "s", Filters: []Filter{{"plan", OpNotContains, "FR"}}}, 33},
 		{EventQuery{Site: "s", Filters: []Filter{{"plan", OpNotContains, "fr"}}}, 33},
 		{EventQuery{Site: "s", Filters: []Filter{{"plan", OpEq, ""}}}, 16},
 		{EventQuery{Site: "s", Filters: []Filter{{"plan", OpNe, ""}}}, 34},
