@@ -77,6 +77,12 @@ func firstHost(h httpcaddyfile.Helper) string {
 //		token          <string>
 //		max_body       <size, e.g. 1MiB>
 //		rate_limit     <requests per second per IP>
+//		limits {
+//			value      <size, e.g. 2KiB>
+//			properties <count>
+//			recording  <size per session, e.g. 20MiB>
+//			recordings <size per site and day, e.g. 2GiB>
+//		}
 //	}
 //
 // Every bad value is an error naming the subdirective and the value.
@@ -93,6 +99,12 @@ func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		seen[name] = true
 		args := d.RemainingArgs()
+		if name == "limits" {
+			if err := a.Limits.unmarshal(d, args); err != nil {
+				return err
+			}
+			continue
+		}
 		if d.NextBlock(1) {
 			return d.Errf("analytics %s: takes no block", name)
 		}

@@ -13,11 +13,12 @@ import (
 // The collectors are built once and registered in the registry of every
 // config that provisions the handler; the registry of a reload is new.
 var analyticsMetrics = struct {
-	once     sync.Once
-	events   *prometheus.CounterVec
-	rejected *prometheus.CounterVec
-	ingest   prometheus.Histogram
-	stored   *storedCollector
+	once      sync.Once
+	events    *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	truncated *prometheus.CounterVec
+	ingest    prometheus.Histogram
+	stored    *storedCollector
 }{}
 
 func initMetrics() {
@@ -31,6 +32,10 @@ func initMetrics() {
 			Namespace: ns, Subsystem: sub, Name: "events_rejected_total",
 			Help: "Events or requests not stored, by site and reason.",
 		}, []string{"site", "reason"})
+		analyticsMetrics.truncated = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "truncated_total",
+			Help: "Properties cut or dropped by the limits, by site.",
+		}, []string{"site"})
 		analyticsMetrics.ingest = prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "ingest_seconds",
 			Help:    "Time to take in a capture request, commit included.",
@@ -46,7 +51,7 @@ func initMetrics() {
 func provisionMetrics(ctx caddy.Context) metricsSink {
 	initMetrics()
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		for _, c := range []prometheus.Collector{analyticsMetrics.events, analyticsMetrics.rejected, analyticsMetrics.ingest, analyticsMetrics.stored} {
+		for _, c := range []prometheus.Collector{analyticsMetrics.events, analyticsMetrics.rejected, analyticsMetrics.truncated, analyticsMetrics.ingest, analyticsMetrics.stored} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -67,6 +72,10 @@ func (metricsSink) Stored(site, kind string, n int) {
 
 func (metricsSink) Rejected(site, reason string, n int) {
 	analyticsMetrics.rejected.WithLabelValues(site, reason).Add(float64(n))
+}
+
+func (metricsSink) Truncated(site string, n int) {
+	analyticsMetrics.truncated.WithLabelValues(site).Add(float64(n))
 }
 
 func (metricsSink) Observe(d time.Duration) { analyticsMetrics.ingest.Observe(d.Seconds()) }

@@ -120,6 +120,11 @@ type Handler struct {
 	// 50; a negative value disables the limit.
 	RateLimit float64 `json:"rate_limit,omitempty"`
 
+	// Limits bound what one event and one session can make the server
+	// keep. Defaults: value 2KiB, properties 300, recording 20MiB,
+	// recordings 2GiB.
+	Limits Limits `json:"limits,omitzero"`
+
 	store     *store.DB
 	storeKey  string
 	geo       *collector.GeoLookup
@@ -189,7 +194,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Site != "" {
 		st.AddSite(h.Site)
 	}
-	if h.Retention > 0 && h.Site != "" {
+	if h.Site != "" {
+		// Every (re)load applies the configured retention at once, and a
+		// retention taken out of the configuration stops deleting.
 		st.SetRetention(h.Site, time.Duration(h.Retention))
 	}
 
@@ -211,6 +218,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		StoreIP:      h.StoreIP,
 		Record:       h.Record,
 		RecordSample: h.RecordSample,
+		RespectDNT:   *h.RespectDNT,
+		Limits:       h.Limits.collector(),
 	}, st, collector.Options{
 		Geo:      h.geo,
 		UA:       sharedUAParser,

@@ -22,14 +22,13 @@ const (
 	ReasonRateLimit    = "rate_limit"
 	ReasonTooLarge     = "too_large"
 	ReasonUnavailable  = "unavailable"
+	ReasonTooLong      = "too_long"
+	ReasonDNT          = "dnt"
+	ReasonRecordingCap = "recording_limit"
 )
 
-// Bounds on what one event may carry.
-const (
-	maxNameLen       = 400
-	maxDistinctIDLen = 400
-	maxUUIDLen       = 200
-)
+// maxUUIDLen bounds an event's uuid.
+const maxUUIDLen = 200
 
 // incoming is one event of a request after validation.
 type incoming struct {
@@ -38,6 +37,8 @@ type incoming struct {
 	geoDisable bool
 	// reason and detail say why the event is dropped; empty when valid.
 	reason, detail string
+	// cut is how many properties the limits cut or dropped.
+	cut int
 }
 
 func reject(reason, detail string) incoming { return incoming{reason: reason, detail: detail} }
@@ -62,7 +63,7 @@ func (s *propSlab) finish(start int) store.Props {
 
 // parseEvent validates one event of a payload and converts it. It never
 // fails the request: a bad event comes back with a reason and is dropped.
-func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab) incoming {
+func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *Limits) incoming {
 	if !r.IsObject() {
 		return reject(ReasonBadEvent, "event must be a JSON object")
 	}
@@ -70,8 +71,8 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab) incom
 	if name.Type != gjson.String || name.Str == "" {
 		return reject(ReasonBadEvent, "event name missing or not a string")
 	}
-	if len(name.Str) > maxNameLen {
-		return reject(ReasonBadEvent, "event name too long")
+	if len(name.Str) > maxIDLen {
+		return reject(ReasonTooLong, "event name longer than 200 bytes")
 	}
 	props := r.Get("properties")
 	if props.Exists() && props.Type != gjson.Null && !props.IsObject() {
@@ -85,8 +86,8 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab) incom
 	if did == "" {
 		return reject(ReasonBadEvent, "distinct_id missing")
 	}
-	if len(did) > maxDistinctIDLen {
-		return reject(ReasonBadEvent, "distinct_id too long")
+	if len(did) > maxIDLen {
+		return reject(ReasonTooLong, "distinct_id longer than 200 bytes")
 	}
 
 	uuid := r.Get("uuid")
@@ -148,7 +149,7 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab) incom
 		}
 		ps.Set(k, v)
 	}
-	in.ev.Props = ps
+	in.ev.Props, in.cut = lim.capProps(in.ev.Name, ps)
 	return in
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -34,6 +33,12 @@ type Config struct {
 	// RecordSample is the fraction of sessions recorded (0 < r < 1); 0 or
 	// 1 records every session.
 	RecordSample float64
+	// RespectDNT answers capture requests carrying DNT: 1 or Sec-GPC: 1
+	// with 200 and stores nothing of them.
+	RespectDNT bool
+	// Limits bound what one event and one session can make the server
+	// keep; zero fields get the defaults.
+	Limits Limits
 }
 
 // Metrics receives what the collector counts.
@@ -42,6 +47,8 @@ type Metrics interface {
 	Stored(site, kind string, n int)
 	// Rejected counts events not stored, by reason.
 	Rejected(site, reason string, n int)
+	// Truncated counts properties cut or dropped by the limits.
+	Truncated(site string, n int)
 	// Observe records how long a capture request took.
 	Observe(d time.Duration)
 }
@@ -50,6 +57,7 @@ type noMetrics struct{}
 
 func (noMetrics) Stored(string, string, int)   {}
 func (noMetrics) Rejected(string, string, int) {}
+func (noMetrics) Truncated(string, int)        {}
 func (noMetrics) Observe(time.Duration)        {}
 
 // Collector serves everything under the capture endpoint.
@@ -82,6 +90,7 @@ func New(cfg Config, st store.Store, o Options) *Collector {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if o.UA == nil {
 		o.UA = NewUAParser(4096)
 	}
@@ -104,16 +113,6 @@ func New(cfg Config, st store.Store, o Options) *Collector {
 		clientIP: o.ClientIP,
 		now:      o.Now,
 	}
-}
-
-// hostOf is the request's host name without port, lower case: the site
-// when the configuration names none.
-func hostOf(r *http.Request) string {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	return strings.ToLower(strings.Trim(host, "[]"))
 }
 
 func remoteAddrIP(r *http.Request) netip.Addr {
@@ -213,10 +212,9 @@ const recordingBodyFactor = 8
 func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	start := c.now()
 	defer func() { c.metrics.Observe(time.Since(start)) }()
+	// The site comes from the configuration only: a request's Host never
+	// makes a site (or a metric series).
 	site := c.cfg.Site
-	if site == "" {
-		site = hostOf(r)
-	}
 	ip := c.clientIP(r)
 	if !c.limiter.allow(ip, start) {
 		c.metrics.Rejected(site, ReasonRateLimit, 1)
@@ -263,6 +261,13 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 
+	if c.cfg.RespectDNT && (r.Header.Get("DNT") == "1" || r.Header.Get("Sec-GPC") == "1") {
+		// The browser asked not to be tracked: it gets the answer it
+		// expects, and nothing of it is kept.
+		c.metrics.Rejected(site, ReasonDNT, len(p.events))
+		writeJSON(w, http.StatusOK, okBody)
+		return
+	}
 	v := visitor{ip: ip, ua: r.UserAgent()}
 	v.device, v.bot = c.ua.Parse(v.ua)
 	if v.bot {
@@ -280,9 +285,10 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	var events []*store.Event
 	var firstBad *incoming
 	rejected := map[string]int{}
+	truncated := 0
 	slab := propSlab{buf: make(store.Props, 0, len(js)/24+enrichRoom)}
 	for i, e := range p.events {
-		in := parseEvent(e, &p, start, &slab)
+		in := parseEvent(e, &p, start, &slab, &c.cfg.Limits)
 		if in.reason == "" && c.cfg.Token != "" {
 			tok := in.token
 			if tok == "" {
@@ -301,11 +307,15 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 			continue
 		}
 		in.ev.Site = site
+		truncated += in.cut
 		c.enrich.enrich(in.ev, &v, in.geoDisable)
 		events = append(events, in.ev)
 	}
 	for reason, n := range rejected {
 		c.metrics.Rejected(site, reason, n)
+	}
+	if truncated > 0 {
+		c.metrics.Truncated(site, truncated)
 	}
 	if len(events) == 0 {
 		status := http.StatusBadRequest
@@ -320,6 +330,7 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	// finishes a commit it has started.
 	ctx := context.WithoutCancel(r.Context())
 	events, snaps := splitSnapshots(events)
+	snaps = c.capRecordings(site, snaps)
 	var outcomes []store.Outcome
 	if len(snaps) > 0 {
 		err = c.store.AppendSnapshots(ctx, site, snaps)

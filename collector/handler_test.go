@@ -25,9 +25,10 @@ var testNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 const chromeUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
 
 type countingMetrics struct {
-	mu       sync.Mutex
-	stored   map[string]int
-	rejected map[string]int
+	mu        sync.Mutex
+	stored    map[string]int
+	rejected  map[string]int
+	truncated int
 }
 
 func newCounting() *countingMetrics {
@@ -41,6 +42,11 @@ func (m *countingMetrics) Stored(site, kind string, n int) {
 func (m *countingMetrics) Rejected(site, reason string, n int) {
 	m.mu.Lock()
 	m.rejected[reason] += n
+	m.mu.Unlock()
+}
+func (m *countingMetrics) Truncated(site string, n int) {
+	m.mu.Lock()
+	m.truncated += n
 	m.mu.Unlock()
 }
 func (m *countingMetrics) Observe(time.Duration) {}

@@ -27,8 +27,8 @@ func (s *DB) compactor() {
 			idleTick = true
 		case <-s.compactCh:
 		}
-		// Retention runs at the first tick after start, then hourly.
-		if now := s.opts.Now(); now.Sub(lastRetention) >= time.Hour {
+		// Retention runs whenever it is (re)configured and hourly.
+		if now := s.opts.Now(); s.retentionDue.Swap(false) || now.Sub(lastRetention) >= time.Hour {
 			lastRetention = now
 			if err := s.ApplyRetention(); err != nil {
 				s.opts.OnError(err)

@@ -62,10 +62,12 @@ type DB struct {
 	pending   atomic.Int64  // rows committed since the last compaction
 	nCommits  atomic.Uint64 // group commits so far
 	compactCh chan struct{}
-	stop      chan struct{}
-	done      sync.WaitGroup
-	closeOnce sync.Once
-	closed    chan struct{}
+	// retentionDue asks the compactor to apply retention now.
+	retentionDue atomic.Bool
+	stop         chan struct{}
+	done         sync.WaitGroup
+	closeOnce    sync.Once
+	closed       chan struct{}
 
 	live liveHub
 	bc   blockCache

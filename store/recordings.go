@@ -60,6 +60,53 @@ type recordings struct {
 	mu    sync.RWMutex
 	sites map[string]map[string]*recording
 	seq   atomic.Uint64
+	// today is, per site, the recording bytes stored on the current UTC
+	// day, for the per-site daily limit.
+	today map[string]*dayBytes
+}
+
+// dayBytes counts the bytes stored on one UTC day.
+type dayBytes struct {
+	day   int64 // days since 1970-01-01 UTC
+	bytes int64
+}
+
+const msPerDay = 24 * 60 * 60 * 1000
+
+// countDay adds size bytes stored on day to site's count of the current
+// day; bytes of earlier days are forgotten.
+func (rs *recordings) countDay(site string, day int64, size int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.today == nil {
+		rs.today = make(map[string]*dayBytes)
+	}
+	d := rs.today[site]
+	if d == nil {
+		d = &dayBytes{day: day}
+		rs.today[site] = d
+	}
+	switch {
+	case day > d.day:
+		*d = dayBytes{day: day, bytes: int64(size)}
+	case day == d.day:
+		d.bytes += int64(size)
+	}
+}
+
+// RecordingUsage returns the stored bytes of a session's recording and of
+// the site's recordings today (UTC), for the recording limits.
+func (s *DB) RecordingUsage(site, session string) (sessionBytes, dayTotal int64) {
+	today := s.opts.Now().UnixMilli() / msPerDay
+	s.recs.mu.RLock()
+	defer s.recs.mu.RUnlock()
+	if r := s.recs.sites[site][session]; r != nil {
+		sessionBytes = int64(r.info.Bytes)
+	}
+	if d := s.recs.today[site]; d != nil && d.day == today {
+		dayTotal = d.bytes
+	}
+	return sessionBytes, dayTotal
 }
 
 const recVersion = 1
@@ -171,8 +218,10 @@ func (s *DB) AppendSnapshots(ctx context.Context, site string, snaps []Snapshot)
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	s.AddSite(site)
+	today := s.opts.Now().UnixMilli() / msPerDay
 	for _, c := range chunks {
 		s.recs.add(site, c.session, c.key, chunkHeader{distinctID: c.did, windowID: c.window, first: c.first, last: c.last, events: c.events}, c.bytes)
+		s.recs.countDay(site, today, c.bytes)
 	}
 	return nil
 }
@@ -227,6 +276,7 @@ func (rs *recordings) add(site, session, key string, h chunkHeader, size int) {
 
 // loadRecordings reads the chunk headers.
 func (s *DB) loadRecordings() error {
+	today := s.opts.Now().UnixMilli() / msPerDay
 	return s.db.View(func(tx *buntdb.Tx) error {
 		var err error
 		tx.AscendKeys("r:*", func(k, v string) bool {
@@ -244,6 +294,9 @@ func (s *DB) loadRecordings() error {
 				s.recs.seq.Store(seq)
 			}
 			s.recs.add(site, session, k, h, len(v))
+			// A chunk's arrival day is not kept; its last event's day
+			// stands for it.
+			s.recs.countDay(site, min(h.last/msPerDay, today), len(v))
 			s.sites[site] = true
 			return true
 		})

@@ -15,8 +15,15 @@ func (s *DB) SetRetention(site string, d time.Duration) {
 	}
 	if d <= 0 {
 		delete(s.retention, site)
-	} else {
-		s.retention[site] = d
+		return
+	}
+	s.retention[site] = d
+	// Apply it now, not at the next hourly run: a retention added by a
+	// reload takes effect at once.
+	s.retentionDue.Store(true)
+	select {
+	case s.compactCh <- struct{}{}:
+	default:
 	}
 }
 

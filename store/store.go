@@ -40,6 +40,9 @@ type Store interface {
 	// Recording returns a session's rrweb events as a JSON array.
 	Recording(ctx context.Context, site, session string) ([]byte, error)
 	RecordingTab(ctx context.Context, site, session string, tab int) ([]byte, error)
+	// RecordingUsage returns the stored bytes of a session's recording and
+	// of the site's recordings on the current UTC day.
+	RecordingUsage(site, session string) (sessionBytes, dayTotal int64)
 
 	// Subscribe streams the events stored for a site from now on.
 	Subscribe(site string) *Subscription
