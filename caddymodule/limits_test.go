@@ -202,3 +202,47 @@ http://127.0.0.1:9184 {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// TestHostFloodMakesNoSitesOrSeries: requests with thousands of distinct
+// Host headers, good and bad, create no site and no metric series: sites
+// come from the configuration, label values from configured sites and a
+// fixed set of reasons.
+func TestHostFloodMakesNoSitesOrSeries(t *testing.T) {
+	startCaddy(t, config(filepath.Join(t.TempDir(), "flood.db"), ""))
+	bodies := []string{`{"event":"x","distinct_id":"d"}`, `{not json`, `{"event":"","distinct_id":"d"}`}
+	for i := 0; i < 3000; i++ {
+		req, _ := http.NewRequest("POST", endpoint+"/e/", strings.NewReader(bodies[i%len(bodies)]))
+		req.Host = fmt.Sprintf("flood-%d.example", i)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	var sites struct{ Sites []string }
+	getJSON(t, api+"/sites", &sites)
+	if len(sites.Sites) != 1 || sites.Sites[0] != "test.example" {
+		t.Errorf("sites after the flood: %v, want [test.example]", sites.Sites)
+	}
+	res, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	series := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "caddy_analytics_") {
+			continue
+		}
+		series++
+		if strings.Contains(line, "flood-") {
+			t.Fatalf("a metric series carries a request's Host: %s", line)
+		}
+	}
+	if series == 0 || series > 100 {
+		t.Errorf("%d caddy_analytics_ series, want a handful", series)
+	}
+}
