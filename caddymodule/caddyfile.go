@@ -69,7 +69,9 @@ func firstHost(h httpcaddyfile.Helper) string {
 //		dashboard_auth <user> <bcrypt hash>
 //		inject         [on|off]
 //		record         on [rate]|off
-//		persistence    localstorage|cookie|memory
+//		persistence    localstorage|cookie|memory|none
+//		count_server   on|off
+//		downloads      <.ext>...
 //		respect_dnt    on|off
 //		store_ip       on|off
 //		retention      <duration, e.g. 400d>
@@ -145,9 +147,9 @@ func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.Token = v
 			case "persistence":
 				switch v {
-				case "localstorage", "cookie", "memory":
+				case "localstorage", "cookie", "memory", "none":
 				default:
-					return d.Errf("analytics persistence: unknown value %q (want localstorage, cookie or memory)", v)
+					return d.Errf("analytics persistence: unknown value %q (want localstorage, cookie, memory or none)", v)
 				}
 				a.Persistence = v
 			case "sync":
@@ -180,6 +182,23 @@ func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					a.RecordSample = r
 				}
 			}
+		case "downloads":
+			if len(args) == 0 {
+				return d.Errf("analytics downloads: want file extensions, e.g. .pdf .zip")
+			}
+			for _, ext := range args {
+				e := strings.TrimPrefix(ext, ".")
+				if e == "" || strings.ContainsAny(e, "/. *?") || len(e) > 16 {
+					return d.Errf("analytics downloads: %q is not a file extension like .pdf", ext)
+				}
+				a.Downloads = append(a.Downloads, "."+strings.ToLower(e))
+			}
+		case "count_server":
+			if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
+				return d.Errf("analytics count_server: want on or off, got %q", strings.Join(args, " "))
+			}
+			on := args[0] == "on"
+			a.CountServer = &on
 		case "inject", "respect_dnt", "store_ip":
 			on := true
 			if len(args) > 1 || (name != "inject" && len(args) == 0) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/klauspost/compress/gzip"
@@ -33,6 +34,24 @@ type injector struct {
 	etagSuffix string
 }
 
+// tagWithRef returns the tag with a data-ref attribute: the page's
+// $pageview_ref, which the snippet's pageview echoes (SPEC §8).
+func (in *injector) tagWithRef(ref string) []byte {
+	if ref == "" {
+		return in.tag
+	}
+	end := bytes.LastIndex(in.tag, []byte("></script>"))
+	if end < 0 {
+		return in.tag
+	}
+	b := make([]byte, 0, len(in.tag)+len(ref)+12)
+	b = append(b, in.tag[:end]...)
+	b = append(b, ` data-ref="`...)
+	b = append(b, ref...)
+	b = append(b, '"')
+	return append(b, in.tag[end:]...)
+}
+
 func newInjector(tag, snippetPath string) *injector {
 	sum := sha256.Sum256([]byte(tag))
 	return &injector{
@@ -49,15 +68,52 @@ const maxBodyTag = 8 << 10
 // HEAD are candidates; the request is changed only where an injected page
 // needs it: Accept-Encoding without codings that cannot be re-encoded (br)
 // for requests that accept HTML, and If-None-Match without our ETag suffix.
-func (in *injector) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
-	iw := &injectWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, in: in, head: r.Method == http.MethodHead}
-	r = iw.prepareRequest(r)
+//
+// With watch, the response is also observed: watch gets its status, headers,
+// time to first byte and whether the snippet went in (with ref, which the
+// tag then carries) once the response is done. in may be nil: observed only.
+func (in *injector) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, watch pageWatcher) (err error) {
+	iw := &injectWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, in: in, head: r.Method == http.MethodHead, watch: watch}
+	if watch != nil {
+		iw.start = time.Now()
+	}
+	if in != nil {
+		r = iw.prepareRequest(r)
+	}
 	defer func() {
 		if cerr := iw.close(); err == nil {
 			err = cerr
 		}
+		if iw.watch != nil {
+			res := pageResult{status: iw.status, header: iw.Header(), ttfb: iw.ttfb, ref: iw.ref}
+			if iw.status == 0 && err == nil {
+				res.status = http.StatusOK // nothing written: net/http answers 200
+			}
+			if iw.scan.injected || iw.rec != nil && iw.rec.scan.injected {
+				res.injected = true
+			}
+			iw.watch.pageDone(r, res)
+		}
 	}()
 	return next.ServeHTTP(iw, r)
+}
+
+// pageWatcher is told about the responses passing through.
+type pageWatcher interface {
+	// pageRef returns a new $pageview_ref for a page about to be
+	// injected ("" for none).
+	pageRef() string
+	// pageDone is called once a response is done.
+	pageDone(r *http.Request, res pageResult)
+}
+
+// pageResult is what the module learns of a response it passed through.
+type pageResult struct {
+	status   int
+	header   http.Header
+	ttfb     time.Duration
+	injected bool // the snippet tag (with ref) went into the page
+	ref      string
 }
 
 // prepareRequest returns r, or a copy with the headers an injected page
@@ -121,12 +177,18 @@ const (
 // injectWriter wraps the response of one request.
 type injectWriter struct {
 	*caddyhttp.ResponseWriterWrapper
-	in           *injector
+	in           *injector // nil: nothing is injected, the response is only watched
 	head         bool
 	revalidating bool
 	state        int
 	scan         htmlScanner
 	rec          *recoder
+
+	ref    string // the page's $pageview_ref, "" for none
+	watch  pageWatcher
+	start  time.Time
+	ttfb   time.Duration
+	status int
 }
 
 func (iw *injectWriter) WriteHeader(code int) {
@@ -138,8 +200,13 @@ func (iw *injectWriter) WriteHeader(code int) {
 		return
 	}
 	iw.state = passing
+	iw.status = code
+	if iw.watch != nil {
+		iw.ttfb = time.Since(iw.start)
+	}
 	h := iw.Header()
 	switch {
+	case iw.in == nil:
 	case code == http.StatusNotModified && iw.revalidating:
 		// Revalidated our injected page: answer with its ETag.
 		iw.markETag(h)
@@ -150,10 +217,14 @@ func (iw *injectWriter) WriteHeader(code int) {
 		if iw.head {
 			break
 		}
-		iw.scan = htmlScanner{dst: iw.ResponseWriter, tag: iw.in.tag, marker: iw.in.marker}
+		if iw.watch != nil && !iw.head {
+			iw.ref = iw.watch.pageRef()
+		}
+		tag := iw.in.tagWithRef(iw.ref)
+		iw.scan = htmlScanner{dst: iw.ResponseWriter, tag: tag, marker: iw.in.marker}
 		iw.state = scanning
 		if enc := strings.ToLower(h.Get("Content-Encoding")); enc == "gzip" || enc == "zstd" {
-			iw.rec = newRecoder(enc, iw.ResponseWriter, iw.in)
+			iw.rec = newRecoder(enc, iw.ResponseWriter, iw.in, tag)
 			iw.state = recoding
 		}
 	}
@@ -268,6 +339,8 @@ type htmlScanner struct {
 	marker []byte
 	buf    []byte
 	done   bool
+	// injected is set once the tag is written.
+	injected bool
 }
 
 func (s *htmlScanner) Write(p []byte) (int, error) {
@@ -298,6 +371,7 @@ func (s *htmlScanner) advance(final bool) error {
 		s.done = true
 		if !bytes.Contains(b[:at], s.marker) {
 			s.buf = nil
+			s.injected = true
 			return s.write(b[:at], s.tag, b[at:])
 		}
 	case bytes.Contains(b, s.marker):
@@ -465,7 +539,7 @@ var (
 // zstdReader adapts *zstd.Decoder to decoder.
 type zstdReader struct{ *zstd.Decoder }
 
-func newRecoder(codec string, dst io.Writer, in *injector) *recoder {
+func newRecoder(codec string, dst io.Writer, in *injector, tag []byte) *recoder {
 	rc := &recoder{codec: codec}
 	if codec == "gzip" {
 		rc.enc = gzipEncoders.Get().(*gzip.Writer)
@@ -475,7 +549,7 @@ func newRecoder(codec string, dst io.Writer, in *injector) *recoder {
 		rc.dec = zstdDecoders.Get().(zstdReader)
 	}
 	rc.enc.Reset(dst)
-	rc.scan = htmlScanner{dst: rc.enc, tag: in.tag, marker: in.marker}
+	rc.scan = htmlScanner{dst: rc.enc, tag: tag, marker: in.marker}
 	rc.next, rc.stop = iter.Pull(rc.run)
 	return rc
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -78,8 +79,13 @@ type fetched struct {
 	status int
 	header http.Header
 	raw    []byte // as sent
-	body   []byte // decoded
+	body   []byte // decoded, the injected tag's data-ref taken out
+	refs   []string
 }
+
+// pageRefRE is the data-ref attribute of an injected tag: a fresh
+// $pageview_ref for every page (SPEC §8).
+var pageRefRE = regexp.MustCompile(` data-ref="([A-Za-z0-9_-]{16})"`)
 
 func fetch(t *testing.T, method, url string, hdr map[string]string) fetched {
 	t.Helper()
@@ -117,6 +123,10 @@ func fetch(t *testing.T, method, url string, hdr map[string]string) fetched {
 	if cl := res.Header.Get("Content-Length"); cl != "" && cl != fmt.Sprint(len(raw)) {
 		t.Errorf("%s: Content-Length %s for %d bytes", url, cl, len(raw))
 	}
+	for _, m := range pageRefRE.FindAllSubmatch(f.body, -1) {
+		f.refs = append(f.refs, string(m[1]))
+	}
+	f.body = pageRefRE.ReplaceAll(f.body, nil)
 	return f
 }
 
@@ -175,6 +185,9 @@ func TestInjectThroughCaddy(t *testing.T) {
 			}
 			if !bytes.Equal(f.body, want) {
 				t.Fatalf("page not injected exactly once before </head>:\n%.400s", f.body)
+			}
+			if len(f.refs) != 1 {
+				t.Fatalf("injected tag carries %d data-ref attributes, want 1", len(f.refs))
 			}
 		})
 	}

@@ -141,7 +141,7 @@ func serveInject(t *testing.T, method string, reqHdr map[string]string, next cad
 		r.Header.Set(k, v)
 	}
 	w := httptest.NewRecorder()
-	if err := testInjector().serve(w, r, next); err != nil {
+	if err := testInjector().serve(w, r, next, nil); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -221,7 +221,7 @@ func TestInjectResponses(t *testing.T) {
 	t.Run("corrupt gzip", func(t *testing.T) {
 		r := httptest.NewRequest("GET", "/", nil)
 		w := httptest.NewRecorder()
-		if err := testInjector().serve(w, r, page(200, with(htmlHdr, "Content-Encoding", "gzip"), []byte("not gzip at all"))); err == nil {
+		if err := testInjector().serve(w, r, page(200, with(htmlHdr, "Content-Encoding", "gzip"), []byte("not gzip at all")), nil); err == nil {
 			t.Fatal("no error for a corrupt gzip body")
 		}
 	})
@@ -277,7 +277,7 @@ func TestInjectRequestHeaders(t *testing.T) {
 			r.Header.Set(k, v)
 		}
 		w := httptest.NewRecorder()
-		if err := in.serve(w, r, next); err != nil {
+		if err := in.serve(w, r, next, nil); err != nil {
 			t.Fatal(err)
 		}
 		return w
@@ -330,7 +330,7 @@ func TestInjectStreams(t *testing.T) {
 			})
 			in := testInjector()
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if err := in.serve(w, r, next); err != nil {
+				if err := in.serve(w, r, next, nil); err != nil {
 					t.Error(err)
 				}
 			}))

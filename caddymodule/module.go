@@ -120,10 +120,23 @@ type Handler struct {
 	// 50; a negative value disables the limit.
 	RateLimit float64 `json:"rate_limit,omitempty"`
 
+	// CountServer stores a server pageview for every HTML page served
+	// with inject (and every 404/410 page), and feed fetches, so visitors
+	// without the snippet are counted once too (SPEC §8). Default: on when
+	// inject is on.
+	CountServer *bool `json:"count_server,omitempty"`
+
+	// Downloads are file extensions (".pdf") whose full GET responses are
+	// stored as $download events.
+	Downloads []string `json:"downloads,omitempty"`
+
 	// Limits bound what one event and one session can make the server
 	// keep. Defaults: value 2KiB, properties 300, recording 20MiB,
 	// recordings 2GiB.
 	Limits Limits `json:"limits,omitzero"`
+
+	countServer bool // CountServer resolved
+	watching    bool // responses are watched for server events
 
 	store     *store.DB
 	storeKey  string
@@ -176,6 +189,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
 	}
+	h.countServer = h.Inject
+	if h.CountServer != nil {
+		h.countServer = *h.CountServer
+	}
+	for i, d := range h.Downloads {
+		h.Downloads[i] = "." + strings.TrimPrefix(strings.ToLower(d), ".")
+	}
+	h.watching = h.countServer || len(h.Downloads) > 0
 	if h.RateLimit == 0 {
 		h.RateLimit = DefaultRateLimit
 	}
@@ -248,9 +269,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // Validate checks the settings.
 func (h *Handler) Validate() error {
 	switch h.Persistence {
-	case "", "localstorage", "cookie", "memory":
+	case "", "localstorage", "cookie", "memory", "none":
 	default:
-		return fmt.Errorf("analytics persistence: unknown value %q (want localstorage, cookie or memory)", h.Persistence)
+		return fmt.Errorf("analytics persistence: unknown value %q (want localstorage, cookie, memory or none)", h.Persistence)
 	}
 	switch h.Sync {
 	case "", string(store.SyncAlways), string(store.SyncEverySecond):
@@ -295,8 +316,12 @@ func checkPrefix(name, p string) error {
 	return nil
 }
 
-// Cleanup releases the shared store and the GeoIP database.
+// Cleanup stores the server events still queued, then releases the shared
+// store and the GeoIP database.
 func (h *Handler) Cleanup() error {
+	if h.collector != nil {
+		h.collector.Close()
+	}
 	if h.geo != nil {
 		h.geo.Close()
 	}

@@ -20,8 +20,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return nil
 		}
 	}
-	if h.Inject && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		return h.inject.serve(w, r, next)
+	if (h.Inject || h.watching) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		var in *injector
+		if h.Inject {
+			in = h.inject
+		}
+		var watch pageWatcher
+		if h.watching && r.Method == http.MethodGet {
+			watch = h
+		}
+		return in.serve(w, r, next, watch)
 	}
 	return next.ServeHTTP(w, r)
 }

@@ -62,14 +62,16 @@ func (noMetrics) Observe(time.Duration)        {}
 
 // Collector serves everything under the capture endpoint.
 type Collector struct {
-	cfg      Config
-	store    store.Store
-	enrich   enricher
-	ua       *UAParser
-	limiter  *rateLimiter
-	metrics  Metrics
-	clientIP func(*http.Request) netip.Addr
-	now      func() time.Time
+	cfg        Config
+	store      store.Store
+	enrich     enricher
+	ua         *UAParser
+	limiter    *rateLimiter
+	metrics    Metrics
+	clientIP   func(*http.Request) netip.Addr
+	now        func() time.Time
+	datacenter func(netip.Addr) bool
+	server     serverSide
 
 	// Snippet serves GET /<name>.js and the lazily loaded chunks; nil
 	// answers 404.
@@ -83,6 +85,9 @@ type Options struct {
 	Metrics  Metrics
 	ClientIP func(*http.Request) netip.Addr
 	Now      func() time.Time
+	// Datacenter reports an address of a hosting network; its events are
+	// marked $datacenter (SPEC §8). nil marks none.
+	Datacenter func(netip.Addr) bool
 }
 
 // New returns a collector for one site.
@@ -104,14 +109,15 @@ func New(cfg Config, st store.Store, o Options) *Collector {
 		o.Now = time.Now
 	}
 	return &Collector{
-		cfg:      cfg,
-		store:    st,
-		enrich:   enricher{geo: o.Geo, storeIP: cfg.StoreIP},
-		ua:       o.UA,
-		limiter:  newRateLimiter(cfg.RateLimit),
-		metrics:  o.Metrics,
-		clientIP: o.ClientIP,
-		now:      o.Now,
+		cfg:        cfg,
+		store:      st,
+		enrich:     enricher{geo: o.Geo, storeIP: cfg.StoreIP},
+		ua:         o.UA,
+		limiter:    newRateLimiter(cfg.RateLimit),
+		metrics:    o.Metrics,
+		clientIP:   o.ClientIP,
+		now:        o.Now,
+		datacenter: o.Datacenter,
 	}
 }
 
@@ -270,6 +276,7 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	v := visitor{ip: ip, ua: r.UserAgent()}
 	v.device, v.bot = c.ua.Parse(v.ua)
+	dc := c.datacenter != nil && ip.IsValid() && c.datacenter(ip)
 	if v.bot {
 		// Bots get the answer they expect and are only counted.
 		c.metrics.Rejected(site, ReasonBot, len(p.events))
@@ -308,7 +315,18 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 		}
 		in.ev.Site = site
 		truncated += in.cut
+		if in.ev.DistinctID == CookielessID {
+			if err := c.cookieless(in.ev, &v, start); err != nil {
+				c.metrics.Rejected(site, ReasonUnavailable, len(p.events))
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusServiceUnavailable, "storage unavailable, retry later")
+				return
+			}
+		}
 		c.enrich.enrich(in.ev, &v, in.geoDisable)
+		if dc {
+			in.ev.Props.Set(store.Datacenter, store.Value{Kind: store.KindTrue})
+		}
 		events = append(events, in.ev)
 	}
 	for reason, n := range rejected {

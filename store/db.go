@@ -73,6 +73,7 @@ type DB struct {
 	bc   blockCache
 	recs recordings
 	defs definitions // actions and cohorts
+	salt daySalt     // cookieless counting's salt of the day
 }
 
 // Open opens (creating if needed) the database at path; ":memory:" keeps

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -22,7 +23,13 @@ type Query struct {
 	// Cohort keeps the events of the persons in the cohort with this id;
 	// 0 keeps everyone's.
 	Cohort int64
+	// IncludeBots keeps the events marked `$datacenter` (traffic from
+	// hosting networks), which reports leave out by default (SPEC §8).
+	IncludeBots bool
 }
+
+// Datacenter marks an event from a hosting network's address.
+const Datacenter = "$datacenter"
 
 // ErrBadQuery wraps a query the store cannot answer as asked (an unknown
 // action or cohort, a bad parameter): the caller should answer 400.
@@ -62,6 +69,10 @@ type run struct {
 
 	sel []int32  // offsets selected in the current chunk
 	buf []uint32 // scratch for filter columns
+
+	// withHidden keeps the server pageviews a snippet pageview confirmed,
+	// which every report but the server's own leaves out.
+	withHidden bool
 }
 
 // begin prepares a run of q: it resolves the event specs (names or
@@ -135,7 +146,13 @@ func (s *DB) begin(ctx context.Context, q Query, events []string, cols ...string
 	}
 	r.locked = true
 	var err error
-	if r.filters, err = t.compileFilters(q.Filters); err != nil {
+	filters := q.Filters
+	if c := t.colByKey[Datacenter]; !q.IncludeBots && c != nil {
+		if _, ok := c.dict.lookup("true"); ok {
+			filters = append(slices.Clip(filters), Filter{Prop: Datacenter, Op: OpNe, Value: "true"})
+		}
+	}
+	if r.filters, err = t.compileFilters(filters); err != nil {
 		r.end()
 		return nil, nil, err
 	}
@@ -178,6 +195,9 @@ func (r *run) chunksIn(from, to int64, restrict bool, fn func(ci int, rows []int
 			if x >= from && x < to {
 				sel = append(sel, int32(i))
 			}
+		}
+		if !r.withHidden {
+			sel = t.loads.visible(ci, sel)
 		}
 		if restrict {
 			sel = r.restrict(ci, sel)

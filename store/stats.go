@@ -18,6 +18,10 @@ type Stats struct {
 	AvgSessionSeconds float64 `json:"avg_session_seconds"`
 	// ViewsPerSession is Pageviews / Sessions; 0 without sessions.
 	ViewsPerSession float64 `json:"views_per_session"`
+	// JSShare is the share of server pageviews that a snippet pageview
+	// confirmed: the visits where the snippet ran (SPEC §8); 0 without
+	// server pageviews.
+	JSShare float64 `json:"js_share"`
 }
 
 // sessionAcc accumulates one session's events.
@@ -75,6 +79,7 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 			}
 		}
 	})
+	_, st.JSShare = r.serverShare()
 	r.end()
 	var bounces, durMs int64
 	for i := range sessions {

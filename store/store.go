@@ -47,6 +47,11 @@ type Store interface {
 	// Subscribe streams the events stored for a site from now on.
 	Subscribe(site string) *Subscription
 
+	// DaySalt returns the random salt of a UTC day (days since the epoch)
+	// for cookieless visitor ids, made on first use; older days' salts are
+	// deleted from the disk when a new day's is made.
+	DaySalt(day int64) ([]byte, error)
+
 	Reports
 	Definitions
 
@@ -70,6 +75,9 @@ type Reports interface {
 	// LiveCount is the number of persons with an event in the last five
 	// minutes.
 	LiveCount(ctx context.Context, site string) (int, error)
+	// Server is what only the server sees: server pageviews and the share
+	// the snippet confirmed, 404 pages, slow pages, feeds (SPEC §8).
+	Server(ctx context.Context, q Query, limit int) (ServerReport, error)
 	// CohortPersons lists a cohort's persons and gives their number.
 	CohortPersons(ctx context.Context, q Query, id int64, limit int) ([]Person, int, error)
 }

@@ -16,6 +16,7 @@ var indexedProps = []string{
 	"$session_id", "$pathname", "$host", "$referring_domain",
 	"$geoip_country_code", "$browser", "$os", "$device_type",
 	"utm_source", "utm_medium", "utm_campaign",
+	Datacenter,
 }
 
 // blockRef locates the stored events of a run of rows.
@@ -59,6 +60,9 @@ type table struct {
 	// dids are the site's distinct ids; the persons they form are below.
 	dids   *dict
 	people people
+
+	// loads pairs server pageviews with the snippet's (pageloads.go).
+	loads pageloads
 
 	cols     []*column
 	colByKey map[string]*column
@@ -133,7 +137,11 @@ func (t *table) add(ev *Event, key UUIDKey) int {
 	t.ts.append(ev.Time)
 	t.keys.append(key)
 	t.idx.insert(row, &t.keys)
-	t.name.appendValue(ev.Name)
+	name, confirmed := t.loads.add(row, ev)
+	t.name.appendValue(name)
+	if confirmed >= 0 {
+		t.name.setCode(confirmed, t.name.dict.code(ServerPageview))
+	}
 	d := t.dids.code(ev.DistinctID)
 	t.did.append(d)
 	for _, c := range t.cols {

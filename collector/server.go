@@ -1,0 +1,304 @@
+package collector
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
+)
+
+// What only the server sees (SPEC §8): the module tells the collector about
+// the responses worth keeping — pages (server pageviews), downloads, feed
+// fetches — and the collector stores them as events in the background, so
+// a page never waits for the store.
+
+// ServerHit is one response the module saw.
+type ServerHit struct {
+	// Event is store.ServerPageview, store.Download or store.FeedFetch.
+	Event string
+	// Status is the response status.
+	Status int
+	// ServerMs is the time from the request to the first byte of the
+	// response of the handler behind, in milliseconds.
+	ServerMs float64
+	// Ref is the $pageview_ref written into the page's snippet tag; the
+	// snippet's pageview echoes it.
+	Ref string
+}
+
+// CookielessID is the distinct id posthog-js (cookieless mode) and the
+// snippet (persistence none) send; the server puts its own daily id in its
+// place.
+const CookielessID = "$posthog_cookieless"
+
+const (
+	// serverQueue bounds the server events waiting for the store; beyond
+	// it they are dropped and counted (reason overload).
+	serverQueue = 8192
+	serverBatch = 512
+	// sessionGap ends a server-made session.
+	sessionGap = 30 * time.Minute
+	// maxServerSessions bounds the open sessions remembered.
+	maxServerSessions = 1 << 17
+
+	ReasonOverload = "overload"
+	ReasonPrefetch = "prefetch"
+)
+
+// serverSide is the collector's state for server events and cookieless ids.
+type serverSide struct {
+	once  sync.Once
+	queue chan *store.Event
+	stop  chan struct{}
+	done  chan struct{}
+
+	mu       sync.Mutex
+	sessions map[string]serverSession
+}
+
+type serverSession struct {
+	id   string
+	last time.Time
+}
+
+// ServerHit stores what the server saw of r, unless r is a bot's, a
+// prefetch, or from a browser asking not to be tracked. It never blocks.
+func (c *Collector) ServerHit(r *http.Request, hit ServerHit) {
+	site := c.cfg.Site
+	if isPrefetch(r) {
+		return
+	}
+	if c.cfg.RespectDNT && (r.Header.Get("DNT") == "1" || r.Header.Get("Sec-GPC") == "1") {
+		c.metrics.Rejected(site, ReasonDNT, 1)
+		return
+	}
+	now := c.now()
+	v := visitor{ip: c.clientIP(r), ua: r.UserAgent()}
+	v.device, v.bot = c.ua.Parse(v.ua)
+	if v.bot && hit.Event != store.FeedFetch {
+		c.metrics.Rejected(site, ReasonBot, 1)
+		return
+	}
+	did, err := c.visitorID(v.ip, v.ua, now)
+	if err != nil {
+		c.metrics.Rejected(site, ReasonUnavailable, 1)
+		return
+	}
+	ev := &store.Event{Site: site, Name: hit.Event, DistinctID: did, Time: now.UnixMilli()}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	ps := make(store.Props, 0, 12+enrichRoom)
+	ps = append(ps,
+		store.Prop{Key: "$current_url", Val: store.StringValue(cutUTF8(scheme+"://"+r.Host+r.URL.RequestURI(), c.cfg.Limits.Value*longValueFactor))},
+		store.Prop{Key: "$lib", Val: store.StringValue("server")},
+		store.Prop{Key: "$status", Val: store.Value{Kind: store.KindNumber, S: strconv.Itoa(hit.Status)}},
+		store.Prop{Key: "$server_ms", Val: store.Value{Kind: store.KindNumber, S: strconv.FormatFloat(hit.ServerMs, 'f', 1, 64)}},
+	)
+	if ref := r.Referer(); ref != "" {
+		ps = append(ps, store.Prop{Key: "$referrer", Val: store.StringValue(cutUTF8(ref, c.cfg.Limits.Value*longValueFactor))})
+	}
+	if hit.Ref != "" {
+		ps = append(ps, store.Prop{Key: store.PageviewRef, Val: store.StringValue(hit.Ref)})
+	}
+	if hit.Event == store.FeedFetch {
+		ps = append(ps, store.Prop{Key: store.FeedReader, Val: store.StringValue(feedReader(v.ua))})
+		if n := store.FeedSubscribersOf(v.ua); n >= 0 {
+			ps = append(ps, store.Prop{Key: store.FeedSubscribers, Val: store.Value{Kind: store.KindNumber, S: strconv.Itoa(n)}})
+		}
+	} else {
+		ps = append(ps, store.Prop{Key: "$session_id", Val: store.StringValue(c.serverSession(did, now))})
+	}
+	ev.Props = ps
+	c.enrich.enrich(ev, &v, false)
+	if c.datacenter != nil && v.ip.IsValid() && c.datacenter(v.ip) {
+		ev.Props.Set(store.Datacenter, store.Value{Kind: store.KindTrue})
+	}
+	c.server.once.Do(c.startServer)
+	select {
+	case c.server.queue <- ev:
+	default:
+		c.metrics.Rejected(site, ReasonOverload, 1)
+	}
+}
+
+// isPrefetch reports a speculative load, which is no visit.
+func isPrefetch(r *http.Request) bool {
+	for _, h := range [...]string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"} {
+		if v := strings.ToLower(r.Header.Get(h)); strings.Contains(v, "prefetch") || strings.Contains(v, "prerender") || v == "preview" {
+			return true
+		}
+	}
+	return false
+}
+
+// feedReader names a feed reader from its User-Agent: the product before
+// the first "/", "(" or " - ".
+func feedReader(ua string) string {
+	name := ua
+	for _, sep := range [...]string{"/", "(", " - ", ";"} {
+		if i := strings.Index(name, sep); i > 0 {
+			name = name[:i]
+		}
+	}
+	name = strings.TrimSpace(name)
+	if len(name) > 64 {
+		name = cutUTF8(name, 64)
+	}
+	return name
+}
+
+// visitorID is the cookieless id of a visitor: a hash of the site, the
+// client address, the User-Agent and the salt of the day, so it is the same
+// within a UTC day and cannot be linked across days (SPEC §8).
+func (c *Collector) visitorID(ip netip.Addr, ua string, now time.Time) (string, error) {
+	salt, err := c.store.DaySalt(now.UTC().Unix() / 86400)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(c.cfg.Site))
+	h.Write([]byte{0})
+	b, _ := ip.MarshalBinary()
+	h.Write(b)
+	h.Write([]byte{0})
+	h.Write([]byte(ua))
+	var sum [sha256.Size]byte
+	return "c_" + hex.EncodeToString(h.Sum(sum[:0])[:12]), nil
+}
+
+// serverSession returns the session of a server-identified visitor: the
+// same id while events come less than 30 minutes apart.
+func (c *Collector) serverSession(did string, now time.Time) string {
+	s := &c.server
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions == nil {
+		s.sessions = make(map[string]serverSession)
+	}
+	cur, ok := s.sessions[did]
+	if !ok || now.Sub(cur.last) > sessionGap || now.Before(cur.last.Add(-sessionGap)) {
+		if !ok && len(s.sessions) >= maxServerSessions {
+			for k, v := range s.sessions {
+				if now.Sub(v.last) > sessionGap {
+					delete(s.sessions, k)
+				}
+			}
+			if len(s.sessions) >= maxServerSessions {
+				clear(s.sessions)
+			}
+		}
+		sum := sha256.Sum256([]byte(did + "\x00" + strconv.FormatInt(now.UnixNano(), 10)))
+		cur.id = "s_" + hex.EncodeToString(sum[:12])
+	}
+	if now.After(cur.last) {
+		cur.last = now
+	}
+	s.sessions[did] = cur
+	return cur.id
+}
+
+// cookieless gives an event sent with the cookieless id the server's id
+// and session.
+func (c *Collector) cookieless(ev *store.Event, v *visitor, now time.Time) error {
+	did, err := c.visitorID(v.ip, v.ua, now)
+	if err != nil {
+		return err
+	}
+	ev.DistinctID = did
+	ev.Props.Delete("$device_id")
+	if ev.Props.Str("$session_id") == "" {
+		ev.Props.Set("$session_id", store.StringValue(c.serverSession(did, now)))
+	}
+	return nil
+}
+
+func (c *Collector) startServer() {
+	s := &c.server
+	s.queue = make(chan *store.Event, serverQueue)
+	s.stop = make(chan struct{})
+	s.done = make(chan struct{})
+	go c.shipServer()
+}
+
+// shipServer commits queued server events in batches.
+func (c *Collector) shipServer() {
+	s := &c.server
+	defer close(s.done)
+	batch := make([]*store.Event, 0, serverBatch)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if _, err := c.store.Append(context.Background(), batch); err != nil {
+			c.metrics.Rejected(c.cfg.Site, ReasonUnavailable, len(batch))
+		} else {
+			kinds := map[string]int{}
+			for _, ev := range batch {
+				kinds[eventKind(ev.Name)]++
+			}
+			for k, n := range kinds {
+				c.metrics.Stored(c.cfg.Site, k, n)
+			}
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case ev := <-s.queue:
+			batch = append(batch, ev)
+			// Take what else is waiting, up to a batch.
+			for len(batch) < serverBatch {
+				select {
+				case ev := <-s.queue:
+					batch = append(batch, ev)
+					continue
+				default:
+				}
+				break
+			}
+			flush()
+		case <-s.stop:
+			for {
+				select {
+				case ev := <-s.queue:
+					batch = append(batch, ev)
+					if len(batch) == serverBatch {
+						flush()
+					}
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// Close stores the server events still queued and stops.
+func (c *Collector) Close() {
+	s := &c.server
+	started := false
+	s.once.Do(func() {}) // no start after Close
+	if s.stop != nil {
+		started = true
+	}
+	if started {
+		select {
+		case <-s.stop:
+		default:
+			close(s.stop)
+		}
+		<-s.done
+	}
+}
