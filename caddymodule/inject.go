@@ -86,7 +86,13 @@ func (in *injector) serve(w http.ResponseWriter, r *http.Request, next caddyhttp
 		}
 		if iw.watch != nil {
 			res := pageResult{status: iw.status, header: iw.Header(), ttfb: iw.ttfb, ref: iw.ref}
-			if iw.status == 0 && err == nil {
+			var he caddyhttp.HandlerError
+			switch {
+			case iw.status == 0 && errors.As(err, &he):
+				// The handler behind failed (file_server's 404): Caddy's
+				// error routes answer, past this writer.
+				res.status, res.fromError, res.ttfb = he.StatusCode, true, time.Since(iw.start)
+			case iw.status == 0 && err == nil:
 				res.status = http.StatusOK // nothing written: net/http answers 200
 			}
 			if iw.scan.injected || iw.rec != nil && iw.rec.scan.injected {
@@ -114,6 +120,9 @@ type pageResult struct {
 	ttfb     time.Duration
 	injected bool // the snippet tag (with ref) went into the page
 	ref      string
+	// fromError: the status is a handler error's; Caddy's error routes
+	// answered it, so the headers are not known here.
+	fromError bool
 }
 
 // prepareRequest returns r, or a copy with the headers an injected page

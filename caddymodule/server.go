@@ -42,6 +42,9 @@ func (h *Handler) pageDone(r *http.Request, res pageResult) {
 		return
 	}
 	mt, _, _ := mime.ParseMediaType(res.header.Get("Content-Type"))
+	if res.fromError && looksLikePage(r) {
+		mt = "text/html"
+	}
 	switch {
 	case isFeedType(mt, r.URL.Path):
 		if res.status == http.StatusOK || res.status == http.StatusNotModified {
@@ -59,6 +62,20 @@ func (h *Handler) pageDone(r *http.Request, res pageResult) {
 			h.collector.ServerHit(r, collector.ServerHit{Event: store.ServerPageview, Status: res.status, ServerMs: ms, Ref: res.ref})
 		}
 	}
+}
+
+// looksLikePage reports whether a request whose answer is not known here
+// (an error page) asked for a page: a browser navigation, or a path without
+// a file extension or with a page's.
+func looksLikePage(r *http.Request) bool {
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		return true
+	}
+	switch strings.ToLower(path.Ext(r.URL.Path)) {
+	case "", ".html", ".htm", ".php", ".asp", ".aspx":
+		return true
+	}
+	return false
 }
 
 // isDownload reports whether p names a file of a `downloads` type.

@@ -21,6 +21,7 @@ import (
 func (h *Handler) reportRoutes() {
 	m := h.mux
 	m.HandleFunc("GET /api/stats", h.apiStats)
+	m.HandleFunc("GET /api/server", h.apiServer)
 	m.HandleFunc("GET /api/breakdown", h.apiBreakdown)
 	m.HandleFunc("GET /api/trends", h.apiTrends)
 	m.HandleFunc("GET /api/funnel", h.apiFunnel)
@@ -53,6 +54,13 @@ func (h *Handler) query(r *http.Request) (store.Query, url.Values, error) {
 		return store.Query{}, v, err
 	}
 	q := store.Query{Site: p.site, From: p.from, To: p.to, TZ: p.tz, Filters: p.filters}
+	switch b := v.Get("bots"); b {
+	case "", "exclude":
+	case "include":
+		q.IncludeBots = true
+	default:
+		return q, v, fmt.Errorf("bots: want include or exclude, got %q", b)
+	}
 	if p.cohort != "" {
 		id, err := strconv.ParseInt(p.cohort, 10, 64)
 		if err != nil || id <= 0 {
@@ -107,6 +115,28 @@ func (h *Handler) apiStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeResult(w, st)
+}
+
+// apiServer answers what only the server sees (SPEC §8): server
+// pageviews and the share the snippet confirmed, 404 pages with their
+// referrers, the slowest pages, feed subscribers.
+func (h *Handler) apiServer(w http.ResponseWriter, r *http.Request) {
+	q, v, err := h.query(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	limit, err := intParam(v, "limit", 10, 100)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rep, err := h.store.Server(r.Context(), q, limit)
+	if err != nil {
+		reportError(w, err)
+		return
+	}
+	writeResult(w, rep)
 }
 
 func (h *Handler) apiBreakdown(w http.ResponseWriter, r *http.Request) {

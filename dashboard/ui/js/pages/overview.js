@@ -6,6 +6,7 @@ import { h, replace, num, pct, duration, flag, countryName, errorBox, empty, spi
 import { get, range, reportParams, setQuery, url, sharedQuery, currentSite } from '../api.js';
 import { toolbar, card, rankList, addFilterParam } from '../components.js';
 import { lineChart, legend, palette } from '../charts.js';
+import { serverCard } from './server_panel.js';
 
 const metrics = [
   { key: 'visitors', label: 'Unique visitors', fmt: num, chart: { math: 'unique' } },
@@ -80,6 +81,7 @@ export default async function overview(main, ctx) {
   const grid = h('div', { class: 'grid2' });
   main.appendChild(grid);
   for (const p of panels) grid.appendChild(panelCard(p, ctx));
+  grid.appendChild(serverCard(ctx));
 
   liveCount(live, ctx);
 
