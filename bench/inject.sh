@@ -37,8 +37,10 @@ page=$(curl -s --compressed -H 'Accept-Encoding: gzip' http://127.0.0.1:9314/)
 cmp -s <(curl -s http://127.0.0.1:9311/style.css) bench/site/style.css || { echo "stylesheet changed" >&2; exit 1; }
 
 run() { # url [header] -> requests per second
-	local h=()
-	[ -n "${2:-}" ] && h=(-H "$2")
+	# A browser's User-Agent: the server pageviews of the pages are stored
+	# (a client without one would be taken for a bot and only counted).
+	local h=(-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36")
+	[ -n "${2:-}" ] && h+=(-H "$2")
 	wrk -t1 -c32 -d"$dur" "${h[@]}" "$1" | awk '/Requests\/sec/ {print $2}'
 }
 best() { # url-without url-with [header] -> "bare with"
@@ -54,6 +56,9 @@ accept='Accept: text/html,application/xhtml+xml,*/*;q=0.8'
 read -r page_bare page_inject < <(best http://127.0.0.1:9310/ http://127.0.0.1:9311/ "$accept")
 read -r css_bare css_module < <(best http://127.0.0.1:9310/style.css http://127.0.0.1:9311/style.css)
 read -r gz_bare gz_inject < <(best http://127.0.0.1:9313/ http://127.0.0.1:9314/ "Accept-Encoding: gzip")
+
+stored=$(curl -s http://127.0.0.1:9312/metrics | awk '/^caddy_analytics_events_total\{kind="server_pageview"/ {n += $2} END {printf "%d", n}')
+echo "server pageviews stored during the run: $stored"
 
 awk -v pb="$page_bare" -v pi="$page_inject" -v cb="$css_bare" -v cm="$css_module" -v gb="$gz_bare" -v gi="$gz_inject" 'BEGIN {
 	printf "\n== results (best of each side, req/s) ==\n"

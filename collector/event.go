@@ -217,6 +217,12 @@ func eventKind(name string) string {
 		return "snapshot"
 	case "$$heatmap":
 		return "heatmap"
+	case store.ServerPageview:
+		return "server_pageview"
+	case store.Download:
+		return "download"
+	case store.FeedFetch:
+		return "feed_fetch"
 	}
 	if strings.HasPrefix(name, "$") {
 		return "other"
