@@ -311,4 +311,3 @@ http://localhost:9080 {
 		t.Errorf("damaged copies: %q", copies)
 	}
 }
-
