@@ -148,6 +148,7 @@ func Open(path string, opts Options) (db *DB, err error) {
 	start := time.Now()
 	var lock *fileLock
 	var report DamageReport
+	records := 0 // intact records of the file
 	if path != ":memory:" {
 		if path, err = CanonicalPath(path); err != nil {
 			return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -164,6 +165,7 @@ func Open(path string, opts Options) (db *DB, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", path, err)
 		}
+		records = check.Records
 		if damaged != "" {
 			report = DamageReport{Path: path, DamagedCopy: damaged, Kept: check.Records, Regions: check.Damage, size: check.Size}
 		}
@@ -205,7 +207,7 @@ func Open(path string, opts Options) (db *DB, err error) {
 	s.bc.init(8)
 	badBlocks, err := s.load()
 	if err == nil {
-		err = s.setAside(badBlocks, &report)
+		err = s.setAside(badBlocks, records, &report)
 	}
 	if err == nil {
 		err = s.loadRecordings()

@@ -20,7 +20,7 @@ type logRecord struct {
 }
 
 // readLog parses a log file that is known to be whole.
-func readLog(t *testing.T, data []byte) []logRecord {
+func readLog(t testing.TB, data []byte) []logRecord {
 	t.Helper()
 	var out []logRecord
 	for p := 0; p < len(data); {

@@ -72,7 +72,7 @@ func (s *DB) dropValues(keys []string) error {
 // setAside removes the event blocks in badBlocks and the other records
 // that do not decode from the log, after keeping the file as it was beside
 // it (unless recovery already did), and adds them to the report.
-func (s *DB) setAside(badBlocks []string, report *DamageReport) error {
+func (s *DB) setAside(badBlocks []string, records int, report *DamageReport) error {
 	bad, err := s.badValues()
 	if err != nil {
 		return err
@@ -91,8 +91,9 @@ func (s *DB) setAside(badBlocks []string, report *DamageReport) error {
 		if err := copyFile(s.path, name); err != nil {
 			return fmt.Errorf("keeping the damaged file: %w", err)
 		}
-		report.Path, report.DamagedCopy = s.path, name
+		report.Path, report.DamagedCopy, report.Kept = s.path, name, records
 	}
 	report.Values = bad
+	report.Kept = max(0, report.Kept-len(bad))
 	return s.dropValues(bad)
 }
