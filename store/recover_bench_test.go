@@ -67,7 +67,7 @@ func BenchmarkOpenLarge(b *testing.B) {
 		name string
 		at   int
 	}{
-		{"open-damaged-value", recs[len(recs)/2].off + 200},  // zeros inside a block: it does not decode
+		{"open-damaged-value", recs[len(recs)/2].off + 200},   // zeros inside a block: it does not decode
 		{"open-damaged-framing", recs[len(recs)/2].off - 100}, // zeros over a record start: the log does not parse
 	} {
 		b.Run(kind.name, func(b *testing.B) {
