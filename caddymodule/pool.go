@@ -81,9 +81,15 @@ func logDamage(logger *zap.Logger, r store.DamageReport) {
 		offsets = append(offsets, d.Offset)
 		bytes += d.Length
 	}
-	logger.Error("analytics db was damaged: intact records recovered, damaged file kept beside it",
+	msg, level := "analytics db was damaged: intact records recovered, damaged file kept beside it", zap.ErrorLevel
+	if r.CopyFrom > 0 {
+		// what a crash in the middle of a write leaves
+		msg, level = "analytics db ended in a torn record: cut off, its bytes kept beside the db", zap.WarnLevel
+	}
+	logger.Log(level, msg,
 		zap.String("db", r.Path),
 		zap.String("damaged_copy", r.DamagedCopy),
+		zap.Int64("damaged_copy_from", r.CopyFrom),
 		zap.Int("records_kept", r.Kept),
 		zap.Int("records_lost_at_least", r.Lost()),
 		zap.Int("records_lost_estimated", r.EstimatedLost()),

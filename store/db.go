@@ -50,8 +50,11 @@ type Options struct {
 type DamageReport struct {
 	Path string // the database file
 	// DamagedCopy is the damaged file, kept beside: <db>.damaged-<UTC time>.
-	// Offsets in Regions are offsets in it.
+	// Offsets in Regions are offsets in the damaged file. When the only
+	// damage was a torn tail, the file was cut there and DamagedCopy holds
+	// only the torn bytes, those from offset CopyFrom on.
 	DamagedCopy string
+	CopyFrom    int64
 	// Kept is how many intact records of the file were kept.
 	Kept int
 	// Regions are the damaged byte ranges of the file; their records are
@@ -161,13 +164,13 @@ func Open(path string, opts Options) (db *DB, err error) {
 				lock.release()
 			}
 		}()
-		check, damaged, err := recoverFile(path, opts.Now())
+		check, damaged, from, err := recoverFile(path, opts.Now())
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", path, err)
 		}
 		records = check.Records
 		if damaged != "" {
-			report = DamageReport{Path: path, DamagedCopy: damaged, Kept: check.Records, Regions: check.Damage, size: check.Size}
+			report = DamageReport{Path: path, DamagedCopy: damaged, CopyFrom: from, Kept: check.Records, Regions: check.Damage, size: check.Size}
 		}
 	}
 	bdb, err := buntdb.Open(path)

@@ -28,7 +28,10 @@ import (
 // whole); a torn tail is a region that reaches the end. When there is any,
 // recoverFile copies every intact command, in order, to a fresh file that
 // replaces the database, and keeps the damaged file beside it as
-// <db>.damaged-<UTC time>.
+// <db>.damaged-<UTC time>. A torn tail alone (what a crash mid-write
+// leaves) is cut off in place instead, as buntdb would, and only the torn
+// bytes are kept in the .damaged file: a server that crashes now and then
+// must not fill its disk with copies of its database.
 
 // Damage is one damaged region of a log file.
 type Damage struct {
@@ -262,32 +265,66 @@ func digits(b []byte) (int, int, bool) {
 	return n, len(b), true
 }
 
-// recoverFile checks the log file at path and, when it is damaged, replaces
-// it by a fresh file of its intact commands and keeps the damaged one as
-// <path>.damaged-<UTC time>. It returns the check and the damaged copy's
-// name ("" when nothing was done).
-func recoverFile(path string, now time.Time) (*FileCheck, string, error) {
+// recoverFile checks the log file at path and, when it is damaged, recovers
+// it (see above). It returns the check, the damaged copy's name ("" when
+// nothing was done) and the offset in the damaged file the copy starts at
+// (0 for a whole copy; a torn tail's offset when only the tail was kept).
+func recoverFile(path string, now time.Time) (*FileCheck, string, int64, error) {
 	data, unmap, err := mapFile(path)
 	if os.IsNotExist(err) {
-		return &FileCheck{}, "", nil
+		return &FileCheck{}, "", 0, nil
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	defer unmap()
 	check := scanLog(data, nil)
 	if check.Clean() {
-		return check, "", nil
+		return check, "", 0, nil
+	}
+	damaged := damagedName(path, now)
+	if len(check.Damage) == 1 && check.Damage[0].Tail {
+		at := check.Damage[0].Offset
+		if err := writeNew(damaged, func(w *errWriter) { w.Write(data[at:]) }); err != nil {
+			return nil, "", 0, fmt.Errorf("recovering: keeping the torn tail: %w", err)
+		}
+		if err := truncateSync(path, at); err != nil {
+			return nil, "", 0, fmt.Errorf("recovering: cutting the torn tail: %w", err)
+		}
+		syncDir(filepath.Dir(path))
+		return check, damaged, at, nil
 	}
 
 	tmp := path + ".recovering"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, "", fmt.Errorf("recovering: %w", err)
-	}
+	os.Remove(tmp)       // left by a recovery that was cut short
 	defer os.Remove(tmp) // gone after the rename; left only by a failure
+	if err := writeNew(tmp, func(w *errWriter) { scanLog(data, w.Write) }); err != nil {
+		return nil, "", 0, fmt.Errorf("recovering: writing %s: %w", tmp, err)
+	}
+	// The damaged file keeps its bytes under a new name (a hard link, so no
+	// copy), then the fresh file takes the database's name in one rename:
+	// a crash at any point leaves the database either damaged or recovered.
+	if err := os.Link(path, damaged); err != nil {
+		if err := copyFile(path, damaged); err != nil {
+			return nil, "", 0, fmt.Errorf("recovering: keeping the damaged file: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, "", 0, fmt.Errorf("recovering: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return check, damaged, 0, nil
+}
+
+// writeNew creates the file name (which must not exist), fills it and
+// syncs it.
+func writeNew(name string, fill func(*errWriter)) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
 	w := &errWriter{w: f}
-	scanLog(data, w.Write)
+	fill(w)
 	if w.err == nil {
 		w.err = f.Sync()
 	}
@@ -295,23 +332,24 @@ func recoverFile(path string, now time.Time) (*FileCheck, string, error) {
 		w.err = err
 	}
 	if w.err != nil {
-		return nil, "", fmt.Errorf("recovering: writing %s: %w", tmp, w.err)
+		os.Remove(name)
 	}
+	return w.err
+}
 
-	// The damaged file keeps its bytes under a new name (a hard link, so no
-	// copy), then the fresh file takes the database's name in one rename:
-	// a crash at any point leaves the database either damaged or recovered.
-	damaged := damagedName(path, now)
-	if err := os.Link(path, damaged); err != nil {
-		if err := copyFile(path, damaged); err != nil {
-			return nil, "", fmt.Errorf("recovering: keeping the damaged file: %w", err)
-		}
+func truncateSync(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, "", fmt.Errorf("recovering: %w", err)
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
 	}
-	syncDir(filepath.Dir(path))
-	return check, damaged, nil
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // damagedName is <path>.damaged-<UTC time>, with a counter when taken.

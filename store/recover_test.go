@@ -233,8 +233,11 @@ func TestRecoverDamage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the damaged copy: %v", err)
 			}
-			if !bytes.Equal(kept, damaged) && !bytes.HasPrefix(kept, damaged) {
-				t.Error("the damaged copy is not the damaged file")
+			if !bytes.HasPrefix(kept, damaged[rep.CopyFrom:]) {
+				t.Errorf("the damaged copy is not the damaged file from %d", rep.CopyFrom)
+			}
+			if tail := strings.Contains(tc.name, "tail") || tc.truncated; tail != (rep.CopyFrom > 0) {
+				t.Errorf("copy from %d: only a torn tail is kept alone", rep.CopyFrom)
 			}
 			if filepath.Dir(rep.DamagedCopy) != dir || !strings.HasPrefix(filepath.Base(rep.DamagedCopy), "a.db.damaged-") {
 				t.Errorf("damaged copy %s is not beside the database", rep.DamagedCopy)
