@@ -153,9 +153,11 @@ func Open(path string, opts Options) (db *DB, err error) {
 	var report DamageReport
 	records := 0 // intact records of the file
 	if path != ":memory:" {
-		if path, err = CanonicalPath(path); err != nil {
+		real, err := CanonicalPath(path)
+		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", path, err)
 		}
+		path = real
 		if lock, err = lockDB(path); err != nil {
 			return nil, err
 		}

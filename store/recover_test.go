@@ -353,3 +353,28 @@ func TestLockOneOpener(t *testing.T) {
 	db = openTest(t, link)
 	db.Close()
 }
+
+// TestCanonicalPath: every name of a file, existing or not yet, gives one
+// path: through a symlinked directory, a file symlink, a dangling symlink.
+func TestCanonicalPath(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(dir, "data", "a.db")
+	os.MkdirAll(filepath.Dir(real), 0o700)
+	os.Symlink(filepath.Join(dir, "data"), filepath.Join(dir, "via"))
+	os.Symlink(real, filepath.Join(dir, "file-link.db"))
+	os.Symlink("data/a.db", filepath.Join(dir, "relative-link.db"))
+	names := []string{real, filepath.Join(dir, "via", "a.db"), filepath.Join(dir, "file-link.db"), filepath.Join(dir, "relative-link.db"), filepath.Join(dir, "via", "..", "data", "a.db")}
+	check := func(when string) {
+		for _, n := range names {
+			if got, err := CanonicalPath(n); err != nil || got != real {
+				t.Errorf("%s: %s gives %q %v, want %s", when, n, got, err, real)
+			}
+		}
+	}
+	check("before the file exists")
+	os.WriteFile(real, nil, 0o600)
+	check("after")
+}
