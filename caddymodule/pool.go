@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,7 +26,10 @@ type pooledStore struct{ *store.DB }
 
 func (p pooledStore) Destruct() error { return p.DB.Close() }
 
-// openStore returns the shared database at path and its pool key.
+// openStore returns the shared database at path and its pool key. The key
+// is the file's path with symlinks resolved, so that two blocks naming one
+// file by different names share one store; the store's own lock keeps other
+// processes out.
 func openStore(path string, sync store.SyncPolicy, logger *zap.Logger) (*store.DB, string, error) {
 	key := path
 	if path != ":memory:" {
@@ -33,21 +37,25 @@ func openStore(path string, sync store.SyncPolicy, logger *zap.Logger) (*store.D
 		if err != nil {
 			return nil, "", fmt.Errorf("analytics db %s: %w", path, err)
 		}
-		key = abs
+		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+			return nil, "", fmt.Errorf("analytics db %s: %w", path, err)
+		}
+		if key, err = store.CanonicalPath(abs); err != nil {
+			return nil, "", fmt.Errorf("analytics db %s: %w", path, err)
+		}
 	}
 	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		if key != ":memory:" {
-			if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
-				return nil, fmt.Errorf("analytics db %s: %w", key, err)
-			}
-		}
 		start := time.Now()
 		db, err := store.Open(key, store.Options{
 			Sync: sync,
 			OnError: func(err error) {
 				logger.Error("analytics store", zap.String("db", key), zap.Error(err))
 			},
+			OnDamage: func(r store.DamageReport) { logDamage(logger, r) },
 		})
+		if _, locked := errors.AsType[*store.LockedError](err); locked {
+			return nil, fmt.Errorf("analytics db %w", err) // "analytics db /x/a.db: in use by pid ..."
+		}
 		if err != nil {
 			return nil, fmt.Errorf("analytics db: %w", err)
 		}
@@ -62,4 +70,31 @@ func openStore(path string, sync store.SyncPolicy, logger *zap.Logger) (*store.D
 		return nil, "", err
 	}
 	return v.(pooledStore).DB, key, nil
+}
+
+// logDamage says what recovery found in a damaged file and where it kept
+// it. The site serves on; this is for its operator.
+func logDamage(logger *zap.Logger, r store.DamageReport) {
+	offsets := make([]int64, 0, len(r.Regions))
+	var bytes int64
+	for _, d := range r.Regions {
+		offsets = append(offsets, d.Offset)
+		bytes += d.Length
+	}
+	msg, level := "analytics db was damaged: intact records recovered, damaged file kept beside it", zap.ErrorLevel
+	if r.CopyFrom > 0 {
+		// what a crash in the middle of a write leaves
+		msg, level = "analytics db ended in a torn record: cut off, its bytes kept beside the db", zap.WarnLevel
+	}
+	logger.Log(level, msg,
+		zap.String("db", r.Path),
+		zap.String("damaged_copy", r.DamagedCopy),
+		zap.Int64("damaged_copy_from", r.CopyFrom),
+		zap.Int("records_kept", r.Kept),
+		zap.Int("records_lost_at_least", r.Lost()),
+		zap.Int("records_lost_estimated", r.EstimatedLost()),
+		zap.Int64s("damaged_offsets", offsets),
+		zap.Int64("damaged_bytes", bytes),
+		zap.Strings("undecodable_keys", r.Values),
+		zap.Duration("took", r.Took))
 }

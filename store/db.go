@@ -39,6 +39,48 @@ type Options struct {
 	CompactEvery time.Duration
 	// OnError reports background failures (compaction, retention).
 	OnError func(error)
+	// OnDamage reports, once Open has recovered, what it found damaged
+	// in the file and what it set aside; not called for a clean file.
+	OnDamage func(DamageReport)
+}
+
+// DamageReport says what Open found damaged and what it did about it: the
+// intact records were kept, the damaged file was kept beside the database,
+// and the store serves on.
+type DamageReport struct {
+	Path string // the database file
+	// DamagedCopy is the damaged file, kept beside: <db>.damaged-<UTC time>.
+	// Offsets in Regions are offsets in the damaged file. When the only
+	// damage was a torn tail, the file was cut there and DamagedCopy holds
+	// only the torn bytes, those from offset CopyFrom on.
+	DamagedCopy string
+	CopyFrom    int64
+	// Kept is how many intact records of the file were kept.
+	Kept int
+	// Regions are the damaged byte ranges of the file; their records are
+	// lost.
+	Regions []Damage
+	// Values are the keys of records that were whole in the file but whose
+	// values did not decode; they were removed from the log.
+	Values []string
+	// Took is how long Open spent checking and recovering.
+	Took time.Duration
+
+	size int64 // of the damaged file
+}
+
+// Lost is how many records were lost, at least (a region's count comes
+// from the record headers that survive in it).
+func (r DamageReport) Lost() int {
+	c := FileCheck{Damage: r.Regions}
+	return c.Lost() + len(r.Values)
+}
+
+// EstimatedLost is Lost with the damaged regions' records estimated from
+// their size (see FileCheck.EstimatedLost).
+func (r DamageReport) EstimatedLost() int {
+	c := FileCheck{Damage: r.Regions, Records: r.Kept, Size: r.size}
+	return c.EstimatedLost() + len(r.Values)
 }
 
 // DB is the embedded Store: a buntdb log of event blocks plus in-memory
@@ -47,6 +89,7 @@ type DB struct {
 	path string
 	opts Options
 	db   *buntdb.DB
+	lock *fileLock // nil for ":memory:"
 
 	mu        sync.RWMutex // guards tables, sites and retention
 	tables    map[string]*table
@@ -78,7 +121,18 @@ type DB struct {
 
 // Open opens (creating if needed) the database at path; ":memory:" keeps
 // everything in memory. The log is replayed into the in-memory tables.
-func Open(path string, opts Options) (*DB, error) {
+//
+// The file is locked while open: another Open of it, in this process or
+// another, fails with a *LockedError naming the holder. path is resolved
+// through symlinks first, so every name of a file takes the same lock.
+//
+// A damaged file does not make Open fail. Before replaying, Open checks the
+// whole log (CheckFile); when part of it is damaged it copies every intact
+// record, in order, to a fresh file that takes the database's place and
+// keeps the damaged file beside it (<db>.damaged-<UTC time>). Records whose
+// values do not decode are set aside the same way. This runs synchronously,
+// inside Open, and is reported through OnDamage.
+func Open(path string, opts Options) (db *DB, err error) {
 	if opts.Sync == "" {
 		opts.Sync = SyncEverySecond
 	}
@@ -96,6 +150,33 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if opts.OnError == nil {
 		opts.OnError = func(error) {}
+	}
+	start := time.Now()
+	var lock *fileLock
+	var report DamageReport
+	records := 0 // intact records of the file
+	if path != ":memory:" {
+		real, err := CanonicalPath(path)
+		if err != nil {
+			return nil, fmt.Errorf("opening %s: %w", path, err)
+		}
+		path = real
+		if lock, err = lockDB(path); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				lock.release()
+			}
+		}()
+		check, damaged, from, err := recoverFile(path, opts.Now())
+		if err != nil {
+			return nil, fmt.Errorf("opening %s: %w", path, err)
+		}
+		records = check.Records
+		if damaged != "" {
+			report = DamageReport{Path: path, DamagedCopy: damaged, CopyFrom: from, Kept: check.Records, Regions: check.Damage, size: check.Size}
+		}
 	}
 	bdb, err := buntdb.Open(path)
 	if err != nil {
@@ -123,6 +204,7 @@ func Open(path string, opts Options) (*DB, error) {
 		path:      path,
 		opts:      opts,
 		db:        bdb,
+		lock:      lock,
 		tables:    make(map[string]*table),
 		sites:     make(map[string]bool),
 		commits:   make(chan *commitReq, 1024),
@@ -131,7 +213,10 @@ func Open(path string, opts Options) (*DB, error) {
 		closed:    make(chan struct{}),
 	}
 	s.bc.init(8)
-	err = s.load()
+	badBlocks, err := s.load()
+	if err == nil {
+		err = s.setAside(badBlocks, records, &report)
+	}
 	if err == nil {
 		err = s.loadRecordings()
 	}
@@ -141,6 +226,10 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	if report.Path != "" && opts.OnDamage != nil {
+		report.Took = time.Since(start)
+		opts.OnDamage(report)
 	}
 	s.done.Add(2)
 	go s.committer()
@@ -167,6 +256,9 @@ func (s *DB) Close() error {
 		}
 		s.mu.RUnlock()
 		err = s.db.Close()
+		if lerr := s.lock.release(); err == nil {
+			err = lerr
+		}
 	})
 	return err
 }

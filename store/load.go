@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"runtime"
 	"sync"
 
@@ -20,23 +19,26 @@ type loadedBlock struct {
 // load replays the log into the tables. Blocks are decoded in parallel and
 // applied in key (commit) order, so rows, distinct-id codes and persons come
 // out as they were before the restart. A block whose events are already
-// stored (left by a compaction that was cut short) is cleaned up.
-func (s *DB) load() error {
+// stored (left by a compaction that was cut short) is cleaned up. A block
+// that does not decode (a damaged value) is left out and returned, for Open
+// to set aside; it never stops the load.
+func (s *DB) load() (bad []string, err error) {
 	var blocks []*loadedBlock
-	err := s.db.View(func(tx *buntdb.Tx) error {
+	err = s.db.View(func(tx *buntdb.Tx) error {
 		return tx.AscendKeys("e:*", func(k, v string) bool {
+			if _, ok := parseBlockKey(k); !ok {
+				bad = append(bad, k)
+				return true
+			}
 			blocks = append(blocks, &loadedBlock{key: k, val: v, done: make(chan struct{})})
 			return true
 		})
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if n := len(blocks); n > 0 {
-		last, ok := parseBlockKey(blocks[n-1].key)
-		if !ok {
-			return fmt.Errorf("bad block key %q", blocks[n-1].key)
-		}
+		last, _ := parseBlockKey(blocks[n-1].key)
 		s.seq = last + 1
 	}
 
@@ -75,12 +77,9 @@ func (s *DB) load() error {
 		<-b.done
 		<-window
 		if b.err != nil {
-			// Drain the workers before failing.
-			for _, rest := range blocks {
-				<-rest.done
-			}
-			wg.Wait()
-			return fmt.Errorf("block %s: %w", b.key, b.err)
+			bad = append(bad, b.key)
+			b.val = ""
+			continue
 		}
 		d := b.d
 		t := s.tableFor(d.site)
@@ -113,9 +112,9 @@ func (s *DB) load() error {
 	}
 	wg.Wait()
 	if len(fixes) == 0 {
-		return nil
+		return bad, nil
 	}
-	return s.db.Update(func(tx *buntdb.Tx) error {
+	return bad, s.db.Update(func(tx *buntdb.Tx) error {
 		for _, f := range fixes {
 			if len(f.events) == 0 {
 				if _, err := tx.Delete(f.key); err != nil && err != buntdb.ErrNotFound {
