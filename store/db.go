@@ -223,6 +223,9 @@ func Open(path string, opts Options) (db *DB, err error) {
 	if err == nil {
 		err = s.loadDefinitions()
 	}
+	if err == nil {
+		err = s.loadDocIDs()
+	}
 	if err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("loading %s: %w", path, err)

@@ -78,6 +78,9 @@ type Reports interface {
 	// Server is what only the server sees: server pageviews and the share
 	// the snippet confirmed, 404 pages, slow pages, feeds (SPEC §8).
 	Server(ctx context.Context, q Query, limit int) (ServerReport, error)
+	// GoalStats counts each goal's visitors, events, conversion rate and
+	// revenue over q.
+	GoalStats(ctx context.Context, q Query, goals []Goal) ([]GoalResult, error)
 	// CohortPersons lists a cohort's persons and gives their number.
 	CohortPersons(ctx context.Context, q Query, id int64, limit int) ([]Person, int, error)
 }
@@ -95,6 +98,13 @@ type Definitions interface {
 	Cohort(ctx context.Context, site string, id int64) (Cohort, error)
 	SaveCohort(ctx context.Context, site string, c Cohort) (Cohort, error)
 	DeleteCohort(ctx context.Context, site string, id int64) error
+
+	// Docs are goals, annotations, saved insights and dashboards, by kind
+	// (DocGoal, ...): JSON objects the store keeps whole.
+	Docs(ctx context.Context, site, kind string) ([]Doc, error)
+	Doc(ctx context.Context, site, kind string, id int64) (Doc, error)
+	SaveDoc(ctx context.Context, site, kind string, d Doc) (Doc, error)
+	DeleteDoc(ctx context.Context, site, kind string, id int64) error
 }
 
 var _ Store = (*DB)(nil)
