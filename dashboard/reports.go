@@ -169,10 +169,11 @@ func (h *Handler) apiTrends(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tr, err := h.store.Trends(r.Context(), q, store.TrendsQuery{
-		Events:    v["event"],
-		Interval:  v.Get("interval"),
-		Math:      v.Get("math"),
-		Breakdown: v.Get("breakdown"),
+		Events:       v["event"],
+		Interval:     v.Get("interval"),
+		Math:         v.Get("math"),
+		MathProperty: v.Get("math_property"),
+		Breakdown:    v.Get("breakdown"),
 	})
 	if err != nil {
 		reportError(w, err)

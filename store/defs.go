@@ -411,6 +411,9 @@ const actionPrefix = "action:"
 type eventSpec struct {
 	label string
 	steps []specStep
+	// filter narrows the spec: `E|<filter>` (SPEC §4) is E's events where
+	// the filter passes.
+	filter *Filter
 }
 
 type specStep struct {
@@ -418,8 +421,21 @@ type specStep struct {
 	sel *selector
 }
 
-// resolveEvent turns an event name or `action:<id>` into an eventSpec.
+// resolveEvent turns an event name or `action:<id>`, optionally followed
+// by `|<filter>`, into an eventSpec.
 func (s *DB) resolveEvent(site, name string) (*eventSpec, error) {
+	if base, fs, ok := strings.Cut(name, "|"); ok {
+		f, err := ParseFilter(fs)
+		if err != nil {
+			return nil, badQuery("%q: %v", name, err)
+		}
+		sp, err := s.resolveEvent(site, base)
+		if err != nil {
+			return nil, err
+		}
+		sp.label, sp.filter = name, &f
+		return sp, nil
+	}
 	sp := &eventSpec{label: name}
 	idStr, isAction := strings.CutPrefix(name, actionPrefix)
 	if !isAction {
@@ -459,6 +475,9 @@ const (
 // columns lists the property columns the spec needs besides the name.
 func (sp *eventSpec) columns() []string {
 	var out []string
+	if sp.filter != nil && sp.filter.Prop != "event" {
+		out = append(out, sp.filter.Prop)
+	}
 	for _, st := range sp.steps {
 		if st.URLContains != "" {
 			out = append(out, colURL)
@@ -533,6 +552,9 @@ func (t *table) compileEvents(specs []*eventSpec) *eventSet {
 				name = c
 			}
 			var conds []*codeCond
+			if f := sp.filter; f != nil {
+				conds = append(conds, cond(f.Prop, f.matchValue))
+			}
 			if u := st.URLContains; u != "" {
 				conds = append(conds, cond(colURL, func(v string) bool { return strings.Contains(v, u) }))
 			}

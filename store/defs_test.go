@@ -128,7 +128,7 @@ func TestActions(t *testing.T) {
 	// An action wherever an event name goes.
 	a := must(db.SaveAction(ctx, "s", Action{Name: "signup", Steps: []ActionStep{{Selector: "#signup"}, {Event: "signed_up"}}}))
 	id := fmt.Sprint("action:", a.ID)
-	same(t, "trends", must(db.Trends(ctx, day, TrendsQuery{Events: []string{id}})).Series, []TrendSeries{{Event: id, Data: []int{2}}})
+	same(t, "trends", must(db.Trends(ctx, day, TrendsQuery{Events: []string{id}})).Series, []TrendSeries{{Event: id, Data: []float64{2}}})
 	same(t, "funnel", must(db.Funnel(ctx, day, FunnelQuery{Steps: []string{"$pageview", id}})), []FunnelStep{{"$pageview", 2}, {id, 1}})
 	same(t, "retention", must(db.Retention(ctx, day, RetentionQuery{StartEvent: id, ReturnEvent: id, Periods: 1})), []RetentionCohort{{"2026-03-02", 2, []int{2}}})
 	page := must(db.Events(ctx, EventQuery{Site: "s", To: 1 << 62, Event: id}))

@@ -303,16 +303,16 @@ func (r *ref) trends(q Query, tq TrendsQuery) Trends {
 			}
 		}
 		for _, v := range values {
-			s := TrendSeries{Event: name, Data: make([]int, len(out.Labels))}
+			s := TrendSeries{Event: name, Data: make([]float64, len(out.Labels))}
 			if tq.Breakdown != "" {
 				v := v
 				s.BreakdownValue = &v
 			}
 			for i := range s.Data {
 				if tq.Math == MathTotal {
-					s.Data[i] = count[key{v, i}]
+					s.Data[i] = float64(count[key{v, i}])
 				} else {
-					s.Data[i] = len(uniq[key{v, i}])
+					s.Data[i] = float64(len(uniq[key{v, i}]))
 				}
 			}
 			out.Series = append(out.Series, s)

@@ -170,7 +170,7 @@ func TestTrends(t *testing.T) {
 	nyq := Query{Site: "s", From: time.Date(2026, 3, 1, 0, 0, 0, 0, ny), To: time.Date(2026, 3, 5, 0, 0, 0, 0, ny), TZ: ny}
 	days := []string{"2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"}
 	str := func(s string) *string { return &s }
-	pv := func(data ...int) TrendSeries { return TrendSeries{Event: "$pageview", Data: data} }
+	pv := func(data ...float64) TrendSeries { return TrendSeries{Event: "$pageview", Data: data} }
 	cases := []struct {
 		name string
 		q    Query
@@ -191,21 +191,21 @@ func TestTrends(t *testing.T) {
 		// A range that starts mid-interval counts only what is in range.
 		{"partial first interval", rng(mar(2, 1, 0), mar(3, 0, 0)), TrendsQuery{}, Trends{[]string{"2026-03-02"}, []TrendSeries{pv(2)}}},
 		{"two events", utc, TrendsQuery{Events: []string{"$pageview", "signup"}},
-			Trends{days, []TrendSeries{pv(1, 3, 0, 1), {Event: "signup", Data: []int{0, 0, 0, 1}}}}},
-		{"unknown event zero-filled", utc, TrendsQuery{Events: []string{"nope"}}, Trends{days, []TrendSeries{{Event: "nope", Data: []int{0, 0, 0, 0}}}}},
-		{"empty range", rng(mar(2, 0, 0), mar(2, 0, 0)), TrendsQuery{}, Trends{[]string{}, []TrendSeries{pv([]int{}...)}}},
+			Trends{days, []TrendSeries{pv(1, 3, 0, 1), {Event: "signup", Data: []float64{0, 0, 0, 1}}}}},
+		{"unknown event zero-filled", utc, TrendsQuery{Events: []string{"nope"}}, Trends{days, []TrendSeries{{Event: "nope", Data: []float64{0, 0, 0, 0}}}}},
+		{"empty range", rng(mar(2, 0, 0), mar(2, 0, 0)), TrendsQuery{}, Trends{[]string{}, []TrendSeries{pv([]float64{}...)}}},
 		// Values by total (Chrome 2 pageviews, Firefox 2: tie by value);
 		// the pageview without $browser is left out.
 		{"breakdown", utc, TrendsQuery{Events: []string{"$pageview", "signup"}, Breakdown: "$browser"},
 			Trends{days, []TrendSeries{
-				{Event: "$pageview", BreakdownValue: str("Chrome"), Data: []int{0, 2, 0, 0}},
-				{Event: "$pageview", BreakdownValue: str("Firefox"), Data: []int{1, 1, 0, 0}},
-				{Event: "signup", BreakdownValue: str("Chrome"), Data: []int{0, 0, 0, 1}},
+				{Event: "$pageview", BreakdownValue: str("Chrome"), Data: []float64{0, 2, 0, 0}},
+				{Event: "$pageview", BreakdownValue: str("Firefox"), Data: []float64{1, 1, 0, 0}},
+				{Event: "signup", BreakdownValue: str("Chrome"), Data: []float64{0, 0, 0, 1}},
 			}}},
 		{"breakdown unique", utc, TrendsQuery{Breakdown: "$browser", Math: MathUnique},
 			Trends{days, []TrendSeries{
-				{Event: "$pageview", BreakdownValue: str("Chrome"), Data: []int{0, 2, 0, 0}},
-				{Event: "$pageview", BreakdownValue: str("Firefox"), Data: []int{1, 1, 0, 0}},
+				{Event: "$pageview", BreakdownValue: str("Chrome"), Data: []float64{0, 2, 0, 0}},
+				{Event: "$pageview", BreakdownValue: str("Firefox"), Data: []float64{1, 1, 0, 0}},
 			}}},
 		{"filtered", withFilters(utc, "$browser==Firefox"), TrendsQuery{}, Trends{days, []TrendSeries{pv(1, 1, 0, 0)}}},
 	}
@@ -236,11 +236,11 @@ func TestTrendsAcrossDST(t *testing.T) {
 	q := Query{Site: "s", From: nov(1, 4, 0), To: nov(1, 8, 0), TZ: ny}
 	same(t, "hours", must(db.Trends(ctx, q, TrendsQuery{Interval: IntervalHour})), Trends{
 		[]string{"2026-11-01T00:00", "2026-11-01T01:00", "2026-11-01T01:00", "2026-11-01T02:00"},
-		[]TrendSeries{{Event: "$pageview", Data: []int{0, 1, 1, 0}}},
+		[]TrendSeries{{Event: "$pageview", Data: []float64{0, 1, 1, 0}}},
 	})
 	q = Query{Site: "s", From: time.Date(2026, 11, 1, 0, 0, 0, 0, ny), To: time.Date(2026, 11, 3, 0, 0, 0, 0, ny), TZ: ny}
 	same(t, "days", must(db.Trends(ctx, q, TrendsQuery{})), Trends{
-		[]string{"2026-11-01", "2026-11-02"}, []TrendSeries{{Event: "$pageview", Data: []int{3, 0}}},
+		[]string{"2026-11-01", "2026-11-02"}, []TrendSeries{{Event: "$pageview", Data: []float64{3, 0}}},
 	})
 }
 

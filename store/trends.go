@@ -2,12 +2,18 @@ package store
 
 import (
 	"context"
+	"math"
 	"sort"
+	"strconv"
 )
 
 // Trends math.
 const (
 	MathTotal  = "total"
+	MathSum    = "sum"
+	MathAvg    = "avg"
+	MathMin    = "min"
+	MathMax    = "max"
 	MathUnique = "unique"
 	MathDAU    = "dau"
 )
@@ -30,6 +36,9 @@ type TrendsQuery struct {
 	// Math is total (events, default), unique or dau (distinct persons per
 	// interval; the two are the same).
 	Math string
+	// MathProperty is the numeric property sum, avg, min and max
+	// aggregate; events without a number in it are left out.
+	MathProperty string
 	// Breakdown, when set, splits each event's series by this property's
 	// value: the 25 values with the most events of that event in range,
 	// most first, ties by value; events without the property are left out.
@@ -47,8 +56,8 @@ type Trends struct {
 type TrendSeries struct {
 	Event string `json:"event"`
 	// BreakdownValue is nil without a breakdown.
-	BreakdownValue *string `json:"breakdown_value"`
-	Data           []int   `json:"data"`
+	BreakdownValue *string   `json:"breakdown_value"`
+	Data           []float64 `json:"data"`
 }
 
 // Trends counts events per interval, zero-filled: one label per interval
@@ -73,9 +82,14 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 	case "":
 		tq.Math = MathTotal
 	case MathTotal, MathUnique, MathDAU:
+	case MathSum, MathAvg, MathMin, MathMax:
+		if tq.MathProperty == "" {
+			return out, badQuery("math %s needs math_property", tq.Math)
+		}
 	default:
-		return out, badQuery("math %q: want total, unique or dau", tq.Math)
+		return out, badQuery("math %q: want total, unique, dau, sum, avg, min or max", tq.Math)
 	}
+	agg := tq.Math == MathSum || tq.Math == MathAvg || tq.Math == MathMin || tq.Math == MathMax
 	bk, err := makeBuckets(q.From, q.To, tq.Interval, q.tz())
 	if err != nil {
 		return out, err
@@ -84,6 +98,9 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 	if tq.Breakdown != "" {
 		cols = append(cols, tq.Breakdown)
 	}
+	if agg {
+		cols = append(cols, tq.MathProperty)
+	}
 	r, specs, err := s.begin(ctx, q, tq.Events, cols...)
 	if err != nil {
 		return out, err
@@ -91,7 +108,7 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 	defer r.end()
 	es := r.compileEvents(specs)
 	nb := bk.n()
-	unique := tq.Math != MathTotal
+	unique := tq.Math == MathUnique || tq.Math == MathDAU
 	var bcol *colReader
 	var strs []string
 	if tq.Breakdown != "" {
@@ -102,16 +119,27 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 	// Each matching (row, event) becomes an item: its event, breakdown
 	// value, interval and person. Without breakdown or persons to count,
 	// the counts are summed directly.
-	direct := bcol == nil && !unique
+	direct := bcol == nil && !unique && !agg
 	counts := make([]int, len(specs)*nb)
 	var itSpec []uint8
 	var itVal, itBucket, itPerson []uint32
+	var itNum []float64
+	var numCol *column
+	var nums *colReader
+	numOf := map[uint32]float64{}
+	if agg {
+		numCol = r.t.lookupColumn(tq.MathProperty)
+		nums = newColReader(numCol)
+	}
 	names := newColReader(r.t.name)
 	r.chunks(func(ci int, rows []int32) {
 		ts, dids, nc := r.t.ts.chunk(ci), r.t.did.chunk(ci), names.chunk(ci)
-		var vc []uint32
+		var vc, numc []uint32
 		if bcol != nil {
 			vc = bcol.chunk(ci)
+		}
+		if agg {
+			numc = nums.chunk(ci)
 		}
 		for _, off := range rows {
 			m := es.mask(ci<<chunkBits|int(off), nc[off])
@@ -125,6 +153,19 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 					continue
 				}
 			}
+			var x float64
+			if agg {
+				c := numc[off]
+				n, ok := numOf[c]
+				if !ok {
+					n = parseNumber(numCol.dict.str(c))
+					numOf[c] = n
+				}
+				if math.IsNaN(n) {
+					continue
+				}
+				x = n
+			}
 			for k := 0; m != 0; k, m = k+1, m>>1 {
 				if m&1 == 0 {
 					continue
@@ -137,6 +178,9 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 				itVal = append(itVal, v)
 				itBucket = append(itBucket, uint32(b))
 				itPerson = append(itPerson, r.roots[dids[off]])
+				if agg {
+					itNum = append(itNum, x)
+				}
 			}
 		}
 	})
@@ -145,15 +189,25 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 
 	out.Labels = bk.labels
 	if bcol == nil {
-		if unique {
+		var data []float64
+		switch {
+		case agg:
 			keys := make([]uint32, len(itSpec))
 			for i := range keys {
 				keys[i] = uint32(itSpec[i])*uint32(nb) + itBucket[i]
 			}
-			counts = countDistinct(keys, itPerson, len(counts), nPersons)
+			data = aggregate(tq.Math, keys, itNum, len(counts))
+		case unique:
+			keys := make([]uint32, len(itSpec))
+			for i := range keys {
+				keys[i] = uint32(itSpec[i])*uint32(nb) + itBucket[i]
+			}
+			data = floats(countDistinct(keys, itPerson, len(counts), nPersons))
+		default:
+			data = floats(counts)
 		}
 		for k, sp := range specs {
-			out.Series = append(out.Series, TrendSeries{Event: sp.label, Data: counts[k*nb : (k+1)*nb]})
+			out.Series = append(out.Series, TrendSeries{Event: sp.label, Data: data[k*nb : (k+1)*nb]})
 		}
 		return out, nil
 	}
@@ -192,6 +246,7 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 	}
 	ns := len(out.Series)
 	var keys, persons []uint32
+	var xs []float64
 	counts = make([]int, ns*nb)
 	for i := range itSpec {
 		sl, ok := slot[kv{itSpec[i], itVal[i]}]
@@ -199,18 +254,80 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 			continue
 		}
 		key := sl*uint32(nb) + itBucket[i]
-		if unique {
+		switch {
+		case agg:
+			keys = append(keys, key)
+			xs = append(xs, itNum[i])
+		case unique:
 			keys = append(keys, key)
 			persons = append(persons, itPerson[i])
-		} else {
+		default:
 			counts[key]++
 		}
 	}
-	if unique {
-		counts = countDistinct(keys, persons, ns*nb, nPersons)
+	var data []float64
+	switch {
+	case agg:
+		data = aggregate(tq.Math, keys, xs, ns*nb)
+	case unique:
+		data = floats(countDistinct(keys, persons, ns*nb, nPersons))
+	default:
+		data = floats(counts)
 	}
 	for i := range out.Series {
-		out.Series[i].Data = counts[i*nb : (i+1)*nb]
+		out.Series[i].Data = data[i*nb : (i+1)*nb]
 	}
 	return out, nil
+}
+
+func floats(xs []int) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// parseNumber reads a property's value as a number; NaN when it is none.
+func parseNumber(s string) float64 {
+	if s == "" {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(v, 0) {
+		return math.NaN()
+	}
+	return v
+}
+
+// aggregate computes sum, avg, min or max of xs by key; keys without a
+// value give 0.
+func aggregate(math_ string, keys []uint32, xs []float64, n int) []float64 {
+	out := make([]float64, n)
+	cnt := make([]int, n)
+	for i, k := range keys {
+		x := xs[i]
+		switch {
+		case cnt[k] == 0:
+			out[k] = x
+		case math_ == MathMin:
+			out[k] = min(out[k], x)
+		case math_ == MathMax:
+			out[k] = max(out[k], x)
+		default:
+			out[k] += x
+		}
+		cnt[k]++
+	}
+	if math_ == MathAvg {
+		for k := range out {
+			if cnt[k] > 0 {
+				out[k] /= float64(cnt[k])
+			}
+		}
+	}
+	for k := range out {
+		out[k] = math.Round(out[k]*1e9) / 1e9
+	}
+	return out
 }
