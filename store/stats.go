@@ -19,9 +19,9 @@ type Stats struct {
 	// ViewsPerSession is Pageviews / Sessions; 0 without sessions.
 	ViewsPerSession float64 `json:"views_per_session"`
 	// JSShare is the share of server pageviews that a snippet pageview
-	// confirmed: the visits where the snippet ran (SPEC §8); 0 without
-	// server pageviews.
-	JSShare float64 `json:"js_share"`
+	// confirmed: the visits where the snippet ran (SPEC §8); absent
+	// without server pageviews in range.
+	JSShare *float64 `json:"js_share,omitempty"`
 }
 
 // sessionAcc accumulates one session's events.
@@ -79,7 +79,9 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 			}
 		}
 	})
-	_, st.JSShare = r.serverShare()
+	if n, share := r.serverShare(); n > 0 {
+		st.JSShare = &share
+	}
 	r.end()
 	var bounces, durMs int64
 	for i := range sessions {
