@@ -123,10 +123,12 @@ func (p *pageloads) pair(row int, ev *Event, confirmed *int) string {
 		}
 		return "$pageview"
 	case "$pageview":
-		if p.nServer == 0 {
-			return ev.Name
-		}
+		// Server pageviews are stored in the background, so the snippet's
+		// pageview may be first: its ref is remembered for a while.
 		if ref := ev.Props.Str(PageviewRef); ref != "" {
+			if p.early.max == 0 {
+				p.early.max, p.waiting.max = maxEarlyRefs, maxWaitingRefs
+			}
 			if r, ok := p.waiting.take(ref); ok {
 				p.hide(int(r))
 				*confirmed = int(r)
