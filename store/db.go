@@ -39,6 +39,10 @@ type Options struct {
 	CompactEvery time.Duration
 	// OnError reports background failures (compaction, retention).
 	OnError func(error)
+	// OnMergeRefused is called once for every ingested link event that the
+	// merge rule refused (SPEC §4: a link never joins two identified
+	// persons), with its site; not while the log is replayed at start.
+	OnMergeRefused func(site string)
 }
 
 // DB is the embedded Store: a buntdb log of event blocks plus in-memory

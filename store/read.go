@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -252,17 +253,20 @@ func (t *table) personFirstSeen(roots []uint32) map[uint32]int64 {
 	return first
 }
 
-// person builds the Person rooted at r; the caller holds t.mu (read).
-func (t *table) person(roots []uint32, r uint32, created int64) Person {
+// person builds the Person rooted at r, its distinct ids in the order they
+// were first seen; the caller holds t.mu (read). It takes time linear in
+// the person's ids (roots is not needed, and kept for the callers).
+func (t *table) person(_ []uint32, r uint32, created int64) Person {
 	p := Person{
 		ID:         PersonID(t.site, t.dids.str(r)),
 		Properties: append(Props(nil), t.people.props[r]...),
 		CreatedAt:  created,
 	}
-	for d := 1; d < len(roots); d++ {
-		if roots[d] == r {
-			p.DistinctIDs = append(p.DistinctIDs, t.dids.str(uint32(d)))
-		}
+	ids := slices.Clone(t.people.members(r))
+	slices.Sort(ids)
+	p.DistinctIDs = make([]string, len(ids))
+	for i, d := range ids {
+		p.DistinctIDs[i] = t.dids.str(d)
 	}
 	return p
 }
@@ -333,14 +337,14 @@ func (s *DB) Persons(ctx context.Context, q PersonQuery) ([]Person, error) {
 
 // resolvePerson finds the root of the person named by id (a person id or a
 // distinct id); the caller holds t.mu (read).
-func (t *table) resolvePerson(roots []uint32, id string) (uint32, bool) {
+func (t *table) resolvePerson(id string) (uint32, bool) {
 	if k, ok := parseUUID(id); ok {
 		if d, ok := t.people.lookupID(t.site, t.dids, k); ok {
-			return roots[d], true
+			return t.people.rootOf(d), true
 		}
 	}
 	if d, ok := t.dids.lookup(id); ok && d != 0 {
-		return roots[d], true
+		return t.people.rootOf(d), true
 	}
 	return 0, false
 }
@@ -356,27 +360,26 @@ func (s *DB) Person(ctx context.Context, site, id string) (*Person, error) {
 		return nil, err
 	}
 	defer t.mu.RUnlock()
-	roots := t.people.roots()
-	r, ok := t.resolvePerson(roots, id)
+	r, ok := t.resolvePerson(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	created, ok := t.firstSeenOf(roots, r)
+	created, ok := t.firstSeenOf(r)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	p := t.person(roots, r, created)
+	p := t.person(nil, r, created)
 	return &p, nil
 }
 
 // firstSeenOf returns the first live event time of the person rooted at r.
-func (t *table) firstSeenOf(roots []uint32, r uint32) (int64, bool) {
+func (t *table) firstSeenOf(r uint32) (int64, bool) {
 	var first int64
 	found := false
 	n := t.rows()
 	for row := 0; row < n; row++ {
 		ts := t.ts.at(row)
-		if ts == deletedTime || roots[t.did.at(row)] != r {
+		if ts == deletedTime || t.people.rootOf(t.did.at(row)) != r {
 			continue
 		}
 		if !found || ts < first {
@@ -386,13 +389,13 @@ func (t *table) firstSeenOf(roots []uint32, r uint32) (int64, bool) {
 	return first, found
 }
 
-// personRows returns the live rows of the person rooted at r, in commit
-// order; the caller holds t.mu (read).
-func (t *table) personRows(roots []uint32, r uint32) []int {
+// personRows returns the live rows from row from on of the person rooted at
+// r, in commit order; the caller holds t.mu (read).
+func (t *table) personRows(r uint32, from int) []int {
 	var rows []int
 	n := t.rows()
-	for row := 0; row < n; row++ {
-		if t.ts.at(row) != deletedTime && roots[t.did.at(row)] == r {
+	for row := from; row < n; row++ {
+		if t.ts.at(row) != deletedTime && t.people.rootOf(t.did.at(row)) == r {
 			rows = append(rows, row)
 		}
 	}
@@ -411,17 +414,16 @@ func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) err
 		return err
 	}
 	defer t.mu.RUnlock()
-	roots := t.people.roots()
-	r, ok := t.resolvePerson(roots, id)
+	r, ok := t.resolvePerson(id)
 	if !ok {
 		return ErrNotFound
 	}
-	rows := t.personRows(roots, r)
+	rows := t.personRows(r, 0)
 	if len(rows) == 0 {
 		return ErrNotFound
 	}
-	created, _ := t.firstSeenOf(roots, r)
-	p := t.person(roots, r, created)
+	created, _ := t.firstSeenOf(r)
+	p := t.person(nil, r, created)
 	b := append([]byte(`{"type":"person","person":`), p.AppendJSON(nil)...)
 	b = append(b, "}\n"...)
 	if _, err := w.Write(b); err != nil {
@@ -452,7 +454,15 @@ func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) err
 
 // DeletePerson removes every event and recording of the person named by id
 // from the log and from memory, then rewrites the log file so that nothing
-// of theirs is left on disk.
+// of theirs is left on disk. The refused link events that named one of the
+// person's ids go too: they carry its id, and a replay of a log without the
+// person would accept them (see people).
+//
+// Captures go on meanwhile: the rows are found under the read lock and
+// deleted block by block (deleteRows), and the write lock is held only to
+// mark rows and, at the end, to check that no event of the person came in
+// since and forget the person, all in time linear in the person's ids and
+// rows. When events of the person did come in, another pass deletes them.
 func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	t := s.table(site)
 	if t == nil {
@@ -464,32 +474,67 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	if err := t.rlock(); err != nil {
 		return err
 	}
-	roots := t.people.roots()
-	r, ok := t.resolvePerson(roots, id)
-	var rows []int
-	if ok {
-		rows = t.personRows(roots, r)
-	}
+	d, ok := t.resolvePerson(id) // any id of the person names it in every pass
 	t.mu.RUnlock()
-	if !ok || len(rows) == 0 {
+	if !ok {
 		return ErrNotFound
 	}
-	if err := s.deleteRows(t, rows); err != nil {
-		return err
+	var dids map[string]bool
+	for pass := 0; ; pass++ {
+		if err := t.rlock(); err != nil {
+			return err
+		}
+		rows := t.deletionRows(d, 0)
+		seen := t.rows()
+		t.mu.RUnlock()
+		if pass == 0 && len(rows) == 0 {
+			return ErrNotFound
+		}
+		if len(rows) > 0 {
+			if err := s.deleteRows(t, rows); err != nil {
+				return err
+			}
+		}
+		if ctxDone(ctx) && pass > 0 {
+			return ctx.Err()
+		}
+		if err := t.lock(); err != nil {
+			return err
+		}
+		if len(t.deletionRows(d, seen)) > 0 {
+			t.mu.Unlock()
+			continue
+		}
+		dids = make(map[string]bool)
+		for _, m := range t.people.members(d) {
+			dids[t.dids.str(m)] = true
+		}
+		t.people.forget(d)
+		t.mu.Unlock()
+		break
 	}
-	if err := t.lock(); err != nil {
-		return err
-	}
-	dids := make(map[string]bool)
-	for _, d := range t.people.members(r) {
-		dids[t.dids.str(d)] = true
-	}
-	t.people.forget(r)
-	t.mu.Unlock()
 	if err := s.deleteRecordingsOf(site, func(ri *RecordingInfo) bool { return dids[ri.DistinctID] }); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return s.shrink()
+}
+
+// deletionRows returns, ascending, the live rows from row from on that
+// deleting d's person deletes: its events and the refused link events that
+// named one of its ids. The caller holds t.mu.
+func (t *table) deletionRows(d uint32, from int) []int {
+	rows := t.personRows(t.people.rootOf(d), from)
+	n := len(rows)
+	for _, row := range t.people.refusedNaming(d) {
+		if row >= from && t.ts.at(row) != deletedTime {
+			rows = append(rows, row)
+		}
+	}
+	if len(rows) > n {
+		slices.Sort(rows)
+		rows = slices.Compact(rows)
+	}
+	return rows
 }
 
 // shrink rewrites the log file from memory: buntdb only appends, so deleted
