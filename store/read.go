@@ -495,6 +495,9 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 				return err
 			}
 		}
+		if testHookDeletePass != nil {
+			testHookDeletePass(pass)
+		}
 		if ctxDone(ctx) && pass > 0 {
 			return ctx.Err()
 		}
@@ -518,6 +521,10 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	}
 	return s.shrink()
 }
+
+// testHookDeletePass, set by tests, runs after each pass of DeletePerson
+// has deleted its rows, with no lock held.
+var testHookDeletePass func(pass int)
 
 // deletionRows returns, ascending, the live rows from row from on that
 // deleting d's person deletes: its events and the refused link events that
