@@ -48,8 +48,8 @@ type people struct {
 	props map[uint32]Props // by root
 
 	// refused are the link events the rule refused: their row and the id
-	// they named. Deleting the person of that id deletes them too, since
-	// a replay without that person would accept them.
+	// they named. Deleting the person of that id strips the id from them
+	// (DeletePerson), since a replay without that person would accept them.
 	refused []refusal
 	// nRefused counts refusals since the table was made.
 	nRefused int
@@ -152,6 +152,7 @@ func (p *people) link(keep, other uint32) {
 		p.props[root] = merged
 	}
 }
+
 // apply processes the person effects of the event ev, stored at row, whose
 // distinct id has code d. It reports whether the event's link was refused.
 func (p *people) apply(dids *dict, d uint32, ev *Event, row int) bool {
@@ -234,7 +235,7 @@ func (p *people) refusedNaming(d uint32) []int {
 
 // forget detaches every distinct id of d's person and drops its properties
 // and its identification, as a replay without its events would have them,
-// and drops the refusals that named it (their events are deleted with it).
+// and drops the refusals that named it (their events no longer name it).
 func (p *people) forget(d uint32) {
 	l := p.lead[d]
 	keep := p.refused[:0]

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -144,11 +145,14 @@ func TestMergeRule(t *testing.T) {
 	}
 }
 
-// TestDeletePersonTakesRefusedLinksNamingIt: a refused alias naming the
-// victim carries the victim's id; deleting the victim deletes it, so that a
-// replay (where the victim no longer exists, and the alias would merge)
-// cannot hand the victim's id to the attacker when the victim returns.
-func TestDeletePersonTakesRefusedLinksNamingIt(t *testing.T) {
+// TestDeletePersonStripsRefusedLinksNamingIt: a refused alias naming the
+// victim carries the victim's id. Deleting the victim strips that id from
+// it (the event stays, as the attacker's): the id is gone from the file,
+// and a replay, where the victim no longer exists and the alias would
+// merge, cannot hand the victim's id to the attacker when the victim
+// returns. Deleting an attacker who had taken a user's anonymous id keeps
+// the user's refused login event, its properties included.
+func TestDeletePersonStripsRefusedLinksNamingIt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "del.db")
 	var c refusalCounter
 	db := openCounting(t, path, &c)
@@ -158,11 +162,18 @@ func TestDeletePersonTakesRefusedLinksNamingIt(t *testing.T) {
 	)
 	mustAppend(t, db, ev("s", "$create_alias", "attacker-1", 3, "alias", "user-42"))
 	mustAppend(t, db, ev("s", "$pageview", "attacker-1", 4))
-	if c.get("s") != 1 {
+	// attacker-9 takes the anonymous id a7 first; its user's login, which
+	// names a7, is then refused.
+	mustAppend(t, db,
+		ev("s", "$pageview", "a7", 5),
+		ev("s", "$create_alias", "attacker-9", 6, "alias", "a7"),
+		ev("s", "$identify", "user-7", 7, "$anon_distinct_id", "a7", "$set", `{"email":"seven@x"}`),
+		ev("s", "$identify", "attacker-9", 8, "$anon_distinct_id", "user-42"),
+	)
+	if c.get("s") != 3 {
 		t.Fatalf("refusals %d", c.get("s"))
 	}
-	// Deleting the attacker leaves the victim whole.
-	mustAppend(t, db, ev("s", "$pageview", "attacker-9", 5), ev("s", "$identify", "attacker-9", 6, "$anon_distinct_id", "user-42"))
+	// Deleting an attacker leaves the victims whole.
 	if err := db.DeletePerson(ctx, "s", "attacker-9"); err != nil {
 		t.Fatal(err)
 	}
@@ -172,28 +183,46 @@ func TestDeletePersonTakesRefusedLinksNamingIt(t *testing.T) {
 	if got := eventDIDs(t, db, "user-42"); got != "$identify:user-42" {
 		t.Fatalf("victim's events after deleting an attacker: %s", got)
 	}
-	// Deleting the victim takes the refused alias that named it.
+	// Deleting the victim strips its id from the refused alias.
 	if err := db.DeletePerson(ctx, "s", "a1"); err != nil {
 		t.Fatal(err)
 	}
 	check := func(db *DB) {
 		t.Helper()
-		if got := eventDIDs(t, db, "attacker-1"); got != "$pageview:attacker-1 $pageview:attacker-1" {
+		if got := eventDIDs(t, db, "attacker-1"); got != "$create_alias:attacker-1 $pageview:attacker-1 $pageview:attacker-1" {
 			t.Fatalf("attacker's events: %s", got)
+		}
+		for _, e := range listAll(t, db, EventQuery{Site: "s"}) {
+			if e.Name == "$create_alias" && e.DistinctID == "attacker-1" && len(e.Props) != 0 {
+				t.Fatalf("the refused alias still names someone: %s", jsonAll([]*Event{e}))
+			}
 		}
 		if got := personIDs(t, db, "attacker-1"); got != "attacker-1" {
 			t.Fatalf("attacker's person: %q", got)
 		}
+		p := must(db.Person(ctx, "s", "user-7"))
+		if fmt.Sprint(p.DistinctIDs) != "[user-7]" || p.Properties.Str("email") != "seven@x" {
+			t.Fatalf("user-7 after deleting the attacker who took a7: %+v", p)
+		}
+		if got := eventDIDs(t, db, "user-7"); got != "$identify:user-7" {
+			t.Fatalf("user-7's events: %s", got)
+		}
 	}
 	check(db)
 	db.Close()
+	if all := dumpStore(t, path); strings.Contains(all, "user-42") || strings.Contains(all, "a7") || !strings.Contains(all, "seven@x") {
+		t.Fatalf("the file after the deletions:\n%s", all)
+	}
 	db = openCounting(t, path, &c)
 	defer db.Close()
 	check(db)
 	// The victim comes back: a person of its own, not the attacker's.
-	mustAppend(t, db, ev("s", "$pageview", "user-42", 7))
+	mustAppend(t, db, ev("s", "$pageview", "user-42", 9), ev("s", "$pageview", "a7", 10))
 	if got := personIDs(t, db, "user-42"); got != "user-42" {
 		t.Fatalf("returning victim's person: %q", got)
+	}
+	if got := personIDs(t, db, "a7"); got != "a7" {
+		t.Fatalf("returning anonymous id's person: %q", got)
 	}
 }
 

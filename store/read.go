@@ -5,8 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -454,15 +454,16 @@ func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) err
 
 // DeletePerson removes every event and recording of the person named by id
 // from the log and from memory, then rewrites the log file so that nothing
-// of theirs is left on disk. The refused link events that named one of the
-// person's ids go too: they carry its id, and a replay of a log without the
-// person would accept them (see people).
+// of theirs is left on disk. The refused link events of others that named
+// one of the person's ids lose that id: the person's id is gone from the
+// log, and a replay of the log without the person's events (where such a
+// link would merge) gives the persons memory has (see people).
 //
 // Captures go on meanwhile: the rows are found under the read lock and
-// deleted block by block (deleteRows), and the write lock is held only to
+// rewritten outside it (rewriteRows), and the write lock is held only to
 // mark rows and, at the end, to check that no event of the person came in
 // since and forget the person, all in time linear in the person's ids and
-// rows. When events of the person did come in, another pass deletes them.
+// rows. When events of the person did come in, another pass takes them.
 func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	t := s.table(site)
 	if t == nil {
@@ -479,20 +480,24 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	if !ok {
 		return ErrNotFound
 	}
+	stripped := make(map[int]bool)
 	var dids map[string]bool
 	for pass := 0; ; pass++ {
 		if err := t.rlock(); err != nil {
 			return err
 		}
-		rows := t.deletionRows(d, 0)
+		drop, strip := t.deletionRows(d, 0, stripped)
 		seen := t.rows()
 		t.mu.RUnlock()
-		if pass == 0 && len(rows) == 0 {
+		if pass == 0 && len(drop) == 0 {
 			return ErrNotFound
 		}
-		if len(rows) > 0 {
-			if err := s.deleteRows(t, rows); err != nil {
+		if len(drop) > 0 || len(strip) > 0 {
+			if err := s.rewriteRows(t, drop, strip); err != nil {
 				return err
+			}
+			for row := range strip {
+				stripped[row] = true
 			}
 		}
 		if testHookDeletePass != nil {
@@ -504,7 +509,7 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 		if err := t.lock(); err != nil {
 			return err
 		}
-		if len(t.deletionRows(d, seen)) > 0 {
+		if drop, strip := t.deletionRows(d, seen, stripped); len(drop) > 0 || len(strip) > 0 {
 			t.mu.Unlock()
 			continue
 		}
@@ -523,25 +528,29 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 }
 
 // testHookDeletePass, set by tests, runs after each pass of DeletePerson
-// has deleted its rows, with no lock held.
+// has rewritten its rows, with no lock held.
 var testHookDeletePass func(pass int)
 
-// deletionRows returns, ascending, the live rows from row from on that
-// deleting d's person deletes: its events and the refused link events that
-// named one of its ids. The caller holds t.mu.
-func (t *table) deletionRows(d uint32, from int) []int {
-	rows := t.personRows(t.people.rootOf(d), from)
-	n := len(rows)
+// deletionRows returns what deleting d's person changes from row from on,
+// leaving out the rows in done: drop, ascending, the live rows of its
+// events; strip, the live refused link events of others that named one of
+// its ids, with the property that named it. The caller holds t.mu.
+func (t *table) deletionRows(d uint32, from int, done map[int]bool) (drop []int, strip map[int]string) {
+	r := t.people.rootOf(d)
+	drop = t.personRows(r, from)
 	for _, row := range t.people.refusedNaming(d) {
-		if row >= from && t.ts.at(row) != deletedTime {
-			rows = append(rows, row)
+		if row < from || done[row] || t.ts.at(row) == deletedTime || t.people.rootOf(t.did.at(row)) == r {
+			continue
+		}
+		if strip == nil {
+			strip = make(map[int]string)
+		}
+		strip[row] = "alias"
+		if t.name.value(row) == "$identify" {
+			strip[row] = "$anon_distinct_id"
 		}
 	}
-	if len(rows) > n {
-		slices.Sort(rows)
-		rows = slices.Compact(rows)
-	}
-	return rows
+	return drop, strip
 }
 
 // shrink rewrites the log file from memory: buntdb only appends, so deleted
@@ -555,12 +564,27 @@ func (s *DB) shrink() error {
 
 // deleteRows removes the events of rows (ascending) from their blocks and
 // marks the rows deleted. The caller holds s.maint.
-func (s *DB) deleteRows(t *table, rows []int) error {
+func (s *DB) deleteRows(t *table, rows []int) error { return s.rewriteRows(t, rows, nil) }
+
+// rewriteRows removes the events of drop (ascending) from their blocks and
+// marks those rows deleted, and rewrites the events of the rows in strip
+// without the property strip names. The caller holds s.maint.
+func (s *DB) rewriteRows(t *table, drop []int, strip map[int]string) error {
 	type change struct {
 		bi   int
 		ref  blockRef
-		rows []int
+		rows []int // dropped
 		val  string
+	}
+	rows := slices.Clone(drop)
+	for row := range strip {
+		rows = append(rows, row)
+	}
+	slices.Sort(rows)
+	rows = slices.Compact(rows)
+	dropped := make(map[int]bool, len(drop))
+	for _, row := range drop {
+		dropped[row] = true
 	}
 	var changes []*change
 	t.mu.RLock()
@@ -570,20 +594,32 @@ func (s *DB) deleteRows(t *table, rows []int) error {
 			changes = append(changes, &change{bi: bi, ref: t.blocks[bi]})
 		}
 		c := changes[len(changes)-1]
-		c.rows = append(c.rows, row)
+		if dropped[row] {
+			c.rows = append(c.rows, row)
+		}
 	}
 	t.mu.RUnlock()
 
 	for _, c := range changes {
 		var keep []rawRef
-		drop := make(map[int]bool, len(c.rows))
-		for _, row := range c.rows {
-			drop[row] = true
-		}
+		var own *decodedBlock // a copy of the block's events, to strip
 		err := s.forEachStored([]blockRef{c.ref}, func(row int, d *decodedBlock, i int) {
-			if !drop[row] {
-				keep = append(keep, rawRef{d, i})
+			if dropped[row] {
+				return
 			}
+			key, ok := strip[row]
+			if !ok {
+				keep = append(keep, rawRef{d, i})
+				return
+			}
+			if own == nil {
+				cp := *d // d may be the cache's: change a copy
+				cp.events = slices.Clone(d.events)
+				own = &cp
+			}
+			ev := &own.events[i]
+			ev.props = slices.DeleteFunc(slices.Clone(ev.props), func(p rawProp) bool { return own.strs[p.key] == key })
+			keep = append(keep, rawRef{own, i})
 		})
 		if err != nil {
 			return err
@@ -626,6 +662,11 @@ func (s *DB) deleteRows(t *table, rows []int) error {
 		b.compressed = true
 		b.size = len(c.val)
 		s.bc.drop(c.ref.key)
+	}
+	for row, key := range strip {
+		if col := t.colByKey[key]; col != nil && row < col.len() {
+			col.setCode(row, 0)
+		}
 	}
 	return nil
 }
