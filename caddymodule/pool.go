@@ -42,10 +42,14 @@ func openStore(path string, sync store.SyncPolicy, logger *zap.Logger) (*store.D
 			}
 		}
 		start := time.Now()
+		initMetrics()
 		db, err := store.Open(key, store.Options{
 			Sync: sync,
 			OnError: func(err error) {
 				logger.Error("analytics store", zap.String("db", key), zap.Error(err))
+			},
+			OnMergeRefused: func(site string) {
+				analyticsMetrics.rejected.WithLabelValues(site, "merge_refused").Inc()
 			},
 		})
 		if err != nil {
