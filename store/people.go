@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/sha256"
+	"slices"
 	"strings"
 	"sync"
 
@@ -220,17 +221,10 @@ func (p *people) members(d uint32) []uint32 {
 	return []uint32{l}
 }
 
-// refusedNaming returns the rows of refused link events that named an id of
-// d's person.
-func (p *people) refusedNaming(d uint32) []int {
-	var rows []int
-	l := p.lead[d]
-	for _, rf := range p.refused {
-		if p.lead[rf.other] == l {
-			rows = append(rows, rf.row)
-		}
-	}
-	return rows
+// dropRefusals forgets the refusals of the rows drop says, once their
+// events no longer name the other id.
+func (p *people) dropRefusals(drop func(row int) bool) {
+	p.refused = slices.DeleteFunc(p.refused, func(rf refusal) bool { return drop(rf.row) })
 }
 
 // forget detaches every distinct id of d's person and drops its properties

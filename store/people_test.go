@@ -341,3 +341,51 @@ func TestPersonLookupsOnDeepChain(t *testing.T) {
 		t.Fatalf("refusals %d", c.get("s"))
 	}
 }
+
+// TestRetentionKeepsRefusalsRefused: the event that identified user-42 ages
+// out while the attacker's refused alias does not. The alias loses the id
+// it named, so that a replay, where nothing identifies user-42 any more,
+// does not hand user-42 to the attacker.
+func TestRetentionKeepsRefusalsRefused(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), "ret.db")
+	var c refusalCounter
+	db, err := Open(path, Options{Now: func() time.Time { return now }, CompactEvery: time.Hour, OnMergeRefused: c.inc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, recent := now.Add(-40*24*time.Hour).UnixMilli(), now.Add(-time.Hour).UnixMilli()
+	mustAppend(t, db, ev("s", "$identify", "user-42", old, "$anon_distinct_id", "a1"))
+	mustAppend(t, db,
+		ev("s", "$pageview", "user-42", recent, "$pathname", "/account"),
+		ev("s", "$create_alias", "attacker-1", recent+1, "alias", "user-42"),
+		ev("s", "$pageview", "attacker-1", recent+2),
+	)
+	if c.get("s") != 1 {
+		t.Fatalf("refusals %d", c.get("s"))
+	}
+	db.SetRetention("s", 30*24*time.Hour)
+	if err := db.ApplyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(db *DB) {
+		t.Helper()
+		if got := personIDs(t, db, "attacker-1"); got != "attacker-1" {
+			t.Fatalf("attacker's person: %q", got)
+		}
+		if got := eventDIDs(t, db, "attacker-1"); got != "$create_alias:attacker-1 $pageview:attacker-1" {
+			t.Fatalf("attacker's events: %s", got)
+		}
+		if got := eventDIDs(t, db, "user-42"); got != "$pageview:user-42" {
+			t.Fatalf("user-42's events: %s", got)
+		}
+	}
+	check(db)
+	db.Close()
+	db, err = Open(path, Options{Now: func() time.Time { return now }, CompactEvery: time.Hour, OnMergeRefused: c.inc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check(db)
+}

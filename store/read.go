@@ -538,18 +538,10 @@ var testHookDeletePass func(pass int)
 func (t *table) deletionRows(d uint32, from int, done map[int]bool) (drop []int, strip map[int]string) {
 	r := t.people.rootOf(d)
 	drop = t.personRows(r, from)
-	for _, row := range t.people.refusedNaming(d) {
-		if row < from || done[row] || t.ts.at(row) == deletedTime || t.people.rootOf(t.did.at(row)) == r {
-			continue
-		}
-		if strip == nil {
-			strip = make(map[int]string)
-		}
-		strip[row] = "alias"
-		if t.name.value(row) == "$identify" {
-			strip[row] = "$anon_distinct_id"
-		}
-	}
+	l := t.people.lead[d]
+	strip = t.refusedLinks(func(rf refusal) bool {
+		return rf.row >= from && !done[rf.row] && t.people.lead[rf.other] == l && t.people.rootOf(t.did.at(rf.row)) != r
+	})
 	return drop, strip
 }
 
@@ -563,8 +555,46 @@ func (s *DB) shrink() error {
 }
 
 // deleteRows removes the events of rows (ascending) from their blocks and
-// marks the rows deleted. The caller holds s.maint.
-func (s *DB) deleteRows(t *table, rows []int) error { return s.rewriteRows(t, rows, nil) }
+// marks the rows deleted; retention uses it. The refused link events that
+// remain lose the id they named: a replay of the log without the deleted
+// events, which may be the ones that made that id's person identified,
+// could otherwise accept them. The caller holds s.maint.
+func (s *DB) deleteRows(t *table, rows []int) error {
+	t.mu.RLock()
+	gone := make(map[int]bool, len(rows))
+	for _, row := range rows {
+		gone[row] = true
+	}
+	strip := t.refusedLinks(func(rf refusal) bool { return !gone[rf.row] })
+	t.mu.RUnlock()
+	if err := s.rewriteRows(t, rows, strip); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.people.dropRefusals(func(row int) bool { _, ok := strip[row]; return ok || gone[row] })
+	t.mu.Unlock()
+	return nil
+}
+
+// refusedLinks returns the live rows of the refused link events that take
+// says to take, with the property that names the other id. The caller holds
+// t.mu.
+func (t *table) refusedLinks(take func(rf refusal) bool) map[int]string {
+	var out map[int]string
+	for _, rf := range t.people.refused {
+		if t.ts.at(rf.row) == deletedTime || !take(rf) {
+			continue
+		}
+		if out == nil {
+			out = make(map[int]string)
+		}
+		out[rf.row] = "alias"
+		if t.name.value(rf.row) == "$identify" {
+			out[rf.row] = "$anon_distinct_id"
+		}
+	}
+	return out
+}
 
 // rewriteRows removes the events of drop (ascending) from their blocks and
 // marks those rows deleted, and rewrites the events of the rows in strip
