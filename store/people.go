@@ -102,11 +102,6 @@ func (p *people) roots() []uint32 {
 	return out
 }
 
-// isIdentified reports whether d's person is identified.
-func (p *people) isIdentified(d uint32) bool {
-	return int(d) < len(p.lead) && p.identified[p.lead[d]]
-}
-
 // size returns the number of ids of the person led by l.
 func (p *people) size(l uint32) int {
 	if g := p.group[l]; g != nil {
@@ -155,10 +150,9 @@ func (p *people) link(keep, other uint32) {
 }
 
 // apply processes the person effects of the event ev, stored at row, whose
-// distinct id has code d. It reports whether the event's link was refused.
-func (p *people) apply(dids *dict, d uint32, ev *Event, row int) bool {
+// distinct id has code d; a refused link is counted in nRefused.
+func (p *people) apply(dids *dict, d uint32, ev *Event, row int) {
 	p.grow(dids.size())
-	refused := false
 	if ev.Name == "$identify" || ev.Name == "$create_alias" {
 		// The event identifies its sender first; see the type's comment.
 		p.identified[p.lead[d]] = true
@@ -174,7 +168,6 @@ func (p *people) apply(dids *dict, d uint32, ev *Event, row int) bool {
 			case p.identified[p.lead[o]]:
 				p.refused = append(p.refused, refusal{row, o})
 				p.nRefused++
-				refused = true
 			default:
 				p.link(d, o)
 			}
@@ -184,7 +177,7 @@ func (p *people) apply(dids *dict, d uint32, ev *Event, row int) bool {
 	once, hasOnce := ev.Props.Get("$set_once")
 	unset, hasUnset := ev.Props.Get("$unset")
 	if !hasSet && !hasOnce && !hasUnset {
-		return refused
+		return
 	}
 	r := p.rootOf(d)
 	props := p.props[r]
@@ -205,7 +198,6 @@ func (p *people) apply(dids *dict, d uint32, ev *Event, row int) bool {
 	} else {
 		delete(p.props, r)
 	}
-	return refused
 }
 
 // members returns the distinct-id codes of d's person, in no particular

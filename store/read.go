@@ -571,7 +571,7 @@ func (s *DB) deleteRows(t *table, rows []int) error {
 		return err
 	}
 	t.mu.Lock()
-	t.people.dropRefusals(func(row int) bool { _, ok := strip[row]; return ok || gone[row] })
+	t.people.dropRefusals(func(row int) bool { _, ok := strip[row]; return ok || t.ts.at(row) == deletedTime })
 	t.mu.Unlock()
 	return nil
 }
