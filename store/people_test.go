@@ -258,14 +258,20 @@ func TestDeletePersonWhileCapturing(t *testing.T) {
 			t.Fatalf("%s did not complete", what)
 		}
 	}
-	select {
-	case p := <-parked:
-		if p != 0 {
-			t.Fatalf("first pass %d", p)
+	waitPass := func(want int) {
+		t.Helper()
+		select {
+		case p := <-parked:
+			if p != want {
+				t.Fatalf("pass %d, want %d", p, want)
+			}
+		case err := <-done:
+			t.Fatalf("deletion ended before pass %d: %v", want, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no pass %d", want)
 		}
-	case err := <-done:
-		t.Fatalf("deletion ended without a pass: %v", err)
 	}
+	waitPass(0)
 	captured := make(chan error, 1)
 	go func() {
 		_, err := db.Append(ctx, []*Event{ev("s", "$pageview", "bystander", 3), ev("s", "$pageview", "a-17", 4, "$pathname", "/late")})
@@ -278,9 +284,7 @@ func TestDeletePersonWhileCapturing(t *testing.T) {
 	default:
 	}
 	resume <- struct{}{}
-	if p := <-parked; p != 1 { // the late event of a-17 needs a second pass
-		t.Fatalf("second pass %d", p)
-	}
+	waitPass(1) // the late event of a-17 needs a second pass
 	resume <- struct{}{}
 	wait("deletion", done)
 	check := func(db *DB) {
