@@ -46,12 +46,16 @@ func openStore(path string, sync store.SyncPolicy, logger *zap.Logger) (*store.D
 	}
 	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		start := time.Now()
+		initMetrics()
 		db, err := store.Open(key, store.Options{
 			Sync: sync,
 			OnError: func(err error) {
 				logger.Error("analytics store", zap.String("db", key), zap.Error(err))
 			},
 			OnDamage: func(r store.DamageReport) { logDamage(logger, r) },
+			OnMergeRefused: func(site string) {
+				analyticsMetrics.rejected.WithLabelValues(site, "merge_refused").Inc()
+			},
 		})
 		if _, locked := errors.AsType[*store.LockedError](err); locked {
 			return nil, fmt.Errorf("analytics db %w", err) // "analytics db /x/a.db: in use by pid ..."

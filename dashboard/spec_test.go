@@ -224,6 +224,27 @@ func specDataset() specData {
 			add("$pageview", anon[0], rtime(), map[string]string{"$pathname": "/server"})
 		}
 	}
+	// Hijack attempts: attackers alias or identify ids of others (users,
+	// anonymous visitors, CRM ids, other attackers), and victims' ids name
+	// attackers. Which of them SPEC §4's merge rule refuses depends on what
+	// was identified when each arrives, in the shuffled order below.
+	for a := 0; a < 40; a++ {
+		me := fmt.Sprintf("attacker-%d", a)
+		add("$pageview", me, rtime(), map[string]string{"$session_id": fmt.Sprintf("atk-%d", a), "$pathname": "/login", "$browser": "Chrome"})
+		h := rng.Intn(humans)
+		victim := pick([]string{fmt.Sprintf("user-%d", h), fmt.Sprintf("anon-%d-0", h), fmt.Sprintf("crm-%d", h), fmt.Sprintf("attacker-%d", (a+1)%40)})
+		switch rng.Intn(3) {
+		case 0:
+			add("$create_alias", me, rtime(), map[string]string{"alias": victim})
+		case 1:
+			add("$identify", me, rtime(), map[string]string{"$anon_distinct_id": victim})
+		default:
+			add("$create_alias", victim, rtime(), map[string]string{"alias": me})
+		}
+		if a%8 == 0 {
+			probes = append(probes, me, victim)
+		}
+	}
 	// A chain across humans: user-1 is aliased to user-2's CRM id.
 	add("$create_alias", "user-1", time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), map[string]string{"alias": "user-2"})
 	// Events exactly at the range boundaries.
@@ -302,13 +323,15 @@ func specDataset() specData {
 
 // specRef is the reference: the events kept and the persons.
 type specRef struct {
-	evs    []sEv
-	parent map[string]string
-	ids    map[string][]string // root → ids
+	evs        []sEv
+	parent     map[string]string
+	identified map[string]bool     // by root
+	refused    []sEv               // link events the merge rule refused
+	ids        map[string][]string // root → ids
 }
 
 func newSpecRef(d specData) *specRef {
-	r := &specRef{parent: map[string]string{}, ids: map[string][]string{}}
+	r := &specRef{parent: map[string]string{}, identified: map[string]bool{}, ids: map[string][]string{}}
 	seen := map[string]bool{}
 	for _, b := range d.sent {
 		for _, e := range b {
@@ -319,18 +342,10 @@ func newSpecRef(d specData) *specRef {
 			r.evs = append(r.evs, e)
 		}
 	}
+	// Links take effect in the order the events were sent.
 	for _, e := range r.evs {
 		r.find(e.did)
-		switch e.name {
-		case "$identify":
-			if a := e.props["$anon_distinct_id"]; a != "" {
-				r.union(a, e.did)
-			}
-		case "$create_alias":
-			if a := e.props["alias"]; a != "" {
-				r.union(a, e.did)
-			}
-		}
+		r.link(e)
 	}
 	for id := range r.parent {
 		root := r.find(id)
@@ -360,7 +375,36 @@ func (r *specRef) union(a, b string) {
 	ra, rb := r.find(a), r.find(b)
 	if ra != rb {
 		r.parent[ra] = rb
+		r.identified[rb] = r.identified[rb] || r.identified[ra]
 	}
+}
+
+// link applies SPEC §4 to e: "a person is identified once one of its ids
+// was the distinct_id of an $identify or a $create_alias; a link whose two
+// sides are both identified persons is refused".
+func (r *specRef) link(e sEv) {
+	var other string
+	switch e.name {
+	case "$identify":
+		other = e.props["$anon_distinct_id"]
+	case "$create_alias":
+		other = e.props["alias"]
+	default:
+		return
+	}
+	r.identified[r.find(e.did)] = true
+	if other == "" {
+		return
+	}
+	a, b := r.find(e.did), r.find(other)
+	if a == b {
+		return
+	}
+	if r.identified[a] && r.identified[b] {
+		r.refused = append(r.refused, e)
+		return
+	}
+	r.union(other, e.did)
 }
 
 func (r *specRef) person(did string) string { return r.find(did) }
@@ -773,7 +817,10 @@ func TestSpecDashboard(t *testing.T) {
 		nsent += len(b)
 	}
 	s := &specT{env: e, ref: newSpecRef(d)}
-	t.Logf("%d events sent, %d kept, %d persons", nsent, len(s.ref.evs), len(s.ref.ids))
+	t.Logf("%d events sent, %d kept, %d persons, %d links refused", nsent, len(s.ref.evs), len(s.ref.ids), len(s.ref.refused))
+	if len(s.ref.refused) < 10 {
+		t.Fatalf("only %d links refused: the data should try the merge rule", len(s.ref.refused))
+	}
 	sem := specSem{true, false} // used where it makes no difference
 
 	t.Run("stats", func(t *testing.T) {
@@ -1036,15 +1083,31 @@ func TestSpecDashboard(t *testing.T) {
 		for root, ids := range s.ref.ids {
 			before[root] = id(ids[0])
 		}
-		a, b := id("anon-10-0"), id("anon-11-0")
+		// anon-10-0 takes in the next anonymous visitor who is a person of
+		// their own, not identified (a merge the rule allows).
+		other := ""
+		for h := 11; other == ""; h++ {
+			if x := fmt.Sprintf("anon-%d-0", h); len(s.ref.ids[s.ref.find(x)]) == 1 && !s.ref.identified[s.ref.find(x)] {
+				other = x
+			}
+		}
+		a, b := id("anon-10-0"), id(other)
 		// new events of known persons and a merge of two persons
 		later := []sEv{
 			{uuid: "0f000000-0000-4000-8000-000000000001", name: "$pageview", did: "anon-12-0", t: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC).UnixMilli(), props: map[string]string{}},
-			{uuid: "0f000000-0000-4000-8000-000000000002", name: "$identify", did: "anon-10-0", t: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC).UnixMilli(), props: map[string]string{"$anon_distinct_id": "anon-11-0"}},
+			{uuid: "0f000000-0000-4000-8000-000000000002", name: "$identify", did: "anon-10-0", t: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC).UnixMilli(), props: map[string]string{"$anon_distinct_id": other}},
+			// and a refused one: anon-10-0 is identified now, so is the other
+			{uuid: "0f000000-0000-4000-8000-000000000003", name: "$create_alias", did: "attacker-late", t: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC).UnixMilli(), props: map[string]string{"alias": "anon-10-0"}},
 		}
-		e.add(later[0].store(), later[1].store())
+		e.add(later[0].store(), later[1].store(), later[2].store())
 		s.ref.evs = append(s.ref.evs, later...)
-		s.ref.union("anon-10-0", "anon-11-0")
+		for _, x := range later {
+			s.ref.find(x.did)
+			s.ref.link(x)
+		}
+		if s.ref.find(other) != s.ref.find("anon-10-0") || s.ref.find("attacker-late") == s.ref.find("anon-10-0") {
+			t.Fatal("the reference did not take the merge as expected")
+		}
 		// answers follow the merge
 		q := specQ{from: "2026-10-20", to: "2026-11-30"}
 		var st map[string]float64
@@ -1066,8 +1129,9 @@ func TestSpecDashboard(t *testing.T) {
 				t.Errorf("funnel after a merge: got %v want %v", fu, want)
 			}
 		}
-		s.checkEvents(t, q, "anon-11-0")
-		merged := id("anon-11-0")
+		s.checkEvents(t, q, other)
+		s.checkEvents(t, q, "attacker-late")
+		merged := id(other)
 		if merged != id("anon-10-0") || (merged != a && merged != b) {
 			t.Errorf("merged person id %s, before %s and %s", merged, a, b)
 		}

@@ -182,11 +182,16 @@ func (s *DB) applyBatch(sb *siteBatch, size int) {
 	t := sb.t
 	t.mu.Lock()
 	first := t.rows()
+	refused := t.people.nRefused
 	for i, ev := range sb.events {
 		t.add(ev, sb.keys[i])
 	}
+	refused = t.people.nRefused - refused
 	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size})
 	t.mu.Unlock()
+	for ; refused > 0 && s.opts.OnMergeRefused != nil; refused-- {
+		s.opts.OnMergeRefused(t.site)
+	}
 	if s.pending.Add(int64(len(sb.events))) >= int64(s.opts.CompactAfter) {
 		select {
 		case s.compactCh <- struct{}{}:

@@ -39,6 +39,10 @@ type Options struct {
 	CompactEvery time.Duration
 	// OnError reports background failures (compaction, retention).
 	OnError func(error)
+	// OnMergeRefused is called once for every ingested link event that the
+	// merge rule refused (SPEC §4: a link never joins two identified
+	// persons), with its site; not while the log is replayed at start.
+	OnMergeRefused func(site string)
 	// OnDamage reports, once Open has recovered, what it found damaged
 	// in the file and what it set aside; not called for a clean file.
 	OnDamage func(DamageReport)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -252,17 +253,20 @@ func (t *table) personFirstSeen(roots []uint32) map[uint32]int64 {
 	return first
 }
 
-// person builds the Person rooted at r; the caller holds t.mu (read).
-func (t *table) person(roots []uint32, r uint32, created int64) Person {
+// person builds the Person rooted at r, its distinct ids in the order they
+// were first seen; the caller holds t.mu (read). It takes time linear in
+// the person's ids (roots is not needed, and kept for the callers).
+func (t *table) person(_ []uint32, r uint32, created int64) Person {
 	p := Person{
 		ID:         PersonID(t.site, t.dids.str(r)),
 		Properties: append(Props(nil), t.people.props[r]...),
 		CreatedAt:  created,
 	}
-	for d := 1; d < len(roots); d++ {
-		if roots[d] == r {
-			p.DistinctIDs = append(p.DistinctIDs, t.dids.str(uint32(d)))
-		}
+	ids := slices.Clone(t.people.members(r))
+	slices.Sort(ids)
+	p.DistinctIDs = make([]string, len(ids))
+	for i, d := range ids {
+		p.DistinctIDs[i] = t.dids.str(d)
 	}
 	return p
 }
@@ -333,14 +337,14 @@ func (s *DB) Persons(ctx context.Context, q PersonQuery) ([]Person, error) {
 
 // resolvePerson finds the root of the person named by id (a person id or a
 // distinct id); the caller holds t.mu (read).
-func (t *table) resolvePerson(roots []uint32, id string) (uint32, bool) {
+func (t *table) resolvePerson(id string) (uint32, bool) {
 	if k, ok := parseUUID(id); ok {
 		if d, ok := t.people.lookupID(t.site, t.dids, k); ok {
-			return roots[d], true
+			return t.people.rootOf(d), true
 		}
 	}
 	if d, ok := t.dids.lookup(id); ok && d != 0 {
-		return roots[d], true
+		return t.people.rootOf(d), true
 	}
 	return 0, false
 }
@@ -356,27 +360,26 @@ func (s *DB) Person(ctx context.Context, site, id string) (*Person, error) {
 		return nil, err
 	}
 	defer t.mu.RUnlock()
-	roots := t.people.roots()
-	r, ok := t.resolvePerson(roots, id)
+	r, ok := t.resolvePerson(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	created, ok := t.firstSeenOf(roots, r)
+	created, ok := t.firstSeenOf(r)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	p := t.person(roots, r, created)
+	p := t.person(nil, r, created)
 	return &p, nil
 }
 
 // firstSeenOf returns the first live event time of the person rooted at r.
-func (t *table) firstSeenOf(roots []uint32, r uint32) (int64, bool) {
+func (t *table) firstSeenOf(r uint32) (int64, bool) {
 	var first int64
 	found := false
 	n := t.rows()
 	for row := 0; row < n; row++ {
 		ts := t.ts.at(row)
-		if ts == deletedTime || roots[t.did.at(row)] != r {
+		if ts == deletedTime || t.people.rootOf(t.did.at(row)) != r {
 			continue
 		}
 		if !found || ts < first {
@@ -386,13 +389,13 @@ func (t *table) firstSeenOf(roots []uint32, r uint32) (int64, bool) {
 	return first, found
 }
 
-// personRows returns the live rows of the person rooted at r, in commit
-// order; the caller holds t.mu (read).
-func (t *table) personRows(roots []uint32, r uint32) []int {
+// personRows returns the live rows from row from on of the person rooted at
+// r, in commit order; the caller holds t.mu (read).
+func (t *table) personRows(r uint32, from int) []int {
 	var rows []int
 	n := t.rows()
-	for row := 0; row < n; row++ {
-		if t.ts.at(row) != deletedTime && roots[t.did.at(row)] == r {
+	for row := from; row < n; row++ {
+		if t.ts.at(row) != deletedTime && t.people.rootOf(t.did.at(row)) == r {
 			rows = append(rows, row)
 		}
 	}
@@ -411,17 +414,16 @@ func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) err
 		return err
 	}
 	defer t.mu.RUnlock()
-	roots := t.people.roots()
-	r, ok := t.resolvePerson(roots, id)
+	r, ok := t.resolvePerson(id)
 	if !ok {
 		return ErrNotFound
 	}
-	rows := t.personRows(roots, r)
+	rows := t.personRows(r, 0)
 	if len(rows) == 0 {
 		return ErrNotFound
 	}
-	created, _ := t.firstSeenOf(roots, r)
-	p := t.person(roots, r, created)
+	created, _ := t.firstSeenOf(r)
+	p := t.person(nil, r, created)
 	b := append([]byte(`{"type":"person","person":`), p.AppendJSON(nil)...)
 	b = append(b, "}\n"...)
 	if _, err := w.Write(b); err != nil {
@@ -452,7 +454,16 @@ func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) err
 
 // DeletePerson removes every event and recording of the person named by id
 // from the log and from memory, then rewrites the log file so that nothing
-// of theirs is left on disk.
+// of theirs is left on disk. The refused link events of others that named
+// one of the person's ids lose that id: the person's id is gone from the
+// log, and a replay of the log without the person's events (where such a
+// link would merge) gives the persons memory has (see people).
+//
+// Captures go on meanwhile: the rows are found under the read lock and
+// rewritten outside it (rewriteRows), and the write lock is held only to
+// mark rows and, at the end, to check that no event of the person came in
+// since and forget the person, all in time linear in the person's ids and
+// rows. When events of the person did come in, another pass takes them.
 func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	t := s.table(site)
 	if t == nil {
@@ -464,32 +475,74 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 	if err := t.rlock(); err != nil {
 		return err
 	}
-	roots := t.people.roots()
-	r, ok := t.resolvePerson(roots, id)
-	var rows []int
-	if ok {
-		rows = t.personRows(roots, r)
-	}
+	d, ok := t.resolvePerson(id) // any id of the person names it in every pass
 	t.mu.RUnlock()
-	if !ok || len(rows) == 0 {
+	if !ok {
 		return ErrNotFound
 	}
-	if err := s.deleteRows(t, rows); err != nil {
-		return err
+	stripped := make(map[int]bool)
+	var dids map[string]bool
+	for pass := 0; ; pass++ {
+		if err := t.rlock(); err != nil {
+			return err
+		}
+		drop, strip := t.deletionRows(d, 0, stripped)
+		seen := t.rows()
+		t.mu.RUnlock()
+		if pass == 0 && len(drop) == 0 {
+			return ErrNotFound
+		}
+		if len(drop) > 0 || len(strip) > 0 {
+			if err := s.rewriteRows(t, drop, strip); err != nil {
+				return err
+			}
+			for row := range strip {
+				stripped[row] = true
+			}
+		}
+		if testHookDeletePass != nil {
+			testHookDeletePass(pass)
+		}
+		if ctxDone(ctx) && pass > 0 {
+			return ctx.Err()
+		}
+		if err := t.lock(); err != nil {
+			return err
+		}
+		if drop, strip := t.deletionRows(d, seen, stripped); len(drop) > 0 || len(strip) > 0 {
+			t.mu.Unlock()
+			continue
+		}
+		dids = make(map[string]bool)
+		for _, m := range t.people.members(d) {
+			dids[t.dids.str(m)] = true
+		}
+		t.people.forget(d)
+		t.mu.Unlock()
+		break
 	}
-	if err := t.lock(); err != nil {
-		return err
-	}
-	dids := make(map[string]bool)
-	for _, d := range t.people.members(r) {
-		dids[t.dids.str(d)] = true
-	}
-	t.people.forget(r)
-	t.mu.Unlock()
 	if err := s.deleteRecordingsOf(site, func(ri *RecordingInfo) bool { return dids[ri.DistinctID] }); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return s.shrink()
+}
+
+// testHookDeletePass, set by tests, runs after each pass of DeletePerson
+// has rewritten its rows, with no lock held.
+var testHookDeletePass func(pass int)
+
+// deletionRows returns what deleting d's person changes from row from on,
+// leaving out the rows in done: drop, ascending, the live rows of its
+// events; strip, the live refused link events of others that named one of
+// its ids, with the property that named it. The caller holds t.mu.
+func (t *table) deletionRows(d uint32, from int, done map[int]bool) (drop []int, strip map[int]string) {
+	r := t.people.rootOf(d)
+	drop = t.personRows(r, from)
+	l := t.people.lead[d]
+	strip = t.refusedLinks(func(rf refusal) bool {
+		return rf.row >= from && !done[rf.row] && t.people.lead[rf.other] == l && t.people.rootOf(t.did.at(rf.row)) != r
+	})
+	return drop, strip
 }
 
 // shrink rewrites the log file from memory: buntdb only appends, so deleted
@@ -502,13 +555,66 @@ func (s *DB) shrink() error {
 }
 
 // deleteRows removes the events of rows (ascending) from their blocks and
-// marks the rows deleted. The caller holds s.maint.
+// marks the rows deleted; retention uses it. The refused link events that
+// remain lose the id they named: a replay of the log without the deleted
+// events, which may be the ones that made that id's person identified,
+// could otherwise accept them. The caller holds s.maint.
 func (s *DB) deleteRows(t *table, rows []int) error {
+	t.mu.RLock()
+	gone := make(map[int]bool, len(rows))
+	for _, row := range rows {
+		gone[row] = true
+	}
+	strip := t.refusedLinks(func(rf refusal) bool { return !gone[rf.row] })
+	t.mu.RUnlock()
+	if err := s.rewriteRows(t, rows, strip); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.people.dropRefusals(func(row int) bool { _, ok := strip[row]; return ok || t.ts.at(row) == deletedTime })
+	t.mu.Unlock()
+	return nil
+}
+
+// refusedLinks returns the live rows of the refused link events that take
+// says to take, with the property that names the other id. The caller holds
+// t.mu.
+func (t *table) refusedLinks(take func(rf refusal) bool) map[int]string {
+	var out map[int]string
+	for _, rf := range t.people.refused {
+		if t.ts.at(rf.row) == deletedTime || !take(rf) {
+			continue
+		}
+		if out == nil {
+			out = make(map[int]string)
+		}
+		out[rf.row] = "alias"
+		if t.name.value(rf.row) == "$identify" {
+			out[rf.row] = "$anon_distinct_id"
+		}
+	}
+	return out
+}
+
+// rewriteRows removes the events of drop (ascending) from their blocks and
+// marks those rows deleted, and rewrites the events of the rows in strip
+// without the property strip names. The caller holds s.maint.
+func (s *DB) rewriteRows(t *table, drop []int, strip map[int]string) error {
 	type change struct {
 		bi   int
 		ref  blockRef
-		rows []int
+		rows []int // dropped
 		val  string
+	}
+	rows := slices.Clone(drop)
+	for row := range strip {
+		rows = append(rows, row)
+	}
+	slices.Sort(rows)
+	rows = slices.Compact(rows)
+	dropped := make(map[int]bool, len(drop))
+	for _, row := range drop {
+		dropped[row] = true
 	}
 	var changes []*change
 	t.mu.RLock()
@@ -518,20 +624,32 @@ func (s *DB) deleteRows(t *table, rows []int) error {
 			changes = append(changes, &change{bi: bi, ref: t.blocks[bi]})
 		}
 		c := changes[len(changes)-1]
-		c.rows = append(c.rows, row)
+		if dropped[row] {
+			c.rows = append(c.rows, row)
+		}
 	}
 	t.mu.RUnlock()
 
 	for _, c := range changes {
 		var keep []rawRef
-		drop := make(map[int]bool, len(c.rows))
-		for _, row := range c.rows {
-			drop[row] = true
-		}
+		var own *decodedBlock // a copy of the block's events, to strip
 		err := s.forEachStored([]blockRef{c.ref}, func(row int, d *decodedBlock, i int) {
-			if !drop[row] {
-				keep = append(keep, rawRef{d, i})
+			if dropped[row] {
+				return
 			}
+			key, ok := strip[row]
+			if !ok {
+				keep = append(keep, rawRef{d, i})
+				return
+			}
+			if own == nil {
+				cp := *d // d may be the cache's: change a copy
+				cp.events = slices.Clone(d.events)
+				own = &cp
+			}
+			ev := &own.events[i]
+			ev.props = slices.DeleteFunc(slices.Clone(ev.props), func(p rawProp) bool { return own.strs[p.key] == key })
+			keep = append(keep, rawRef{own, i})
 		})
 		if err != nil {
 			return err
@@ -574,6 +692,11 @@ func (s *DB) deleteRows(t *table, rows []int) error {
 		b.compressed = true
 		b.size = len(c.val)
 		s.bc.drop(c.ref.key)
+	}
+	for row, key := range strip {
+		if col := t.colByKey[key]; col != nil && row < col.len() {
+			col.setCode(row, 0)
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -15,14 +16,70 @@ import (
 type ref struct {
 	events []*Event // stored: the first copy of each uuid, in append order
 	parent map[string]string
+	// ids are all distinct ids, as senders or named by a link; identified
+	// those that were the distinct_id of an $identify or $create_alias.
+	ids, identified map[string]bool
+	// refused are the link events the merge rule refused, with the id
+	// each named.
+	refused []refRefusal
 	// actions by label, as step predicates.
 	actions map[string]func(*Event) bool
 	cohorts map[int64]Cohort
 	tz      *time.Location
 }
 
+type refRefusal struct {
+	e     *Event
+	other string
+}
+
 func newRef() *ref {
-	return &ref{parent: map[string]string{}, actions: map[string]func(*Event) bool{}, cohorts: map[int64]Cohort{}}
+	return &ref{parent: map[string]string{}, ids: map[string]bool{}, identified: map[string]bool{},
+		actions: map[string]func(*Event) bool{}, cohorts: map[int64]Cohort{}}
+}
+
+// personIdentified applies SPEC §4's definition literally: a person is
+// identified once one of its ids was the distinct_id of an $identify or a
+// $create_alias.
+func (r *ref) personIdentified(root string) bool {
+	for id := range r.ids {
+		if r.identified[id] && r.find(id) == root {
+			return true
+		}
+	}
+	return false
+}
+
+// link applies SPEC §4's rule to a link event: it identifies its sender,
+// then joins the two sides unless both are identified persons.
+func (r *ref) link(e *Event, other string) {
+	r.identified[e.DistinctID] = true
+	if other == "" {
+		return
+	}
+	r.ids[other] = true
+	a, b := r.find(e.DistinctID), r.find(other)
+	if a == b {
+		return
+	}
+	if r.personIdentified(a) && r.personIdentified(b) {
+		r.refused = append(r.refused, refRefusal{e, other})
+		return
+	}
+	r.union(a, b)
+}
+
+// personIDs returns the sorted ids of the person of d.
+func (r *ref) personIDs(d string) []string {
+	root := r.find(d)
+	var out []string
+	for id := range r.ids {
+		if r.find(id) == root {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (r *ref) find(d string) string {
@@ -50,15 +107,12 @@ func (r *ref) add(seen map[string]bool, evs ...*Event) {
 		}
 		seen[e.UUID] = true
 		r.events = append(r.events, e)
+		r.ids[e.DistinctID] = true
 		switch e.Name {
 		case "$identify":
-			if o := e.Props.Str("$anon_distinct_id"); o != "" {
-				r.union(e.DistinctID, o)
-			}
+			r.link(e, e.Props.Str("$anon_distinct_id"))
 		case "$create_alias":
-			if o := e.Props.Str("alias"); o != "" {
-				r.union(e.DistinctID, o)
-			}
+			r.link(e, e.Props.Str("alias"))
 		}
 	}
 }
@@ -487,8 +541,40 @@ func TestReportsMatchReference(t *testing.T) {
 		rf.add(seen, batch...)
 		batch = nil
 	}
+	// Hijack attempts are mixed in: attackers who browse a little, then
+	// alias or identify ids seen before (users' and anonymous ones, and
+	// other attackers'), so that persons take shape under the merge rule.
+	hijack := rand.New(rand.NewPCG(3, 4))
+	var seenIDs []string
+	attacks := 0
+	attack := func(ts int64) []*Event {
+		attacks++
+		me := fmt.Sprint("attacker-", hijack.IntN(12))
+		victim := seenIDs[hijack.IntN(len(seenIDs))]
+		mk := func(name, did string, props ...Prop) *Event {
+			return &Event{Site: "s", Name: name, DistinctID: did, Time: ts, Props: props,
+				UUID: fmt.Sprintf("ffffffff-0000-7000-9000-%012x", attacks*4+len(props))}
+		}
+		view := mk("$pageview", me, Prop{"$session_id", StringValue("sess-" + me)}, Prop{"$pathname", StringValue("/login")},
+			Prop{"$browser", StringValue("Chrome")}, Prop{"$host", StringValue("example.com")})
+		switch hijack.IntN(3) {
+		case 0:
+			return []*Event{view, mk("$create_alias", me, Prop{"alias", StringValue(victim)})}
+		case 1:
+			return []*Event{view, mk("$identify", me, Prop{"$anon_distinct_id", StringValue(victim)})}
+		}
+		// From the victim's side: the victim's id names the attacker.
+		return []*Event{mk("$create_alias", victim, Prop{"alias", StringValue(me)})}
+	}
 	generate(genConfig{Seed: 7, Start: start, Days: 12, Persons: 250, Events: 6000, Tick: time.Minute}, func(e *Event) {
-		if batch = append(batch, e); len(batch) == 37 {
+		if !seen[e.UUID] {
+			seenIDs = append(seenIDs, e.DistinctID)
+		}
+		batch = append(batch, e)
+		if hijack.IntN(40) == 0 {
+			batch = append(batch, attack(e.Time)...)
+		}
+		if len(batch) >= 37 {
 			flush()
 		}
 	})
@@ -496,6 +582,30 @@ func TestReportsMatchReference(t *testing.T) {
 	if len(rf.events) < 4000 {
 		t.Fatalf("only %d events generated", len(rf.events))
 	}
+	if len(rf.refused) < 20 || attacks-len(rf.refused) < 20 {
+		t.Fatalf("%d of %d hijack attempts refused: the data should have both kinds", len(rf.refused), attacks)
+	}
+	t.Logf("%d events, %d hijack attempts, %d refused", len(rf.events), attacks, len(rf.refused))
+	checkPersons := func(db *DB) {
+		t.Helper()
+		live := map[string]bool{}
+		for _, e := range rf.events {
+			live[rf.find(e.DistinctID)] = true
+		}
+		for id := range rf.ids {
+			if !live[rf.find(id)] {
+				if _, err := db.Person(ctx, "s", id); err != ErrNotFound {
+					t.Fatalf("person of %s: %v, want none", id, err)
+				}
+				continue
+			}
+			p := must(db.Person(ctx, "s", id))
+			got := slices.Clone(p.DistinctIDs)
+			sort.Strings(got)
+			same(t, "person of "+id, got, rf.personIDs(id))
+		}
+	}
+	checkPersons(db)
 
 	// Actions and cohorts, mirrored in the reference.
 	tpl := func(sel string) func(*Event) bool {
@@ -622,22 +732,54 @@ func TestReportsMatchReference(t *testing.T) {
 	}
 	check(db, 150)
 
-	// A deleted person is gone from every report.
-	victim := rf.events[len(rf.events)/2].DistinctID
-	if err := db.DeletePerson(ctx, "s", victim); err != nil {
-		t.Fatal(err)
-	}
-	gone := rf.find(victim)
-	kept := rf.events[:0]
-	for _, e := range rf.events {
-		if rf.person(e) != gone {
+	// A deleted person is gone from every report, and its ids from the
+	// refused links that named them (the events stay, without that
+	// property): the persons are then those the remaining events make, as
+	// a replay of the log makes them. Deleted here: a person whose id a
+	// refused link named, and another one.
+	for _, victim := range []string{rf.refused[len(rf.refused)/2].other, rf.events[len(rf.events)/2].DistinctID} {
+		if err := db.DeletePerson(ctx, "s", victim); err != nil {
+			t.Fatal(err)
+		}
+		gone := rf.find(victim)
+		strip := map[*Event]bool{}
+		for _, x := range rf.refused {
+			if rf.find(x.other) == gone {
+				strip[x.e] = true
+			}
+		}
+		if len(strip) == 0 && victim == rf.refused[len(rf.refused)/2].other {
+			t.Fatal("no refused link named the victim")
+		}
+		var kept []*Event
+		for _, e := range rf.events {
+			if rf.person(e) == gone {
+				continue
+			}
+			if strip[e] {
+				cp := *e
+				cp.Props = nil
+				for _, p := range e.Props {
+					if p.Key != "alias" && p.Key != "$anon_distinct_id" {
+						cp.Props = append(cp.Props, p)
+					}
+				}
+				e = &cp
+			}
 			kept = append(kept, e)
 		}
+		again := newRef()
+		again.actions, again.cohorts = rf.actions, rf.cohorts
+		again.add(map[string]bool{}, kept...)
+		for id := range rf.ids { // ids that remain known but lost their events
+			again.ids[id] = true
+		}
+		rf = again
 	}
-	rf.events = kept
 	if err := db.Compact(); err != nil {
 		t.Fatal(err)
 	}
+	checkPersons(db)
 	check(db, 40)
 
 	db.Close()
@@ -646,5 +788,6 @@ func TestReportsMatchReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	checkPersons(db)
 	check(db, 60)
 }

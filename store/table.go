@@ -153,7 +153,7 @@ func (t *table) add(ev *Event, key UUIDKey) int {
 			c.setCode(row, c.dict.code(p.Val.String()))
 		}
 	}
-	t.people.apply(t.dids, d, ev)
+	t.people.apply(t.dids, d, ev, row)
 	t.live++
 	return row
 }
@@ -179,7 +179,10 @@ func (t *table) memBytes() int {
 	for _, s := range t.dids.strs {
 		n += len(s) + 40
 	}
-	n += len(t.people.parent) * 4
+	n += len(t.people.lead)*9 + len(t.people.refused)*16
+	for _, g := range t.people.group {
+		n += cap(g) * 4
+	}
 	for _, c := range t.cols {
 		n += c.memBytes()
 	}
