@@ -1,8 +1,10 @@
 package collector
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 )
@@ -171,5 +173,27 @@ func BenchmarkOpenDatacenter(b *testing.B) {
 		if _, err := OpenDatacenter(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDatacenterSourcePinned: the embedded table comes from the release
+// tools/asn/package-lock.json pins (rebuild it after changing the pin).
+func TestDatacenterSourcePinned(t *testing.T) {
+	b, err := os.ReadFile("../tools/asn/package-lock.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lock struct {
+		Packages map[string]struct{ Version, Integrity string }
+	}
+	if err := json.Unmarshal(b, &lock); err != nil {
+		t.Fatal(err)
+	}
+	p := lock.Packages["node_modules/@ip-location-db/asn"]
+	if p.Version == "" || p.Integrity == "" {
+		t.Fatalf("package-lock.json pins no @ip-location-db/asn with integrity: %s", b)
+	}
+	if want := "@ip-location-db/asn@" + p.Version; DatacenterSource() != want {
+		t.Errorf("embedded table from %s, package-lock.json pins %s: run tools/asn/build.mjs", DatacenterSource(), want)
 	}
 }
