@@ -10,10 +10,19 @@
  *
  *   data-api          endpoint URL or path (default: the directory of src)
  *   data-token        api_key sent with every batch
- *   data-persistence  localstorage (default) | cookie | memory (cookieless)
+ *   data-persistence  localstorage (default) | cookie | memory: ids for this
+ *                     page only | none: cookieless (SPEC §8): nothing written
+ *                     to or read from the browser, distinct_id is
+ *                     "$posthog_cookieless" and no session or window id is
+ *                     sent: the server makes the visitor and session ids; an
+ *                     opt-out lasts for the page only; no recording
  *   data-respect-dnt  on (default) | off: Do Not Track / GPC browsers send nothing
+ *   data-ref          the server's id of this page response: sent once, as
+ *                     $pageview_ref of the page load's $pageview
  *   data-record       on: lazy-load the recording chunk {api}/r.js
  *   data-record-sample  fraction of sessions recorded (default 1), read by r.js
+ *
+ * Automated browsers (navigator.webdriver) send nothing and record nothing.
  *
  * Built by build.mjs (terser) into ../app.js; every entry point is wrapped
  * so that nothing here can throw into the page.
@@ -48,9 +57,16 @@
     var api = (cfg.api || (el.src || '').split('?')[0].replace(/\/[^/]*$/, '')).replace(/\/$/, '');
     var token = cfg.token || '';
     var mode = cfg.persistence || 'localstorage';
+    // none: cookieless. mem: nothing kept beyond the page.
+    var none = mode == 'none';
+    var mem = none || mode == 'memory';
+    var ref = cfg.ref;
+    // dnt: send nothing. Automated browsers never send; DNT and GPC unless
+    // the site turned respect_dnt off.
     var dnt =
-      cfg.respectDnt != 'off' &&
-      (nav.doNotTrack == '1' || w.doNotTrack == '1' || nav.msDoNotTrack == '1' || nav.globalPrivacyControl === true);
+      nav.webdriver === true ||
+      (cfg.respectDnt != 'off' &&
+        (nav.doNotTrack == '1' || w.doNotTrack == '1' || nav.msDoNotTrack == '1' || nav.globalPrivacyControl === true));
     var KEY = '_fp';
     var IDLE = 18e5; // 30 min
     var tz;
@@ -83,6 +99,7 @@
     // st is what persists: d distinct id, i identified, s session id, b its
     // start, t last activity, r registered properties, o opted out. Storage
     // that throws (cookies blocked) leaves it in memory.
+    var COOKIELESS = '$posthog_cookieless';
     var st = {};
     try {
       var raw =
@@ -107,14 +124,14 @@
     var newWindow = function () {
       win = uuid();
       try {
-        if (mode != 'memory' && !dnt) sessionStorage.setItem(KEY + 'w', win);
+        if (!mem && !dnt) sessionStorage.setItem(KEY + 'w', win);
       } catch (e) {}
     };
     try {
-      win = mode != 'memory' && sessionStorage.getItem(KEY + 'w');
+      win = !mem && sessionStorage.getItem(KEY + 'w');
     } catch (e) {}
     if (!win) newWindow();
-    if (!st.d) st.d = uuid();
+    if (!st.d) st.d = none ? COOKIELESS : uuid();
 
     // session returns the session id, starting a new session after 30
     // minutes without events or 24 hours after the start.
@@ -191,8 +208,10 @@
         {
           token: token,
           distinct_id: st.d,
-          $session_id: session(),
-          $window_id: win,
+          // Cookieless: the server makes the session.
+          $session_id: none ? void 0 : session(),
+          $window_id: none ? void 0 : win,
+          $cookieless_mode: none || void 0,
           $pageview_id: page.id,
           $current_url: loc.href,
           $host: loc.host,
@@ -225,7 +244,9 @@
     var pageview = function () {
       page = { u: loc.href, p: loc.pathname, t: now(), id: uuid() };
       scroll();
-      capture('$pageview', { title: d.title });
+      // The first page view of the load confirms the server's page view.
+      capture('$pageview', { title: d.title, $pageview_ref: ref });
+      ref = void 0;
     };
     var frac = function (a, b) {
       return b > 0 ? Math.min(1, Math.round((a / b) * 1e4) / 1e4) : 1;
@@ -362,17 +383,18 @@
         id = '' + id;
         var top = { $set: set || {}, $set_once: once || {} };
         if (id != st.d) {
-          var anon = !st.i && st.d;
+          // Cookieless: the anonymous id is the server's; not linked here.
+          var anon = !st.i && st.d != COOKIELESS && st.d;
           st.d = id;
           st.i = 1;
           capture('$identify', anon ? { $anon_distinct_id: anon } : {}, top);
         } else if (set || once) capture('$set', top);
       },
       alias: function (alias) {
-        if (alias) capture('$create_alias', { alias: '' + alias });
+        if (alias && st.d != COOKIELESS) capture('$create_alias', { alias: '' + alias });
       },
       reset: function () {
-        st = { o: st.o, d: uuid() };
+        st = { o: st.o, d: none ? COOKIELESS : uuid() };
         newWindow();
         save();
       },
@@ -403,7 +425,7 @@
       // $snapshot events carry; with a, the recorder saw the visitor act,
       // which keeps the session alive or starts a new one.
       _r: function (a) {
-        if (a && !off()) {
+        if (a && !off() && !none) {
           session();
           save();
         }
@@ -450,7 +472,7 @@
       timer = 0;
       flush();
     });
-    if (cfg.record == 'on' && !off()) {
+    if (cfg.record == 'on' && !off() && !none) {
       // Session recording lives in its own chunk, loaded only when on.
       var r = d.createElement('script');
       // With the snippet's own ?v=, which versions the chunk too.
