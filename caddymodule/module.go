@@ -226,6 +226,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("analytics geoip: %w", err)
 	}
 
+	dc, err := datacenter()
+	if err != nil {
+		return fmt.Errorf("analytics: hosting networks table: %w", err)
+	}
 	m := provisionMetrics(ctx)
 	rate := h.RateLimit
 	if rate < 0 {
@@ -242,10 +246,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		RespectDNT:   *h.RespectDNT,
 		Limits:       h.Limits.collector(),
 	}, st, collector.Options{
-		Geo:      h.geo,
-		UA:       sharedUAParser,
-		Metrics:  m,
-		ClientIP: clientIP,
+		Geo:        h.geo,
+		UA:         sharedUAParser,
+		Metrics:    m,
+		ClientIP:   clientIP,
+		Datacenter: dc.Contains,
 	})
 	h.collector.Snippet = collector.SnippetHandler{Name: adblock.DefaultSnippetName, Recorder: adblock.RecorderChunkName}
 	h.inject = newInjector(h.snippetTag(h.Site), h.Endpoint+"/"+adblock.DefaultSnippetName)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,6 +22,10 @@ var storePool = caddy.NewUsagePool()
 
 // sharedUAParser caches User-Agent parses across sites and reloads.
 var sharedUAParser = collector.NewUAParser(8192)
+
+// datacenter is the embedded table of hosting networks' addresses (SPEC
+// §8), opened once for every site and reload.
+var datacenter = sync.OnceValues(collector.OpenDatacenter)
 
 type pooledStore struct{ *store.DB }
 

@@ -259,3 +259,39 @@ func TestCookielessThroughCaddy(t *testing.T) {
 		}
 	}
 }
+
+// TestDatacenterTraffic: events from a hosting network's address (here
+// Hetzner's, through a trusted proxy) are marked $datacenter and left out
+// of the reports unless bots=include.
+func TestDatacenterTraffic(t *testing.T) {
+	startCaddy(t, proxiedConfig(filepath.Join(t.TempDir(), "dc.db"), "rate_limit off"))
+	for ip, did := range map[string]string{"5.9.10.10": "scraper", "84.128.1.1": "person"} {
+		code, resp := post(t, "/e/", []byte(`{"event":"$pageview","distinct_id":"`+did+`","properties":{"$current_url":"https://test.example/"}}`),
+			map[string]string{"X-Forwarded-For": ip, "User-Agent": firefoxUA})
+		if code != 200 {
+			t.Fatalf("%d %s", code, resp)
+		}
+	}
+	var st statsAnswer
+	getJSON(t, api+"/stats?from=2020-01-01", &st)
+	if st.Visitors != 1 || st.Pageviews != 1 {
+		t.Errorf("stats %+v, want the hosting network's visitor left out", st)
+	}
+	getJSON(t, api+"/stats?from=2020-01-01&bots=include", &st)
+	if st.Visitors != 2 {
+		t.Errorf("stats with bots=include %+v, want 2 visitors", st)
+	}
+	evs := events(t, "&bots=include")
+	marked := 0
+	for _, e := range evs {
+		if e.Properties["$datacenter"] == true {
+			marked++
+			if e.DistinctID != "scraper" {
+				t.Errorf("%s's event marked $datacenter", e.DistinctID)
+			}
+		}
+	}
+	if marked != 1 {
+		t.Errorf("%d events marked $datacenter, want 1", marked)
+	}
+}
