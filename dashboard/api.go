@@ -3,6 +3,7 @@ package dashboard
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/firstpartyhq/firstparty/store"
 )
@@ -91,25 +92,32 @@ func (h *Handler) apiEvents(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) apiPersons(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	// No cursor here: a large limit gives every person.
-	limit, err := intParam(q, "limit", 100, 1000000)
+	limit, err := intParam(q, "limit", 100, 1000)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ps, err := h.store.Persons(r.Context(), store.PersonQuery{Site: h.site(r), Search: q.Get("search"), Limit: limit})
+	page, err := h.store.Persons(r.Context(), store.PersonQuery{Site: h.site(r), Search: q.Get("search"), Limit: limit, Cursor: q.Get("cursor")})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		reportError(w, err)
 		return
 	}
 	b := []byte(`{"results":[`)
-	for i := range ps {
+	for i := range page.Results {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = ps[i].AppendJSON(b)
+		b = page.Results[i].AppendJSON(b)
 	}
-	writeJSON(w, http.StatusOK, append(b, "]}"...))
+	b = append(b, `],"next":`...)
+	if page.Next == "" {
+		b = append(b, "null"...)
+	} else {
+		b = store.AppendJSONString(b, page.Next)
+	}
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, int64(page.Total), 10)
+	writeJSON(w, http.StatusOK, append(b, '}'))
 }
 
 func (h *Handler) apiPerson(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -154,27 +153,18 @@ func (s *DB) CohortPersons(ctx context.Context, q Query, id int64, limit int) ([
 		return nil, 0, err
 	}
 	defer r.end()
-	first := r.t.personFirstSeen(r.roots)
-	type cand struct {
-		root    uint32
-		created int64
-	}
-	var cands []cand
-	for root, created := range first {
+	spans := r.t.personSpans(r.roots)
+	var cands []personCand
+	for root, sp := range spans {
 		if r.member[root] {
-			cands = append(cands, cand{root, created})
+			cands = append(cands, personCand{root, sp, PersonID(r.t.site, r.t.dids.str(root))})
 		}
 	}
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].created != cands[j].created {
-			return cands[i].created > cands[j].created
-		}
-		return cands[i].root > cands[j].root
-	})
+	sortPersons(cands)
 	total := len(cands)
 	out := make([]Person, 0, min(limit, total))
 	for _, c := range cands[:min(limit, total)] {
-		out = append(out, r.t.person(r.roots, c.root, c.created))
+		out = append(out, r.t.person(r.roots, c.root, c.span))
 	}
 	return out, total, nil
 }

@@ -331,7 +331,7 @@ func TestPersonLookupsOnDeepChain(t *testing.T) {
 		if got := len(listAll(t, db, EventQuery{Site: "s", DistinctID: "a-1"})); got != 6000 {
 			t.Fatalf("%d events of the chain person", got)
 		}
-		ps := must(db.Persons(ctx, PersonQuery{Site: "s"}))
+		ps := must(db.Persons(ctx, PersonQuery{Site: "s"})).Results
 		if len(ps) != 2 {
 			t.Fatalf("%d persons", len(ps))
 		}

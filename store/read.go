@@ -225,42 +225,15 @@ func (p *Person) AppendJSON(b []byte) []byte {
 	return append(b, `"}`...)
 }
 
-// PersonQuery selects persons for listing.
-type PersonQuery struct {
-	Site string
-	// Search keeps persons with a distinct id or property value containing
-	// it (case-insensitive).
-	Search string
-	// Limit is the page size; default 100, at most 1000.
-	Limit int
-}
-
-// personFirstSeen returns, by root, the time of the person's first live
-// event; roots without one are absent. The caller holds t.mu (read).
-func (t *table) personFirstSeen(roots []uint32) map[uint32]int64 {
-	first := make(map[uint32]int64)
-	n := t.rows()
-	for row := 0; row < n; row++ {
-		ts := t.ts.at(row)
-		if ts == deletedTime {
-			continue
-		}
-		r := roots[t.did.at(row)]
-		if f, ok := first[r]; !ok || ts < f {
-			first[r] = ts
-		}
-	}
-	return first
-}
 
 // person builds the Person rooted at r, its distinct ids in the order they
 // were first seen; the caller holds t.mu (read). It takes time linear in
 // the person's ids (roots is not needed, and kept for the callers).
-func (t *table) person(_ []uint32, r uint32, created int64) Person {
+func (t *table) person(_ []uint32, r uint32, sp personSpan) Person {
 	p := Person{
 		ID:         PersonID(t.site, t.dids.str(r)),
-		Properties: append(Props(nil), t.people.props[r]...),
-		CreatedAt:  created,
+		Properties: t.personProps(r, sp),
+		CreatedAt:  sp.first,
 	}
 	ids := slices.Clone(t.people.members(r))
 	slices.Sort(ids)
@@ -271,69 +244,6 @@ func (t *table) person(_ []uint32, r uint32, created int64) Person {
 	return p
 }
 
-// Persons lists persons with at least one stored event, most recently
-// created first.
-func (s *DB) Persons(ctx context.Context, q PersonQuery) ([]Person, error) {
-	if q.Limit <= 0 {
-		q.Limit = 100
-	}
-	if q.Limit > 1000 {
-		q.Limit = 1000
-	}
-	t := s.table(q.Site)
-	if t == nil {
-		return nil, nil
-	}
-	if err := t.rlock(); err != nil {
-		return nil, err
-	}
-	defer t.mu.RUnlock()
-	roots := t.people.roots()
-	first := t.personFirstSeen(roots)
-	type cand struct {
-		root    uint32
-		created int64
-	}
-	cands := make([]cand, 0, len(first))
-	search := strings.ToLower(q.Search)
-	var match map[uint32]bool
-	if search != "" {
-		match = make(map[uint32]bool)
-		for d := 1; d < len(roots); d++ {
-			if strings.Contains(strings.ToLower(t.dids.str(uint32(d))), search) {
-				match[roots[d]] = true
-			}
-		}
-		for r, props := range t.people.props {
-			for _, p := range props {
-				if strings.Contains(strings.ToLower(p.Val.String()), search) {
-					match[r] = true
-					break
-				}
-			}
-		}
-	}
-	for r, c := range first {
-		if match != nil && !match[r] {
-			continue
-		}
-		cands = append(cands, cand{r, c})
-	}
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].created != cands[j].created {
-			return cands[i].created > cands[j].created
-		}
-		return cands[i].root > cands[j].root
-	})
-	if len(cands) > q.Limit {
-		cands = cands[:q.Limit]
-	}
-	out := make([]Person, len(cands))
-	for i, c := range cands {
-		out[i] = t.person(roots, c.root, c.created)
-	}
-	return out, nil
-}
 
 // resolvePerson finds the root of the person named by id (a person id or a
 // distinct id); the caller holds t.mu (read).
@@ -364,17 +274,17 @@ func (s *DB) Person(ctx context.Context, site, id string) (*Person, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
-	created, ok := t.firstSeenOf(r)
+	sp, ok := t.spanOf(r)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	p := t.person(nil, r, created)
+	p := t.person(nil, r, sp)
 	return &p, nil
 }
 
-// firstSeenOf returns the first live event time of the person rooted at r.
-func (t *table) firstSeenOf(r uint32) (int64, bool) {
-	var first int64
+// spanOf returns the first and last live events of the person rooted at r.
+func (t *table) spanOf(r uint32) (personSpan, bool) {
+	var sp personSpan
 	found := false
 	n := t.rows()
 	for row := 0; row < n; row++ {
@@ -382,11 +292,10 @@ func (t *table) firstSeenOf(r uint32) (int64, bool) {
 		if ts == deletedTime || t.people.rootOf(t.did.at(row)) != r {
 			continue
 		}
-		if !found || ts < first {
-			first, found = ts, true
-		}
+		sp.see(ts, row, !found)
+		found = true
 	}
-	return first, found
+	return sp, found
 }
 
 // personRows returns the live rows from row from on of the person rooted at
@@ -422,8 +331,8 @@ func (s *DB) ExportPerson(ctx context.Context, site, id string, w io.Writer) err
 	if len(rows) == 0 {
 		return ErrNotFound
 	}
-	created, _ := t.firstSeenOf(r)
-	p := t.person(nil, r, created)
+	sp, _ := t.spanOf(r)
+	p := t.person(nil, r, sp)
 	b := append([]byte(`{"type":"person","person":`), p.AppendJSON(nil)...)
 	b = append(b, "}\n"...)
 	if _, err := w.Write(b); err != nil {

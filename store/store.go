@@ -24,8 +24,8 @@ type Store interface {
 
 	// Events lists events newest first.
 	Events(ctx context.Context, q EventQuery) (EventPage, error)
-	// Persons lists persons, newest first.
-	Persons(ctx context.Context, q PersonQuery) ([]Person, error)
+	// Persons lists persons, newest first, a page at a time.
+	Persons(ctx context.Context, q PersonQuery) (PersonPage, error)
 	// Person returns one person by id or by any of its distinct ids.
 	Person(ctx context.Context, site, id string) (*Person, error)
 	// DeletePerson removes the person and every event of theirs.

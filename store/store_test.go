@@ -302,16 +302,16 @@ func TestPersonsMergeAndStableIDs(t *testing.T) {
 		t.Fatalf("person events: %d", len(got))
 	}
 	ps, err := db.Persons(ctx, PersonQuery{Site: "s"})
-	if err != nil || len(ps) != 1 {
+	if err != nil || len(ps.Results) != 1 || ps.Total != 1 {
 		t.Fatalf("persons %v %v", ps, err)
 	}
 	ps, _ = db.Persons(ctx, PersonQuery{Site: "s", Search: "U@X"})
-	if len(ps) != 1 {
-		t.Fatalf("search found %d", len(ps))
+	if len(ps.Results) != 1 {
+		t.Fatalf("search found %d", len(ps.Results))
 	}
 	ps, _ = db.Persons(ctx, PersonQuery{Site: "s", Search: "nobody"})
-	if len(ps) != 0 {
-		t.Fatalf("search found %d", len(ps))
+	if len(ps.Results) != 0 || ps.Total != 0 {
+		t.Fatalf("search found %d", len(ps.Results))
 	}
 }
 

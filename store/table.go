@@ -15,7 +15,8 @@ const deletedTime = math.MinInt64
 var indexedProps = []string{
 	"$session_id", "$pathname", "$host", "$referring_domain",
 	"$geoip_country_code", "$browser", "$os", "$device_type",
-	"utm_source", "utm_medium", "utm_campaign",
+	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+	"$geoip_country_name",
 	Datacenter,
 }
 
