@@ -23,24 +23,47 @@ export default async function persons(main, ctx) {
     input.setSelectionRange(search.length, search.length);
   }
   try {
-    const res = await get('persons', { site: currentSite(q), search, limit: 100 }, ctx.signal);
-    const rows = res.results || [];
+    const shared = sharedQuery(q);
+    let res = await get('persons', { site: currentSite(q), search, limit: 100 }, ctx.signal);
+    let rows = res.results || [];
     if (!rows.length) {
       replace(list, empty(search ? 'Nobody matches this search.' : 'No persons yet.'));
       return;
     }
-    const shared = sharedQuery(q);
     const hasLoc = rows.some((p) => location(p.properties || {}));
-    replace(list, h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'persons-table' },
+    const row = (p) => {
+      const href = url('/persons/' + encodeURIComponent(p.id), shared);
+      return h('tr', { class: 'clickable', onclick: (e) => { if (!e.target.closest('a')) navigate('/persons/' + encodeURIComponent(p.id), shared); } },
+        h('td', h('a', { href, class: 'truncate person-link' }, displayName(p))),
+        h('td', { class: 'hide-sm muted truncate' }, (p.distinct_ids || []).slice(0, 3).join(', ')),
+        hasLoc ? h('td', location(p.properties || {})) : null,
+        h('td', { class: 'hide-sm muted', title: dateTime(p.created_at) }, ago(p.created_at)));
+    };
+    const body = h('tbody', rows.map(row));
+    const count = h('p', { class: 'muted small', id: 'persons-count' });
+    const more = h('button', { type: 'button', class: 'btn small ghost more', id: 'persons-more' }, 'Load more');
+    const showCount = () => {
+      count.textContent = (res.total != null ? rows.length + ' of ' + res.total : rows.length) + (search ? ' matching persons' : ' persons');
+      more.hidden = !res.next;
+    };
+    more.addEventListener('click', async () => {
+      more.disabled = true;
+      try {
+        res = await get('persons', { site: currentSite(q), search, limit: 100, cursor: res.next }, ctx.signal);
+        const next = res.results || [];
+        rows = rows.concat(next);
+        for (const p of next) body.appendChild(row(p));
+        showCount();
+      } catch (err) {
+        if (!ctx.signal.aborted) list.appendChild(errorBox(err));
+      } finally {
+        more.disabled = false;
+      }
+    });
+    showCount();
+    replace(list, count, h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'persons-table' },
       h('thead', h('tr', h('th', 'Person'), h('th', { class: 'hide-sm' }, 'Ids'), hasLoc ? h('th', 'Location') : null, h('th', { class: 'hide-sm' }, 'First seen'))),
-      h('tbody', rows.map((p) => {
-        const href = url('/persons/' + encodeURIComponent(p.id), shared);
-        return h('tr', { class: 'clickable', onclick: (e) => { if (!e.target.closest('a')) navigate('/persons/' + encodeURIComponent(p.id), shared); } },
-          h('td', h('a', { href, class: 'truncate person-link' }, displayName(p))),
-          h('td', { class: 'hide-sm muted truncate' }, (p.distinct_ids || []).slice(0, 3).join(', ')),
-          hasLoc ? h('td', location(p.properties || {})) : null,
-          h('td', { class: 'hide-sm muted', title: dateTime(p.created_at) }, ago(p.created_at)));
-      })))));
+      body)), more);
   } catch (err) {
     if (!ctx.signal.aborted) replace(list, errorBox(err));
   }
