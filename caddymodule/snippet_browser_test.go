@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -326,7 +327,17 @@ func TestSnippetPrivacy(t *testing.T) {
 	startCaddy(t, snippetConfig(db, dir, "", ""))
 	b := StartBrowser(t)
 	tab := b.NewTab(InitScript(privacySignals))
+	// A browser with these settings also sends them as request headers,
+	// which the server honours (for its own server pageviews too).
+	headers := map[string]network.Headers{"/?dnt": {"DNT": "1"}, "/?gpc": {"Sec-GPC": "1"}, "": {}}
+	setHeaders := func(u string) {
+		t.Helper()
+		if _, err := chromedp.Call(tab.Ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers[u]}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, u := range []string{"/?dnt", "/?gpc"} {
+		setHeaders(u)
 		tab.Navigate(base + u)
 		tab.WaitPage(`window.firstparty`, 10*time.Second)
 		if !Eval[bool](tab, `firstparty.has_opted_out_capturing()`) {
@@ -339,6 +350,7 @@ func TestSnippetPrivacy(t *testing.T) {
 	}
 	// The same tab without the signals: its page view arrives after
 	// anything the signalling pages could have sent, page hide included.
+	setHeaders("")
 	tab.Navigate(base + "/other.html")
 	evs := waitEvents(t, "the page view without signals", has("$pageview", 1))
 	if len(evs) != 1 || evs[0].Properties["$pathname"] != "/other.html" {

@@ -150,6 +150,11 @@ func (s *DB) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 		if events != nil && events.mask(row, t.name.at(row)) == 0 {
 			continue
 		}
+		if t.loads.hidden.has(row) {
+			// A server pageview the snippet confirmed: the page load is
+			// the snippet's pageview (it stays in exports).
+			continue
+		}
 		if roots != nil && roots[t.did.at(row)] != personRoot {
 			continue
 		}
@@ -225,7 +230,6 @@ func (p *Person) AppendJSON(b []byte) []byte {
 	return append(b, `"}`...)
 }
 
-
 // person builds the Person rooted at r, its distinct ids in the order they
 // were first seen; the caller holds t.mu (read). It takes time linear in
 // the person's ids (roots is not needed, and kept for the callers).
@@ -243,7 +247,6 @@ func (t *table) person(_ []uint32, r uint32, sp personSpan) Person {
 	}
 	return p
 }
-
 
 // resolvePerson finds the root of the person named by id (a person id or a
 // distinct id); the caller holds t.mu (read).

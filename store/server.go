@@ -88,7 +88,7 @@ func (r *run) serverShare() (n int, share float64) {
 
 // Server computes the server report of q; limit bounds each list.
 func (s *DB) Server(ctx context.Context, q Query, limit int) (ServerReport, error) {
-	var out ServerReport
+	out := ServerReport{NotFound: []NotFoundRow{}, Slow: []SlowRow{}, Feeds: []FeedRow{}}
 	if limit <= 0 {
 		limit = 10
 	}

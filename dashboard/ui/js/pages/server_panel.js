@@ -3,7 +3,7 @@
 // the slowest pages, feed subscribers and downloads. The card stays hidden
 // while the server has seen none of it.
 
-import { h, replace, num, pct, text, errorBox, spinner } from '../dom.js';
+import { h, replace, num, pct, text, errorBox } from '../dom.js';
 import { get, reportParams } from '../api.js';
 import { card, rankList } from '../components.js';
 
@@ -16,7 +16,8 @@ const tabs = [
 
 export function serverCard(ctx) {
   let active = 'notfound';
-  const body = h('div', { class: 'card-body' }, spinner());
+  // No spinner: the card stays hidden until there is something to show.
+  const body = h('div', { class: 'card-body' });
   const share = h('p', { class: 'muted small', id: 'js-share' });
   const el = card({ title: null, tabs, active, id: 'panel-server', cls: 'panel', onTab: (k) => {
     active = k;
@@ -70,7 +71,7 @@ export function serverCard(ctx) {
         get('server', p, ctx.signal),
         get('breakdown', reportParams(ctx.query, undefined, { event: '$download', property: '$pathname', limit: 10 }), ctx.signal).catch(() => ({ results: [] })),
       ]);
-      rep = r;
+      rep = { ...r, not_found: r.not_found || [], slow: r.slow || [], feeds: r.feeds || [] };
       downloads = d.results || [];
       if (!rep.server_pageviews && !rep.feeds.length && !downloads.length) return;
       el.hidden = false;
