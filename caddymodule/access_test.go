@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -664,4 +665,48 @@ func TestLiveSubscribersCapped(t *testing.T) {
 		cancel()
 		return false, fmt.Sprint(code)
 	})
+}
+
+// TestRecordingOddIdsInBrowser: in Chromium, the recordings list opens the
+// replay of sessions whose ids hold "/" or other odd characters, or are a
+// dot segment, through the links the UI builds.
+func TestRecordingOddIdsInBrowser(t *testing.T) {
+	findChromium(t)
+	startCaddy(t, config(":memory:", "record on"))
+	ids := []string{"a/b", "..", "x y?#%&é"}
+	at := time.Now().UnixMilli()
+	var batch []map[string]any
+	for i, id := range ids {
+		page := map[string]any{"type": 0, "id": 1, "childNodes": []any{
+			map[string]any{"type": 2, "id": 2, "tagName": "html", "attributes": map[string]any{}, "childNodes": []any{
+				map[string]any{"type": 2, "id": 3, "tagName": "head", "attributes": map[string]any{}, "childNodes": []any{}},
+				map[string]any{"type": 2, "id": 4, "tagName": "body", "attributes": map[string]any{}, "childNodes": []any{
+					map[string]any{"type": 2, "id": 5, "tagName": "p", "attributes": map[string]any{"id": "odd"}, "childNodes": []any{
+						map[string]any{"type": 3, "id": 6, "textContent": fmt.Sprintf("session %d", i)}}},
+				}},
+			}},
+		}}
+		batch = append(batch, map[string]any{"event": "$snapshot", "properties": map[string]any{
+			"distinct_id": fmt.Sprintf("p%d", i), "$session_id": id, "$window_id": "w",
+			"$snapshot_data": []any{
+				map[string]any{"type": 4, "timestamp": at + int64(i)*10, "data": map[string]any{"href": "https://test.example/", "width": 800, "height": 600}},
+				map[string]any{"type": 2, "timestamp": at + int64(i)*10 + 1, "data": map[string]any{"node": page, "initialOffset": map[string]any{"left": 0, "top": 0}}},
+				map[string]any{"type": 3, "timestamp": at + int64(i)*10 + 2000, "data": map[string]any{"source": 1, "positions": []any{map[string]any{"x": 5, "y": 5, "id": 5, "timeOffset": 0}}}},
+			}}})
+	}
+	body, _ := json.Marshal(batch)
+	if code, resp := post(t, "/s/", body, map[string]string{"Content-Type": "application/json"}); code != 200 {
+		t.Fatalf("posting recordings: %d %s", code, resp)
+	}
+	b := StartBrowser(t)
+	d := openDash(t, b)
+	frame := `document.querySelector('#replay-player iframe')`
+	for i, id := range ids {
+		d.Navigate(dashURL("/recordings", nil))
+		row := `document.querySelector('#recordings-table tr[data-session=` + strconv.Quote(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(id)) + `] a.watch')`
+		d.until("the recording "+id+" listed", loaded+` && `+row)
+		d.js(row + `.click()`)
+		d.until("the recording "+id+" replayed", frame+` && `+frame+`.contentDocument && `+frame+`.contentDocument.getElementById('odd')?.textContent === `+strconv.Quote(fmt.Sprintf("session %d", i)))
+	}
+	d.noErrors("replaying odd session ids")
 }
