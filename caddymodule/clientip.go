@@ -7,6 +7,9 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
+	"weak"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -61,8 +64,17 @@ func clientIP(r *http.Request) netip.Addr {
 // trustedProxy asks the server whether ip is among its trusted_proxies.
 // The ranges are private to the server, so a bare request from ip is put
 // through caddyhttp.PrepareRequest, which decides as it does for real
-// requests (static or dynamic ranges alike).
+// requests (static or dynamic ranges alike). That costs a few
+// microseconds, so answers are kept for a minute (BenchmarkClientIP).
 func trustedProxy(srv *caddyhttp.Server, ip netip.Addr) bool {
+	k := trustKey{weak.Make(srv), ip}
+	now := time.Now().UnixNano()
+	trustCache.Lock()
+	e, ok := trustCache.m[k]
+	trustCache.Unlock()
+	if ok && now < e.until {
+		return e.trusted
+	}
 	probe := &http.Request{
 		Method:     http.MethodGet,
 		URL:        &url.URL{Path: "/"},
@@ -72,7 +84,35 @@ func trustedProxy(srv *caddyhttp.Server, ip netip.Addr) bool {
 	probe = probe.WithContext(context.Background())
 	probe = caddyhttp.PrepareRequest(probe, caddy.NewEmptyReplacer(), nil, srv)
 	trusted, _ := caddyhttp.GetVar(probe.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	trustCache.Lock()
+	if len(trustCache.m) >= trustCacheMax {
+		clear(trustCache.m)
+	}
+	trustCache.m[k] = trustEntry{trusted, now + int64(trustTTL)}
+	trustCache.Unlock()
 	return trusted
+}
+
+// trustCache holds recent trustedProxy answers per server (weakly: an old
+// config's server is not kept alive by it) and address.
+var trustCache = struct {
+	sync.Mutex
+	m map[trustKey]trustEntry
+}{m: make(map[trustKey]trustEntry)}
+
+const (
+	trustTTL      = time.Minute
+	trustCacheMax = 4096
+)
+
+type trustKey struct {
+	srv weak.Pointer[caddyhttp.Server]
+	ip  netip.Addr
+}
+
+type trustEntry struct {
+	trusted bool
+	until   int64 // unix ns
 }
 
 // parseForwarded reads one entry of a client IP header: an address,
