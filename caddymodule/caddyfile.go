@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,41 +22,55 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("analytics", httpcaddyfile.Before, "redir")
 }
 
-// parseCaddyfile sets up the handler from Caddyfile tokens and, without a
-// `site` line, names the site after the first host of the site block.
+// parseCaddyfile sets up the handler from Caddyfile tokens. The site block's
+// concrete hosts become Hosts and, without a `site` line, the first of them
+// the site id; a block without one (":8080", "*.example.com") must name its
+// site, since the request's Host never does (SPEC §5.1).
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var a Handler
 	if err := a.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
+	a.Hosts = blockHosts(h)
 	if a.Site == "" {
-		a.Site = firstHost(h)
+		if len(a.Hosts) == 0 {
+			return nil, h.Errf("analytics site: required in a site block without a concrete host (like :8080 or *.example.com); add `site <id>`")
+		}
+		a.Site = a.Hosts[0]
 	}
 	return &a, nil
 }
 
-// firstHost returns the host of the first address of the site block the
-// directive is in, "" when it has none (":8080") or it is a pattern.
-// httpcaddyfile keeps the block private, so it is read by reflection; if a
-// later Caddy renames the field, the site falls back to the request's host.
-func firstHost(h httpcaddyfile.Helper) string {
+// blockHosts returns the concrete hosts of the site block the directive is
+// in, lower case, in order: not patterns ("*.example.com"), placeholders or
+// host-less addresses (":8080"). httpcaddyfile keeps the block private, so
+// it is read by reflection; if a later Caddy renames the field, there are
+// none and the block must name its site.
+func blockHosts(h httpcaddyfile.Helper) []string {
 	pb := reflect.ValueOf(h).FieldByName("parentBlock")
 	if !pb.IsValid() {
-		return ""
+		return nil
 	}
 	keys := pb.FieldByName("Keys")
-	if !keys.IsValid() || keys.Kind() != reflect.Slice || keys.Len() == 0 {
-		return ""
+	if !keys.IsValid() || keys.Kind() != reflect.Slice {
+		return nil
 	}
-	text := keys.Index(0).FieldByName("Text")
-	if !text.IsValid() || text.Kind() != reflect.String {
-		return ""
+	var hosts []string
+	for i := 0; i < keys.Len(); i++ {
+		text := keys.Index(i).FieldByName("Text")
+		if !text.IsValid() || text.Kind() != reflect.String {
+			continue
+		}
+		addr, err := httpcaddyfile.ParseAddress(text.String())
+		if err != nil || addr.Host == "" || strings.ContainsAny(addr.Host, "*{}") {
+			continue
+		}
+		host := strings.ToLower(strings.Trim(addr.Host, "[]"))
+		if !slices.Contains(hosts, host) {
+			hosts = append(hosts, host)
+		}
 	}
-	addr, err := httpcaddyfile.ParseAddress(text.String())
-	if err != nil || addr.Host == "" || strings.ContainsAny(addr.Host, "*{}") {
-		return ""
-	}
-	return strings.ToLower(addr.Host)
+	return hosts
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:

@@ -373,14 +373,19 @@ http://localhost:9080 {
 		t.Fatalf("%v %v", err, res)
 	}
 	res.Body.Close()
-	var sites struct{ Sites []string }
-	getJSON(t, api+"/sites", &sites)
-	if fmt.Sprint(sites.Sites) != "[one.example two.example]" {
-		t.Fatalf("sites %v", sites.Sites)
+	// Each block's dashboard shows its own site only (SPEC §5.1).
+	for u, want := range map[string]string{api: "[one.example]", "http://localhost:9080/analytics/api": "[two.example]"} {
+		var sites struct{ Sites []string }
+		getJSON(t, u+"/sites", &sites)
+		if fmt.Sprint(sites.Sites) != want {
+			t.Fatalf("%s/sites: %v, want %s", u, sites.Sites, want)
+		}
 	}
 	// Reload with a changed config: the store stays open and keeps its data.
 	startCaddy(t, strings.Replace(two, `respond "one" 200`, `respond "one again" 200`, 1))
-	if evs := events(t, "&site=two.example"); len(evs) != 1 || evs[0].Event != "two" {
+	var page struct{ Results []apiEvent }
+	getJSON(t, "http://localhost:9080/analytics/api/events?from="+time.Now().Add(-24*time.Hour).UTC().Format(time.RFC3339), &page)
+	if evs := page.Results; len(evs) != 1 || evs[0].Event != "two" {
 		t.Fatalf("after reload: %+v", evs)
 	}
 }

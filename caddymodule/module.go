@@ -7,8 +7,6 @@ package caddymodule
 import (
 	"fmt"
 	"math"
-	"net/http"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -55,9 +53,15 @@ type Handler struct {
 	// database. Default: analytics/analytics.db under Caddy's data directory.
 	DB string `json:"db,omitempty"`
 
-	// Site is the id events are stored under. Default: the first host of
-	// the site block, or the request's host when the block has none.
+	// Site is the id events are stored under; required. The Caddyfile
+	// adapter defaults it to the first concrete host of the site block. The
+	// request's Host never names a site (SPEC §5.1).
 	Site string `json:"site,omitempty"`
+
+	// Hosts are the site block's own host names (the Caddyfile adapter
+	// fills them in). Without DashboardAuth the dashboard answers only
+	// requests whose Host is loopback or one of these.
+	Hosts []string `json:"hosts,omitempty"`
 
 	// GeoIP is a GeoIP2/GeoLite2 City or Country database. Default: the
 	// embedded IP-to-country database (countries only).
@@ -263,6 +267,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.dashboard = dashboard.New(dashboard.Config{
 			Prefix:   h.Dashboard,
 			Site:     h.Site,
+			Hosts:    h.Hosts,
 			Accounts: accounts,
 			Snippet:  h.snippetTag,
 			Settings: h.settings,
@@ -273,6 +278,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *Handler) Validate() error {
+	if h.Site == "" {
+		return fmt.Errorf("analytics site: required (the request's Host never names a site); give `site <id>` or a concrete host on the site block")
+	}
 	switch h.Persistence {
 	case "", "localstorage", "cookie", "memory", "none":
 	default:
@@ -335,19 +343,6 @@ func (h *Handler) Cleanup() error {
 		return err
 	}
 	return nil
-}
-
-// clientIP is Caddy's client IP, which honours trusted_proxies.
-func clientIP(r *http.Request) netip.Addr {
-	if s, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
-		if ip, err := netip.ParseAddr(s); err == nil {
-			return ip.Unmap()
-		}
-	}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 // Interface guards

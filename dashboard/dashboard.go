@@ -4,54 +4,48 @@
 package dashboard
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/firstpartyhq/firstparty/store"
 )
-
-// Account is a dashboard login with a bcrypt password hash.
-type Account struct {
-	Username string
-	Hash     []byte
-}
-
-// CheckHash reports whether hash is a usable bcrypt hash.
-func CheckHash(hash []byte) error {
-	if _, err := bcrypt.Cost(hash); err != nil {
-		return errors.New("not a bcrypt hash (make one with `caddy hash-password`)")
-	}
-	return nil
-}
 
 // Config is what the dashboard needs from the module.
 type Config struct {
 	// Prefix is the path the dashboard is served under, e.g. /analytics.
 	Prefix string
-	// Site is the default site; "" means the request's host.
+	// Site is the one site this dashboard shows; required. Another
+	// `?site=` is answered 404, whatever else shares the store.
 	Site string
+	// Hosts are the site block's own host names: without Accounts, a
+	// request's Host must be one of them or loopback (no DNS rebinding).
+	Hosts []string
 	// Accounts may log in; without any, only loopback clients are served.
 	Accounts []Account
 	// Snippet returns the script tag that loads the snippet for a site.
 	Snippet func(site string) string
 	// Settings returns the site's configuration as the module sees it.
 	Settings func() any
+	// LiveMax bounds the live (SSE) streams open on one database at once,
+	// over every dashboard sharing it; beyond it a stream is answered 503.
+	// Default: DefaultLiveMax.
+	LiveMax int
 }
+
+// DefaultLiveMax is the default bound on live streams per database.
+const DefaultLiveMax = 200
 
 // Options are the dashboard's collaborators.
 type Options struct {
-	// ClientIP is the client's address (Caddy's, honouring
-	// trusted_proxies).
+	// ClientIP is the client's address as Caddy trusts it (the rightmost
+	// address that is not a trusted proxy). Logins are limited per
+	// address.
 	ClientIP func(*http.Request) netip.Addr
 	Logger   *zap.Logger
 	Now      func() time.Time
@@ -62,10 +56,10 @@ type Handler struct {
 	cfg    Config
 	store  store.Store
 	opts   Options
-	mux    *http.ServeMux
+	mux    prefixMux
 	csrf   *http.CrossOriginProtection
-	authOK sync.Map // sha256(user:password) → time verified
-	fails  failLimiter
+	logins *logins
+	live   *liveCount
 }
 
 // New returns the dashboard handler.
@@ -89,16 +83,44 @@ func New(cfg Config, st store.Store, o Options) *Handler {
 	if cfg.Settings == nil {
 		cfg.Settings = func() any { return nil }
 	}
+	if cfg.LiveMax <= 0 {
+		cfg.LiveMax = DefaultLiveMax
+	}
+	cfg.Prefix = strings.TrimSuffix(cfg.Prefix, "/")
 	h := &Handler{cfg: cfg, store: st, opts: o, csrf: http.NewCrossOriginProtection()}
-	h.fails.init()
-	h.mux = http.NewServeMux()
+	h.logins = newLogins(cfg.Accounts)
+	h.live = liveCounter(st)
+	h.mux = prefixMux{ServeMux: http.NewServeMux(), prefix: cfg.Prefix}
 	h.routes()
 	return h
+}
+
+// prefixMux registers its patterns under the dashboard's prefix, so that
+// the redirects http.ServeMux makes (a cleaned path, a trailing slash) keep
+// the prefix: GET /analytics//api/sites goes to /analytics/api/sites.
+type prefixMux struct {
+	*http.ServeMux
+	prefix string
+}
+
+// HandleFunc registers "[METHOD ]/path" as "[METHOD ]<prefix>/path".
+func (m prefixMux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	method, p, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, p = "", pattern
+	} else {
+		method += " "
+	}
+	m.ServeMux.HandleFunc(method+m.prefix+p, f)
 }
 
 // ServeHTTP serves a request whose path is relative to the prefix.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
+	if h.cfg.Site == "" {
+		writeError(w, http.StatusInternalServerError, "the dashboard has no site configured")
+		return
+	}
 	if !h.authorize(w, r) {
 		return
 	}
@@ -106,7 +128,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused")
 		return
 	}
-	h.mux.ServeHTTP(w, r)
+	if q := r.URL.Query(); q.Has("site") && q.Get("site") != h.cfg.Site {
+		// Only this block's site, even when blocks share the store.
+		writeError(w, http.StatusNotFound, "no such site")
+		return
+	}
+	h.mux.ServeHTTP(w, withPrefix(r, h.cfg.Prefix))
+}
+
+// withPrefix returns a shallow copy of r whose path has the prefix back in
+// front, escaped path included (a session id may hold an escaped "/").
+func withPrefix(r *http.Request, prefix string) *http.Request {
+	if prefix == "" {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path = prefix + r.URL.Path
+	u.RawPath = ""
+	if r.URL.RawPath != "" {
+		u.RawPath = (&url.URL{Path: prefix}).EscapedPath() + r.URL.RawPath
+	}
+	r2.URL = &u
+	return r2
 }
 
 // securityHeaders are sent with every dashboard response. The CSP allows
@@ -119,151 +164,19 @@ func securityHeaders(hd http.Header) {
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 }
 
-// authorize lets the request in or answers it: without accounts only
-// loopback clients get in; with accounts, HTTP Basic auth against the bcrypt
-// hashes, with failed attempts limited per client.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) bool {
-	ip := h.opts.ClientIP(r)
-	if len(h.cfg.Accounts) == 0 {
-		if ip.IsLoopback() && forwardedLocal(r) {
-			return true
-		}
-		writeError(w, http.StatusForbidden, "the dashboard has no dashboard_auth and answers only local clients")
-		return false
-	}
-	now := h.opts.Now()
-	if !h.fails.allowed(ip, now) {
-		w.Header().Set("Retry-After", "60")
-		writeError(w, http.StatusTooManyRequests, "too many failed logins; wait a minute")
-		return false
-	}
-	user, pass, ok := r.BasicAuth()
-	if ok && h.checkPassword(user, pass, now) {
-		return true
-	}
-	if ok {
-		h.fails.fail(ip, now)
-	}
-	w.Header().Set("WWW-Authenticate", `Basic realm="Firstparty", charset="UTF-8"`)
-	writeError(w, http.StatusUnauthorized, "login required")
-	return false
+// site returns the site a request is about: always the configured one
+// (ServeHTTP answers another `?site=` with 404).
+func (h *Handler) site(*http.Request) string {
+	return h.cfg.Site
 }
 
-// forwardedLocal reports whether every address the forwarding headers name
-// is loopback. Caddy's client IP with trusted_proxies (not strict) is the
-// leftmost X-Forwarded-For entry, which the client chooses; a proxy appends
-// the real client's address after it, so any non-loopback entry means the
-// request came from elsewhere.
-func forwardedLocal(r *http.Request) bool {
-	for _, name := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "True-Client-Ip", "Cf-Connecting-Ip"} {
-		for _, v := range r.Header.Values(name) {
-			for _, part := range strings.Split(v, ",") {
-				part = strings.TrimSpace(part)
-				if name == "Forwarded" {
-					// for=1.2.3.4;proto=https, for="[::1]:80"
-					found := false
-					for _, kv := range strings.Split(part, ";") {
-						if k, val, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && strings.EqualFold(k, "for") {
-							part, found = strings.Trim(val, `"`), true
-						}
-					}
-					if !found {
-						continue
-					}
-				}
-				if !isLoopbackAddr(part) {
-					return false
-				}
-			}
-		}
-	}
-	return true
-}
-
-func isLoopbackAddr(s string) bool {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().IsLoopback()
-	}
-	ip, err := netip.ParseAddr(strings.Trim(s, "[]"))
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
-// checkPassword compares against the bcrypt hash; successes are cached for
-// a few minutes (bcrypt is slow on purpose, and every API call carries the
-// credentials).
-func (h *Handler) checkPassword(user, pass string, now time.Time) bool {
-	sum := sha256.Sum256([]byte(user + "\x00" + pass))
-	if t, ok := h.authOK.Load(sum); ok && now.Sub(t.(time.Time)) < 5*time.Minute {
-		return true
-	}
-	for _, a := range h.cfg.Accounts {
-		if subtle.ConstantTimeCompare([]byte(a.Username), []byte(user)) == 1 &&
-			bcrypt.CompareHashAndPassword(a.Hash, []byte(pass)) == nil {
-			h.authOK.Store(sum, now)
-			return true
-		}
-	}
-	return false
-}
-
-// failLimiter allows a client ten failed logins a minute.
-type failLimiter struct {
-	mu    sync.Mutex
-	fails map[netip.Addr][]time.Time
-}
-
-const maxFails = 10
-
-func (f *failLimiter) init() { f.fails = make(map[netip.Addr][]time.Time) }
-
-func (f *failLimiter) recent(ip netip.Addr, now time.Time) []time.Time {
-	ts := f.fails[ip]
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) > time.Minute {
-		i++
-	}
-	ts = ts[i:]
-	if len(ts) == 0 {
-		delete(f.fails, ip)
-	} else {
-		f.fails[ip] = ts
-	}
-	return ts
-}
-
-func (f *failLimiter) allowed(ip netip.Addr, now time.Time) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.recent(ip, now)) < maxFails
-}
-
-func (f *failLimiter) fail(ip netip.Addr, now time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.fails) > 100000 { // bound memory under a distributed attack
-		clear(f.fails)
-	}
-	f.fails[ip] = append(f.recent(ip, now), now)
-}
-
-// site returns the site a request is about.
-func (h *Handler) site(r *http.Request) string {
-	if s := r.URL.Query().Get("site"); s != "" {
-		return s
-	}
-	if h.cfg.Site != "" {
-		return h.cfg.Site
-	}
-	return HostOf(r)
-}
-
-// HostOf returns the request's host name without port, lower case.
-func HostOf(r *http.Request) string {
+// hostOf returns the request's host name without port, lower case.
+func hostOf(r *http.Request) string {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	return strings.ToLower(strings.Trim(host, "[]"))
+	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 }
 
 func writeJSON(w http.ResponseWriter, status int, b []byte) {

@@ -32,7 +32,7 @@ func newEnv(t *testing.T, accounts ...Account) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &env{t: t, db: db, ip: netip.MustParseAddr("127.0.0.1")}
-	e.h = New(Config{Prefix: "/analytics", Site: "example.com", Accounts: accounts,
+	e.h = New(Config{Prefix: "/analytics", Site: "example.com", Hosts: []string{"example.com"}, Accounts: accounts,
 		Snippet: func(site string) string { return `<script defer src="/_f/app.js"></script>` }},
 		db, Options{ClientIP: func(*http.Request) netip.Addr { return e.ip }, Now: func() time.Time { return now }})
 	return e

@@ -12,6 +12,7 @@ import (
 //
 //	GET /api/recordings               {"results": [{"session_id", "distinct_id", "start", "duration_s"}]}
 //	GET /api/recordings/{session_id}  the session's rrweb events, a JSON array
+//	                                  (the id escaped; or ?session=<id>)
 func (h *Handler) recordingRoutes() {
 	m := h.mux
 	m.HandleFunc("GET /api/recordings", h.apiRecordings)
@@ -89,7 +90,12 @@ func (h *Handler) apiRecording(w http.ResponseWriter, r *http.Request) {
 		}
 		tab = n
 	}
-	data, err := h.store.RecordingTab(r.Context(), h.site(r), r.PathValue("session"), tab)
+	session := r.PathValue("session")
+	if v := r.URL.Query().Get("session"); v != "" {
+		// "." and ".." cannot be path segments: the UI sends them here.
+		session = v
+	}
+	data, err := h.store.RecordingTab(r.Context(), h.site(r), session, tab)
 	if err != nil {
 		storeError(w, err)
 		return

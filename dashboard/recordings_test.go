@@ -56,8 +56,10 @@ func TestRecordingsAPI(t *testing.T) {
 	// [from, to): s2 starts at 11:00.
 	e.want("/api/recordings?from=2026-11-23T10:30:00Z&to=2026-11-23T11:00:00Z", 200, `{"results":[]}`)
 	e.want("/api/recordings?from=2026-11-24", 200, `{"results":[]}`)
-	e.want("/api/recordings?site=other.example&"+day, 200,
-		`{"results":[{"session_id":"s9","distinct_id":"x","start":"2026-11-23T10:00:00Z","duration_s":0}]}`)
+	// Another site in the same store is not this dashboard's (SPEC §5.1).
+	e.want("/api/recordings?site=other.example&"+day, 404, `{"error":"no such site"}`)
+	e.want("/api/recordings/s9?site=other.example", 404, `{"error":"no such site"}`)
+	e.want("/api/recordings/s9", 404, `{"error":"not found"}`)
 	if w := e.do("GET", "/api/recordings?from=yesterday", nil); w.Code != 400 {
 		t.Errorf("bad from: %d %s", w.Code, w.Body)
 	}

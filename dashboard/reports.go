@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/firstpartyhq/firstparty/store"
@@ -280,6 +283,16 @@ func (h *Handler) apiHeatmap(w http.ResponseWriter, r *http.Request) {
 // csvHeader is the first line of a CSV export.
 var csvHeader = []string{"uuid", "event", "distinct_id", "person_id", "timestamp", "properties"}
 
+// csvCell makes a value safe to open in a spreadsheet: a cell starting
+// with =, +, -, @, tab or CR would be read as a formula, so it gets a
+// leading ' (OWASP's advice on CSV injection).
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
 // apiExport streams every event in range (after filters and cohort) in time
 // order: format=ndjson (default), one event object a line, or format=csv
 // with the columns of csvHeader, properties as a JSON object.
@@ -320,7 +333,7 @@ func (h *Handler) apiExport(w http.ResponseWriter, r *http.Request) {
 		}
 		if format == "csv" {
 			line = ev.Props.AppendJSON(line[:0])
-			return cw.Write([]string{ev.UUID, ev.Name, ev.DistinctID, personID, store.FormatTime(ev.Time), string(line)})
+			return cw.Write([]string{csvCell(ev.UUID), csvCell(ev.Name), csvCell(ev.DistinctID), csvCell(personID), store.FormatTime(ev.Time), csvCell(string(line))})
 		}
 		line = append(ev.AppendJSON(line[:0], personID), '\n')
 		_, err := bw.Write(line)
@@ -349,10 +362,39 @@ func (h *Handler) apiExport(w http.ResponseWriter, r *http.Request) {
 // event comes, so that proxies keep the connection open.
 var liveKeepAlive = 15 * time.Second
 
+// liveCount counts the live streams open on one database, over every
+// dashboard that shares it.
+type liveCount struct{ n atomic.Int64 }
+
+// liveCounts holds a liveCount per database.
+var liveCounts sync.Map // store.Store → *liveCount
+
+func liveCounter(st store.Store) *liveCount {
+	c, _ := liveCounts.LoadOrStore(st, new(liveCount))
+	return c.(*liveCount)
+}
+
+// acquire takes a place for one more stream, if fewer than max are open.
+func (c *liveCount) acquire(max int) bool {
+	if c.n.Add(1) > int64(max) {
+		c.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (c *liveCount) release() { c.n.Add(-1) }
+
 // apiLive streams the site's events as Server-Sent Events as they are
 // stored: one `data: <event JSON>` message each, a comment line as a
 // keep-alive, until the client goes or the store closes.
 func (h *Handler) apiLive(w http.ResponseWriter, r *http.Request) {
+	if !h.live.acquire(h.cfg.LiveMax) {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, "too many live views open; try again later")
+		return
+	}
+	defer h.live.release()
 	sub := h.store.Subscribe(h.site(r))
 	defer sub.Close()
 	rc := http.NewResponseController(w)

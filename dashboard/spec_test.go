@@ -1469,7 +1469,7 @@ func TestSpecRetryAfterReopen(t *testing.T) {
 			continue
 		}
 		e := &env{t: t, db: db, ip: netip.MustParseAddr("127.0.0.1")}
-		e.h = New(Config{Prefix: "/analytics", Site: "example.com"}, db,
+		e.h = New(Config{Prefix: "/analytics", Site: "example.com", Hosts: []string{"example.com"}}, db,
 			Options{ClientIP: func(*http.Request) netip.Addr { return e.ip }, Now: func() time.Time { return now }})
 		e.want("/api/stats?from=2026-11-23&to=2026-11-23", 200, `{"visitors":1,"pageviews":1,"sessions":1,"bounce_rate":1,"avg_session_seconds":0,"views_per_session":1}`)
 		w := e.do("GET", "/api/events?from=2026-11-23&to=2026-11-23", nil)

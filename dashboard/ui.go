@@ -42,7 +42,7 @@ var uiFiles embed.FS
 var uiPages = []string{"insights", "persons", "events", "live", "cohorts", "actions", "settings"}
 
 // uiRoutes adds the app's page, its deep links and its assets.
-func (h *Handler) uiRoutes(m *http.ServeMux) {
+func (h *Handler) uiRoutes(m prefixMux) {
 	m.HandleFunc("GET /{$}", h.serveIndex)
 	for _, p := range uiPages {
 		m.HandleFunc("GET /"+p, h.serveIndex)

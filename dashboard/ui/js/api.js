@@ -96,6 +96,26 @@ export function sharedQuery(q = query()) {
   return out;
 }
 
+// recordingPath is a session's path segment under recordings/, escaped,
+// and the query it needs: a "." or ".." segment would be resolved away by
+// the browser, so such an id is sent as ?session= under "~".
+export function recordingPath(sessionId) {
+  const q = new URLSearchParams();
+  if (sessionId === '.' || sessionId === '..') {
+    q.set('session', sessionId);
+    return ['~', q];
+  }
+  return [encodeURIComponent(sessionId), q];
+}
+
+// replayURL is the replay page of a session (tab > 1: that tab).
+export function replayURL(sessionId, tab) {
+  const [path, q] = recordingPath(sessionId);
+  for (const [k, v] of sharedQuery()) q.append(k, v);
+  if (tab > 1) q.set('tab', String(tab));
+  return url('/recordings/' + path, q);
+}
+
 export function currentSite(q = query()) {
   return q.get('site') || defaultSite;
 }

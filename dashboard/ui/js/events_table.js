@@ -2,7 +2,7 @@
 // shows all its properties. Every value is put in as text.
 
 import { h, replace, errorBox, empty, spinner, dateTime, ago, text } from './dom.js';
-import { get, url, sharedQuery, query } from './api.js';
+import { get, url, sharedQuery, query, replayURL } from './api.js';
 import { eventLabel } from './components.js';
 
 export function eventRow(ev, { showPerson = true, fresh = false } = {}) {
@@ -29,7 +29,7 @@ export function eventRow(ev, { showPerson = true, fresh = false } = {}) {
         h('div', h('span', 'Time'), h('span', dateTime(ev.timestamp))),
         h('div', h('span', 'Distinct id'), h('span', text(ev.distinct_id))),
         h('div', h('span', 'UUID'), h('span', { class: 'mono' }, text(ev.uuid))),
-        pr.$session_id ? h('div', h('span', 'Session'), h('a', { class: 'watch-recording', href: url('/recordings/' + encodeURIComponent(text(pr.$session_id)), sharedQuery(query())) }, 'Watch recording')) : null),
+        pr.$session_id ? h('div', h('span', 'Session'), h('a', { class: 'watch-recording', href: replayURL(text(pr.$session_id)) }, 'Watch recording')) : null),
       h('table', { class: 'data props' }, h('tbody', props.map(([k, v]) => h('tr', h('td', k), h('td', text(v))))))));
     tr.after(detail);
   };

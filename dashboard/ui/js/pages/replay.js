@@ -8,12 +8,13 @@
 // routing, the page loads itself again.
 
 import { h, replace, errorBox, empty, spinner, dateTime, duration, text } from '../dom.js';
-import { get, url, assets, prefix, sharedQuery, currentSite, reportParams } from '../api.js';
+import { get, url, assets, prefix, sharedQuery, currentSite, reportParams, replayURL, recordingPath } from '../api.js';
 import { toolbar, eventLabel } from '../components.js';
 
 export default async function recordings(main, ctx) {
   loadCSS(assets + '/replay.css');
-  if (ctx.parts[0]) return replay(main, ctx, ctx.parts[0]);
+  // A session id that is a dot segment travels in ?session= (see recordingPath).
+  if (ctx.parts[0]) return replay(main, ctx, ctx.query.get('session') ?? ctx.parts[0]);
   ctx.setTitle('Recordings');
   const q = ctx.query;
   const person = q.get('distinct_id') || '';
@@ -66,12 +67,7 @@ function recordingTable(el, rows, emptyText) {
         r.tabs > 1 ? Array.from({ length: r.tabs - 1 }, (_, i) => [' ', h('a', { class: 'btn small ghost watch-tab', href: replayURL(r.session_id, i + 2) }, 'tab ' + (i + 2))]) : null)))))));
 }
 
-// replayURL is the replay page of a session.
-export function replayURL(sessionId, tab) {
-  const q = sharedQuery();
-  if (tab > 1) q.set('tab', String(tab));
-  return url('/recordings/' + encodeURIComponent(sessionId), q);
-}
+export { replayURL };
 
 function loadCSS(href) {
   if (document.querySelector(`link[rel="stylesheet"][href="${CSS.escape(href)}"]`)) return;
@@ -132,7 +128,10 @@ async function replay(main, ctx, sid) {
   let events;
   try {
     const tab = ctx.query.get('tab');
-    [events] = await Promise.all([get('recordings/' + encodeURIComponent(sid), tab ? { site, tab } : { site }, ctx.signal), loadPlayer()]);
+    const [path, params] = recordingPath(sid);
+    params.set('site', site);
+    if (tab) params.set('tab', tab);
+    [events] = await Promise.all([get('recordings/' + path, params, ctx.signal), loadPlayer()]);
   } catch (err) {
     if (ctx.signal.aborted) return;
     replace(stage, err.status === 404 ? empty('There is no recording of this session.') : errorBox(err));
