@@ -12,6 +12,7 @@ const pages = {
   live: () => import('./pages/live.js'),
   cohorts: () => import('./pages/cohorts.js'),
   actions: () => import('./pages/actions.js'),
+  goals: () => import('./pages/goals.js'),
   settings: () => import('./pages/settings.js'),
   recordings: () => import('./pages/replay.js'),
   heatmap: () => import('./pages/heatmap.js'),

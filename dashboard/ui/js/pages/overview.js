@@ -7,6 +7,7 @@ import { get, range, reportParams, setQuery, url, sharedQuery, currentSite } fro
 import { toolbar, card, rankList, addFilterParam } from '../components.js';
 import { lineChart, legend, palette } from '../charts.js';
 import { serverCard } from './server_panel.js';
+import { goalsCard } from './goals.js';
 
 const metrics = [
   { key: 'visitors', label: 'Unique visitors', fmt: num, chart: { math: 'unique' } },
@@ -81,6 +82,7 @@ export default async function overview(main, ctx) {
   const grid = h('div', { class: 'grid2' });
   main.appendChild(grid);
   for (const p of panels) grid.appendChild(panelCard(p, ctx));
+  grid.appendChild(goalsCard(ctx));
   grid.appendChild(serverCard(ctx));
 
   liveCount(live, ctx);
