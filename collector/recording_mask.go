@@ -28,7 +28,7 @@ package collector
 // evicted, or the node is not in its map) it masks, as if the node were in
 // an editable element: a replay may then show page text as '*', never the
 // reverse. An event it cannot read (still-compressed parts, a full snapshot
-// without its node tree) is dropped.
+// without its node tree, no rrweb event type 0-6, a key twice) is dropped.
 
 import (
 	"bytes"
@@ -184,14 +184,21 @@ func (w *maskWindow) mask(data []byte) []byte {
 // event masks one rrweb event: nil when it stays as it came, false when it
 // is to be dropped.
 func (w *maskWindow) event(ev gjson.Result) ([]byte, bool) {
-	if !ev.IsObject() {
+	if !ev.IsObject() || dupKey(ev, "type") || dupKey(ev, "data") {
 		return nil, false
 	}
-	typ := ev.Get("type").Int()
+	t := ev.Get("type")
+	if t.Type != gjson.Number || t.Num != float64(int64(t.Num)) || t.Num < 0 || t.Num > 6 {
+		return nil, false // not an rrweb event: a player would not read it either
+	}
+	typ := int64(t.Num)
 	src := ev.Get("data.source")
+	if typ == 3 && src.Exists() && (src.Type != gjson.Number || dupKey(ev.Get("data"), "source")) {
+		return nil, false
+	}
 	switch {
 	case typ == 2:
-	case typ == 3 && src.Type == gjson.Number && (src.Int() == 0 || src.Int() == 5):
+	case typ == 3 && (src.Num == 0 || src.Num == 5):
 	default:
 		return nil, true
 	}
@@ -224,6 +231,20 @@ func (w *maskWindow) event(ev gjson.Result) ([]byte, bool) {
 		return nil, false
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), true
+}
+
+// dupKey says whether obj has key more than once. gjson reads the first,
+// encoding/json and browsers the last: such an event could pass as a
+// mouse move here and replay as an input.
+func dupKey(obj gjson.Result, key string) bool {
+	n := 0
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		if k.Str == key {
+			n++
+		}
+		return n < 2
+	})
+	return n > 1
 }
 
 // fullSnapshot masks a full snapshot and starts the window's node map anew.
