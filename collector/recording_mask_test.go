@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -226,5 +227,37 @@ func BenchmarkMaskRecording(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		mc.mask("k", data)
+	}
+}
+
+// TestRecordingPlainBatchesOneSession: plain (not gzip) $snapshot bodies of
+// one session, among others', make one recording with all their events.
+// The session id splitSnapshots hands the store is a copy: props point into
+// the request's pooled buffer, which the next request overwrites, and the
+// store keys its map of recordings by the string it is given (without the
+// copy: one recording per batch, the first one's full snapshot unreachable).
+func TestRecordingPlainBatchesOneSession(t *testing.T) {
+	f := newFixture(t, Config{MaxBody: 1 << 20})
+	for i := 0; i < 5; i++ {
+		body := strings.Repeat(" ", i) + fmt.Sprintf(`[{"event":"$snapshot","properties":{"$session_id":"sess-plain-%d","$window_id":"w","distinct_id":"d","$snapshot_data":[{"type":3,"timestamp":%d,"data":{"source":1,"positions":[]}}]}}]`, 0, 1764000000000+i)
+		if code, resp := f.do(req{path: "/s/", body: []byte(body), headers: map[string]string{"Content-Type": "text/plain;charset=UTF-8"}}); code != 200 {
+			t.Fatalf("%d %s", code, resp)
+		}
+		other := fmt.Sprintf(`[{"event":"$snapshot","properties":{"$session_id":"XXXX-XXXXX-%d","$window_id":"v","distinct_id":"e","$snapshot_data":[{"type":3,"timestamp":%d,"data":{"source":1,"positions":[]}}]}}]`, i, 1764000000000+i)
+		if code, resp := f.do(req{path: "/s/", body: []byte(other), headers: map[string]string{"Content-Type": "text/plain;charset=UTF-8"}}); code != 200 {
+			t.Fatalf("%d %s", code, resp)
+		}
+	}
+	n := 0
+	for _, r := range f.db.Recordings(context.Background(), "example.com", 0, 1<<62) {
+		if r.SessionID == "sess-plain-0" {
+			n++
+			if r.Events != 5 {
+				t.Errorf("%+v", r)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d recordings of sess-plain-0: %+v", n, f.db.Recordings(context.Background(), "example.com", 0, 1<<62))
 	}
 }
