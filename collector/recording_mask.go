@@ -80,6 +80,7 @@ type maskNode struct {
 
 type maskWindow struct {
 	mu    sync.Mutex
+	dirty bool               // the event being masked changed
 	nodes map[int64]maskNode // nil: unknown, everything masked
 	used  uint64             // cache clock at last use
 	count int                // len(nodes) as the cache last counted it
@@ -213,6 +214,7 @@ func (w *maskWindow) event(ev gjson.Result) ([]byte, bool) {
 		return nil, false
 	}
 	ok := false
+	w.dirty = false
 	switch {
 	case typ == 2:
 		ok = w.fullSnapshot(data)
@@ -223,6 +225,9 @@ func (w *maskWindow) event(ev gjson.Result) ([]byte, bool) {
 	}
 	if !ok {
 		return nil, false
+	}
+	if !w.dirty {
+		return nil, true // as it came: masked already, or nothing to mask
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -247,6 +252,20 @@ func dupKey(obj gjson.Result, key string) bool {
 	return n > 1
 }
 
+// put sets m[k] to masked, noting a change.
+func (w *maskWindow) put(m map[string]any, k, old, masked string) {
+	if masked != old {
+		m[k] = masked
+		w.dirty = true
+	}
+}
+
+// drop deletes m[k], noting a change.
+func (w *maskWindow) drop(m map[string]any, k string) {
+	delete(m, k)
+	w.dirty = true
+}
+
 // fullSnapshot masks a full snapshot and starts the window's node map anew.
 func (w *maskWindow) fullSnapshot(data map[string]any) bool {
 	node, _ := data["node"].(map[string]any)
@@ -261,12 +280,13 @@ func (w *maskWindow) fullSnapshot(data map[string]any) bool {
 // input masks an Input event.
 func (w *maskWindow) input(data map[string]any) bool {
 	if s, ok := data["text"].(string); ok {
-		data["text"] = maskValue(s)
+		w.put(data, "text", s, maskValue(s))
 	} else if data["text"] != nil {
-		delete(data, "text")
+		w.drop(data, "text")
 	}
-	if _, ok := data["isChecked"]; ok {
+	if v, ok := data["isChecked"]; ok && v != false {
 		data["isChecked"] = false
+		w.dirty = true
 	}
 	return true
 }
@@ -329,7 +349,7 @@ func (w *maskWindow) mutation(data map[string]any) bool {
 		}
 		id, ok := num(m["id"])
 		if !ok || w.maskedText(id) {
-			m["value"] = maskText(s)
+			w.put(m, "value", s, maskText(s))
 		}
 	}
 	for _, a := range parts[3] {
@@ -354,15 +374,15 @@ func (w *maskWindow) mutation(data map[string]any) bool {
 			switch strings.ToLower(k) {
 			case "value":
 				if s, isStr := v.(string); isStr && (!known || n.flags&fFormValue != 0) {
-					attrs[k] = maskValue(s)
+					w.put(attrs, k, s, maskValue(s))
 				}
 			case "checked":
 				if !known || n.flags&fInput != 0 {
-					delete(attrs, k)
+					w.drop(attrs, k)
 				}
 			case "selected":
 				if !known || n.flags&fOption != 0 {
-					delete(attrs, k)
+					w.drop(attrs, k)
 				}
 			}
 		}
@@ -389,22 +409,22 @@ func (w *maskWindow) walk(n map[string]any, parent int64, masked, style bool) {
 				switch strings.ToLower(k) {
 				case "value":
 					if s, ok := v.(string); ok && flags&fFormValue != 0 {
-						attrs[k] = maskValue(s)
+						w.put(attrs, k, s, maskValue(s))
 					}
 				case "checked":
 					if flags&fInput != 0 {
-						delete(attrs, k)
+						w.drop(attrs, k)
 					}
 				case "selected":
 					if flags&fOption != 0 {
-						delete(attrs, k)
+						w.drop(attrs, k)
 					}
 				}
 			}
 		}
 	case 3, 4, 5: // text, CDATA, comment
 		if s, ok := n["textContent"].(string); ok && masked && !style {
-			n["textContent"] = maskText(s)
+			w.put(n, "textContent", s, maskText(s))
 		}
 	}
 	if hasID && w.nodes != nil {
