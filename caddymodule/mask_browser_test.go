@@ -309,10 +309,126 @@ func TestRecordingMaskServerSide(t *testing.T) {
 // absent fails the test for each of maskSecrets in s.
 func absent(t *testing.T, where, s string) {
 	t.Helper()
-	for _, secret := range maskSecrets {
+	absentOf(t, where, s, maskSecrets)
+}
+
+func absentOf(t *testing.T, where, s string, secrets []string) {
+	t.Helper()
+	for _, secret := range secrets {
 		if strings.Contains(s, secret) {
 			t.Errorf("%s holds %q", where, secret)
 		}
+	}
+}
+
+// TestPosthogJSUnmaskedRecordingMasked: the real posthog-js recorder told
+// not to mask (session_recording.maskAllInputs: false) records a visitor
+// typing with real keys into a text input, a textarea and a
+// contenteditable element, and a page with a hidden input and a
+// [data-fp-mask] element. What its rrweb emits holds all of it in clear
+// (seen by wrapping the recorder in the page); the server masks it: the
+// recording API and the reopened store (decoded) hold none of it, and hold
+// the text the page's script wrote.
+func TestPosthogJSUnmaskedRecordingMasked(t *testing.T) {
+	bundle := posthogJS(t)
+	recorder, err := os.ReadFile(filepath.Join("testdata", "posthog-js", "node_modules", "posthog-js", "dist", "lazy-recorder.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		phInput   = "ph-typed-input-3e9a"
+		phArea    = "ph-typed-area-77c2"
+		phEdit    = "ph-typed-edit-d41b"
+		phHidden  = "ph-hidden-secret-5f08"
+		phFPMask  = "ph-fpmask-secret-b3c6"
+		phControl = "ph-control-by-script-0a1d"
+	)
+	secrets := []string{phInput, phArea, phEdit, phHidden, phFPMask}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "vendor"), 0o755)
+	os.WriteFile(filepath.Join(dir, "vendor", "array.js"), bundle, 0o644)
+	os.WriteFile(filepath.Join(dir, "vendor", "recorder.js"), recorder, 0o644)
+	os.WriteFile(filepath.Join(dir, "wrap.js"), []byte(`// Keeps a copy of every event posthog-js's rrweb emits, before posthog-js compresses it.
+window.__phEmitted = [];
+(function () {
+  var r = window.__PosthogExtensions__ && window.__PosthogExtensions__.rrweb;
+  if (!r) return;
+  var rec = r.record;
+  var wrapped = function (o) {
+    var emit = o.emit;
+    o.emit = function (ev, c) { try { window.__phEmitted.push(JSON.stringify(ev)) } catch (e) {} return emit(ev, c) };
+    return rec(o);
+  };
+  for (var k in rec) wrapped[k] = rec[k];
+  r.record = wrapped;
+})();
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "init.js"), []byte(`posthog.init('phc_mask', {api_host: location.origin + '/_f', session_recording: {maskAllInputs: false}})`), 0o644)
+	os.WriteFile(filepath.Join(dir, "form.html"), []byte(`<!doctype html>
+<html><head><meta charset="utf-8"><title>Unmasked by posthog-js</title>
+<script src="/vendor/array.js"></script>
+<script src="/vendor/recorder.js"></script>
+<script src="/wrap.js"></script>
+<script src="/init.js"></script>
+</head><body>
+<input id="in" type="text">
+<input id="hid" type="hidden" value="`+phHidden+`">
+<textarea id="ta"></textarea>
+<div id="ce" contenteditable="true" style="min-height:3em;border:1px solid"></div>
+<p data-fp-mask>`+phFPMask+`</p>
+<p id="ctl">initial text</p>
+</body></html>
+`), 0o644)
+	dbDir := t.TempDir()
+	dbPath := filepath.Join(dbDir, "ph.db")
+	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	analytics {
+		db %s
+		site test.example
+		rate_limit off
+		record on
+	}
+	root * %s
+	file_server
+}
+`, dbPath, dir))
+
+	tab := StartBrowser(t).NewTab()
+	tab.Navigate(base + "/form.html")
+	tab.WaitPage(`window.posthog && posthog.__loaded && posthog.sessionRecordingStarted() && window.__phEmitted.length > 0`, 20*time.Second)
+	session := Eval[string](tab, `posthog.get_session_id()`)
+	tab.Do(
+		chromedp.SendKeys(chromedp.CSS("#in"), phInput),
+		chromedp.SendKeys(chromedp.CSS("#ta"), phArea),
+		chromedp.SendKeys(chromedp.CSS("#ce"), phEdit),
+		chromedp.Click(chromedp.CSS("#ctl")),
+	)
+	Eval[chromedp.Void](tab, `document.querySelector('#ctl').firstChild.data = '`+phControl+`'`)
+	// posthog-js's recorder emitted everything in clear.
+	tab.WaitPage(`window.__phEmitted.join('').includes('`+phControl+`')`, 10*time.Second)
+	emitted := Eval[string](tab, `window.__phEmitted.join('\n')`)
+	for _, s := range secrets {
+		if !strings.Contains(emitted, s) {
+			t.Errorf("posthog-js's recorder masked %q itself: the test proves nothing about the server", s)
+		}
+	}
+	var answer string
+	WaitFor(t, "the script's text in the stored recording", 30*time.Second, func() (bool, string) {
+		_, answer = send(t, "GET", api+"/recordings/"+session, nil, nil)
+		return strings.Contains(answer, phControl), fmt.Sprintf("%d bytes", len(answer))
+	})
+	absentOf(t, "GET /api/recordings/{id}", answer, secrets)
+	stopCaddy(t)
+	viaStore, viaFile := decodedStore(t, dbPath, "test.example")
+	if !strings.Contains(viaStore, phControl) || !strings.Contains(viaFile, phControl) {
+		t.Fatal("the decoded store lacks the script's text: the check would find nothing")
+	}
+	absentOf(t, "the store read back", viaStore, secrets)
+	absentOf(t, "the file decoded", viaFile, secrets)
+	files, _ := os.ReadDir(dbDir)
+	for _, f := range files {
+		raw, _ := os.ReadFile(filepath.Join(dbDir, f.Name()))
+		absentOf(t, "file "+f.Name()+" (raw)", string(raw), secrets)
 	}
 }
 
