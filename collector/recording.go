@@ -30,11 +30,16 @@ func splitSnapshots(events []*store.Event) (rest []*store.Event, snaps []store.S
 		if len(raw) > 0 && raw[0] == '{' {
 			raw = "[" + raw + "]"
 		}
+		// Copies: the store keeps them, and props may point into the request buffer.
+		sid, wid := strings.Clone(ev.Props.Str("$session_id")), strings.Clone(ev.Props.Str("$window_id"))
+		plain := normalizeRRWeb(raw)
+		// Masking of what visitors typed, whatever the recorder did: recording_mask.go.
+		plain = recordingMasks.mask(ev.Site+"\x00"+sid+"\x00"+wid, plain)
 		snaps = append(snaps, store.Snapshot{
-			SessionID:  ev.Props.Str("$session_id"),
-			WindowID:   ev.Props.Str("$window_id"),
+			SessionID:  sid,
+			WindowID:   wid,
 			DistinctID: ev.DistinctID,
-			Data:       normalizeRRWeb(raw),
+			Data:       plain,
 		})
 	}
 	return rest, snaps

@@ -7,9 +7,16 @@
  *     "$snapshot_data": [rrweb events], "$session_id", "$window_id",
  *     "distinct_id"}}]}
  *
- * Privacy: every input is masked (maskAllInputs, passwords included), text
- * inside [data-fp-mask] is masked, and .ph-no-capture / [data-fp-no-capture]
- * elements are not recorded at all (an empty box of the same size replays).
+ * Privacy (SPEC §5.1, docs/security-recording.md): the value of every
+ * input type (hidden and file included), textarea and select is masked, in
+ * the snapshot, in attribute changes and as one types; a select's value
+ * becomes a fixed '***' (its length would tell the option). Checkbox and
+ * radio states are not recorded (always unchecked). Text inside
+ * [data-fp-mask], textareas and contenteditable elements is masked, in the
+ * snapshot and in the mutations typing makes. .ph-no-capture /
+ * [data-fp-no-capture] elements are not recorded at all (an empty box of
+ * the same size replays). The server masks the same again
+ * (collector/recording_mask.go), whatever recorder sent the data.
  *
  * The ids come from the snippet through its internal hook
  * window.firstparty._r(active): {s session id, w window id, d distinct id,
@@ -155,6 +162,32 @@ import { record } from '@rrweb/record';
   // interaction, drag.
   var ACTIVE = { 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 12: 1 };
 
+  // Every input type rrweb knows, hidden and file (a path) included; the
+  // ones not here (checkbox, radio, submit, button, reset, image) have a
+  // value the page wrote, and their checked state is dropped by unchecked.
+  var MASK_INPUTS = {};
+  'color date datetime-local email month number range search tel text time url week password hidden file textarea select'.split(' ').forEach(function (k) {
+    MASK_INPUTS[k] = true;
+  });
+
+  // unchecked drops the checked state of a serialized node tree (a full
+  // snapshot's or an added node's): which box a visitor ticked is input too.
+  var unchecked = function (n) {
+    if (!n) return;
+    if (n.attributes) delete n.attributes.checked;
+    var c = n.childNodes || [];
+    for (var i = 0; i < c.length; i++) unchecked(c[i]);
+  };
+  var uncheck = function (ev) {
+    var data = ev.data || {};
+    if (ev.type == 2) unchecked(data.node);
+    else if (ev.type == 3 && data.source == 5) data.isChecked = false;
+    else if (ev.type == 3 && data.source == 0)
+      (data.adds || []).forEach(function (a) {
+        unchecked(a.node);
+      });
+  };
+
   var emit = function (ev) {
     // A full snapshot (type 2) or the visitor acting asks the snippet for
     // the ids, which may start a new session.
@@ -215,12 +248,19 @@ import { record } from '@rrweb/record';
     stop = record({
       emit: function (ev) {
         try {
+          uncheck(ev);
           emit(ev);
         } catch (e) {}
       },
-      maskAllInputs: true,
-      maskInputOptions: { password: true },
-      maskTextSelector: '[data-fp-mask]',
+      maskAllInputs: false,
+      maskInputOptions: MASK_INPUTS,
+      maskInputFn: function (text, el) {
+        return el && el.tagName == 'SELECT' ? '***' : '*'.repeat(text.length);
+      },
+      // rrweb masks a text node when its parent has an ancestor-or-self
+      // matching this (closest); no case-insensitive [attr=v i], which an
+      // old browser would reject, and then nothing would be masked.
+      maskTextSelector: '[data-fp-mask],textarea,[contenteditable]:not([contenteditable=false])',
       blockSelector: '.ph-no-capture,[data-fp-no-capture]',
       blockClass: 'ph-no-capture',
       inlineStylesheet: true,
