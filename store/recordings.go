@@ -240,7 +240,7 @@ func (rs *recordings) add(site, session, key string, h chunkHeader, size int) {
 	r := m[session]
 	if r == nil {
 		r = &recording{info: RecordingInfo{SessionID: strings.Clone(session), DistinctID: strings.Clone(h.distinctID), Start: h.first, End: h.last}}
-		m[session] = r
+		m[r.info.SessionID] = r // the cloned id: session may point into a request buffer
 	}
 	if h.first < r.info.Start {
 		r.info.Start = h.first
