@@ -31,6 +31,7 @@ func (h *Handler) reportRoutes() {
 	m.HandleFunc("GET /api/retention", h.apiRetention)
 	m.HandleFunc("GET /api/paths", h.apiPaths)
 	m.HandleFunc("GET /api/heatmap", h.apiHeatmap)
+	m.HandleFunc("GET /api/heatmap/viewports", h.apiHeatmapViewports)
 	m.HandleFunc("GET /api/export", h.apiExport)
 	m.HandleFunc("GET /api/live", h.apiLive)
 	m.HandleFunc("GET /api/live/count", h.apiLiveCount)
@@ -140,6 +141,23 @@ func (h *Handler) apiServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeResult(w, rep)
+}
+
+// apiHeatmapViewports answers a page's clicks by viewport width class.
+func (h *Handler) apiHeatmapViewports(w http.ResponseWriter, r *http.Request) {
+	q, v, err := h.query(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := h.store.HeatmapViewports(r.Context(), q, v.Get("url"))
+	if err != nil {
+		reportError(w, err)
+		return
+	}
+	writeResult(w, struct {
+		Viewports []store.ViewportCount `json:"viewports"`
+	}{res})
 }
 
 func (h *Handler) apiBreakdown(w http.ResponseWriter, r *http.Request) {

@@ -76,6 +76,23 @@ func (n *numbers) get(code uint32) (float64, bool) {
 	return n.vals[code], n.state[code] == 1
 }
 
+// ViewportWidths are the width classes of heatmaps: a click belongs to the
+// class nearest its viewport's width, and the overlay draws the page at
+// the class's width, so that a layout that depends on the width (centred,
+// responsive) puts each element where its visitors saw it.
+var ViewportWidths = []int{375, 768, 1024, 1280, 1440, 1920, 2560}
+
+// nearestWidth returns the width class of a viewport width.
+func nearestWidth(w float64) int {
+	best := ViewportWidths[0]
+	for _, c := range ViewportWidths[1:] {
+		if math.Abs(w-float64(c)) < math.Abs(w-float64(best)) {
+			best = c
+		}
+	}
+	return best
+}
+
 // viewportClass returns the class of a viewport width.
 func viewportClass(w float64) string {
 	switch {
@@ -92,10 +109,15 @@ func (s *DB) Heatmap(ctx context.Context, q Query, hq HeatmapQuery) ([]HeatmapPo
 	if hq.URL == "" {
 		return nil, badQuery("heatmap needs a url")
 	}
+	width := 0
 	switch hq.Viewport {
 	case "", "mobile", "tablet", "desktop":
 	default:
-		return nil, badQuery("viewport %q: want mobile, tablet or desktop", hq.Viewport)
+		w, err := strconv.Atoi(hq.Viewport)
+		if err != nil || w <= 0 || w > 100000 {
+			return nil, badQuery("viewport %q: want a width in px (its class), or mobile, tablet or desktop", hq.Viewport)
+		}
+		width = nearestWidth(float64(w))
 	}
 	var cols []string
 	switch hq.Type {
@@ -121,6 +143,9 @@ func (s *DB) Heatmap(ctx context.Context, q Query, hq HeatmapQuery) ([]HeatmapPo
 		vw := newNumbers(r.t.column(colViewport))
 		viewportOK = func(row int) bool {
 			w, ok := vw.get(vw.c.at(row))
+			if width != 0 {
+				return ok && nearestWidth(w) == width
+			}
 			return ok && viewportClass(w) == hq.Viewport
 		}
 	}
@@ -211,4 +236,52 @@ func (r *run) scrollMap(url string, names *colReader, viewportOK func(int) bool)
 		out[b] = HeatmapPoint{Y: float64(b * scrollBand), Count: n}
 	}
 	return out
+}
+
+// ViewportCount is how many clicks a page had from one width class.
+type ViewportCount struct {
+	Width int `json:"width"`
+	Count int `json:"count"`
+}
+
+// HeatmapViewports counts a page's clicks by viewport width class, for the
+// overlay to offer the classes visitors used (the most used first).
+func (s *DB) HeatmapViewports(ctx context.Context, q Query, url string) ([]ViewportCount, error) {
+	if url == "" {
+		return nil, badQuery("heatmap needs a url")
+	}
+	r, _, err := s.begin(ctx, q, nil, "$pathname", colEventType, colViewport)
+	if err != nil {
+		return nil, err
+	}
+	defer r.end()
+	out := []ViewportCount{}
+	ac := r.nameCode("$autocapture")
+	path, ok1 := r.t.column("$pathname").dict.lookup(url)
+	click, ok2 := r.t.column(colEventType).dict.lookup("click")
+	if ac == noCode || !ok1 || !ok2 {
+		return out, nil
+	}
+	names := newColReader(r.t.name)
+	paths, types := newColReader(r.t.column("$pathname")), newColReader(r.t.column(colEventType))
+	vw := newNumbers(r.t.column(colViewport))
+	counts := map[int]int{}
+	r.chunks(func(ci int, rows []int32) {
+		nc, pc, tc := names.chunk(ci), paths.chunk(ci), types.chunk(ci)
+		for _, off := range rows {
+			if nc[off] != ac || pc[off] != path || tc[off] != click {
+				continue
+			}
+			if w, ok := vw.get(vw.c.at(ci<<chunkBits | int(off))); ok {
+				counts[nearestWidth(w)]++
+			}
+		}
+	})
+	for w, n := range counts {
+		out = append(out, ViewportCount{w, n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Count > out[j].Count || out[i].Count == out[j].Count && out[i].Width < out[j].Width
+	})
+	return out, nil
 }

@@ -70,6 +70,8 @@ type Reports interface {
 	Retention(ctx context.Context, q Query, rq RetentionQuery) ([]RetentionCohort, error)
 	Paths(ctx context.Context, q Query, pq PathsQuery) ([]PathLink, error)
 	Heatmap(ctx context.Context, q Query, hq HeatmapQuery) ([]HeatmapPoint, error)
+	// HeatmapViewports counts a page's clicks by viewport width class.
+	HeatmapViewports(ctx context.Context, q Query, url string) ([]ViewportCount, error)
 	// Export calls fn with every event of q in time order.
 	Export(ctx context.Context, q Query, fn func(ev *Event, personID string) error) error
 	// LiveCount is the number of persons with an event in the last five

@@ -3,20 +3,20 @@
 // is counted), as wide as the chosen viewport class, with click density or
 // scroll depth drawn over it on a canvas.
 //
-// URL state: url (the page's path), viewport (desktop|tablet|mobile), type
-// (click|scroll), and the shared period.
+// URL state: url (the page's path), viewport (a width class in px; by
+// default the class with the most clicks), type (click|scroll), and the
+// shared period.
 
 import { h, replace, errorBox, empty, spinner, num, pct } from '../dom.js';
 import { get, assets, setQuery, reportParams } from '../api.js';
 import { toolbar } from '../components.js';
 
-// The width each viewport class is shown at (the classes are those of
-// /api/heatmap: mobile < 768 px, tablet < 1024 px, desktop the rest).
-const viewports = [
-  ['desktop', 'Desktop', 1280],
-  ['tablet', 'Tablet', 800],
-  ['mobile', 'Mobile', 375],
-];
+// The width classes of /api/heatmap: a click belongs to the class nearest
+// its viewport's width, and the page is drawn at the class's width, so a
+// centred or responsive layout puts each element where visitors saw it.
+const widths = [375, 768, 1024, 1280, 1440, 1920, 2560];
+const legacy = { desktop: 1280, tablet: 768, mobile: 375 };
+const widthLabel = (w) => (w < 768 ? 'Phone' : w < 1024 ? 'Tablet' : 'Desktop') + ' ' + w + 'px';
 
 export default async function heatmap(main, ctx) {
   ctx.setTitle('Heatmap');
@@ -25,14 +25,23 @@ export default async function heatmap(main, ctx) {
   }
   const q = ctx.query;
   const page = q.get('url') || '';
-  const viewport = viewports.some(([v]) => v === q.get('viewport')) ? q.get('viewport') : 'desktop';
   const type = q.get('type') === 'scroll' ? 'scroll' : 'click';
-  const width = viewports.find(([v]) => v === viewport)[2];
+  const asked = legacy[q.get('viewport')] || Number(q.get('viewport'));
+  // The classes visitors clicked from, most first.
+  let counts = [];
+  if (page) {
+    try {
+      counts = (await get('heatmap/viewports', reportParams(q, undefined, { url: page }), ctx.signal)).viewports || [];
+    } catch { /* the classes without counts */ }
+  }
+  const width = widths.includes(asked) ? asked : counts.length ? counts[0].width : 1280;
+  const viewport = String(width);
+  const countOf = (w) => counts.find((c) => c.width === w)?.count;
 
   const pageSel = h('select', { id: 'heatmap-page', 'aria-label': 'Page', onchange: (e) => setQuery({ url: e.target.value || null }) },
     h('option', { value: '' }, 'Choose a page…'));
-  const vpSel = h('select', { id: 'heatmap-viewport', 'aria-label': 'Viewport', onchange: (e) => setQuery({ viewport: e.target.value === 'desktop' ? null : e.target.value }) },
-    viewports.map(([v, label, w]) => h('option', { value: v, selected: v === viewport }, `${label} (${w}px)`)));
+  const vpSel = h('select', { id: 'heatmap-viewport', 'aria-label': 'Viewport width', onchange: (e) => setQuery({ viewport: e.target.value }) },
+    widths.map((w) => h('option', { value: String(w), selected: w === width }, widthLabel(w) + (countOf(w) ? ' · ' + num(countOf(w)) + ' clicks' : ''))));
   const typeSel = h('select', { id: 'heatmap-type', 'aria-label': 'Heatmap type', onchange: (e) => setQuery({ type: e.target.value === 'click' ? null : e.target.value }) },
     h('option', { value: 'click', selected: type === 'click' }, 'Clicks'),
     h('option', { value: 'scroll', selected: type === 'scroll' }, 'Scroll depth'));
