@@ -59,7 +59,8 @@ func TestReportsAPI(t *testing.T) {
 	e := reportsEnv(t)
 	// Sessions s1 (3 minutes, not a bounce) and s2 (a bounce).
 	e.want("/api/stats?"+day, 200, `{"visitors":2,"pageviews":3,"sessions":2,"bounce_rate":0.5,"avg_session_seconds":90,"views_per_session":1.5}`)
-	e.want("/api/stats?"+day+"&filter=$pathname==/", 200, `{"visitors":2,"pageviews":2,"sessions":2,"bounce_rate":1,"avg_session_seconds":0,"views_per_session":1}`)
+	// Filter scope: the pageviews of / pass; s1 and s2 count whole.
+	e.want("/api/stats?"+day+"&filter=$pathname==/", 200, `{"visitors":2,"pageviews":2,"sessions":2,"bounce_rate":0.5,"avg_session_seconds":90,"views_per_session":1}`)
 	// The next day has only c's $identify: an event, without a session.
 	e.want("/api/stats?from=2026-11-24", 200, `{"visitors":1,"pageviews":0,"sessions":0,"bounce_rate":0,"avg_session_seconds":0,"views_per_session":0}`)
 	e.want("/api/breakdown?"+day+"&property=$pathname", 200, `{"results":[{"value":"/","count":2,"visitors":2},{"value":"/pricing","count":2,"visitors":1}]}`)

@@ -515,6 +515,12 @@ func (r *specRef) inRange(q specQ, sem specSem, fn func(e sEv)) {
 	}
 }
 
+// stats follows SPEC §4's filter scope: "a filter on an event property
+// (...) keeps the sessions that have at least one passing event: visitors,
+// sessions, bounce_rate, avg_session_seconds (...) are computed over those
+// whole sessions, while pageviews (...) count only the passing events."
+// ($session_id is the same for a whole session: a filter on it keeps whole
+// sessions either way.)
 func (r *specRef) stats(q specQ, sem specSem) map[string]float64 {
 	persons := map[string]bool{}
 	type sess struct {
@@ -523,12 +529,39 @@ func (r *specRef) stats(q specQ, sem specSem) map[string]float64 {
 	}
 	sessions := map[string]*sess{}
 	pv := 0
+	scoped := false
+	var sessionFilters []string
+	for _, f := range q.filters {
+		if strings.HasPrefix(f, "$session_id") {
+			sessionFilters = append(sessionFilters, f)
+		} else {
+			scoped = true
+		}
+	}
+	selected := map[string]bool{}
 	r.inRange(q, sem, func(e sEv) {
-		persons[r.person(e.did)] = true
 		if e.name == "$pageview" {
 			pv++
 		}
+		if !scoped {
+			return
+		}
+		if sid := e.props["$session_id"]; sid != "" {
+			selected[sid] = true
+		} else {
+			persons[r.person(e.did)] = true
+		}
+	})
+	whole := q
+	if scoped {
+		whole.filters = sessionFilters
+	}
+	r.inRange(whole, sem, func(e sEv) {
 		sid := e.props["$session_id"]
+		if scoped && !selected[sid] {
+			return
+		}
+		persons[r.person(e.did)] = true
 		if sid == "" {
 			return
 		}

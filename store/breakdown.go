@@ -26,6 +26,9 @@ type BreakdownRow struct {
 
 // Breakdown counts the events in range by the value of a property, most
 // frequent first (ties by value); events without the property are left out.
+// With a filter on an event property, a session property's breakdown counts
+// the events of the whole sessions that have a passing event; an event
+// property's, the passing events.
 func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]BreakdownRow, error) {
 	if bq.Property == "" {
 		return nil, badQuery("breakdown needs a property")
@@ -52,7 +55,14 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 	counts := make([]int, len(strs))
 	var keys, persons []uint32
 	vals, names := newColReader(col), newColReader(r.t.name)
-	r.chunks(func(ci int, rows []int32) {
+	each := r.chunks
+	if r.scoped && IsSessionProp(bq.Property) {
+		// An event-property filter and a session property: the whole
+		// sessions with a passing event count (SPEC §4 filter scope).
+		sel := r.selectedSessions(nil)
+		each = func(fn func(ci int, rows []int32)) { r.wholeSessions(sel, fn) }
+	}
+	each(func(ci int, rows []int32) {
 		vc, dids := vals.chunk(ci), r.t.did.chunk(ci)
 		var nc []uint32
 		if es != nil {

@@ -141,6 +141,12 @@ func (t *table) lookupColumn(key string) *column {
 	if key == "event" {
 		return t.name
 	}
+	if IsSessionProp(key) {
+		if t.colByKey["$session_id"] == nil {
+			return nil
+		}
+		return t.sessionColumn(key)
+	}
 	return t.colByKey[key]
 }
 
@@ -151,6 +157,7 @@ const maxLazyColumns = 32
 // every stored block once for all of them. It must not be called with t.mu
 // held.
 func (s *DB) ensureColumns(t *table, keys []string) error {
+	keys = sessionSources(keys)
 	if err := t.rlock(); err != nil {
 		return err
 	}

@@ -73,6 +73,67 @@ type run struct {
 	// withHidden keeps the server pageviews a snippet pageview confirmed,
 	// which every report but the server's own leaves out.
 	withHidden bool
+
+	// scoped: the query filters an event property, so session figures
+	// are over whole sessions with a passing event; sessionFilters are the
+	// query's filters that hold for whole sessions.
+	scoped         bool
+	sessionFilters *rowMatcher
+}
+
+// selectedSessions returns, by $session_id code, the sessions with an event
+// that passes every filter in range, and calls fn for each passing event.
+func (r *run) selectedSessions(fn func(ci int, off int32)) []bool {
+	sid := r.t.colByKey["$session_id"]
+	n := 0
+	if sid != nil {
+		n = sid.dict.size()
+	}
+	sel := make([]bool, n)
+	var sr *colReader
+	if sid != nil {
+		sr = newColReader(sid)
+	}
+	r.chunks(func(ci int, rows []int32) {
+		var sc []uint32
+		if sr != nil {
+			sc = sr.chunk(ci)
+		}
+		for _, off := range rows {
+			if sc != nil {
+				sel[sc[off]] = true
+			}
+			if fn != nil {
+				fn(ci, off)
+			}
+		}
+	})
+	if n > 0 {
+		sel[0] = false // no session
+	}
+	return sel
+}
+
+// wholeSessions calls fn with the rows in range of the selected sessions
+// (the session filters and the cohort applied, not the event filters).
+func (r *run) wholeSessions(sel []bool, fn func(ci int, rows []int32)) {
+	sid := newColReader(r.t.colByKey["$session_id"])
+	all := r.filters
+	r.filters = r.sessionFilters
+	defer func() { r.filters = all }()
+	var keep []int32
+	r.chunks(func(ci int, rows []int32) {
+		sc := sid.chunk(ci)
+		keep = keep[:0]
+		for _, off := range rows {
+			if int(sc[off]) < len(sel) && sel[sc[off]] {
+				keep = append(keep, off)
+			}
+		}
+		if len(keep) > 0 {
+			fn(ci, keep)
+		}
+	})
 }
 
 // begin prepares a run of q: it resolves the event specs (names or
@@ -147,14 +208,33 @@ func (s *DB) begin(ctx context.Context, q Query, events []string, cols ...string
 	r.locked = true
 	var err error
 	filters := q.Filters
+	var always []Filter // filters on every event whatever the scope
 	if c := t.colByKey[Datacenter]; !q.IncludeBots && c != nil {
 		if _, ok := c.dict.lookup("true"); ok {
-			filters = append(slices.Clip(filters), Filter{Prop: Datacenter, Op: OpNe, Value: "true"})
+			always = append(always, Filter{Prop: Datacenter, Op: OpNe, Value: "true"})
+			filters = append(slices.Clip(filters), always...)
 		}
 	}
 	if r.filters, err = t.compileFilters(filters); err != nil {
 		r.end()
 		return nil, nil, err
+	}
+	// Filter scope (SPEC §4): with a filter on an event property, the
+	// overview's session figures are over the whole sessions that have a
+	// passing event; sessionFilters are the filters those keep.
+	sessionFilters := always
+	for _, f := range q.Filters {
+		if IsSessionProp(f.Prop) || f.Prop == "$session_id" {
+			sessionFilters = append(slices.Clip(sessionFilters), f)
+		} else {
+			r.scoped = true
+		}
+	}
+	if r.scoped {
+		if r.sessionFilters, err = t.compileFilters(sessionFilters); err != nil {
+			r.end()
+			return nil, nil, err
+		}
 	}
 	r.roots = t.people.roots()
 	r.sel = make([]int32, 0, chunkSize)

@@ -126,6 +126,15 @@ func refProp(e *Event, key string) string {
 	return e.Props.Str(key)
 }
 
+// prop is refProp with session properties (SPEC §4) computed from the
+// whole session.
+func (r *ref) prop(e *Event, key string) string {
+	if IsSessionProp(key) {
+		return r.sessionValue(e, key)
+	}
+	return refProp(e, key)
+}
+
 func refPass(f Filter, v string) bool {
 	has := v != "" && strings.Contains(strings.ToLower(v), strings.ToLower(f.Value)) // contains ignores case
 	switch f.Op {
@@ -191,7 +200,7 @@ next:
 			continue
 		}
 		for _, f := range q.Filters {
-			if !refPass(f, refProp(e, f.Prop)) {
+			if !refPass(f, r.prop(e, f.Prop)) {
 				continue next
 			}
 		}
@@ -211,9 +220,24 @@ func (r *ref) stats(q Query) Stats {
 		views, other int
 	}
 	sessions := map[string]*sess{}
-	for _, e := range r.selected(q) {
+	counted := r.selected(q)
+	if r.scoped(q) {
+		// Filter scope: pageviews are the passing ones; the rest is over
+		// the whole sessions with a passing event, and the persons of
+		// passing events without a session.
+		for _, e := range counted {
+			if e.Name == "$pageview" {
+				st.Pageviews++
+			}
+			if e.Props.Str("$session_id") == "" {
+				persons[r.person(e)] = true
+			}
+		}
+		counted = r.wholeSessions(q, counted)
+	}
+	for _, e := range counted {
 		persons[r.person(e)] = true
-		if e.Name == "$pageview" {
+		if e.Name == "$pageview" && !r.scoped(q) {
 			st.Pageviews++
 		}
 		id := e.Props.Str("$session_id")
@@ -253,8 +277,12 @@ func (r *ref) stats(q Query) Stats {
 func (r *ref) breakdown(q Query, bq BreakdownQuery) []BreakdownRow {
 	count := map[string]int{}
 	visitors := map[string]map[string]bool{}
-	for _, e := range r.selected(q) {
-		v := refProp(e, bq.Property)
+	rows := r.selected(q)
+	if r.scoped(q) && IsSessionProp(bq.Property) {
+		rows = r.wholeSessions(q, rows)
+	}
+	for _, e := range rows {
+		v := r.prop(e, bq.Property)
 		if v == "" || bq.Event != "" && !r.is(e, bq.Event) {
 			continue
 		}
@@ -328,7 +356,7 @@ func (r *ref) trends(q Query, tq TrendsQuery) Trends {
 			}
 			v := ""
 			if tq.Breakdown != "" {
-				if v = refProp(e, tq.Breakdown); v == "" {
+				if v = r.prop(e, tq.Breakdown); v == "" {
 					continue
 				}
 			}

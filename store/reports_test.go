@@ -98,13 +98,20 @@ func TestStats(t *testing.T) {
 		// Sessions S1 S2 S3 S4 S6; bounces S2 (a pageview and a pageleave),
 		// S3 (the retry is not a second event), S6; durations 360+120+0+0+0.
 		{"all", day, Stats{Visitors: 4, Pageviews: 5, Sessions: 5, BounceRate: 0.6, AvgSessionSeconds: 96, ViewsPerSession: 1}},
-		// S1 keeps /pricing's pageview and pageleave: a bounce now, 60 s.
-		{"==", withFilters(day, "$pathname==/pricing"), Stats{Visitors: 2, Pageviews: 1, Sessions: 2, BounceRate: 0.5, AvgSessionSeconds: 30, ViewsPerSession: 0.5}},
-		{"~", withFilters(day, "$pathname~pric"), Stats{Visitors: 2, Pageviews: 1, Sessions: 2, BounceRate: 0.5, AvgSessionSeconds: 30, ViewsPerSession: 0.5}},
-		// The server event has no $pathname: it passes != and !~.
-		{"!=", withFilters(day, "$pathname!=/pricing"), Stats{Visitors: 3, Pageviews: 4, Sessions: 4, BounceRate: 0.75, AvgSessionSeconds: 45, ViewsPerSession: 1}},
-		{"!~", withFilters(day, "$pathname!~pric"), Stats{Visitors: 3, Pageviews: 4, Sessions: 4, BounceRate: 0.75, AvgSessionSeconds: 45, ViewsPerSession: 1}},
-		{"two filters", withFilters(day, "$pathname!=/pricing", "event==$pageview"), Stats{Visitors: 3, Pageviews: 4, Sessions: 4, BounceRate: 1, AvgSessionSeconds: 0, ViewsPerSession: 1}},
+		// Filter scope (SPEC §4): an event-property filter keeps the whole
+		// sessions with a passing event; pageviews count the passing ones.
+		// /pricing passes in S1 (its pageview and pageleave) and S4: S1
+		// whole (two pageviews, 360 s, no bounce) and S4 (no pageview, 0 s).
+		{"==", withFilters(day, "$pathname==/pricing"), Stats{Visitors: 2, Pageviews: 1, Sessions: 2, BounceRate: 0, AvgSessionSeconds: 180, ViewsPerSession: 0.5}},
+		{"~", withFilters(day, "$pathname~pric"), Stats{Visitors: 2, Pageviews: 1, Sessions: 2, BounceRate: 0, AvgSessionSeconds: 180, ViewsPerSession: 0.5}},
+		// S1, S2, S3 and S6 have a passing event, whole: bounces S2 S3 S6,
+		// 360+120+0+0 s; the server event (no $pathname) passes too, its
+		// person a1 is S1's.
+		{"!=", withFilters(day, "$pathname!=/pricing"), Stats{Visitors: 3, Pageviews: 4, Sessions: 4, BounceRate: 0.75, AvgSessionSeconds: 120, ViewsPerSession: 1}},
+		{"!~", withFilters(day, "$pathname!~pric"), Stats{Visitors: 3, Pageviews: 4, Sessions: 4, BounceRate: 0.75, AvgSessionSeconds: 120, ViewsPerSession: 1}},
+		{"two filters", withFilters(day, "$pathname!=/pricing", "event==$pageview"), Stats{Visitors: 3, Pageviews: 4, Sessions: 4, BounceRate: 0.75, AvgSessionSeconds: 120, ViewsPerSession: 1}},
+		// A session property keeps whole sessions: S1 entered at /.
+		{"session property", withFilters(day, "$exit_pathname==/pricing"), Stats{Visitors: 1, Pageviews: 2, Sessions: 1, BounceRate: 0, AvgSessionSeconds: 360, ViewsPerSession: 2}},
 		{"cohort", Query{Site: "s", From: day.From, To: day.To, Cohort: proID}, Stats{Visitors: 1, Pageviews: 2, Sessions: 1, BounceRate: 0, AvgSessionSeconds: 360, ViewsPerSession: 2}},
 		{"empty range", rng(mar(2, 10, 0), mar(2, 10, 0)), Stats{}},
 		{"no events in range", rng(mar(20, 0, 0), mar(21, 0, 0)), Stats{}},

@@ -32,9 +32,12 @@ type sessionAcc struct {
 	others      uint32 // events other than $pageview and $pageleave
 }
 
-// Stats computes the overview of q's events. Every figure is over the
-// events in range that pass the filters (and the cohort), sessions
-// included: a session is what is left of it.
+// Stats computes the overview of q's events in range (SPEC §4). Filters on
+// session properties keep whole sessions. With a filter on an event
+// property, pageviews are the passing pageviews, while visitors, sessions,
+// bounce rate and duration are over the whole sessions that have a passing
+// event (Plausible's filter scope), plus the persons of passing events
+// without a session.
 func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	var st Stats
 	r, _, err := s.begin(ctx, q, nil, "$session_id")
@@ -47,7 +50,10 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	sessions := make([]sessionAcc, sessCol.dict.size())
 	seen := make([]bool, r.nPersons())
 	names, sids := newColReader(r.t.name), newColReader(sessCol)
-	r.chunks(func(ci int, rows []int32) {
+	// add takes rows into the figures: every row's person is a visitor,
+	// rows with a session into that session, and pageviews are counted
+	// when countViews.
+	add := func(ci int, rows []int32, countViews bool) {
 		ts, dids := r.t.ts.chunk(ci), r.t.did.chunk(ci)
 		nc, sc := names.chunk(ci), sids.chunk(ci)
 		for _, off := range rows {
@@ -56,7 +62,7 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 				st.Visitors++
 			}
 			n := nc[off]
-			if n == pv {
+			if n == pv && countViews {
 				st.Pageviews++
 			}
 			sid := sc[off]
@@ -78,7 +84,26 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 				a.others++
 			}
 		}
-	})
+	}
+	if !r.scoped {
+		r.chunks(func(ci int, rows []int32) { add(ci, rows, true) })
+	} else {
+		// An event-property filter: pageviews are the passing ones, the
+		// session figures and visitors are over the whole sessions with a
+		// passing event (and the persons of passing events without one).
+		var one [1]int32
+		sel := r.selectedSessions(func(ci int, off int32) {
+			nc, sc := names.chunk(ci), sids.chunk(ci)
+			if nc[off] == pv {
+				st.Pageviews++
+			}
+			if sc[off] == 0 {
+				one[0] = off
+				add(ci, one[:], false)
+			}
+		})
+		r.wholeSessions(sel, func(ci int, rows []int32) { add(ci, rows, false) })
+	}
 	if n, share := r.serverShare(); n > 0 {
 		st.JSShare = &share
 	}

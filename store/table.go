@@ -64,6 +64,8 @@ type table struct {
 
 	// loads pairs server pageviews with the snippet's (pageloads.go).
 	loads pageloads
+	// sess keeps where each session starts and ends (sessions.go).
+	sess sessions
 
 	cols     []*column
 	colByKey map[string]*column
@@ -153,6 +155,9 @@ func (t *table) add(ev *Event, key UUIDKey) int {
 		if c := t.colByKey[p.Key]; c != nil {
 			c.setCode(row, c.dict.code(p.Val.String()))
 		}
+	}
+	if sc := t.colByKey["$session_id"]; sc != nil {
+		t.sess.add(sc.at(row), row, ev.Time, name == "$pageview")
 	}
 	t.people.apply(t.dids, d, ev, row)
 	t.live++

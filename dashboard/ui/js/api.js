@@ -235,6 +235,15 @@ export const propLabels = {
   $host: 'Host',
   $entry_pathname: 'Entry page',
   $exit_pathname: 'Exit page',
+  $entry_referring_domain: 'Source',
+  $entry_referrer: 'Entry referrer',
+  $entry_utm_source: 'UTM source',
+  $entry_utm_medium: 'UTM medium',
+  $entry_utm_campaign: 'UTM campaign',
+  $entry_utm_term: 'UTM term',
+  $entry_utm_content: 'UTM content',
+  $channel_type: 'Channel',
+  $session_duration: 'Visit duration (s)',
   $event: 'Event',
 };
 
@@ -245,4 +254,6 @@ export const commonProps = [
   '$pathname', '$current_url', '$host', '$referring_domain', '$referrer', 'utm_source', 'utm_medium',
   'utm_campaign', 'utm_term', 'utm_content', '$geoip_country_code', '$geoip_city_name', '$device_type',
   '$browser', '$os', '$browser_version', '$os_version', '$lib', '$session_id',
+  '$entry_pathname', '$exit_pathname', '$entry_referring_domain', '$entry_utm_source', '$entry_utm_medium',
+  '$entry_utm_campaign', '$channel_type', '$session_duration',
 ];

@@ -23,13 +23,15 @@ const panels = [
   {
     id: 'pages', title: 'Pages', tabs: [
       { key: 'top', label: 'Top pages', property: '$pathname', column: 'Visitors' },
-      { key: 'entry', label: 'Entry pages', property: '$pathname', column: 'Visitors', sessions: 'first' },
-      { key: 'exit', label: 'Exit pages', property: '$pathname', column: 'Visitors', sessions: 'last' },
+      // Session properties, computed by the server over whole visits.
+      { key: 'entry', label: 'Entry pages', property: '$entry_pathname', column: 'Visitors' },
+      { key: 'exit', label: 'Exit pages', property: '$exit_pathname', column: 'Visitors' },
     ],
   },
   {
     id: 'sources', title: 'Sources', tabs: [
       { key: 'referrers', label: 'Referrers', property: '$referring_domain', column: 'Visitors' },
+      { key: 'channels', label: 'Channels', property: '$channel_type', column: 'Visitors' },
       { key: 'utm_source', label: 'UTM source', property: 'utm_source', column: 'Visitors' },
       { key: 'utm_medium', label: 'Medium', property: 'utm_medium', column: 'Visitors' },
       { key: 'utm_campaign', label: 'Campaign', property: 'utm_campaign', column: 'Visitors' },
@@ -53,7 +55,7 @@ const panels = [
 function renderValue(property, v) {
   const s = text(v);
   if (property === '$geoip_country_code') return [h('span', { class: 'flag', 'aria-hidden': 'true' }, flag(s)), ' ', countryName(s)];
-  if (property === '$referring_domain') return s === '$direct' ? 'Direct / None' : s;
+  if (property === '$referring_domain' || property === '$entry_referring_domain') return s === '$direct' ? 'Direct / None' : s;
   return s;
 }
 
@@ -67,7 +69,6 @@ function rememberedTab(panel) {
 
 export default async function overview(main, ctx) {
   ctx.setTitle('Overview');
-  entryCache.clear();
   const q = ctx.query;
   const r = range(q);
   const metricKey = metrics.some((m) => m.key === q.get('metric') && m.chart) ? q.get('metric') : 'visitors';
@@ -171,14 +172,10 @@ function panelCard(p, ctx) {
     const tab = p.tabs.find((t) => t.key === active);
     replace(body, spinner());
     try {
-      let rows, note = null;
-      if (tab.sessions) {
-        ({ rows, note } = await sessionPages(ctx, tab.sessions));
-      } else {
-        const params = reportParams(ctx.query, undefined, { property: tab.property, event: '$pageview', limit: more ? 100 : 10 });
-        rows = (await get('breakdown', params, ctx.signal)).results || [];
-      }
-      if (tab.property === '$referring_domain') rows = rows.filter((x) => !selfReferral(x.value));
+      const note = null;
+      const params = reportParams(ctx.query, undefined, { property: tab.property, event: '$pageview', limit: more ? 100 : 10 });
+      let rows = (await get('breakdown', params, ctx.signal)).results || [];
+      if (tab.property === '$referring_domain' || tab.property === '$entry_referring_domain') rows = rows.filter((x) => !selfReferral(x.value));
       // Ranked by visitors, as the bars are.
       rows = [...rows].sort((a, b) => b.visitors - a.visitors || b.count - a.count);
       if (!rows.length) {
@@ -208,58 +205,6 @@ function panelCard(p, ctx) {
 function selfReferral(v) {
   const host = String(v).toLowerCase();
   return host === currentSite().toLowerCase() || host === location.hostname.toLowerCase() || host.endsWith('.' + currentSite().toLowerCase());
-}
-
-// sessionPages ranks the first (entry) or last (exit) page of each visit,
-// counted from the pageviews in range, newest first, up to a bound.
-const PAGEVIEW_BOUND = 20000;
-const entryCache = new Map();
-
-async function sessionPages(ctx, which) {
-  const params = reportParams(ctx.query, undefined, { event: '$pageview', limit: 1000 });
-  params.delete('tz');
-  const key = params.toString();
-  if (!entryCache.has(key)) entryCache.set(key, loadSessionPages(params, ctx.signal));
-  let res;
-  try {
-    res = await entryCache.get(key);
-  } catch (err) {
-    entryCache.delete(key);
-    throw err;
-  }
-  const rows = [...res[which].values()].map((r) => ({ value: r.value, count: r.count, visitors: r.persons.size }));
-  const note = res.truncated ? h('p', { class: 'muted small' }, 'From the latest ', num(res.seen), ' pageviews.') : null;
-  return { rows, note };
-}
-
-async function loadSessionPages(params, signal) {
-  const first = new Map(), last = new Map(); // session → pageview
-  let cursor = null, seen = 0;
-  do {
-    if (cursor) params.set('cursor', cursor);
-    const res = await get('events', params, signal);
-    for (const ev of res.results || []) {
-      const pr = ev.properties || {};
-      const sid = pr.$session_id || 'p:' + (ev.person_id || ev.distinct_id);
-      if (pr.$pathname == null) continue;
-      if (!last.has(sid)) last.set(sid, ev); // newest first
-      first.set(sid, ev);
-    }
-    seen += (res.results || []).length;
-    cursor = res.next;
-  } while (cursor && seen < PAGEVIEW_BOUND);
-  const rank = (m) => {
-    const out = new Map();
-    for (const ev of m.values()) {
-      const v = text(ev.properties.$pathname);
-      const r = out.get(v) || { value: v, count: 0, persons: new Set() };
-      r.count++;
-      r.persons.add(ev.person_id || ev.distinct_id);
-      out.set(v, r);
-    }
-    return out;
-  };
-  return { first: rank(first), last: rank(last), seen, truncated: !!cursor };
 }
 
 function liveCount(el, ctx) {
