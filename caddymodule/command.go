@@ -393,3 +393,12 @@ with its byte offset and exits with status 1 if there is any.`,
 	c.Flags().String("db", "", "database file")
 	return c
 }
+
+// openDirectOrCreate opens the database file, creating it (and its
+// directory) when missing.
+func openDirectOrCreate(path string) (*store.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return store.Open(path, store.Options{Sync: store.SyncAlways})
+}

@@ -47,7 +47,7 @@ func TestAnalyticsHelpListsCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("caddy help analytics: exit %d\n%s", code, out)
 	}
-	for _, c := range []string{"backup", "restore", "export", "delete-person", "verify"} {
+	for _, c := range []string{"backup", "restore", "export", "import", "delete-person", "verify"} {
 		if !regexp.MustCompile(`(?m)^\s+` + c + `\s`).MatchString(out) {
 			t.Errorf("caddy help analytics does not list %q:\n%s", c, out)
 		}
@@ -255,5 +255,54 @@ http://%s {
 	out, code = runCLI(t, bin, "analytics", "verify", "--db", damaged)
 	if code != 1 || !strings.Contains(out, "offset "+strconv.Itoa(start)+":") {
 		t.Fatalf("verify of a copy damaged at byte %d: exit %d, want 1 and the offset\n%s", start, code, out)
+	}
+}
+
+// TestImportExportCLI drives `caddy analytics` import, export,
+// delete-person and verify on a file, as an operator would.
+func TestImportExportCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds caddy")
+	}
+	bin := buildCaddy(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "cli.db")
+	fixture := filepath.Join("..", "testdata", "import", "umami.csv")
+	out, code := runCLI(t, bin, "analytics", "import", "--db", db, "--site", "cli.example", "--format", "umami", fixture)
+	m := regexp.MustCompile(`(\d+) events stored, (\d+) already there`).FindStringSubmatch(out)
+	if code != 0 || m == nil || m[1] == "0" || m[2] != "0" || !strings.Contains(out, "umami.csv:79:") {
+		t.Fatalf("first import: exit %d\n%s", code, out)
+	}
+	stored := m[1]
+	out, code = runCLI(t, bin, "analytics", "import", "--db", db, "--site", "cli.example", "--format", "umami", fixture)
+	if m2 := regexp.MustCompile(`(\d+) events stored, (\d+) already there`).FindStringSubmatch(out); code != 0 || m2 == nil || m2[1] != "0" || m2[2] != stored {
+		t.Fatalf("second import: exit %d, want 0 stored and %s already there\n%s", code, stored, out)
+	}
+	csvOut := filepath.Join(dir, "e.csv")
+	if out, code = runCLI(t, bin, "analytics", "export", "--db", db, "--site", "cli.example", "--format", "csv", "--out", csvOut); code != 0 {
+		t.Fatalf("export: exit %d\n%s", code, out)
+	}
+	data, _ := os.ReadFile(csvOut)
+	n, _ := strconv.Atoi(stored)
+	if got := strings.Count(string(data), "\n"); got != n+1 {
+		t.Fatalf("csv export has %d lines, want %d events and a header", got, n)
+	}
+	if out, code = runCLI(t, bin, "analytics", "export", "--db", db, "--format", "parquet", "--out", filepath.Join(dir, "e.parquet")); code != 0 || !strings.Contains(out, "exported "+stored+" events") {
+		t.Fatalf("parquet export: exit %d\n%s", code, out)
+	}
+	// The first row's distinct id is a person to delete.
+	first := strings.Split(strings.Split(string(data), "\n")[1], ",")[2]
+	if out, code = runCLI(t, bin, "analytics", "delete-person", "--db", db, "--site", "cli.example", first); code != 0 {
+		t.Fatalf("delete-person %s: exit %d\n%s", first, code, out)
+	}
+	out, code = runCLI(t, bin, "analytics", "export", "--db", db, "--site", "cli.example", "--format", "ndjson")
+	if code != 0 || strings.Contains(out, `"distinct_id":"`+first+`"`) || !strings.Contains(out, `"distinct_id":"`) {
+		t.Fatalf("after delete-person the export still has %s (exit %d)", first, code)
+	}
+	if out, code = runCLI(t, bin, "analytics", "verify", "--db", db); code != 0 {
+		t.Fatalf("verify: exit %d\n%s", code, out)
+	}
+	if out, code = runCLI(t, bin, "analytics", "import", "--db", db, "--site", "x", "--format", "nope", fixture); code == 0 || !strings.Contains(out, "want one of") {
+		t.Fatalf("unknown format: exit %d\n%s", code, out)
 	}
 }

@@ -18,6 +18,9 @@ type Stats struct {
 	AvgSessionSeconds float64 `json:"avg_session_seconds"`
 	// ViewsPerSession is Pageviews / Sessions; 0 without sessions.
 	ViewsPerSession float64 `json:"views_per_session"`
+	// ImportedDays is how many days of imported aggregates (another
+	// tool's export) are added in; the UI says "includes imported data".
+	ImportedDays int `json:"imported_days,omitempty"`
 }
 
 // sessionAcc accumulates one session's events.
@@ -94,5 +97,6 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 		st.AvgSessionSeconds = float64(durMs) / 1000 / n
 		st.ViewsPerSession = float64(st.Pageviews) / n
 	}
+	s.addImportedStats(q, &st, bounces, durMs) // imported aggregates (imported.go)
 	return st, nil
 }
