@@ -66,6 +66,9 @@ type Handler struct {
 	csrf   *http.CrossOriginProtection
 	authOK sync.Map // sha256(user:password) → time verified
 	fails  failLimiter
+
+	guestOnce sync.Once // ops: API tokens and share links (tokens.go, shares.go)
+	guest     *guests
 }
 
 // New returns the dashboard handler.
@@ -93,12 +96,17 @@ func New(cfg Config, st store.Store, o Options) *Handler {
 	h.fails.init()
 	h.mux = http.NewServeMux()
 	h.routes()
+	h.tokenRoutes() // ops: tokens.go
+	h.shareRoutes() // ops: shares.go
 	return h
 }
 
 // ServeHTTP serves a request whose path is relative to the prefix.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
+	if h.serveGuest(w, r) { // ops: bearer tokens and share links (tokens.go, shares.go)
+		return
+	}
 	if !h.authorize(w, r) {
 		return
 	}
