@@ -67,14 +67,59 @@ func requireFlags(cmd *cobra.Command, names ...string) error {
 	return nil
 }
 
-// openDirect opens the database file for a command. While a running
-// Caddy holds it, this fails with the store's error, which names the file
-// and the holder.
-func openDirect(path string) (*store.DB, error) {
+// openDirect opens the database file for a command. It refuses when the
+// Caddy at the admin address has the file open (two processes must never
+// write one log); the store's own lock refuses any other holder.
+func openDirect(path, admin string) (*store.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("analytics db %s: %w", path, err)
 	}
+	if err := notServed(path, admin); err != nil {
+		return nil, err
+	}
 	return store.Open(path, store.Options{Sync: store.SyncAlways})
+}
+
+// notServed fails when the Caddy whose admin API answers at admin lists
+// path among its open databases.
+func notServed(path, admin string) error {
+	if admin == "" || admin == "off" {
+		return nil
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(adminURL(admin) + "/analytics/sites")
+	if err != nil {
+		return nil // no Caddy there
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	var sites struct {
+		Databases []struct {
+			DB string `json:"db"`
+		} `json:"databases"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&sites) != nil {
+		return nil
+	}
+	want := canonicalPath(path)
+	for _, d := range sites.Databases {
+		if d.DB != ":memory:" && canonicalPath(d.DB) == want {
+			return fmt.Errorf("%s is open in the Caddy at %s: stop it first (backup and verify work while it runs)", path, admin)
+		}
+	}
+	return nil
+}
+
+// adminFlag adds --admin to a command that opens the file itself.
+func adminFlag(c *cobra.Command) {
+	c.Flags().String("admin", DefaultAdmin, "admin API of a running Caddy, to refuse a database it has open (\"off\" to skip)")
+}
+
+func adminOf(cmd *cobra.Command) string {
+	a, _ := cmd.Flags().GetString("admin")
+	return a
 }
 
 func backupCommand() *cobra.Command {
@@ -135,7 +180,7 @@ func Backup(db, out, admin string) (BackupResult, error) {
 			return res, err
 		}
 	}
-	s, err := openDirect(absDB)
+	s, err := openDirect(absDB, "off") // the admin API was asked above
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("%w (is it open in a Caddy whose admin API is not at %s? pass --admin)", err, admin)
 	}
@@ -199,6 +244,9 @@ a running process has --db open: stop Caddy first, start it after.`,
 			}
 			from, _ := cmd.Flags().GetString("from")
 			db, _ := cmd.Flags().GetString("db")
+			if err := notServed(db, adminOf(cmd)); err != nil {
+				return err
+			}
 			kept, err := store.Restore(from, db)
 			if err != nil {
 				return err
@@ -212,6 +260,7 @@ a running process has --db open: stop Caddy first, start it after.`,
 	}
 	c.Flags().String("from", "", "backup file")
 	c.Flags().String("db", "", "database file to replace")
+	adminFlag(c)
 	return c
 }
 
@@ -238,7 +287,7 @@ YYYY-MM-DD (UTC); the default is everything. Without --out, writes to stdout.`,
 			if err != nil {
 				return err
 			}
-			s, err := openDirect(db)
+			s, err := openDirect(db, adminOf(cmd))
 			if err != nil {
 				return err
 			}
@@ -281,6 +330,7 @@ YYYY-MM-DD (UTC); the default is everything. Without --out, writes to stdout.`,
 	c.Flags().String("to", "", "end (exclusive; a date includes that day)")
 	c.Flags().String("format", "ndjson", "ndjson, csv or parquet")
 	c.Flags().String("out", "", "file to write (default stdout)")
+	adminFlag(c)
 	return c
 }
 
@@ -340,7 +390,7 @@ func deletePersonCommand() *cobra.Command {
 			}
 			db, _ := cmd.Flags().GetString("db")
 			site, _ := cmd.Flags().GetString("site")
-			s, err := openDirect(db)
+			s, err := openDirect(db, adminOf(cmd))
 			if err != nil {
 				return err
 			}
@@ -357,6 +407,7 @@ func deletePersonCommand() *cobra.Command {
 	}
 	c.Flags().String("db", "", "database file")
 	c.Flags().String("site", "", "site id")
+	adminFlag(c)
 	return c
 }
 
@@ -396,8 +447,11 @@ with its byte offset and exits with status 1 if there is any.`,
 
 // openDirectOrCreate opens the database file, creating it (and its
 // directory) when missing.
-func openDirectOrCreate(path string) (*store.DB, error) {
+func openDirectOrCreate(path, admin string) (*store.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := notServed(path, admin); err != nil {
 		return nil, err
 	}
 	return store.Open(path, store.Options{Sync: store.SyncAlways})

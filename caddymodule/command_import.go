@@ -47,7 +47,7 @@ Files ending in .gz are read through gunzip.`,
 			if !valid {
 				return fmt.Errorf("--format %q: want one of %s", format, strings.Join(importer.Formats, ", "))
 			}
-			s, err := openDirectOrCreate(db)
+			s, err := openDirectOrCreate(db, adminOf(cmd))
 			if err != nil {
 				return err
 			}
@@ -70,5 +70,6 @@ Files ending in .gz are read through gunzip.`,
 	c.Flags().String("db", "", "database file (created if missing)")
 	c.Flags().String("site", "", "site id to import into")
 	c.Flags().String("format", "", strings.Join(importer.Formats, ", "))
+	adminFlag(c)
 	return c
 }

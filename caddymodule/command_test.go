@@ -194,6 +194,18 @@ http://%s {
 	if code != 0 || !strings.Contains(out, "ok") {
 		t.Fatalf("verify of the backup: exit %d\n%s", code, out)
 	}
+	// Commands that would open the file a running Caddy holds refuse.
+	for _, args := range [][]string{
+		{"restore", "--from", backup, "--db", db},
+		{"export", "--db", db, "--format", "ndjson"},
+		{"import", "--db", db, "--site", "backup.example", "--format", "umami", filepath.Join("..", "testdata", "import", "umami.csv")},
+		{"delete-person", "--db", db, "--site", "backup.example", "w0-0"},
+	} {
+		out, code := runCLI(t, bin, append(append([]string{"analytics"}, args...), "--admin", "127.0.0.1:2999")...)
+		if code == 0 || !strings.Contains(out, "is open in the Caddy at 127.0.0.1:2999") {
+			t.Fatalf("%s on the database Caddy serves: exit %d\n%s", args[0], code, out)
+		}
+	}
 	restored := filepath.Join(dir, "restored", "r.db")
 	out, code = runCLI(t, bin, "analytics", "restore", "--from", backup, "--db", restored)
 	if code != 0 {
