@@ -65,10 +65,13 @@ func TestBackupUnderLoad(t *testing.T) {
 	bin := buildCaddy(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "live.db")
-	addr := "127.0.0.1:9080"
+	// Ports of its own: the in-process test Caddy (caddytest) keeps 2999
+	// and 9080 between tests.
+	addr := "127.0.0.1:9183"
+	const admin = "127.0.0.1:2997"
 	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:2999
-	http_port 9080
+	admin `+admin+`
+	http_port 9183
 	persist_config off
 }
 http://%s {
@@ -140,7 +143,7 @@ http://%s {
 	}
 	mu.Unlock()
 	backup := filepath.Join(dir, "backup.db")
-	out, code := runCLI(t, bin, "analytics", "backup", "--db", db, "--out", backup, "--admin", "127.0.0.1:2999")
+	out, code := runCLI(t, bin, "analytics", "backup", "--db", db, "--out", backup, "--admin", admin)
 	atBackup := n.Load()
 	// Let the load go on a little after the backup, then stop it.
 	for n.Load() < atBackup+1000 {
@@ -163,7 +166,7 @@ http://%s {
 			} `json:"log"`
 		} `json:"databases"`
 	}
-	res, err := http.Get("http://127.0.0.1:2999/analytics/health")
+	res, err := http.Get("http://" + admin + "/analytics/health")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +183,7 @@ http://%s {
 			} `json:"sites"`
 		} `json:"databases"`
 	}
-	res, err = http.Get("http://127.0.0.1:2999/analytics/sites")
+	res, err = http.Get("http://" + admin + "/analytics/sites")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,8 +204,8 @@ http://%s {
 		{"import", "--db", db, "--site", "backup.example", "--format", "umami", filepath.Join("..", "testdata", "import", "umami.csv")},
 		{"delete-person", "--db", db, "--site", "backup.example", "w0-0"},
 	} {
-		out, code := runCLI(t, bin, append(append([]string{"analytics"}, args...), "--admin", "127.0.0.1:2999")...)
-		if code == 0 || !strings.Contains(out, "is open in the Caddy at 127.0.0.1:2999") {
+		out, code := runCLI(t, bin, append(append([]string{"analytics"}, args...), "--admin", admin)...)
+		if code == 0 || !strings.Contains(out, "is open in the Caddy at "+admin) {
 			t.Fatalf("%s on the database Caddy serves: exit %d\n%s", args[0], code, out)
 		}
 	}
