@@ -140,3 +140,57 @@ func TestTokensAndSharesThroughCaddy(t *testing.T) {
 		t.Fatalf("the database file (%d bytes) holds the API token", len(dbData))
 	}
 }
+
+// TestAccessCardInBrowser: the Settings page makes a token (shown once)
+// that opens the API, makes a share link that opens the overview, and
+// revokes the token.
+func TestAccessCardInBrowser(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "access.db")
+	startCaddy(t, config(db, ""))
+	if code, body := post(t, "/batch/", []byte(`{"api_key":"k","batch":[{"event":"$pageview","distinct_id":"a","properties":{"$current_url":"http://test.example/x"}}]}`), nil); code != 200 {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	b := StartBrowser(t)
+	tab := b.NewTab(Isolated())
+	tab.Navigate(base + "/analytics/settings")
+	tab.WaitPage(`!!document.querySelector('#access-card #token-name')`, 20*time.Second)
+	tab.Do(chromedp.SendKeys(chromedp.CSS("#token-name"), "ci <b>bold</b>"))
+	tab.Do(chromedp.Click(chromedp.CSS("#access-card form button[type=submit]")))
+	tab.WaitPage(`(document.querySelector('#new-token')?.textContent || '').startsWith('fpt_')`, 20*time.Second)
+	token := Eval[string](tab, `document.querySelector('#new-token').textContent`)
+	tab.WaitPage(`(document.querySelector('#token-list')?.textContent || '').includes('ci <b>bold</b>')`, 20*time.Second)
+	if Eval[bool](tab, `!!document.querySelector('#token-list b')`) {
+		t.Fatal("a token's name was rendered as HTML")
+	}
+	bearerGet := func() int {
+		req, _ := http.NewRequest("GET", api+"/stats?from=2000-01-01&to=2100-01-01", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if c := bearerGet(); c != 200 {
+		t.Fatalf("the token made in the page: %d", c)
+	}
+
+	tab.Do(chromedp.SendKeys(chromedp.CSS("#share-name"), "public"))
+	tab.Do(chromedp.Click(chromedp.CSS("#access-card form:nth-of-type(2) button[type=submit]")))
+	tab.WaitPage(`!!document.querySelector('#new-share')`, 20*time.Second)
+	link := Eval[string](tab, `document.querySelector('#new-share').href`)
+	view := b.NewTab(Isolated())
+	view.Navigate(link)
+	view.WaitPage(`document.querySelector('[data-metric="pageviews"]')?.textContent === '1'`, 20*time.Second)
+
+	// Revoke the token from the page.
+	tab.Do(chromedp.Click(chromedp.CSS("#token-list button")))
+	WaitFor(t, "the revoked token to be refused", 10*time.Second, func() (bool, string) {
+		c := bearerGet()
+		return c == 401, fmt.Sprint(c)
+	})
+	if ex := append(tab.Exceptions(), view.Exceptions()...); len(ex) > 0 {
+		t.Fatalf("page errors: %v", ex)
+	}
+}
