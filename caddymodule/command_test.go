@@ -263,7 +263,7 @@ http://%s {
 	if at < 0 {
 		t.Fatal("no record found in the middle of the backup")
 	}
-	start := len(data)/2 + at + 2 // the '*' of the record
+	start := len(data)/2 + at + 2                // the '*' of the record
 	data[start+len("*3\r\n$3\r\nset\r\n")] = 'X' // the key's "$len" line
 	damaged := filepath.Join(dir, "damaged.db")
 	os.WriteFile(damaged, data, 0o600)

@@ -64,8 +64,10 @@ func newGuestEnv(t *testing.T) *guestEnv {
 
 type auth func(*http.Request)
 
-func basic(r *http.Request)          { r.SetBasicAuth("admin", "pw") }
-func bearer(tok string) auth         { return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) } }
+func basic(r *http.Request) { r.SetBasicAuth("admin", "pw") }
+func bearer(tok string) auth {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
 func withCookie(c *http.Cookie) auth { return func(r *http.Request) { r.AddCookie(c) } }
 
 func (e *guestEnv) do(method, path, body string, a ...auth) *httptest.ResponseRecorder {
