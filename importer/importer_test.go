@@ -283,6 +283,33 @@ func TestPlausibleDaysInStats(t *testing.T) {
 	if got["/pricing"] != m.PlausiblePages["/pricing"]+2 || got["/"] != m.PlausiblePages["/"]+1 || got["/only-ours"] != 1 {
 		t.Fatalf("top pages %v, imported %v", got, m.PlausiblePages)
 	}
+	// The chart: imported pageviews (and visitors) of each day plus the
+	// day's own.
+	var tr struct {
+		Labels []string `json:"labels"`
+		Series []struct {
+			Data []int `json:"data"`
+		} `json:"series"`
+	}
+	for _, math := range []string{"total", "unique"} {
+		get("/api/trends?event=$pageview&interval=day&math="+math+"&from="+days[0]+"&to="+days[len(days)-1], &tr)
+		if len(tr.Labels) != len(days) || len(tr.Series) != 1 {
+			t.Fatalf("trends %+v", tr)
+		}
+		for i, d := range tr.Labels {
+			want := m.PlausibleDays[d].Pageviews
+			if math == "unique" {
+				want = m.PlausibleDays[d].Visitors
+			}
+			if d == days[3] {
+				want += map[string]int{"total": 4, "unique": 2}[math]
+			}
+			if tr.Series[0].Data[i] != want {
+				t.Fatalf("trends %s on %s: %d, want %d", math, d, tr.Series[0].Data[i], want)
+			}
+		}
+	}
+
 	// With a filter the imported aggregates cannot answer, they are left out.
 	var st struct {
 		Pageviews int `json:"pageviews"`

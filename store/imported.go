@@ -219,3 +219,34 @@ func (s *DB) addImportedBreakdown(q Query, bq BreakdownQuery, out []BreakdownRow
 	})
 	return out
 }
+
+// addImportedTrends adds imported pageviews (math total) or visitors
+// (unique, dau) to the $pageview series of a trends query without
+// breakdown, by day, week or month, as Plausible draws its imports.
+func (s *DB) addImportedTrends(q Query, tq TrendsQuery, bk *buckets, out *Trends) {
+	if tq.Interval == IntervalHour || tq.Breakdown != "" || len(bk.labels) == 0 {
+		return
+	}
+	for i := range out.Series {
+		sr := &out.Series[i]
+		if sr.Event != "$pageview" || sr.BreakdownValue != nil {
+			continue
+		}
+		s.forImported(q, ImportedTotalsTable, func(day, v string) {
+			var t ImportedTotals
+			d, err := time.ParseInLocation("2006-01-02", day, q.tz())
+			if err != nil || json.Unmarshal([]byte(v), &t) != nil {
+				return
+			}
+			b := bk.of(d.Add(12 * time.Hour).UnixMilli())
+			if b < 0 || b >= len(sr.Data) {
+				return
+			}
+			if tq.Math == MathTotal {
+				sr.Data[b] += t.Pageviews
+			} else {
+				sr.Data[b] += t.Visitors
+			}
+		})
+	}
+}
