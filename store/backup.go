@@ -99,7 +99,18 @@ func Restore(from, db string) (kept string, err error) {
 		cur.Close()
 		kept = db + ".pre-restore-" + time.Now().UTC().Format("20060102T150405Z")
 		if err := os.Link(db, kept); err != nil {
-			return "", fmt.Errorf("keeping the current %s: %w", db, err)
+			// No hard links here: copy it.
+			if _, err := WriteFileAtomic(kept, func(w io.Writer) error {
+				f, err := os.Open(db)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				_, err = io.Copy(w, f)
+				return err
+			}); err != nil {
+				return "", fmt.Errorf("keeping the current %s: %w", db, err)
+			}
 		}
 	}
 	src, err := os.Open(from)
