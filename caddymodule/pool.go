@@ -56,6 +56,7 @@ func openStore(path string, sync store.SyncPolicy, logger *zap.Logger) (*store.D
 			Sync: sync,
 			OnError: func(err error) {
 				logger.Error("analytics store", zap.String("db", key), zap.Error(err))
+				noteStoreError(key, err) // ops: for GET /analytics/health
 			},
 			OnDamage: func(r store.DamageReport) { logDamage(logger, r) },
 			OnMergeRefused: func(site string) {

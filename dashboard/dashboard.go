@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -60,6 +61,9 @@ type Handler struct {
 	csrf   *http.CrossOriginProtection
 	logins *logins
 	live   *liveCount
+
+	guestOnce sync.Once // ops: API tokens and share links (tokens.go, shares.go)
+	guest     *guests
 }
 
 // New returns the dashboard handler.
@@ -92,6 +96,8 @@ func New(cfg Config, st store.Store, o Options) *Handler {
 	h.live = liveCounter(st)
 	h.mux = prefixMux{ServeMux: http.NewServeMux(), prefix: cfg.Prefix}
 	h.routes()
+	h.tokenRoutes() // ops: tokens.go
+	h.shareRoutes() // ops: shares.go
 	return h
 }
 
@@ -119,6 +125,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
 	if h.cfg.Site == "" {
 		writeError(w, http.StatusInternalServerError, "the dashboard has no site configured")
+		return
+	}
+	if h.serveGuest(w, r) { // ops: bearer tokens and share links (tokens.go, shares.go)
 		return
 	}
 	if !h.authorize(w, r) {

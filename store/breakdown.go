@@ -93,6 +93,7 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 		}
 		return out[i].Value < out[j].Value
 	})
+	out = s.addImportedBreakdown(q, bq, out) // imported aggregates (imported.go)
 	if len(out) > bq.Limit {
 		out = out[:bq.Limit]
 	}

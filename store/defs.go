@@ -508,6 +508,10 @@ type eventTerm struct {
 	bit   uint32
 	name  uint32 // a name code, anyName or noCode
 	conds []*codeCond
+	// rows, when set, keeps only these rows: server pageviews are indexed
+	// under $pageview until confirmed (pageloads.go), so the name alone
+	// does not find them.
+	rows *bitset
 }
 
 type codeCond struct {
@@ -544,7 +548,11 @@ func (t *table) compileEvents(specs []*eventSpec) *eventSet {
 		bit := uint32(1) << k
 		for _, st := range sp.steps {
 			name := uint32(anyName)
-			if st.Event != "" {
+			var rows *bitset
+			switch {
+			case st.Event == ServerPageview:
+				rows = &t.loads.server
+			case st.Event != "":
 				c, ok := t.name.dict.lookup(st.Event)
 				if !ok {
 					continue
@@ -568,10 +576,10 @@ func (t *table) compileEvents(specs []*eventSpec) *eventSet {
 				}))
 			}
 			if st.Text == "" {
-				if len(conds) == 0 && name != anyName {
+				if len(conds) == 0 && name != anyName && rows == nil {
 					es.byName[name] |= bit
 				} else {
-					es.terms = append(es.terms, eventTerm{bit: bit, name: name, conds: conds})
+					es.terms = append(es.terms, eventTerm{bit: bit, name: name, conds: conds, rows: rows})
 				}
 				continue
 			}
@@ -582,8 +590,8 @@ func (t *table) compileEvents(specs []*eventSpec) *eventSet {
 				return len(els) > 0 && els[0].text() == txt
 			})
 			es.terms = append(es.terms,
-				eventTerm{bit: bit, name: name, conds: append(conds[:len(conds):len(conds)], byElText)},
-				eventTerm{bit: bit, name: name, conds: append(conds[:len(conds):len(conds)], byChain)})
+				eventTerm{bit: bit, name: name, conds: append(conds[:len(conds):len(conds)], byElText), rows: rows},
+				eventTerm{bit: bit, name: name, conds: append(conds[:len(conds):len(conds)], byChain), rows: rows})
 		}
 	}
 	return es
@@ -597,7 +605,7 @@ func (es *eventSet) mask(row int, name uint32) uint32 {
 	}
 	for i := range es.terms {
 		tm := &es.terms[i]
-		if m&tm.bit != 0 || tm.name != anyName && tm.name != name {
+		if m&tm.bit != 0 || tm.name != anyName && tm.name != name || tm.rows != nil && !tm.rows.has(row) {
 			continue
 		}
 		ok := true

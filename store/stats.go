@@ -22,6 +22,9 @@ type Stats struct {
 	// confirmed: the visits where the snippet ran (SPEC §8); absent
 	// without server pageviews in range.
 	JSShare *float64 `json:"js_share,omitempty"`
+	// ImportedDays is how many days of imported aggregates (another
+	// tool's export) are added in; the UI says "includes imported data".
+	ImportedDays int `json:"imported_days,omitempty"`
 }
 
 // sessionAcc accumulates one session's events.
@@ -126,5 +129,6 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 		st.AvgSessionSeconds = float64(durMs) / 1000 / n
 		st.ViewsPerSession = float64(st.Pageviews) / n
 	}
+	s.addImportedStats(q, &st, bounces, durMs) // imported aggregates (imported.go)
 	return st, nil
 }

@@ -209,6 +209,7 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 		for k, sp := range specs {
 			out.Series = append(out.Series, TrendSeries{Event: sp.label, Data: data[k*nb : (k+1)*nb]})
 		}
+		s.addImportedTrends(q, tq, bk, &out) // imported aggregates (imported.go)
 		return out, nil
 	}
 

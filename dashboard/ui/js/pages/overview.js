@@ -95,7 +95,9 @@ export default async function overview(main, ctx) {
   prev.set('to', r.prev.to);
   Promise.all([get('stats', cur, ctx.signal), get('stats', prev, ctx.signal).catch(() => null)])
     // A previous period without visitors is nothing to compare with.
-    .then(([now, before]) => replace(statsEl, metrics.map((m) => stat(m, now, before?.visitors ? before : null, m.key === metricKey))))
+    .then(([now, before]) => replace(statsEl, metrics.map((m) => stat(m, now, before?.visitors ? before : null, m.key === metricKey)),
+      // ops: days of another tool's export are added in, as Plausible marks its imports.
+      now.imported_days ? h('p', { class: 'imported-note', id: 'imported-note', title: now.imported_days + ' days of imported aggregates' }, 'Includes imported data') : null))
     .catch((err) => { if (!ctx.signal.aborted) replace(statsEl, errorBox(err)); });
 
   // The chart of the chosen metric.

@@ -3,6 +3,7 @@
 
 import { h, replace, errorBox, spinner, text } from '../dom.js';
 import { get, currentSite } from '../api.js';
+import { accessCard } from '../access.js'; // ops: API tokens and share links
 
 function codeBlock(code, id) {
   const pre = h('pre', { id }, h('code', code));
@@ -74,7 +75,7 @@ export default async function settings(main, ctx) {
   const snippet = h('section', { class: 'card', id: 'snippet-card' }, h('div', { class: 'card-head' }, h('h2', 'Tracking snippet')), spinner());
   const sdk = h('section', { class: 'card', id: 'sdk-card' }, h('div', { class: 'card-head' }, h('h2', 'PostHog SDKs')), spinner());
   const config = h('section', { class: 'card', id: 'config-card' }, h('div', { class: 'card-head' }, h('h2', 'Configuration')), spinner());
-  main.append(h('div', { class: 'page-head' }, h('div', h('h1', 'Settings'), h('p', { class: 'muted' }, 'Set-up for ', h('strong', site), '.'))), snippet, sdk, config);
+  main.append(h('div', { class: 'page-head' }, h('div', h('h1', 'Settings'), h('p', { class: 'muted' }, 'Set-up for ', h('strong', site), '.'))), snippet, sdk, config, accessCard(site, ctx.signal));
 
   const [snip, conf] = await Promise.allSettled([get('snippet', { site }, ctx.signal), get('settings', { site }, ctx.signal)]);
   if (ctx.signal.aborted) return;
