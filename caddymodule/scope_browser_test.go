@@ -65,7 +65,7 @@ func TestFilterScopeInBrowser(t *testing.T) {
 	tab.Navigate(base + "/analytics/")
 	tab.WaitPage(`document.querySelector('#panel-sources .tab[data-tab="channels"]')`, 15*time.Second)
 	Eval[bool](tab, `(document.querySelector('#panel-sources .tab[data-tab="channels"]').click(), true)`)
-	tab.WaitPage(`document.querySelectorAll('#panel-sources .rank-row').length === 2`, 15*time.Second)
+	tab.WaitPage(`document.querySelector('#panel-sources .rank-row[data-value="Direct"]') && document.querySelectorAll('#panel-sources .rank-row').length === 2`, 15*time.Second)
 	rows := Eval[[]string](tab, `[...document.querySelectorAll('#panel-sources .rank-row')].map((r) => r.dataset.value + '=' + r.querySelector('.rank-num').textContent)`)
 	if want := []string{"Organic Social=" + strconv.Itoa(20), "Direct=10"}; fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Errorf("channels %v, want %v", rows, want)
