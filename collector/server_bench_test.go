@@ -1,8 +1,8 @@
 package collector
 
 import (
-	"runtime"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 
 	"github.com/firstpartyhq/firstparty/store"
