@@ -3,8 +3,6 @@ package caddymodule_test
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,26 +14,10 @@ import (
 // their width class (the page drawn at that width), where a fixed-width
 // frame would put the 1920 px clicks far off.
 func TestHeatmapWidthClassesInBrowser(t *testing.T) {
-	dir := t.TempDir()
 	page := `<!doctype html><html><head><meta charset="utf-8"><title>centred</title>
 <style>body{margin:0;font:16px sans-serif}.wrap{width:600px;margin:0 auto;padding-top:200px}#cta{width:120px;height:40px}</style></head>
 <body><div class="wrap"><button id="cta">Start</button></div><div style="height:1500px"></div></body></html>`
-	if err := os.WriteFile(filepath.Join(dir, "centred.html"), []byte(page), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	startCaddy(t, testGlobal+fmt.Sprintf(`
-http://127.0.0.1:9080 {
-	bind 127.0.0.1
-	analytics {
-		db %s
-		site test.example
-		inject
-		rate_limit off
-	}
-	root * %s
-	file_server
-}
-`, filepath.Join(t.TempDir(), "hw.db"), dir))
+	staticSite(t, map[string]string{"centred.html": page}, "")
 	b := StartBrowser(t)
 	type spot struct{ X, Y, W float64 }
 	clicked := map[int]spot{}

@@ -1,9 +1,6 @@
 package caddymodule_test
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,29 +12,10 @@ import (
 // and the given extra settings.
 func serverBrowserSite(t *testing.T, extra string) {
 	t.Helper()
-	dir := t.TempDir()
-	for name, body := range map[string]string{
+	staticSite(t, map[string]string{
 		"index.html": `<!doctype html><html><head><meta charset="utf-8"><title>home</title></head><body><a id="next" href="/docs.html">docs</a></body></html>`,
 		"docs.html":  `<!doctype html><html><head><meta charset="utf-8"><title>docs</title></head><body>docs</body></html>`,
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	startCaddy(t, testGlobal+fmt.Sprintf(`
-http://127.0.0.1:9080 {
-	bind 127.0.0.1
-	analytics {
-		db %s
-		site test.example
-		inject
-		rate_limit off
-		%s
-	}
-	root * %s
-	file_server
-}
-`, filepath.Join(t.TempDir(), "sb.db"), extra, dir))
+	}, extra)
 }
 
 // browseTwoPages loads the home page in a fresh Chromium and follows its

@@ -14,18 +14,11 @@ import (
 
 const firefoxUA = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
 
-// serverSite serves a small static site with inject (so count_server is
-// on) and downloads, and answers the dashboard API.
-func serverSite(t *testing.T, extra string) {
+// staticSite serves files from a new directory through the analytics
+// handler with inject (so count_server) and the extra settings.
+func staticSite(t *testing.T, files map[string]string, extra string) {
 	t.Helper()
 	dir := t.TempDir()
-	files := map[string]string{
-		"index.html": "<!doctype html><html><head><title>home</title></head><body>home</body></html>",
-		"docs.html":  "<!doctype html><html><head><title>docs</title></head><body>docs</body></html>",
-		"report.pdf": strings.Repeat("%PDF-1.4 fake ", 500),
-		"feed.xml":   `<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>`,
-		"style.css":  "body{}",
-	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -39,13 +32,25 @@ http://127.0.0.1:9080 {
 		site test.example
 		inject
 		rate_limit off
-		downloads .pdf .zip
 		%s
 	}
 	root * %s
 	file_server
 }
-`, filepath.Join(t.TempDir(), "server.db"), extra, dir))
+`, filepath.Join(t.TempDir(), "site.db"), extra, dir))
+}
+
+// serverSite serves a small static site with inject (so count_server is
+// on) and downloads, and answers the dashboard API.
+func serverSite(t *testing.T, extra string) {
+	t.Helper()
+	staticSite(t, map[string]string{
+		"index.html": "<!doctype html><html><head><title>home</title></head><body>home</body></html>",
+		"docs.html":  "<!doctype html><html><head><title>docs</title></head><body>docs</body></html>",
+		"report.pdf": strings.Repeat("%PDF-1.4 fake ", 500),
+		"feed.xml":   `<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>`,
+		"style.css":  "body{}",
+	}, "downloads .pdf .zip\n\t\t"+extra)
 }
 
 // visit GETs a path as a browser without JavaScript would.

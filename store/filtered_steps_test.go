@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -16,19 +15,7 @@ import (
 // predicate written out.
 func TestFilteredSteps(t *testing.T) {
 	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
-	db, err := Open(filepath.Join(t.TempDir(), "steps.db"), Options{BlockEvents: 256, CompactEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rf := newRef()
-	seen := map[string]bool{}
-	var batch []*Event
-	generate(genConfig{Seed: 5, Start: start, Days: 8, Persons: 150, Events: 4000, Tick: time.Minute}, func(e *Event) {
-		batch = append(batch, e)
-	})
-	mustAppend(t, db, batch...)
-	rf.add(seen, batch...)
+	db, rf := refDB(t, genConfig{Seed: 5, Start: start, Days: 8, Persons: 150, Events: 4000, Tick: time.Minute}, 4000, nil)
 	a := must(db.SaveAction(ctx, "s", Action{Name: "pageviews", Steps: []ActionStep{{Event: "$pageview"}}}))
 	act := fmt.Sprint("action:", a.ID)
 	rf.actions[act] = func(e *Event) bool { return e.Name == "$pageview" }

@@ -69,41 +69,54 @@ func (r *ref) goals(q Query, goals []Goal) []GoalResult {
 	return out
 }
 
+// refDB stores generated events in a database file and in the reference,
+// in batches of batch events; edit (when set) may change each event first.
+func refDB(t *testing.T, cfg genConfig, batch int, edit func(*Event)) (*DB, *ref) {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "ref.db"), Options{BlockEvents: 256, CompactEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	rf := newRef()
+	seen := map[string]bool{}
+	var evs []*Event
+	flush := func() {
+		mustAppend(t, db, evs...)
+		rf.add(seen, evs...)
+		evs = nil
+	}
+	generate(cfg, func(e *Event) {
+		if edit != nil {
+			edit(e)
+		}
+		if evs = append(evs, e); len(evs) == batch {
+			flush()
+		}
+	})
+	flush()
+	return db, rf
+}
+
 // TestGoalsMatchReference: goal conversions and revenue over random data
 // with merges, under random ranges, filters and cohorts, as the reference
 // computes them.
 func TestGoalsMatchReference(t *testing.T) {
 	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
-	db, err := Open(filepath.Join(t.TempDir(), "goals.db"), Options{BlockEvents: 256, CompactEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rf := newRef()
-	seen := map[string]bool{}
-	var batch []*Event
 	n := 0
-	flush := func() {
-		mustAppend(t, db, batch...)
-		rf.add(seen, batch...)
-		batch = nil
-	}
-	generate(genConfig{Seed: 11, Start: start, Days: 10, Persons: 200, Events: 5000, Tick: time.Minute}, func(e *Event) {
-		if e.Name == "purchase" {
-			n++
-			amount := e.Props.Str("amount")
-			if n%3 == 0 {
-				e.Props.Set("$revenue", StringValue(amount))
-			} else {
-				e.Props.Set("revenue", StringValue(amount+".25"))
-			}
-			e.Props.Set("currency", StringValue([]string{"usd", "EUR", "USD"}[n%3]))
+	db, rf := refDB(t, genConfig{Seed: 11, Start: start, Days: 10, Persons: 200, Events: 5000, Tick: time.Minute}, 41, func(e *Event) {
+		if e.Name != "purchase" {
+			return
 		}
-		if batch = append(batch, e); len(batch) == 41 {
-			flush()
+		n++
+		amount := e.Props.Str("amount")
+		if n%3 == 0 {
+			e.Props.Set("$revenue", StringValue(amount))
+		} else {
+			e.Props.Set("revenue", StringValue(amount+".25"))
 		}
+		e.Props.Set("currency", StringValue([]string{"usd", "EUR", "USD"}[n%3]))
 	})
-	flush()
 	a := must(db.SaveAction(ctx, "s", Action{Name: "pricing", Steps: []ActionStep{{Event: "$pageview", URLContains: "pricing"}, {Event: "purchase"}}}))
 	rf.actions[fmt.Sprint("action:", a.ID)] = func(e *Event) bool {
 		return e.Name == "$pageview" && strings.Contains(e.Props.Str("$current_url"), "pricing") || e.Name == "purchase"

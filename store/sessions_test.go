@@ -3,7 +3,6 @@ package store
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -103,23 +102,7 @@ func (r *ref) wholeSessions(q Query, passing []*Event) []*Event {
 // Plausible's scope, over random sessions, as the reference computes them.
 func TestSessionScopeMatchesReference(t *testing.T) {
 	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
-	db, err := Open(filepath.Join(t.TempDir(), "scope.db"), Options{BlockEvents: 256, CompactEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rf := newRef()
-	seen := map[string]bool{}
-	var batch []*Event
-	generate(genConfig{Seed: 13, Start: start, Days: 8, Persons: 160, Events: 5000, Tick: time.Minute}, func(e *Event) {
-		if batch = append(batch, e); len(batch) == 53 {
-			mustAppend(t, db, batch...)
-			rf.add(seen, batch...)
-			batch = nil
-		}
-	})
-	mustAppend(t, db, batch...)
-	rf.add(seen, batch...)
+	db, rf := refDB(t, genConfig{Seed: 13, Start: start, Days: 8, Persons: 160, Events: 5000, Tick: time.Minute}, 53, nil)
 	filters := []string{"$pathname==/pricing", "$pathname~docs", "event==purchase", "$browser==Chrome",
 		"$entry_pathname==/", "$exit_pathname!=/pricing", "$channel_type==Direct", "$channel_type!=Organic Search",
 		"$entry_referring_domain~google", "$entry_utm_source!=", "$session_duration!=0"}
