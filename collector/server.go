@@ -100,16 +100,33 @@ func (c *Collector) ServerHit(r *http.Request, hit ServerHit) {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	ps := make(store.Props, 0, 12+enrichRoom)
+	ps := make(store.Props, 0, 14+enrichRoom)
+	// What enrichment would read back from $current_url, set directly:
+	// parsing the URL we just built is a good part of the cost.
+	path := r.URL.Path
+	if path == "" {
+		path = "/"
+	}
 	ps = append(ps,
-		store.Prop{Key: "$current_url", Val: store.StringValue(cutUTF8(scheme+"://"+r.Host+r.URL.RequestURI(), c.cfg.Limits.Value*longValueFactor))},
 		store.Prop{Key: "$lib", Val: store.StringValue("server")},
 		store.Prop{Key: "$status", Val: store.Value{Kind: store.KindNumber, S: strconv.Itoa(hit.Status)}},
 		store.Prop{Key: "$server_ms", Val: store.Value{Kind: store.KindNumber, S: strconv.FormatFloat(hit.ServerMs, 'f', 1, 64)}},
+		store.Prop{Key: "$host", Val: store.StringValue(r.Host)},
+		store.Prop{Key: "$pathname", Val: store.StringValue(cutUTF8(path, c.cfg.Limits.Value))},
 	)
-	if ref := r.Referer(); ref != "" {
+	if q := r.URL.RawQuery; q != "" && strings.Contains(q, "utm_") {
+		vals := r.URL.Query()
+		for _, k := range utmKeys {
+			if v := vals.Get(k); v != "" {
+				ps = append(ps, store.Prop{Key: k, Val: store.StringValue(cutUTF8(v, c.cfg.Limits.Value))})
+			}
+		}
+	}
+	ref := r.Referer()
+	if ref != "" {
 		ps = append(ps, store.Prop{Key: "$referrer", Val: store.StringValue(cutUTF8(ref, c.cfg.Limits.Value*longValueFactor))})
 	}
+	ps = append(ps, store.Prop{Key: "$referring_domain", Val: store.StringValue(referringDomain(ref))})
 	if hit.Ref != "" {
 		ps = append(ps, store.Prop{Key: store.PageviewRef, Val: store.StringValue(hit.Ref)})
 	}
@@ -123,6 +140,8 @@ func (c *Collector) ServerHit(r *http.Request, hit ServerHit) {
 	}
 	ev.Props = ps
 	c.enrich.enrich(ev, &v, false)
+	// After enrichment, which would parse it again.
+	ev.Props = append(ev.Props, store.Prop{Key: "$current_url", Val: store.StringValue(cutUTF8(scheme+"://"+r.Host+r.URL.RequestURI(), c.cfg.Limits.Value*longValueFactor))})
 	if c.datacenter != nil && v.ip.IsValid() && c.datacenter(v.ip) {
 		ev.Props.Set(store.Datacenter, store.Value{Kind: store.KindTrue})
 	}
