@@ -9,7 +9,10 @@ export default async function retention({ editor, result, ctx }) {
   const r = range(q);
   const start = q.get('start_event') || '$pageview';
   const ret = q.get('return_event') || '$pageview';
-  const period = q.get('period') === 'week' || (!q.get('period') && r.days > 31) ? 'week' : 'day';
+  // Daily or weekly cohorts: a parameter of its own, never the date
+  // range's `period` (editing one must not change the other).
+  const kind = q.get('retention_period');
+  const period = kind === 'week' || (!kind && r.days > 31) ? 'week' : 'day';
   const defPeriods = period === 'day' ? Math.min(Math.max(r.days, 2), 14) : Math.min(Math.max(Math.ceil(r.days / 7), 2), 12);
   const periods = Math.min(Math.max(parseInt(q.get('periods'), 10) || defPeriods, 1), 60);
 
@@ -22,7 +25,7 @@ export default async function retention({ editor, result, ctx }) {
     setQuery({
       start_event: form.start_event.value.trim() || null,
       return_event: form.return_event.value.trim() || null,
-      period: form.period_kind.value,
+      retention_period: form.period_kind.value,
       periods: form.periods.value || null,
     }, true);
   }
