@@ -71,6 +71,8 @@ type DB struct {
 	bc   blockCache
 	recs recordings
 	defs definitions // actions and cohorts
+
+	flags flagState // feature flags and experiments (flags.go)
 }
 
 // Open opens (creating if needed) the database at path; ":memory:" keeps
