@@ -522,3 +522,27 @@ func (s *DB) HasActiveFlags(site string) bool {
 	sf := s.flags.snap.Load().sites[site]
 	return sf != nil && len(sf.active) > 0
 }
+
+// FlagStore is what feature flags need from storage; DB implements it.
+// The collector and the dashboard find it by a type assertion on their
+// Store, so another Store without flags simply answers none.
+type FlagStore interface {
+	EvaluateFlags(req FlagRequest, out []FlagResult) []FlagResult
+	HasActiveFlags(site string) bool
+	CheckFlagsKey(site, key string) bool
+	LocalEvaluation(site string) []byte
+	FlagsKey(ctx context.Context, site string) (string, error)
+	RotateFlagsKey(ctx context.Context, site string) (string, error)
+
+	Flags(ctx context.Context, site string) ([]Flag, error)
+	Flag(ctx context.Context, site string, id int64) (Flag, error)
+	SaveFlag(ctx context.Context, site string, f Flag) (Flag, error)
+	DeleteFlag(ctx context.Context, site string, id int64) error
+
+	Experiments(ctx context.Context, site string) ([]Experiment, error)
+	Experiment(ctx context.Context, site string, id int64) (Experiment, error)
+	SaveExperiment(ctx context.Context, site string, x Experiment) (Experiment, error)
+	DeleteExperiment(ctx context.Context, site string, id int64) error
+}
+
+var _ FlagStore = (*DB)(nil)

@@ -50,15 +50,15 @@ func TestFlagValidation(t *testing.T) {
 	}
 	for js, field := range map[string]string{
 		`{"key":"a b","active":true}`: "key:",
-		`{"key":"a","filters":{"groups":[{"properties":[{"key":"x","operator":"sounds_like","value":"y"}]}]}}`: "filters.groups[0].properties[0].operator",
-		`{"key":"a","filters":{"groups":[{"properties":[{"key":"x","operator":"regex","value":"("}]}]}}`:       "filters.groups[0].properties[0].value",
-		`{"key":"a","filters":{"groups":[{"rollout_percentage":101}]}}`:                                       "filters.groups[0].rollout_percentage",
+		`{"key":"a","filters":{"groups":[{"properties":[{"key":"x","operator":"sounds_like","value":"y"}]}]}}`:                          "filters.groups[0].properties[0].operator",
+		`{"key":"a","filters":{"groups":[{"properties":[{"key":"x","operator":"regex","value":"("}]}]}}`:                                "filters.groups[0].properties[0].value",
+		`{"key":"a","filters":{"groups":[{"rollout_percentage":101}]}}`:                                                                 "filters.groups[0].rollout_percentage",
 		`{"key":"a","filters":{"multivariate":{"variants":[{"key":"x","rollout_percentage":50},{"key":"y","rollout_percentage":40}]}}}`: "filters.multivariate.variants: rollout percentages sum to 90",
-		`{"key":"a","filters":{"payloads":{"true":"{not json"}}}`:                                                                      "filters.payloads.true",
-		`{"key":"a","filters":{"payloads":{"nope":"1"}}}`:                                                                              "filters.payloads.nope",
-		`{"key":"a","filters":{"groups":[{"variant":"z"}]}}`:                                                                           "filters.groups[0].variant",
-		`{"key":"a","filters":{"groups":[{"properties":[{"type":"cohort","value":999}]}]}}`:                                           "filters.groups[0].properties[0].value",
-		`{"key":"a","filters":{"groups":[{"properties":[{"type":"group","key":"x","value":1}]}]}}`:                                    "filters.groups[0].properties[0].type",
+		`{"key":"a","filters":{"payloads":{"true":"{not json"}}}`:                                                                       "filters.payloads.true",
+		`{"key":"a","filters":{"payloads":{"nope":"1"}}}`:                                                                               "filters.payloads.nope",
+		`{"key":"a","filters":{"groups":[{"variant":"z"}]}}`:                                                                            "filters.groups[0].variant",
+		`{"key":"a","filters":{"groups":[{"properties":[{"type":"cohort","value":999}]}]}}`:                                             "filters.groups[0].properties[0].value",
+		`{"key":"a","filters":{"groups":[{"properties":[{"type":"group","key":"x","value":1}]}]}}`:                                      "filters.groups[0].properties[0].type",
 	} {
 		_, err := db.SaveFlag(ctx, "s", mustFlag(t, js))
 		if !errors.Is(err, ErrBadQuery) || !strings.Contains(err.Error(), field) {
