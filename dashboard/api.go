@@ -10,6 +10,7 @@ import (
 func (h *Handler) routes() {
 	h.reportRoutes()
 	h.recordingRoutes()
+	h.flagRoutes() // flags.go
 	m := h.mux
 	m.HandleFunc("GET /api/sites", h.apiSites)
 	m.HandleFunc("GET /api/events", h.apiEvents)
