@@ -289,8 +289,21 @@ type flagState struct {
 	lastID  int64
 	lastExp int64
 
-	snap atomic.Pointer[flagSnapshot]
-	coh  cohortCache
+	snap   atomic.Pointer[flagSnapshot]
+	coh    cohortCache
+	loaded atomic.Bool
+}
+
+// flagCohortsChanged republishes the flags after a cohort was saved or
+// deleted, so that evaluation sees the cohort as it is now.
+func (s *DB) flagCohortsChanged() {
+	st := &s.flags
+	if !st.loaded.Load() {
+		return
+	}
+	st.mu.Lock()
+	st.publish(s)
+	st.mu.Unlock()
 }
 
 func flagKey(kind, site string, id int64) string {
@@ -354,6 +367,7 @@ func (s *DB) flagsLoaded() error {
 			})
 		})
 		st.publish(s)
+		st.loaded.Store(true)
 	})
 	return st.loadErr
 }
