@@ -178,10 +178,10 @@ func TestFlagsOverHTTP(t *testing.T) {
 	}
 
 	for js, field := range map[string]string{
-		`{"key":"x","filters":{"groups":[{"properties":[{"key":"plan","operator":"resembles","value":"pro"}]}]}}`:                        "filters.groups[0].properties[0].operator",
+		`{"key":"x","filters":{"groups":[{"properties":[{"key":"plan","operator":"resembles","value":"pro"}]}]}}`:                       "filters.groups[0].properties[0].operator",
 		`{"key":"x","filters":{"multivariate":{"variants":[{"key":"a","rollout_percentage":50},{"key":"b","rollout_percentage":45}]}}}`: "filters.multivariate.variants",
-		`{"key":"x","filters":{"payloads":{"true":"{\"open\": "}}}`:                                                                      "filters.payloads.true",
-		`{"key":"x","filters":{"groups":[{"rollout_percentage":150}]}}`:                                                                  "filters.groups[0].rollout_percentage",
+		`{"key":"x","filters":{"payloads":{"true":"{\"open\": "}}}`:                                                                     "filters.payloads.true",
+		`{"key":"x","filters":{"groups":[{"rollout_percentage":150}]}}`:                                                                 "filters.groups[0].rollout_percentage",
 		`{"key":"half","filters":{}}`: "key",
 	} {
 		code, body := send(t, "POST", api+"/flags", []byte(js), nil)
