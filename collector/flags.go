@@ -159,21 +159,27 @@ func appendFlagsAnswer(b []byte, results []store.FlagResult) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = store.AppendJSONString(b, r.Key)
+		b = appendJSONOr(b, r.KeyJSON, r.Key)
 		b = append(b, `:{"key":`...)
-		b = store.AppendJSONString(b, r.Key)
-		b = append(b, `,"enabled":`...)
-		b = strconv.AppendBool(b, r.Enabled)
-		b = append(b, `,"variant":`...)
+		b = appendJSONOr(b, r.KeyJSON, r.Key)
+		if r.Enabled {
+			b = append(b, `,"enabled":true,"variant":`...)
+		} else {
+			b = append(b, `,"enabled":false,"variant":`...)
+		}
 		if r.Variant != "" {
-			b = store.AppendJSONString(b, r.Variant)
+			b = appendJSONOr(b, r.VariantJSON, r.Variant)
 		} else {
 			b = append(b, "null"...)
 		}
 		b = append(b, `,"reason":{"code":"`...)
 		b = append(b, r.Reason...)
 		b = append(b, `","description":`...)
-		b = store.AppendJSONString(b, store.ReasonDescription(*r))
+		if r.DescriptionJSON != nil {
+			b = append(b, r.DescriptionJSON...)
+		} else {
+			b = store.AppendJSONString(b, store.ReasonDescription(*r))
+		}
 		b = append(b, `,"condition_index":`...)
 		if r.ConditionIndex >= 0 {
 			b = strconv.AppendInt(b, int64(r.ConditionIndex), 10)
@@ -196,11 +202,11 @@ func appendFlagsAnswer(b []byte, results []store.FlagResult) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = store.AppendJSONString(b, r.Key)
+		b = appendJSONOr(b, r.KeyJSON, r.Key)
 		b = append(b, ':')
 		switch {
 		case r.Variant != "":
-			b = store.AppendJSONString(b, r.Variant)
+			b = appendJSONOr(b, r.VariantJSON, r.Variant)
 		default:
 			b = strconv.AppendBool(b, r.Enabled)
 		}
@@ -216,11 +222,19 @@ func appendFlagsAnswer(b []byte, results []store.FlagResult) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = store.AppendJSONString(b, r.Key)
+		b = appendJSONOr(b, r.KeyJSON, r.Key)
 		b = append(b, ':')
 		b = append(b, r.Payload...)
 	}
 	return append(b, '}')
+}
+
+// appendJSONOr appends the precomputed JSON literal js, or s escaped.
+func appendJSONOr(b, js []byte, s string) []byte {
+	if js != nil {
+		return append(b, js...)
+	}
+	return store.AppendJSONString(b, s)
 }
 
 // errNoKey is a local-evaluation request without the site's secret key.

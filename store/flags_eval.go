@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -17,13 +19,12 @@ import (
 // FlagHash is PostHog's bucketing hash: the first 15 hex digits of
 // sha1("<key>.<distinctID><salt>") as an integer, over 0xFFFFFFFFFFFFFFF.
 func FlagHash(key, distinctID, salt string) float64 {
-	h := sha1.New()
-	h.Write([]byte(key))
-	h.Write([]byte{'.'})
-	h.Write([]byte(distinctID))
-	h.Write([]byte(salt))
-	var sum [sha1.Size]byte
-	h.Sum(sum[:0])
+	var stack [192]byte
+	b := append(stack[:0], key...)
+	b = append(b, '.')
+	b = append(b, distinctID...)
+	b = append(b, salt...)
+	sum := sha1.Sum(b)
 	// 15 hex digits are the top 60 bits of the first 8 bytes.
 	return float64(binary.BigEndian.Uint64(sum[:8])>>4) / 0xFFFFFFFFFFFFFFF
 }
@@ -42,10 +43,56 @@ type siteFlags struct {
 	needsPerson bool
 	cohorts     []int64 // cohorts the active flags name
 	local       []byte  // the local-evaluation answer
+	hashes      hashCache
+}
+
+// hashCache keeps the bucketing hashes of recently seen distinct ids: a
+// visitor asks for flags on every page load, and sha1 is most of the cost
+// of an answer. It lives in the snapshot, so a change of flags starts it
+// afresh; it holds at most maxCachedHashes values and is emptied when full.
+type hashCache struct {
+	mu sync.Mutex
+	m  map[string][]float64 // by distinct id: rollout and variant hash of each active flag
+}
+
+const maxCachedHashes = 1 << 20 // 8 MiB of hashes per site
+
+// of returns the hashes of distinctID: for flag i, [2i] with salt "" and
+// [2i+1] with salt "variant" (NaN when the flag needs none). The slice is
+// never written after it is shared.
+func (sf *siteFlags) hashesOf(distinctID string) []float64 {
+	c := &sf.hashes
+	c.mu.Lock()
+	h, ok := c.m[distinctID]
+	c.mu.Unlock()
+	if ok {
+		return h
+	}
+	h = make([]float64, 2*len(sf.active))
+	for i, f := range sf.active {
+		h[2*i], h[2*i+1] = math.NaN(), math.NaN()
+		if f.needsRollout {
+			h[2*i] = FlagHash(f.Key, distinctID, "")
+		}
+		if len(f.variants) > 0 {
+			h[2*i+1] = FlagHash(f.Key, distinctID, "variant")
+		}
+	}
+	c.mu.Lock()
+	if c.m == nil || (len(c.m)+1)*len(h) > maxCachedHashes {
+		c.m = make(map[string][]float64)
+	}
+	c.m[strings.Clone(distinctID)] = h
+	c.mu.Unlock()
+	return h
 }
 
 type compiledFlag struct {
 	Flag
+	keyJSON  []byte   // the key as a JSON string literal
+	// needsRollout says a group has a rollout percentage.
+	needsRollout bool
+	descJSON [][]byte // "Matched condition set N" by group, as JSON
 	groups   []compiledGroup
 	variants []variantRange
 	payloads map[string][]byte // JSON string literals of the payload JSON
@@ -53,6 +100,7 @@ type compiledFlag struct {
 
 type variantRange struct {
 	key      string
+	keyJSON  []byte
 	min, max float64
 }
 
@@ -125,12 +173,15 @@ func compileFlag(f Flag) (cf *compiledFlag, err error) {
 			cf, err = nil, fmt.Errorf("compiling: %v", r)
 		}
 	}()
-	cf = &compiledFlag{Flag: f, payloads: map[string][]byte{}}
+	cf = &compiledFlag{Flag: f, payloads: map[string][]byte{}, keyJSON: AppendJSONString(nil, f.Key)}
+	for gi := range f.Filters.Groups {
+		cf.descJSON = append(cf.descJSON, AppendJSONString(nil, "Matched condition set "+strconv.Itoa(gi+1)))
+	}
 	if mv := f.Filters.Multivariate; mv != nil {
 		lo := 0.0
 		for _, v := range mv.Variants {
 			hi := lo + v.RolloutPercentage/100
-			cf.variants = append(cf.variants, variantRange{key: v.Key, min: lo, max: hi})
+			cf.variants = append(cf.variants, variantRange{key: v.Key, keyJSON: AppendJSONString(nil, v.Key), min: lo, max: hi})
 			lo = hi
 		}
 	}
@@ -141,6 +192,7 @@ func compileFlag(f Flag) (cf *compiledFlag, err error) {
 		cg := compiledGroup{rollout: -1}
 		if g.RolloutPercentage != nil {
 			cg.rollout = *g.RolloutPercentage
+			cf.needsRollout = true
 		}
 		if g.Variant != nil {
 			cg.variant = *g.Variant
@@ -255,6 +307,11 @@ type FlagResult struct {
 	// Payload is the payload as a JSON string literal (PostHog sends the
 	// payload's JSON text), nil when there is none.
 	Payload []byte
+	// KeyJSON, VariantJSON and DescriptionJSON are Key, Variant and the
+	// reason's description as JSON string literals, made once per flag
+	// (nil VariantJSON for no variant, nil DescriptionJSON: use
+	// ReasonDescription).
+	KeyJSON, VariantJSON, DescriptionJSON []byte
 }
 
 // Reason codes, PostHog's.
@@ -297,10 +354,14 @@ func (s *DB) EvaluateFlags(req FlagRequest, out []FlagResult) []FlagResult {
 			ev.cohorts = s.flags.coh.get(s, req.Site)
 		}
 	}
-	for _, f := range sf.active {
+	if len(req.Keys) == 0 {
+		ev.hashes = sf.hashesOf(req.DistinctID)
+	}
+	for i, f := range sf.active {
 		if len(req.Keys) > 0 && !containsString(req.Keys, f.Key) {
 			continue
 		}
+		ev.i = i
 		out = append(out, ev.flag(f))
 	}
 	return out
@@ -321,6 +382,25 @@ type flagEval struct {
 	stored  Props
 	root    string
 	cohorts *cohortSnap
+	hashes  []float64 // cached hashes of the distinct id, or nil
+	i       int       // index of the flag being evaluated
+}
+
+// hash is FlagHash of the current flag, from the cache when there is one.
+func (e *flagEval) hash(f *compiledFlag, variant bool) float64 {
+	if e.hashes != nil {
+		k := 2 * e.i
+		if variant {
+			k++
+		}
+		if h := e.hashes[k]; !math.IsNaN(h) {
+			return h
+		}
+	}
+	if variant {
+		return FlagHash(f.Key, e.req.DistinctID, "variant")
+	}
+	return FlagHash(f.Key, e.req.DistinctID, "")
 }
 
 func (e *flagEval) prop(key string) (Value, bool) {
@@ -333,13 +413,12 @@ func (e *flagEval) prop(key string) (Value, bool) {
 
 // flag evaluates one flag; a panic makes it false, never the request fail.
 func (e *flagEval) flag(f *compiledFlag) (r FlagResult) {
-	r = FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, Reason: ReasonNoConditionMatch, ConditionIndex: -1}
+	r = FlagResult{Key: f.Key, KeyJSON: f.keyJSON, ID: f.ID, Version: f.Version, Reason: ReasonNoConditionMatch, ConditionIndex: -1}
 	defer func() {
 		if p := recover(); p != nil {
-			r = FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, Reason: ReasonError, ConditionIndex: -1}
+			r = FlagResult{Key: f.Key, KeyJSON: f.keyJSON, ID: f.ID, Version: f.Version, Reason: ReasonError, ConditionIndex: -1}
 		}
 	}()
-	did := e.req.DistinctID
 	var hash float64
 	hashed := false
 	for gi, g := range f.groups {
@@ -355,7 +434,7 @@ func (e *flagEval) flag(f *compiledFlag) (r FlagResult) {
 		}
 		if g.rollout >= 0 {
 			if !hashed {
-				hash, hashed = FlagHash(f.Key, did, ""), true
+				hash, hashed = e.hash(f, false), true
 			}
 			if hash > g.rollout/100 {
 				if r.Reason != ReasonOutOfRollout {
@@ -365,13 +444,17 @@ func (e *flagEval) flag(f *compiledFlag) (r FlagResult) {
 			}
 		}
 		r.Enabled, r.Reason, r.ConditionIndex = true, ReasonConditionMatch, gi
+		if gi < len(f.descJSON) {
+			r.DescriptionJSON = f.descJSON[gi]
+		}
 		if g.variant != "" {
 			r.Variant = g.variant
+			r.VariantJSON = AppendJSONString(nil, g.variant)
 		} else if len(f.variants) > 0 {
-			vh := FlagHash(f.Key, did, "variant")
+			vh := e.hash(f, true)
 			for _, v := range f.variants {
 				if vh >= v.min && vh < v.max {
-					r.Variant = v.key
+					r.Variant, r.VariantJSON = v.key, v.keyJSON
 					break
 				}
 			}
