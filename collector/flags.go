@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -155,86 +154,32 @@ func jsonText(v gjson.Result) string {
 func appendFlagsAnswer(b []byte, results []store.FlagResult) []byte {
 	b = append(b, `{"flags":{`...)
 	for i := range results {
-		r := &results[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONOr(b, r.KeyJSON, r.Key)
-		b = append(b, `:{"key":`...)
-		b = appendJSONOr(b, r.KeyJSON, r.Key)
-		if r.Enabled {
-			b = append(b, `,"enabled":true,"variant":`...)
-		} else {
-			b = append(b, `,"enabled":false,"variant":`...)
-		}
-		if r.Variant != "" {
-			b = appendJSONOr(b, r.VariantJSON, r.Variant)
-		} else {
-			b = append(b, "null"...)
-		}
-		b = append(b, `,"reason":{"code":"`...)
-		b = append(b, r.Reason...)
-		b = append(b, `","description":`...)
-		if r.DescriptionJSON != nil {
-			b = append(b, r.DescriptionJSON...)
-		} else {
-			b = store.AppendJSONString(b, store.ReasonDescription(*r))
-		}
-		b = append(b, `,"condition_index":`...)
-		if r.ConditionIndex >= 0 {
-			b = strconv.AppendInt(b, int64(r.ConditionIndex), 10)
-		} else {
-			b = append(b, "null"...)
-		}
-		b = append(b, `},"metadata":{"id":`...)
-		b = strconv.AppendInt(b, r.ID, 10)
-		b = append(b, `,"version":`...)
-		b = strconv.AppendInt(b, r.Version, 10)
-		if r.Payload != nil {
-			b = append(b, `,"payload":`...)
-			b = append(b, r.Payload...)
-		}
-		b = append(b, "}}"...)
+		b = append(b, results[i].Wire.Entry...)
 	}
 	b = append(b, `},"featureFlags":{`...)
 	for i := range results {
-		r := &results[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONOr(b, r.KeyJSON, r.Key)
-		b = append(b, ':')
-		switch {
-		case r.Variant != "":
-			b = appendJSONOr(b, r.VariantJSON, r.Variant)
-		default:
-			b = strconv.AppendBool(b, r.Enabled)
-		}
+		b = append(b, results[i].Wire.Value...)
 	}
 	b = append(b, `},"featureFlagPayloads":{`...)
 	first := true
 	for i := range results {
-		r := &results[i]
-		if !r.Enabled || r.Payload == nil {
+		p := results[i].Wire.Payload
+		if p == nil {
 			continue
 		}
 		if !first {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONOr(b, r.KeyJSON, r.Key)
-		b = append(b, ':')
-		b = append(b, r.Payload...)
+		b = append(b, p...)
 	}
 	return append(b, '}')
-}
-
-// appendJSONOr appends the precomputed JSON literal js, or s escaped.
-func appendJSONOr(b, js []byte, s string) []byte {
-	if js != nil {
-		return append(b, js...)
-	}
-	return store.AppendJSONString(b, s)
 }
 
 // errNoKey is a local-evaluation request without the site's secret key.

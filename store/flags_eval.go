@@ -92,6 +92,11 @@ type compiledFlag struct {
 	keyJSON  []byte   // the key as a JSON string literal
 	// needsRollout says a group has a rollout percentage.
 	needsRollout bool
+	// Renderings of the outcomes (flags_wire.go): no match, out of the
+	// rollout of group i, match in group i with variant v (0: none).
+	wireNoMatch *FlagWire
+	wireOut     []*FlagWire
+	wireMatch   [][]*FlagWire
 	descJSON [][]byte // "Matched condition set N" by group, as JSON
 	groups   []compiledGroup
 	variants []variantRange
@@ -100,7 +105,6 @@ type compiledFlag struct {
 
 type variantRange struct {
 	key      string
-	keyJSON  []byte
 	min, max float64
 }
 
@@ -145,6 +149,7 @@ func (st *flagState) publish(s *DB) {
 			if err != nil {
 				s.opts.OnError(fmt.Errorf("flag %s of %s: %w", f.Key, name, err))
 				cf = &compiledFlag{Flag: f, groups: nil} // a broken flag matches nothing
+				cf.prerender()
 			}
 			sf.active = append(sf.active, cf)
 			for _, g := range cf.groups {
@@ -173,15 +178,12 @@ func compileFlag(f Flag) (cf *compiledFlag, err error) {
 			cf, err = nil, fmt.Errorf("compiling: %v", r)
 		}
 	}()
-	cf = &compiledFlag{Flag: f, payloads: map[string][]byte{}, keyJSON: AppendJSONString(nil, f.Key)}
-	for gi := range f.Filters.Groups {
-		cf.descJSON = append(cf.descJSON, AppendJSONString(nil, "Matched condition set "+strconv.Itoa(gi+1)))
-	}
+	cf = &compiledFlag{Flag: f, payloads: map[string][]byte{}}
 	if mv := f.Filters.Multivariate; mv != nil {
 		lo := 0.0
 		for _, v := range mv.Variants {
 			hi := lo + v.RolloutPercentage/100
-			cf.variants = append(cf.variants, variantRange{key: v.Key, keyJSON: AppendJSONString(nil, v.Key), min: lo, max: hi})
+			cf.variants = append(cf.variants, variantRange{key: v.Key, min: lo, max: hi})
 			lo = hi
 		}
 	}
@@ -206,6 +208,7 @@ func compileFlag(f Flag) (cf *compiledFlag, err error) {
 		}
 		cf.groups = append(cf.groups, cg)
 	}
+	cf.prerender()
 	return cf, nil
 }
 
@@ -307,11 +310,8 @@ type FlagResult struct {
 	// Payload is the payload as a JSON string literal (PostHog sends the
 	// payload's JSON text), nil when there is none.
 	Payload []byte
-	// KeyJSON, VariantJSON and DescriptionJSON are Key, Variant and the
-	// reason's description as JSON string literals, made once per flag
-	// (nil VariantJSON for no variant, nil DescriptionJSON: use
-	// ReasonDescription).
-	KeyJSON, VariantJSON, DescriptionJSON []byte
+	// Wire is the result in PostHog's answer format.
+	Wire *FlagWire
 }
 
 // Reason codes, PostHog's.
@@ -362,7 +362,9 @@ func (s *DB) EvaluateFlags(req FlagRequest, out []FlagResult) []FlagResult {
 			continue
 		}
 		ev.i = i
-		out = append(out, ev.flag(f))
+		r := ev.flag(f)
+		r.Wire = f.wireFor(&r)
+		out = append(out, r)
 	}
 	return out
 }
@@ -413,10 +415,10 @@ func (e *flagEval) prop(key string) (Value, bool) {
 
 // flag evaluates one flag; a panic makes it false, never the request fail.
 func (e *flagEval) flag(f *compiledFlag) (r FlagResult) {
-	r = FlagResult{Key: f.Key, KeyJSON: f.keyJSON, ID: f.ID, Version: f.Version, Reason: ReasonNoConditionMatch, ConditionIndex: -1}
+	r = FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, Reason: ReasonNoConditionMatch, ConditionIndex: -1}
 	defer func() {
 		if p := recover(); p != nil {
-			r = FlagResult{Key: f.Key, KeyJSON: f.keyJSON, ID: f.ID, Version: f.Version, Reason: ReasonError, ConditionIndex: -1}
+			r = FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, Reason: ReasonError, ConditionIndex: -1}
 		}
 	}()
 	var hash float64
@@ -444,17 +446,13 @@ func (e *flagEval) flag(f *compiledFlag) (r FlagResult) {
 			}
 		}
 		r.Enabled, r.Reason, r.ConditionIndex = true, ReasonConditionMatch, gi
-		if gi < len(f.descJSON) {
-			r.DescriptionJSON = f.descJSON[gi]
-		}
 		if g.variant != "" {
 			r.Variant = g.variant
-			r.VariantJSON = AppendJSONString(nil, g.variant)
 		} else if len(f.variants) > 0 {
 			vh := e.hash(f, true)
 			for _, v := range f.variants {
 				if vh >= v.min && vh < v.max {
-					r.Variant, r.VariantJSON = v.key, v.keyJSON
+					r.Variant = v.key
 					break
 				}
 			}
