@@ -13,6 +13,8 @@ const pages = {
   cohorts: () => import('./pages/cohorts.js'),
   actions: () => import('./pages/actions.js'),
   settings: () => import('./pages/settings.js'),
+  flags: () => import('./pages/flags.js'),
+  experiments: () => import('./pages/experiments.js'),
   recordings: () => import('./pages/replay.js'),
   heatmap: () => import('./pages/heatmap.js'),
 };
