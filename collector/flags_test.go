@@ -55,3 +55,49 @@ func BenchmarkFlags100(b *testing.B) {
 	}
 	b.SetBytes(int64(w.Body.Len()))
 }
+
+// TestFlagsHostileBodies: what a client sends to /flags/ can be refused
+// (400, 413) but never makes an answer fail or grow without bound.
+func TestFlagsHostileBodies(t *testing.T) {
+	f := newFixture(t, Config{MaxBody: 64 << 10})
+	var fl store.Flag
+	json.Unmarshal([]byte(`{"key":"on","active":true,"filters":{"groups":[{"properties":[{"key":"k0","operator":"is_set"}]}]}}`), &fl)
+	if _, err := f.db.SaveFlag(context.Background(), f.c.cfg.Site, fl); err != nil {
+		t.Fatal(err)
+	}
+	many := `{"distinct_id":"a","person_properties":{`
+	for i := 0; i < 3000; i++ {
+		if i > 0 {
+			many += ","
+		}
+		many += fmt.Sprintf(`"k%d":%d`, i, i)
+	}
+	many += "}}"
+	for _, c := range []struct {
+		body string
+		code int
+	}{
+		{`{"distinct_id":`, 400},
+		{`[1,2,3]`, 400},
+		{`"just a string"`, 400},
+		{`{"distinct_id":42,"person_properties":{"k0":true}}`, 200},
+		{`{"distinct_id":"a","person_properties":"nope","flag_keys_to_evaluate":7}`, 200},
+		{many, 200},
+		{`{"distinct_id":"` + string(bytes.Repeat([]byte("x"), 70<<10)) + `"}`, 413},
+		{``, 200},
+	} {
+		code, resp := f.do(req{path: "/flags/?v=2", body: []byte(c.body)})
+		if code != c.code || (code == 200 && !json.Valid([]byte(resp))) {
+			t.Errorf("%.60s: %d %.200s, want %d", c.body, code, resp, c.code)
+		}
+	}
+	_, resp := f.do(req{path: "/flags/?v=2", body: []byte(`{"distinct_id":42,"person_properties":{"k0":1}}`)})
+	var a struct{ FeatureFlags map[string]any }
+	if json.Unmarshal([]byte(resp), &a) != nil || a.FeatureFlags["on"] != true {
+		t.Errorf("numeric distinct id: %s", resp)
+	}
+	code, _ := f.do(req{method: "GET", path: "/flags/?v=2"})
+	if code != 200 {
+		t.Errorf("GET without a body: %d", code)
+	}
+}

@@ -199,3 +199,41 @@ func TestFlagCohorts(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokenFlagEvaluatesFalse: a definition that slipped past validation
+// (written to the log by an older version, say) makes its own flag false
+// and leaves the others alone.
+func TestBrokenFlagEvaluatesFalse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.db")
+	db := openTest(t, path)
+	if _, err := db.SaveFlag(ctx, "s", mustFlag(t, `{"key":"good","active":true,"filters":{"groups":[{}]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	for i, raw := range []string{
+		`{"id":90,"key":"bad-regex","active":true,"filters":{"groups":[{"properties":[{"key":"a","operator":"regex","value":"(","type":"person"}]}]}}`,
+		`{"id":91,"key":"bad-op","active":true,"filters":{"groups":[{"properties":[{"key":"a","operator":"sounds_like","value":"x","type":"person"}]}]}}`,
+		`{"id":92,"key":"bad-cohort","active":true,"filters":{"groups":[{"properties":[{"key":"id","value":"x","type":"cohort"}]}]}}`,
+	} {
+		if err := db.setDef(flagKey("f", "s", int64(90+i)), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	var problems []string
+	db, err := Open(path, Options{CompactEvery: time.Hour, OnError: func(err error) { problems = append(problems, err.Error()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res := db.EvaluateFlags(FlagRequest{Site: "s", DistinctID: "u", Props: Props{{Key: "a", Val: StringValue("(")}}}, nil)
+	got := map[string]bool{}
+	for _, r := range res {
+		got[r.Key] = r.Enabled
+		if r.Wire == nil || !json.Valid(append(append([]byte("{"), r.Wire.Entry...), '}')) {
+			t.Errorf("%s: wire %v", r.Key, r.Wire)
+		}
+	}
+	if fmt.Sprint(got) != "map[bad-cohort:false bad-op:false bad-regex:false good:true]" || len(problems) != 3 {
+		t.Errorf("%v; reported %v", got, problems)
+	}
+}
