@@ -89,7 +89,6 @@ func (sf *siteFlags) hashesOf(distinctID string) []float64 {
 
 type compiledFlag struct {
 	Flag
-	keyJSON []byte // the key as a JSON string literal
 	// needsRollout says a group has a rollout percentage.
 	needsRollout bool
 	// Renderings of the outcomes (flags_wire.go): no match, out of the
@@ -97,7 +96,6 @@ type compiledFlag struct {
 	wireNoMatch *FlagWire
 	wireOut     []*FlagWire
 	wireMatch   [][]*FlagWire
-	descJSON    [][]byte // "Matched condition set N" by group, as JSON
 	groups      []compiledGroup
 	variants    []variantRange
 	payloads    map[string][]byte // JSON string literals of the payload JSON
