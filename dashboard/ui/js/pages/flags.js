@@ -123,7 +123,7 @@ export function flagForm(f, cohorts, onSave, onCancel) {
   const err = h('div', { id: 'flag-error' });
   const form = h('form', { class: 'form', id: 'flag-form' },
     h('div', { class: 'form-row' },
-      h('label', 'Key', h('input', { name: 'key', value: f?.key || '', required: true, placeholder: 'new-checkout', pattern: '[A-Za-z0-9_-]+', autocomplete: 'off' })),
+      h('label', 'Key', h('input', { name: 'key', value: f?.key || '', required: true, placeholder: 'new-checkout', pattern: '[A-Za-z0-9_\\-]+', autocomplete: 'off' })),
       h('label', 'Name', h('input', { name: 'name', value: f?.name || '', placeholder: 'New checkout' })),
       h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'active', checked: f ? !!f.active : true }), ' Active')),
     h('h3', 'Who gets it'), h('p', { class: 'muted' }, 'Groups are tried in order; the first that matches decides.'), groups,
