@@ -101,3 +101,25 @@ func TestFlagsHostileBodies(t *testing.T) {
 		t.Errorf("GET without a body: %d", code)
 	}
 }
+
+// BenchmarkFlags100New is BenchmarkFlags100 with a distinct id never seen
+// before on every request (no cached hashes).
+func BenchmarkFlags100New(b *testing.B) {
+	db, err := store.Open(":memory:", store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	benchFlags(b, db)
+	c := New(Config{Site: "bench.example"}, db, Options{})
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		body := bytes.Replace([]byte(benchFlagsBody), []byte("000000000042"), fmt.Appendf(nil, "%012d", n), 1)
+		r, _ := http.NewRequest("POST", "http://bench.example/flags/?v=2", bytes.NewReader(body))
+		w.Body.Reset()
+		c.ServeHTTP(w, r)
+	}
+}

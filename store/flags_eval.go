@@ -57,40 +57,30 @@ type hashCache struct {
 
 const maxCachedHashes = 1 << 20 // 8 MiB of hashes per site
 
-// of returns the hashes of distinctID: for flag i, [2i] with salt "" and
-// [2i+1] with salt "variant" (NaN when the flag needs none). The slice is
-// never written after it is shared.
-func (sf *siteFlags) hashesOf(distinctID string) []float64 {
+// cached returns the hashes of distinctID when they are cached: for flag
+// i, [2i] with salt "" and [2i+1] with salt "variant" (NaN: not computed).
+// A cached slice is never written.
+func (sf *siteFlags) cached(distinctID string) []float64 {
 	c := &sf.hashes
 	c.mu.Lock()
-	h, ok := c.m[distinctID]
+	h := c.m[distinctID]
 	c.mu.Unlock()
-	if ok {
-		return h
-	}
-	h = make([]float64, 2*len(sf.active))
-	for i, f := range sf.active {
-		h[2*i], h[2*i+1] = math.NaN(), math.NaN()
-		if f.needsRollout {
-			h[2*i] = FlagHash(f.Key, distinctID, "")
-		}
-		if len(f.variants) > 0 {
-			h[2*i+1] = FlagHash(f.Key, distinctID, "variant")
-		}
-	}
+	return h
+}
+
+// remember caches the hashes an evaluation computed.
+func (sf *siteFlags) remember(distinctID string, h []float64) {
+	c := &sf.hashes
 	c.mu.Lock()
 	if c.m == nil || (len(c.m)+1)*len(h) > maxCachedHashes {
 		c.m = make(map[string][]float64)
 	}
 	c.m[strings.Clone(distinctID)] = h
 	c.mu.Unlock()
-	return h
 }
 
 type compiledFlag struct {
 	Flag
-	// needsRollout says a group has a rollout percentage.
-	needsRollout bool
 	// Renderings of the outcomes (flags_wire.go): no match, out of the
 	// rollout of group i, match in group i with variant v (0: none).
 	wireNoMatch *FlagWire
@@ -192,7 +182,6 @@ func compileFlag(f Flag) (cf *compiledFlag, err error) {
 		cg := compiledGroup{rollout: -1}
 		if g.RolloutPercentage != nil {
 			cg.rollout = *g.RolloutPercentage
-			cf.needsRollout = true
 		}
 		if g.Variant != nil {
 			cg.variant = *g.Variant
@@ -352,8 +341,15 @@ func (s *DB) EvaluateFlags(req FlagRequest, out []FlagResult) []FlagResult {
 			ev.cohorts = s.flags.coh.get(s, req.Site)
 		}
 	}
+	fresh := false
 	if len(req.Keys) == 0 {
-		ev.hashes = sf.hashesOf(req.DistinctID)
+		if ev.hashes = sf.cached(req.DistinctID); ev.hashes == nil {
+			// Computed as needed during this evaluation, then shared.
+			ev.hashes, ev.fill, fresh = make([]float64, 2*len(sf.active)), true, true
+			for i := range ev.hashes {
+				ev.hashes[i] = math.NaN()
+			}
+		}
 	}
 	for i, f := range sf.active {
 		if len(req.Keys) > 0 && !containsString(req.Keys, f.Key) {
@@ -363,6 +359,9 @@ func (s *DB) EvaluateFlags(req FlagRequest, out []FlagResult) []FlagResult {
 		r := ev.flag(f)
 		r.Wire = f.wireFor(&r)
 		out = append(out, r)
+	}
+	if fresh {
+		sf.remember(req.DistinctID, ev.hashes)
 	}
 	return out
 }
@@ -382,7 +381,8 @@ type flagEval struct {
 	stored  Props
 	root    string
 	cohorts *cohortSnap
-	hashes  []float64 // cached hashes of the distinct id, or nil
+	hashes  []float64 // hashes of the distinct id by flag, or nil
+	fill    bool      // hashes is this evaluation's own: fill it in
 	i       int       // index of the flag being evaluated
 }
 
@@ -396,6 +396,15 @@ func (e *flagEval) hash(f *compiledFlag, variant bool) float64 {
 		if h := e.hashes[k]; !math.IsNaN(h) {
 			return h
 		}
+		salt := ""
+		if variant {
+			salt = "variant"
+		}
+		h := FlagHash(f.Key, e.req.DistinctID, salt)
+		if e.fill {
+			e.hashes[k] = h
+		}
+		return h
 	}
 	if variant {
 		return FlagHash(f.Key, e.req.DistinctID, "variant")
