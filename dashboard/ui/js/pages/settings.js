@@ -117,7 +117,7 @@ function flagsKeyCard(site, signal) {
   const card = h('section', { class: 'card', id: 'flags-key-card' }, h('div', { class: 'card-head' }, h('h2', 'Feature flags secret key')), spinner());
   const show = (key) => replace(card, h('div', { class: 'card-head' }, h('h2', 'Feature flags secret key')),
     h('p', 'Server SDKs evaluate flags locally with this key (posthog-node ', h('code', 'secretKey'), ', posthog-go ', h('code', 'PersonalApiKey'), '). Keep it on servers only.'),
-    h('pre', { class: 'code', id: 'flags-key' }, key),
+    codeBlock(key, 'flags-key'),
     h('button', { type: 'button', class: 'btn', id: 'rotate-flags-key', onclick: async () => {
       try {
         show((await send('POST', 'flags_key/rotate?site=' + encodeURIComponent(site))).key);
