@@ -441,7 +441,7 @@ func (e *flagEval) flag(f *compiledFlag) (r FlagResult) {
 		if !matched {
 			continue
 		}
-		if g.rollout >= 0 {
+		if g.rollout >= 0 && g.rollout < 100 { // every hash is <= 1: 100% needs none
 			if !hashed {
 				hash, hashed = e.hash(f, false), true
 			}
