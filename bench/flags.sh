@@ -46,12 +46,12 @@ rps() { awk '/Requests\/sec/ {print $2}'; }
 # on the machine falls on both alike; the ratio is taken per round and the
 # median reported.
 ratios=()
-for round in 1 2 3; do
+for round in ${ROUNDS:-1 2 3}; do
 	bare=$(wrk -t1 -c64 -d"$dur" -s bench/flags.lua http://127.0.0.1:9321/ | rps)
 	flags=$(wrk -t1 -c64 -d"$dur" -s bench/flags.lua 'http://127.0.0.1:9320/_f/flags/?v=2' | rps)
 	r=$(awk -v b="$bare" -v f="$flags" 'BEGIN {printf "%.0f", 100*f/b}')
 	ratios+=("$r")
 	printf "round %d: bare respond %8.0f req/s, /flags/ (100 flags) %8.0f req/s = %s%%\n" "$round" "$bare" "$flags" "$r"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 2p)
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "== result: /flags/ at ${median}% of bare respond (median of 3 rounds; target >= 50%); load average: $(cut -d' ' -f1-3 /proc/loadavg) =="

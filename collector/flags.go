@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -134,6 +135,8 @@ func (c *Collector) serveFlags(w http.ResponseWriter, r *http.Request, decide bo
 	}
 	b = append(b, '}')
 	fb.out = b
+	// A length, not chunks: the answer goes out in one write.
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	writeJSON(w, http.StatusOK, b)
 }
 
