@@ -30,6 +30,9 @@ window.__start = function (ids) {
     }, 'i' + i);
     ph.onFeatureFlags(function () {
       if (window.__flags[id]) return;
+      // A load that failed (a timeout on a busy machine) fires this too,
+      // with no flags: ask again, as an application would.
+      if (ph.getFeatureFlag('three') === undefined) { setTimeout(function () { ph.reloadFeatureFlags() }, 200); return; }
       window.__flags[id] = {
         half: ph.isFeatureEnabled('half'), three: ph.getFeatureFlag('three'),
         halfPayload: ph.getFeatureFlagPayload('half'), threePayload: ph.getFeatureFlagPayload('three')
