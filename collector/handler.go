@@ -155,13 +155,8 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt = routeRecording
 	case "/i/v1/analytics/events":
 		rt = routeV1
-	case "/decide", "/flags":
-		cors(w, r)
-		if r.Method == http.MethodOptions {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		c.serveFlags(w, r, path == "/decide")
+	case "/decide", "/flags", "/flags/definitions", "/api/feature_flag/local_evaluation":
+		c.serveFlagPaths(w, r, path) // flags.go
 		return
 	default:
 		if rest, ok := strings.CutPrefix(path, "/array/"); ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {

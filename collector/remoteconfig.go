@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,10 +12,15 @@ import (
 // it posthog-js sends no $autocapture, so it turns on what we support:
 // autocapture with the element chain as one string, gzip bodies, the /i/v0/e/
 // path, and recording when `record on`.
-func (c *Collector) remoteConfig(token string) []byte {
+//
+// hasFlags says the site has an active feature flag: posthog-js asks
+// /flags/ only when the config says so.
+func (c *Collector) remoteConfig(token string, hasFlags bool) []byte {
 	b := []byte(`{"token":`)
 	b = store.AppendJSONString(b, token)
-	b = append(b, `,"supportedCompression":["gzip","gzip-js"],"hasFeatureFlags":false,"autocapture_opt_out":false,"autocaptureExceptions":false,"captureDeadClicks":false,"capturePerformance":false,"elementsChainAsString":true,"analytics":{"endpoint":"/i/v0/e/"},"heatmaps":false,"surveys":false,"defaultIdentifiedOnly":true,"siteApps":[],"sessionRecording":`...)
+	b = append(b, `,"supportedCompression":["gzip","gzip-js"],"hasFeatureFlags":`...)
+	b = strconv.AppendBool(b, hasFlags)
+	b = append(b, `,"autocapture_opt_out":false,"autocaptureExceptions":false,"captureDeadClicks":false,"capturePerformance":false,"elementsChainAsString":true,"analytics":{"endpoint":"/i/v0/e/"},"heatmaps":false,"surveys":false,"defaultIdentifiedOnly":true,"siteApps":[],"sessionRecording":`...)
 	if c.cfg.Record {
 		b = append(b, `{"endpoint":"/s/","consoleLogRecordingEnabled":false,"recorderVersion":"v2","sampleRate":`...)
 		// PostHog sends the rate as a string ("0.25"); posthog-js parses it
@@ -41,7 +45,7 @@ func (c *Collector) serveConfig(w http.ResponseWriter, r *http.Request, rest str
 		http.NotFound(w, r)
 		return
 	}
-	cfg := c.remoteConfig(token)
+	cfg := c.remoteConfig(token, c.hasFlags(c.site(r)))
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	switch strings.TrimSuffix(file, "/") {
 	case "config":
@@ -61,28 +65,4 @@ func (c *Collector) serveConfig(w http.ResponseWriter, r *http.Request, rest str
 	default:
 		http.NotFound(w, r)
 	}
-}
-
-// serveFlags answers /decide/ and /flags/ with a valid answer that has no
-// flags: the SDKs accept it and go on capturing.
-func (c *Collector) serveFlags(w http.ResponseWriter, r *http.Request, decide bool) {
-	if r.Method == http.MethodPost {
-		// Read (and bound) the body so keep-alive works; its content does
-		// not change an answer without flags.
-		buf := bufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		_ = readBody(r, c.cfg.MaxBody, buf)
-		bufPool.Put(buf)
-	}
-	b := []byte(`{"flags":{},"featureFlags":{},"featureFlagPayloads":{},"errorsWhileComputingFlags":false,"quotaLimited":[],"requestId":`)
-	b = store.AppendJSONString(b, store.NewUUID(c.now()))
-	if decide || r.URL.Query().Get("config") == "true" {
-		cfg := c.remoteConfig(c.cfg.Token)
-		// The decide answer carries the remote config fields at its top level.
-		b = append(b, ',')
-		b = append(b, cfg[1:len(cfg)-1]...)
-		b = append(b, `,"config":{"enable_collect_everything":true}`...)
-	}
-	b = append(b, '}')
-	writeJSON(w, http.StatusOK, b)
 }

@@ -12,6 +12,7 @@ func (h *Handler) routes() {
 	h.reportRoutes()
 	h.recordingRoutes()
 	h.docRoutes()
+	h.flagRoutes() // flags.go
 	m := h.mux
 	m.HandleFunc("GET /api/sites", h.apiSites)
 	m.HandleFunc("GET /api/events", h.apiEvents)

@@ -39,7 +39,7 @@ var uiFiles embed.FS
 
 // uiPages are the first path segments of the single-page app: a deep link
 // to any of them is answered with the app's page, which routes itself.
-var uiPages = []string{"insights", "persons", "events", "live", "cohorts", "actions", "goals", "settings"}
+var uiPages = []string{"insights", "persons", "events", "live", "cohorts", "actions", "goals", "settings", "flags", "experiments"}
 
 // uiRoutes adds the app's page, its deep links and its assets.
 func (h *Handler) uiRoutes(m prefixMux) {

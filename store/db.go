@@ -116,11 +116,12 @@ type DB struct {
 	closeOnce    sync.Once
 	closed       chan struct{}
 
-	live liveHub
-	bc   blockCache
-	recs recordings
-	defs definitions // actions and cohorts
-	salt daySalt     // cookieless counting's salt of the day
+	live  liveHub
+	bc    blockCache
+	recs  recordings
+	defs  definitions // actions and cohorts
+	salt  daySalt     // cookieless counting's salt of the day
+	flags flagState   // feature flags and experiments (flags.go)
 }
 
 // Open opens (creating if needed) the database at path; ":memory:" keeps

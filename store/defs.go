@@ -349,6 +349,7 @@ func (s *DB) SaveCohort(ctx context.Context, site string, c Cohort) (Cohort, err
 		}
 	}
 	d := &s.defs
+	defer s.flagCohortsChanged() // after the unlock: flags read cohorts (flags.go)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if c.ID == 0 {
@@ -371,6 +372,7 @@ func (s *DB) SaveCohort(ctx context.Context, site string, c Cohort) (Cohort, err
 // DeleteCohort removes a cohort.
 func (s *DB) DeleteCohort(ctx context.Context, site string, id int64) error {
 	d := &s.defs
+	defer s.flagCohortsChanged() // after the unlock: flags read cohorts (flags.go)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.cohorts[site][id]; !ok {

@@ -14,6 +14,8 @@ const pages = {
   actions: () => import('./pages/actions.js'),
   goals: () => import('./pages/goals.js'),
   settings: () => import('./pages/settings.js'),
+  flags: () => import('./pages/flags.js'),
+  experiments: () => import('./pages/experiments.js'),
   recordings: () => import('./pages/replay.js'),
   heatmap: () => import('./pages/heatmap.js'),
 };

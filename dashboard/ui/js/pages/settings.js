@@ -2,7 +2,7 @@
 // the site's configuration as the module sees it.
 
 import { h, replace, errorBox, spinner, text } from '../dom.js';
-import { get, currentSite } from '../api.js';
+import { get, send, currentSite } from '../api.js';
 import { accessCard } from '../access.js'; // ops: API tokens and share links
 
 function codeBlock(code, id) {
@@ -76,6 +76,7 @@ export default async function settings(main, ctx) {
   const sdk = h('section', { class: 'card', id: 'sdk-card' }, h('div', { class: 'card-head' }, h('h2', 'PostHog SDKs')), spinner());
   const config = h('section', { class: 'card', id: 'config-card' }, h('div', { class: 'card-head' }, h('h2', 'Configuration')), spinner());
   main.append(h('div', { class: 'page-head' }, h('div', h('h1', 'Settings'), h('p', { class: 'muted' }, 'Set-up for ', h('strong', site), '.'))), snippet, sdk, config, accessCard(site, ctx.signal));
+  main.append(flagsKeyCard(site, ctx.signal)); // feature flags: the secret key for local evaluation
 
   const [snip, conf] = await Promise.allSettled([get('snippet', { site }, ctx.signal), get('settings', { site }, ctx.signal)]);
   if (ctx.signal.aborted) return;
@@ -109,4 +110,22 @@ export default async function settings(main, ctx) {
   } else {
     replace(config, h('div', { class: 'card-head' }, h('h2', 'Configuration')), errorBox(conf.reason));
   }
+}
+
+// flagsKeyCard shows the site's secret flags key (phs_…), which server SDKs
+// use for local evaluation, and rotates it.
+function flagsKeyCard(site, signal) {
+  const card = h('section', { class: 'card', id: 'flags-key-card' }, h('div', { class: 'card-head' }, h('h2', 'Feature flags secret key')), spinner());
+  const show = (key) => replace(card, h('div', { class: 'card-head' }, h('h2', 'Feature flags secret key')),
+    h('p', 'Server SDKs evaluate flags locally with this key (posthog-node ', h('code', 'secretKey'), ', posthog-go ', h('code', 'PersonalApiKey'), '). Keep it on servers only.'),
+    codeBlock(key, 'flags-key'),
+    h('button', { type: 'button', class: 'btn', id: 'rotate-flags-key', onclick: async () => {
+      try {
+        show((await send('POST', 'flags_key/rotate?site=' + encodeURIComponent(site))).key);
+      } catch (err) {
+        card.append(errorBox(err));
+      }
+    } }, 'Rotate key'));
+  get('flags_key', { site }, signal).then((r) => show(r.key), (err) => replace(card, errorBox(err)));
+  return card;
 }

@@ -1,0 +1,209 @@
+package collector
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/firstpartyhq/firstparty/store"
+	"github.com/tidwall/gjson"
+)
+
+// Feature flags (SPEC §9): /flags/?v=2 and /decide/?v=3|4 answer the flags
+// of one distinct id in PostHog's formats; /api/feature_flag/local_evaluation
+// and /flags/definitions give server SDKs the definitions, behind the
+// site's secret flags key. Evaluation reads the store's immutable snapshot,
+// so these answers never wait for a commit.
+
+// maxFlagProps bounds the person_properties of one request.
+const maxFlagProps = 1000
+
+// site is the site a request is about: the configured one (a request's
+// Host never names a site).
+func (c *Collector) site(*http.Request) string { return c.cfg.Site }
+
+func (c *Collector) flagStore() store.FlagStore {
+	fs, _ := c.store.(store.FlagStore)
+	return fs
+}
+
+// hasFlags reports whether the site has an active flag.
+func (c *Collector) hasFlags(site string) bool {
+	fs := c.flagStore()
+	return fs != nil && fs.HasActiveFlags(site)
+}
+
+func (c *Collector) serveFlagPaths(w http.ResponseWriter, r *http.Request, path string) {
+	cors(w, r)
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	switch path {
+	case "/flags/definitions", "/api/feature_flag/local_evaluation":
+		c.serveDefinitions(w, r)
+	default:
+		c.serveFlags(w, r, path == "/decide")
+	}
+}
+
+// flagBuf holds what one answer needs, reused across requests.
+type flagBuf struct {
+	body    bytes.Buffer
+	out     []byte
+	results []store.FlagResult
+	props   store.Props
+	keys    []string
+}
+
+var flagBufs = sync.Pool{New: func() any { return new(flagBuf) }}
+
+// serveFlags answers /flags/ and /decide/ for the distinct id of the body
+// (JSON, gzip or a base64 form, as capture takes them).
+func (c *Collector) serveFlags(w http.ResponseWriter, r *http.Request, decide bool) {
+	fb := flagBufs.Get().(*flagBuf)
+	defer func() {
+		if fb.body.Cap() <= 64<<10 && cap(fb.out) <= 1<<20 {
+			flagBufs.Put(fb)
+		}
+	}()
+	fb.body.Reset()
+	req := store.FlagRequest{Site: c.site(r)}
+	token := ""
+	if r.Method == http.MethodPost {
+		if err := readBody(r, c.cfg.MaxBody, &fb.body); err != nil {
+			c.failBody(w, err)
+			return
+		}
+	} else if d := r.URL.Query().Get("data"); d != "" {
+		fb.body.WriteString("data=" + d)
+	}
+	if len(bytes.TrimSpace(fb.body.Bytes())) > 0 {
+		js, err := decodeBody(r, fb.body.Bytes(), c.cfg.MaxBody)
+		if err == nil {
+			js = repairUTF8(js)
+			err = checkJSON(js)
+		}
+		if err != nil {
+			c.failBody(w, err)
+			return
+		}
+		root := gjson.ParseBytes(js)
+		if !root.IsObject() {
+			c.failBody(w, badf("body must be a JSON object"))
+			return
+		}
+		req.DistinctID = jsonText(root.Get("distinct_id"))
+		token = firstString(root, "token", "api_key", "$token")
+		fb.props = fb.props[:0]
+		root.Get("person_properties").ForEach(func(k, v gjson.Result) bool {
+			fb.props = append(fb.props, store.Prop{Key: k.String(), Val: store.ValueFromJSON(v)})
+			return len(fb.props) < maxFlagProps
+		})
+		req.Props = fb.props
+		fb.keys = fb.keys[:0]
+		root.Get("flag_keys_to_evaluate").ForEach(func(_, v gjson.Result) bool {
+			fb.keys = append(fb.keys, v.String())
+			return len(fb.keys) < 10000
+		})
+		req.Keys = fb.keys
+	}
+	if c.cfg.Token != "" && token != "" && token != c.cfg.Token {
+		writeError(w, http.StatusUnauthorized, "wrong token")
+		return
+	}
+	fb.results = fb.results[:0]
+	if fs := c.flagStore(); fs != nil && req.DistinctID != "" {
+		fb.results = fs.EvaluateFlags(req, fb.results)
+	}
+	b := appendFlagsAnswer(fb.out[:0], fb.results)
+	b = append(b, `,"errorsWhileComputingFlags":false,"quotaLimited":[],"requestId":`...)
+	b = store.AppendJSONString(b, store.NewUUID(c.now()))
+	if decide || r.URL.Query().Get("config") == "true" {
+		cfg := c.remoteConfig(c.cfg.Token, c.hasFlags(req.Site))
+		// The decide answer carries the remote config fields at its top level.
+		b = append(b, ',')
+		b = append(b, cfg[1:len(cfg)-1]...)
+		b = append(b, `,"config":{"enable_collect_everything":true}`...)
+	}
+	b = append(b, '}')
+	fb.out = b
+	// A length, not chunks: the answer goes out in one write.
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	writeJSON(w, http.StatusOK, b)
+}
+
+// jsonText is a JSON string as is and a number as its literal (some
+// clients send numeric distinct ids).
+func jsonText(v gjson.Result) string {
+	switch v.Type {
+	case gjson.String:
+		return v.Str
+	case gjson.Number:
+		return v.Raw
+	}
+	return ""
+}
+
+// appendFlagsAnswer writes `{"flags":{...},"featureFlags":{...},
+// "featureFlagPayloads":{...}` (open: the caller closes it).
+func appendFlagsAnswer(b []byte, results []store.FlagResult) []byte {
+	b = append(b, `{"flags":{`...)
+	for i := range results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, results[i].Wire.Entry...)
+	}
+	b = append(b, `},"featureFlags":{`...)
+	for i := range results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, results[i].Wire.Value...)
+	}
+	b = append(b, `},"featureFlagPayloads":{`...)
+	first := true
+	for i := range results {
+		p := results[i].Wire.Payload
+		if p == nil {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, p...)
+	}
+	return append(b, '}')
+}
+
+// errNoKey is a local-evaluation request without the site's secret key.
+var errNoKey = errors.New("a valid secret flags key (Authorization: Bearer phs_...) is required")
+
+// serveDefinitions answers the local-evaluation endpoints with the site's
+// flag definitions, to holders of its secret flags key only.
+func (c *Collector) serveDefinitions(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	site := c.site(r)
+	key := ""
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		key = strings.TrimSpace(a[7:])
+	}
+	fs := c.flagStore()
+	if fs == nil || key == "" || !fs.CheckFlagsKey(site, key) {
+		writeError(w, http.StatusUnauthorized, errNoKey.Error())
+		return
+	}
+	if tok := r.URL.Query().Get("token"); c.cfg.Token != "" && tok != "" && tok != c.cfg.Token {
+		writeError(w, http.StatusUnauthorized, "wrong token")
+		return
+	}
+	writeJSON(w, http.StatusOK, fs.LocalEvaluation(site))
+}

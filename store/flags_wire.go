@@ -1,0 +1,122 @@
+package store
+
+import "strconv"
+
+// FlagWire is one flag's value in PostHog's /flags/ answer, rendered once
+// per possible outcome of the flag (no match, out of rollout in group i,
+// match in group i with variant v) when the flags are published, so that
+// an answer is only concatenation.
+type FlagWire struct {
+	// Entry is `"<key>":{"key","enabled","variant","reason","metadata"}`
+	// for the `flags` map.
+	Entry []byte
+	// Value is `"<key>":true|false|"<variant>"` for `featureFlags`.
+	Value []byte
+	// Payload is `"<key>":"<payload JSON>"` for `featureFlagPayloads`, nil
+	// without a payload.
+	Payload []byte
+}
+
+func renderWire(f *compiledFlag, r *FlagResult) *FlagWire {
+	w := &FlagWire{}
+	key := AppendJSONString(nil, r.Key)
+	b := append([]byte(nil), key...)
+	b = append(b, `:{"key":`...)
+	b = append(b, key...)
+	b = append(b, `,"enabled":`...)
+	b = strconv.AppendBool(b, r.Enabled)
+	b = append(b, `,"variant":`...)
+	if r.Variant != "" {
+		b = AppendJSONString(b, r.Variant)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"reason":{"code":`...)
+	b = AppendJSONString(b, r.Reason)
+	b = append(b, `,"description":`...)
+	b = AppendJSONString(b, ReasonDescription(*r))
+	b = append(b, `,"condition_index":`...)
+	if r.ConditionIndex >= 0 {
+		b = strconv.AppendInt(b, int64(r.ConditionIndex), 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `},"metadata":{"id":`...)
+	b = strconv.AppendInt(b, r.ID, 10)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, r.Version, 10)
+	if r.Payload != nil {
+		b = append(b, `,"payload":`...)
+		b = append(b, r.Payload...)
+	}
+	w.Entry = append(b, "}}"...)
+	v := append(append([]byte(nil), key...), ':')
+	if r.Variant != "" {
+		v = AppendJSONString(v, r.Variant)
+	} else {
+		v = strconv.AppendBool(v, r.Enabled)
+	}
+	w.Value = v
+	if r.Enabled && r.Payload != nil {
+		p := append(append([]byte(nil), key...), ':')
+		w.Payload = append(p, r.Payload...)
+	}
+	return w
+}
+
+// wireFor returns the rendering of r's outcome, made at publish time.
+func (f *compiledFlag) wireFor(r *FlagResult) *FlagWire {
+	switch r.Reason {
+	case ReasonNoConditionMatch:
+		return f.wireNoMatch
+	case ReasonOutOfRollout:
+		if r.ConditionIndex >= 0 && r.ConditionIndex < len(f.wireOut) {
+			return f.wireOut[r.ConditionIndex]
+		}
+	case ReasonConditionMatch:
+		if gi := r.ConditionIndex; gi >= 0 && gi < len(f.wireMatch) {
+			vi := 0
+			if r.Variant != "" {
+				for i, v := range f.variants {
+					if v.key == r.Variant {
+						vi = i + 1
+					}
+				}
+			}
+			if vi < len(f.wireMatch[gi]) {
+				return f.wireMatch[gi][vi]
+			}
+		}
+	}
+	return renderWire(f, r)
+}
+
+// prerender renders every outcome of f.
+func (f *compiledFlag) prerender() {
+	base := FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, ConditionIndex: -1, Reason: ReasonNoConditionMatch}
+	r := base
+	f.wireNoMatch = renderWire(f, &r)
+	for gi, g := range f.groups {
+		r = base
+		r.Reason, r.ConditionIndex = ReasonOutOfRollout, gi
+		f.wireOut = append(f.wireOut, renderWire(f, &r))
+		var ms []*FlagWire
+		for vi := 0; vi <= len(f.variants); vi++ {
+			r = base
+			r.Enabled, r.Reason, r.ConditionIndex = true, ReasonConditionMatch, gi
+			if vi > 0 {
+				r.Variant = f.variants[vi-1].key
+			}
+			if g.variant != "" && r.Variant == "" {
+				r.Variant = g.variant
+			}
+			pk := r.Variant
+			if pk == "" {
+				pk = "true"
+			}
+			r.Payload = f.payloads[pk]
+			ms = append(ms, renderWire(f, &r))
+		}
+		f.wireMatch = append(f.wireMatch, ms)
+	}
+}
