@@ -42,11 +42,11 @@ const (
 	// serverQueue bounds the server events waiting for the store; beyond
 	// it they are dropped and counted (reason overload).
 	serverQueue = 8192
-	serverBatch = 1024
+	serverBatch = 2048
 	// serverLinger is how long the first queued event waits for others:
 	// nobody waits for these events, and one commit of many costs far less
 	// than many of one.
-	serverLinger = 200 * time.Millisecond
+	serverLinger = 500 * time.Millisecond
 	// sessionGap ends a server-made session.
 	sessionGap = 30 * time.Minute
 	// maxServerSessions bounds the open sessions remembered.

@@ -97,6 +97,8 @@ type siteBatch struct {
 	key    string
 	events []*Event
 	keys   []UUIDKey
+	// compressed: the block is written as the compactor would write it.
+	compressed bool
 }
 
 func (s *DB) commitGroup(group []*commitReq) {
@@ -147,7 +149,13 @@ func (s *DB) commitGroup(group []*commitReq) {
 	if len(writes) > 0 {
 		vals := make([]string, len(writes))
 		for i, sb := range writes {
-			vals[i] = encodeBlock(sb.t.site, sb.events, compressFast)
+			// A group as large as a compacted block is compressed hard
+			// now: the compactor would only decode and encode it again.
+			level := compressFast
+			if len(sb.events) >= s.opts.BlockEvents/2 {
+				level, sb.compressed = compressBest, true
+			}
+			vals[i] = encodeBlock(sb.t.site, sb.events, level)
 		}
 		err = s.db.Update(func(tx *buntdb.Tx) error {
 			for i, sb := range writes {
@@ -187,7 +195,7 @@ func (s *DB) applyBatch(sb *siteBatch, size int) {
 		t.add(ev, sb.keys[i])
 	}
 	refused = t.people.nRefused - refused
-	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size})
+	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size, compressed: sb.compressed})
 	t.mu.Unlock()
 	for ; refused > 0 && s.opts.OnMergeRefused != nil; refused-- {
 		s.opts.OnMergeRefused(t.site)
