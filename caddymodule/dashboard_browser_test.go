@@ -277,6 +277,7 @@ func dashLoad(t *testing.T, evs []map[string]any) {
 // another origin (localhost) for cross-origin attempts.
 func dashConfig(db string) string {
 	return fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %s
 		site test.example
@@ -285,6 +286,7 @@ func dashConfig(db string) string {
 	respond "page" 200
 }
 http://localhost:9080 {
+	bind 127.0.0.1
 	header Content-Type "text/html; charset=utf-8"
 	respond "<!doctype html><title>another origin</title><p>another origin</p>" 200
 }

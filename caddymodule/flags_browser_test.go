@@ -54,6 +54,7 @@ func TestFlagsPosthogJS(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "vendor", "array.js"), bundle, 0o644)
 	os.WriteFile(filepath.Join(dir, "flags.html"), []byte(flagsPage), 0o644)
 	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %s
 		site test.example

@@ -34,6 +34,7 @@ func proxiedConfig(db, extra string) string {
 	}
 }
 http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %s
 		site test.example

@@ -136,6 +136,7 @@ func TestInjectThroughCaddy(t *testing.T) {
 	dir, index := injectSite(t)
 	up := upstream(t, index)
 	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db :memory:
 		site test.example

@@ -38,6 +38,7 @@ func config(db string, extra string) string {
 	metrics
 }
 http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %s
 		site test.example
@@ -346,6 +347,7 @@ func metricValue(t *testing.T, series string) float64 {
 func TestSharedStoreAcrossBlocksAndReload(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "shared.db")
 	two := fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %[1]s
 		site one.example
@@ -354,6 +356,7 @@ func TestSharedStoreAcrossBlocksAndReload(t *testing.T) {
 	respond "one" 200
 }
 http://localhost:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %[1]s
 		site two.example

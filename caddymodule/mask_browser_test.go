@@ -382,6 +382,7 @@ window.__phEmitted = [];
 	dbDir := t.TempDir()
 	dbPath := filepath.Join(dbDir, "ph.db")
 	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %s
 		site test.example

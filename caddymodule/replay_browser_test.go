@@ -87,6 +87,7 @@ func countType(evs []map[string]any, typ int) int {
 func stopCaddy(t *testing.T) {
 	t.Helper()
 	if err := loadConfig(testGlobal + `http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	respond "closed" 200
 }
 `); err != nil {
@@ -569,6 +570,7 @@ func TestPosthogJSRecordingInBrowser(t *testing.T) {
 `), 0o644)
 	os.WriteFile(filepath.Join(dir, "init.js"), []byte(`posthog.init('phc_rec', {api_host: location.origin + '/_f'})`), 0o644)
 	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %s
 		site test.example

@@ -56,6 +56,7 @@ func config14(db, dir, accessLog string) string {
 		logBlock = fmt.Sprintf("log {\n\t\toutput file %s\n\t\tformat json\n\t}", accessLog)
 	}
 	return fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	%s
 	analytics {
 		db %s

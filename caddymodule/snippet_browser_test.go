@@ -59,6 +59,7 @@ func snippetSite(t *testing.T) string {
 // block, and route is put in front of everything (for outages).
 func snippetConfig(db, dir, extra, route string) string {
 	return fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	%s
 	analytics {
 		db %s
@@ -460,6 +461,7 @@ func TestSnippetOutageAndRecovery(t *testing.T) {
 
 	// Down: no analytics handler at all, the endpoint answers 503.
 	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	respond /_f/* "down" 503
 	root * %s
 	file_server
@@ -564,6 +566,7 @@ func TestPosthogJSInBrowser(t *testing.T) {
 </body></html>
 `), 0o644)
 	startCaddy(t, fmt.Sprintf(testGlobal+`http://127.0.0.1:9080 {
+	bind 127.0.0.1
 	analytics {
 		db %s
 		site test.example

@@ -98,12 +98,13 @@ func (ss *sessions) add(sc uint32, row int, ts int64, pageview bool) {
 		ss.spans = append(ss.spans, sessionSpan{entryRow: -1, exitRow: -1, firstRow: -1})
 	}
 	s := &ss.spans[sc]
-	if s.firstRow < 0 || ts < s.first {
+	if s.firstRow < 0 {
+		s.first, s.firstRow, s.last = ts, int32(row), ts
+	}
+	if ts < s.first {
 		s.first, s.firstRow = ts, int32(row)
 	}
-	if s.firstRow == int32(row) || ts > s.last {
-		s.last = max(s.last, ts)
-	}
+	s.last = max(s.last, ts)
 	if pageview {
 		if s.entryRow < 0 || ts < s.entryTS {
 			s.entryTS, s.entryRow = ts, int32(row)
@@ -144,9 +145,9 @@ func (t *table) sessionColumn(key string) *column {
 			col.appendCode(0)
 		}
 	}
-	if v, ok := ss.cache.Swap(key, &sessionColumn{ss.version, col}); ok {
-		_ = v // the old column is left to the collector: a query may still read it
-	}
+	// The old column is left to the garbage collector: a query may still
+	// read it.
+	ss.cache.Store(key, &sessionColumn{ss.version, col})
 	return col
 }
 
