@@ -12,6 +12,7 @@ func (h *Handler) routes() {
 	h.reportRoutes()
 	h.recordingRoutes()
 	h.docRoutes()
+	h.funnelPersonRoutes() // funnel_persons.go
 	h.flagRoutes() // flags.go
 	m := h.mux
 	m.HandleFunc("GET /api/sites", h.apiSites)
