@@ -1,12 +1,20 @@
 // Time-series charts on uPlot (vendored, loaded as a classic script that
 // sets window.uPlot).
 
-import { h, num } from './dom.js';
+import { h, num, text, dateTime } from './dom.js';
+import { get, send, currentSite, ymd } from './api.js';
 
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
-export function palette() {
-  return [1, 2, 3, 4, 5, 6, 7, 8].map((i) => css('--c' + i));
+// palette gives n series colors: the theme's eight, then hues a golden
+// angle apart, so that many breakdown series never share a color.
+export function palette(n = 8) {
+  const out = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => css('--c' + i)).slice(0, n);
+  for (let i = out.length; i < n; i++) {
+    const hue = Math.round((i * 137.508 + 15) % 360);
+    out.push(`hsl(${hue}, ${i % 2 ? 70 : 58}%, ${i % 3 ? 48 : 58}%)`);
+  }
+  return out;
 }
 
 // parseLabel reads a trends label (hour `YYYY-MM-DDTHH:00`, day
@@ -47,7 +55,8 @@ function ticks(xs, max) {
 
 const fmtTickHour = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
 const fmtTickDay = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
-const fmtTickMonth = new Intl.DateTimeFormat(undefined, { month: 'short', year: '2-digit' });
+// Months read as months ("Nov 2026"), never like a date ("Nov 26").
+const fmtTickMonth = new Intl.DateTimeFormat(undefined, { month: 'short', year: 'numeric' });
 
 function tickText(ts, interval) {
   const d = new Date(ts * 1000);
@@ -99,8 +108,10 @@ function innerWidth(el) {
 }
 
 // lineChart draws series over trends labels into el. series: [{label,
-// data, color?, dash?, fill?}]. Returns a handle with destroy().
-export function lineChart(el, { labels, interval, series, height = 260, format = num }) {
+// data, color?, dash?, fill?}]. The site's annotations are drawn on it
+// (annotations: false leaves them out; annotate: false offers no form to
+// add one). Returns a handle with destroy().
+export function lineChart(el, { labels, interval, series, height = 260, format = num, annotations = true, annotate = true }) {
   const uPlot = window.uPlot;
   if (!uPlot) {
     el.appendChild(h('div', { class: 'error' }, 'Charts are unavailable (uPlot did not load).'));
@@ -110,7 +121,7 @@ export function lineChart(el, { labels, interval, series, height = 260, format =
     const d = parseLabel(l);
     return d ? d.getTime() / 1000 : i;
   });
-  const colors = palette();
+  const colors = palette(series.length);
   const axis = css('--muted');
   const grid = css('--grid');
   const width = () => Math.max(innerWidth(el), 200);
@@ -138,7 +149,11 @@ export function lineChart(el, { labels, interval, series, height = 260, format =
       {
         stroke: axis, grid: { show: false }, ticks: { show: false }, font: '12px system-ui, sans-serif', gap: 8, size: 30,
         splits: () => ticks(xs, maxTicks()),
-        values: (u, vals) => vals.map((v) => tickText(v, interval)),
+        values: (u, vals) => {
+          const out = vals.map((v) => tickText(v, interval));
+          el.dataset.ticks = out.join('|'); // what the axis shows, for tests
+          return out;
+        },
       },
       {
         stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { show: false }, size: 52, gap: 8,
@@ -150,7 +165,14 @@ export function lineChart(el, { labels, interval, series, height = 260, format =
     legend: { show: false },
     plugins: [tooltipPlugin(labels, interval, format)],
   };
-  const data = [xs, ...series.map((s) => s.data.map((v) => (v == null ? null : v)))];
+  if (annotations) opts.plugins.push(annotationPlugin(el, xs, interval, annotate));
+  // An interval that has not begun yet (the hours after now of "Today")
+  // has no data: it is left out, not drawn as zero. A comparison series
+  // (dashed, the previous period) is drawn whole.
+  const now = Date.now() / 1000;
+  const timed = labels.length > 0 && labels.every((l) => parseLabel(l));
+  const data = [xs, ...series.map((s) => s.data.map((v, i) => (v == null || (timed && !s.dash && xs[i] > now) ? null : v)))];
+  el.dataset.points = String(data[1] ? data[1].filter((v) => v != null).length : 0);
   const chart = new uPlot(opts, data, el);
   const ro = new ResizeObserver(() => {
     const w = width();
@@ -165,9 +187,117 @@ export function lineChart(el, { labels, interval, series, height = 260, format =
   };
 }
 
+// --- annotations ------------------------------------------------------------
+
+let notesSite = null;
+let notesPromise = null;
+
+// loadAnnotations fetches the site's annotations once per page view (a
+// change reloads them).
+function loadAnnotations() {
+  const site = currentSite();
+  if (notesPromise && notesSite === site) return notesPromise;
+  notesSite = site;
+  notesPromise = get('annotations', { site }).then((r) => r.results || [], () => []);
+  return notesPromise;
+}
+
+function annotationsChanged() {
+  notesPromise = null;
+  window.dispatchEvent(new Event('fp:annotations'));
+}
+
+// annotationTime reads an annotation's date: `YYYY-MM-DD` is that day's
+// midnight in the browser's time zone (the charts' zone), RFC 3339 is
+// that instant.
+export function annotationTime(date) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date || '');
+  const d = m ? new Date(+m[1], +m[2] - 1, +m[3]) : new Date(date);
+  return Number.isNaN(d.getTime()) ? null : d.getTime() / 1000;
+}
+
+const intervalSeconds = { hour: 3600, day: 86400, week: 7 * 86400, month: 31 * 86400 };
+
+// annotationPlugin draws a marker at each annotation's time inside the
+// chart's range, its text shown on hover or focus with a button to delete
+// it, and a form under the chart to add one. Texts go in as text nodes.
+function annotationPlugin(el, xs, interval, annotate) {
+  const layer = h('div', { class: 'annotations', 'aria-label': 'Annotations' });
+  let notes = [];
+  let chart = null;
+  const lo = xs[0];
+  const hi = xs[xs.length - 1] + (intervalSeconds[interval] || 86400);
+  const place = () => {
+    if (!chart) return;
+    for (const m of layer.children) {
+      const x = chart.valToPos(+m.dataset.ts, 'x');
+      m.style.left = x + 'px';
+    }
+  };
+  const draw = () => {
+    const inRange = notes.map((n) => ({ n, t: annotationTime(n.date) })).filter(({ t }) => t != null && t >= lo && t < hi);
+    replace(inRange.map(({ n, t }) => marker(n, t)));
+    place();
+  };
+  const replace = (children) => {
+    while (layer.firstChild) layer.removeChild(layer.firstChild);
+    for (const c of children) layer.appendChild(c);
+  };
+  const marker = (n, t) => {
+    const del = h('button', { type: 'button', class: 'btn small ghost annotation-delete', onclick: async (e) => {
+      e.stopPropagation();
+      try {
+        await send('DELETE', 'annotations/' + encodeURIComponent(n.id) + '?site=' + encodeURIComponent(currentSite()));
+        annotationsChanged();
+      } catch (err) {
+        alert('Could not delete the annotation: ' + err.message);
+      }
+    } }, 'Delete');
+    return h('div', { class: 'annotation', dataset: { ts: String(t), id: String(n.id), date: text(n.date) } },
+      h('button', { type: 'button', class: 'annotation-mark', 'aria-label': 'Annotation: ' + text(n.text) }, '▲'),
+      h('div', { class: 'annotation-pop', role: 'tooltip' },
+        h('div', { class: 'annotation-date muted' }, /^\d{4}-\d{2}-\d{2}$/.test(n.date) ? text(n.date) : dateTime(n.date)),
+        h('div', { class: 'annotation-text' }, text(n.text)), del));
+  };
+  const refresh = () => loadAnnotations().then((list) => { notes = list; draw(); });
+  const dateIn = h('input', { type: 'date', name: 'date', required: true, 'aria-label': 'Annotation date',
+    value: ymd(new Date(Math.min(Date.now(), xs[xs.length - 1] * 1000))) });
+  const textIn = h('input', { name: 'text', required: true, maxlength: 500, placeholder: 'What happened? (e.g. launched on HN)', 'aria-label': 'Annotation text' });
+  const add = h('details', { class: 'annotation-add' }, h('summary', { class: 'btn small ghost' }, '+ Annotation'),
+    h('form', { class: 'annotation-form', onsubmit: async (e) => {
+      e.preventDefault();
+      if (!textIn.value.trim()) return;
+      try {
+        await send('POST', 'annotations?site=' + encodeURIComponent(currentSite()), { date: dateIn.value, text: textIn.value.trim() });
+        textIn.value = '';
+        add.open = false;
+        annotationsChanged();
+      } catch (err) {
+        alert('Could not save the annotation: ' + err.message);
+      }
+    } }, dateIn, textIn, h('button', { type: 'submit', class: 'btn small primary' }, 'Add')));
+  return {
+    hooks: {
+      init: (u) => {
+        chart = u;
+        u.over.appendChild(layer);
+        if (annotate) el.appendChild(add);
+        window.addEventListener('fp:annotations', refresh);
+        refresh();
+      },
+      setSize: () => place(),
+      ready: () => place(),
+      destroy: () => {
+        window.removeEventListener('fp:annotations', refresh);
+        add.remove();
+      },
+    },
+  };
+}
+
 // legend lists series with their colors under a chart.
 export function legend(series) {
-  const colors = palette();
+  const colors = palette(series.length);
   return h('div', { class: 'chart-legend' }, series.map((s, i) => {
     const dot = h('span', { class: ['series-dot', s.dash && 'dashed'] });
     dot.style.background = s.color || colors[i % colors.length];

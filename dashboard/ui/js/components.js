@@ -3,7 +3,7 @@
 
 import { h, replace, num, flag, countryName, text } from './dom.js';
 import {
-  get, query, setQuery, range, periods, parseFilter, opNames, ops, propLabel, commonProps, currentSite, ymd,
+  get, url, query, setQuery, range, periods, parseFilter, opNames, ops, propLabel, commonProps, currentSite, ymd,
 } from './api.js';
 
 // --- period and filters ---------------------------------------------------
@@ -139,12 +139,18 @@ export function rankList(rows, { column = 'Visitors', metric = 'visitors', rende
 
 let namesPromise = null;
 let namesSite = '';
+let namesAt = 0;
+// The current site's actions by `action:<id>`, once eventNames() answered.
+const actionNames = new Map();
 
-// eventNames lists recent event names and actions for pickers.
+// eventNames lists recent event names and actions for pickers; it also
+// learns the actions' names for eventLabel. Asked again after 15 s, so a
+// new action shows by its name.
 export function eventNames() {
   const site = currentSite();
-  if (namesPromise && namesSite === site) return namesPromise;
+  if (namesPromise && namesSite === site && Date.now() - namesAt < 15000) return namesPromise;
   namesSite = site;
+  namesAt = Date.now();
   const from = new Date(Date.now() - 90 * 86400000).toISOString();
   namesPromise = Promise.all([
     get('breakdown', { site, property: 'event', limit: 200, from }).catch(() => ({ results: [] })),
@@ -152,28 +158,85 @@ export function eventNames() {
   ]).then(([evs, acts]) => {
     const names = (evs.results || []).map((r) => r.value);
     for (const n of ['$pageview', '$autocapture', '$pageleave']) if (!names.includes(n)) names.push(n);
-    const actions = (Array.isArray(acts) ? acts : acts.results || []).map((a) => ({ value: 'action:' + a.id, label: 'Action: ' + a.name }));
+    actionNames.clear();
+    const actions = (Array.isArray(acts) ? acts : acts.results || []).map((a) => {
+      actionNames.set('action:' + a.id, text(a.name));
+      return { value: 'action:' + a.id, name: text(a.name), label: 'Action: ' + text(a.name) };
+    });
     return { names, actions };
   });
   return namesPromise;
 }
 
-// eventDatalist fills <datalist id=fp-events> once names are known.
+// eventDatalist fills <datalist id=fp-events> (`action:<id>` values, for
+// the editors that keep ids) and <datalist id=fp-steps> (actions by name,
+// for the insight editors, whose eventValue turns a name back into its id)
+// once names are known.
 export function eventDatalist() {
-  let dl = document.getElementById('fp-events');
-  if (dl) return null;
-  dl = h('datalist', { id: 'fp-events' });
+  if (document.getElementById('fp-events')) return null;
+  const dl = h('datalist', { id: 'fp-events' });
+  const steps = h('datalist', { id: 'fp-steps' });
   eventNames().then(({ names, actions }) => {
     replace(dl, names.map((n) => h('option', { value: n })), actions.map((a) => h('option', { value: a.value }, a.label)));
+    replace(steps, actions.map((a) => h('option', { value: a.name }, 'Action')), names.map((n) => h('option', { value: n })));
   });
-  return dl;
+  return h('div', { hidden: true }, dl, steps);
 }
 
-// eventLabel names an event for display.
+// splitStep splits a step `E|<filter>` into its event and filter.
+function splitStep(e) {
+  const i = String(e).indexOf('|');
+  return i > 0 ? [e.slice(0, i), e.slice(i + 1)] : [String(e), ''];
+}
+
+// eventText is how an event or action is written in an editor: an action
+// by its name.
+export function eventText(e) {
+  const [ev, f] = splitStep(e || '');
+  const name = actionNames.get(ev);
+  return (name != null ? name : ev) + (f ? '|' + f : '');
+}
+
+// eventValue turns what an editor holds back into the API's form: an
+// action's name becomes `action:<id>`.
+export function eventValue(s) {
+  const [ev, f] = splitStep(String(s || '').trim());
+  if (!ev) return '';
+  let v = ev;
+  if (!/^action:\d+$/.test(ev)) {
+    for (const [id, name] of actionNames) {
+      if (name === ev) {
+        v = id;
+        break;
+      }
+    }
+  }
+  return v + (f ? '|' + f : '');
+}
+
+// eventLabel names an event, an action (by its name, never its id) or a
+// filtered step `E|<filter>` for display.
 export function eventLabel(e) {
-  if (e === '$pageview') return 'Pageview';
-  if (e === '$pageleave') return 'Pageleave';
-  if (e === '$autocapture') return 'Autocapture';
-  if (e === '$identify') return 'Identify';
-  return e;
+  const [ev, f] = splitStep(e == null ? '' : e);
+  let out = ev;
+  if (ev === '$pageview') out = 'Pageview';
+  else if (ev === '$pageleave') out = 'Pageleave';
+  else if (ev === '$autocapture') out = 'Autocapture';
+  else if (ev === '$identify') out = 'Identify';
+  else if (actionNames.has(ev)) out = actionNames.get(ev);
+  else if (/^action:\d+$/.test(ev)) out = 'Deleted action';
+  if (f) {
+    const p = parseFilter(f);
+    out += p ? ' · ' + propLabel(p.prop) + ' ' + (opNames[p.op] || p.op) + ' ' + p.value : ' · ' + f;
+  }
+  return out;
+}
+
+// csvLink is a link that downloads the events of the current view as CSV
+// (GET /api/export?format=csv with the view's range, filters and cohort).
+export function csvLink(params, label = 'Export CSV') {
+  const p = new URLSearchParams(params);
+  p.set('format', 'csv');
+  for (const k of ['limit', 'cursor', 'distinct_id']) p.delete(k);
+  return h('a', { class: 'btn small ghost csv-link', href: url('/api/export', p), download: 'events.csv', title: 'Download these events as CSV' }, '⇩ ', label);
 }

@@ -1,9 +1,9 @@
 // Funnels: the persons who did each step in order within a window, as bars
 // with conversion and drop-off per step.
 
-import { h, replace, num, pct, errorBox, empty } from '../dom.js';
-import { get, reportParams, setQuery } from '../api.js';
-import { eventLabel } from '../components.js';
+import { h, replace, num, pct, errorBox, empty, spinner, text } from '../dom.js';
+import { get, url, reportParams, setQuery, sharedQuery } from '../api.js';
+import { eventLabel, eventNames, eventText, eventValue } from '../components.js';
 
 const units = [['d', 'days'], ['h', 'hours'], ['m', 'minutes']];
 
@@ -16,17 +16,20 @@ export default async function funnel({ editor, result, ctx }) {
   const q = ctx.query;
   const steps = q.getAll('step').filter(Boolean);
   const win = parseWindow(q.get('window'));
+  // Actions are shown by their name: learn the names first.
+  await eventNames().catch(() => null);
+  if (ctx.signal.aborted) return;
 
   const list = h('ol', { class: 'steps-list' });
   const form = h('form', { class: 'query', id: 'funnel-form' });
   function apply() {
-    const st = [...form.querySelectorAll('input[name=step]')].map((i) => i.value.trim()).filter(Boolean);
+    const st = [...form.querySelectorAll('input[name=step]')].map((i) => eventValue(i.value)).filter(Boolean);
     const w = Math.max(1, parseInt(form.n.value, 10) || 14) + form.unit.value;
-    setQuery({ step: st.length ? st : null, window: w === '14d' ? null : w }, true);
+    setQuery({ step: st.length ? st : null, window: w === '14d' ? null : w, drill: null }, true);
   }
   function row(ev, i) {
     return h('li', { class: 'series-row' }, h('span', { class: 'step-no' }, String(i + 1)),
-      h('input', { name: 'step', value: ev, list: 'fp-events', placeholder: 'event or action:<id>', 'aria-label': 'Step ' + (i + 1), autocomplete: 'off' }),
+      h('input', { name: 'step', value: eventText(ev), list: 'fp-steps', placeholder: 'event or action', 'aria-label': 'Step ' + (i + 1), autocomplete: 'off' }),
       h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove step', title: 'Remove step', onclick: (e) => {
         e.currentTarget.parentElement.remove();
         apply();
@@ -54,8 +57,9 @@ export default async function funnel({ editor, result, ctx }) {
     return;
   }
   let res;
+  const params = reportParams(q, undefined, { step: steps, window: win.n + win.unit });
   try {
-    res = await get('funnel', reportParams(q, undefined, { step: steps, window: win.n + win.unit }), ctx.signal);
+    res = await get('funnel', params, ctx.signal);
   } catch (err) {
     if (!ctx.signal.aborted) replace(result, errorBox(err));
     return;
@@ -84,8 +88,64 @@ export default async function funnel({ editor, result, ctx }) {
       h('div', { class: 'funnel-meta' },
         h('span', { class: 'conv' }, pct(ofFirst, 1), ' of first step'),
         i ? h('span', pct(ofPrev, 1), ' from previous') : h('span', { class: 'muted' }, 'Entered the funnel'),
-        i ? h('span', { class: 'drop' }, '↓ ', num(prev - s.count), ' dropped (', pct(prev ? 1 - ofPrev : 0, 1), ')') : h('span', ' '))));
+        i ? h('span', { class: 'drop' }, '↓ ', num(prev - s.count), ' dropped (', pct(prev ? 1 - ofPrev : 0, 1), ')') : h('span', ' ')),
+      h('div', { class: 'funnel-drill' },
+        h('button', { type: 'button', class: 'btn small ghost drill-reached', disabled: !s.count, onclick: () => setQuery({ drill: String(i + 1) }, true) }, 'Persons'),
+        i < rows.length - 1 && s.count > rows[i + 1].count
+          ? h('button', { type: 'button', class: 'btn small ghost drill-dropped', onclick: () => setQuery({ drill: (i + 1) + 'd' }, true) }, 'Dropped off')
+          : null)));
   });
   const note = h('p', { class: 'muted' }, 'Persons who did each step after the previous one, within ', String(win.n), ' ', units.find(([k]) => k === win.unit)[1], ' of the first step.');
   replace(result, h('div', { class: 'card-head' }, h('h2', 'Conversion')), first ? [summary, bars, note] : empty('Nobody did the first step in this period.'));
+  const drill = /^(\d+)(d?)$/.exec(q.get('drill') || '');
+  if (first && drill && +drill[1] >= 1 && +drill[1] <= rows.length) {
+    result.after(drillDown(ctx, params, rows, +drill[1], drill[2] === 'd'));
+  }
+}
+
+// personName is how a person is shown: their email or name when they
+// have one, else an id they were seen with.
+function personName(p) {
+  const pr = p.properties || {};
+  for (const k of ['email', '$email', 'name', '$name']) if (typeof pr[k] === 'string' && pr[k]) return pr[k];
+  const ids = p.distinct_ids || [];
+  return ids[ids.length - 1] || p.id;
+}
+
+// drillDown is the card listing the persons who reached step k (or who
+// reached it and dropped off before the next), each with a link to their
+// page and their recordings.
+function drillDown(ctx, params, rows, k, dropped) {
+  const step = rows[k - 1];
+  const title = dropped
+    ? ['Dropped off after step ', String(k), ': ', h('strong', eventLabel(step.event))]
+    : ['Reached step ', String(k), ': ', h('strong', eventLabel(step.event))];
+  const body = h('div', { class: 'funnel-persons', id: 'funnel-persons' }, spinner());
+  const card = h('section', { class: 'card', id: 'funnel-drill', dataset: { step: String(k), dropped: String(dropped) } },
+    h('div', { class: 'card-head' }, h('h2', title),
+      h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Close', onclick: () => setQuery({ drill: null }, true) }, '✕')),
+    body);
+  ctx.onCleanup(() => card.remove());
+  const p = new URLSearchParams(params);
+  p.set('funnel_step', String(k));
+  if (dropped) p.set('dropped', 'true');
+  p.set('limit', '200');
+  get('funnel/persons', p, ctx.signal).then((res) => {
+    const list = res.results || [];
+    if (!list.length) {
+      replace(body, empty('Nobody.'));
+      return;
+    }
+    const shared = sharedQuery(ctx.query);
+    replace(body,
+      h('p', { class: 'muted' }, list.length < res.total ? `The ${num(list.length)} most recent of ${num(res.total)} persons.` : `${num(res.total)} ${res.total === 1 ? 'person' : 'persons'}.`),
+      list.map((person) => {
+        const rq = new URLSearchParams(shared);
+        rq.set('distinct_id', (person.distinct_ids || [])[0] || person.id);
+        return h('div', { class: 'person-row', dataset: { person: person.id } },
+          h('a', { class: 'person-link', href: url('/persons/' + encodeURIComponent(person.id), shared) }, text(personName(person))),
+          h('a', { class: 'recordings-link', href: url('/recordings', rq) }, 'Recordings'));
+      }));
+  }, (err) => { if (!ctx.signal.aborted) replace(body, errorBox(err)); });
+  return card;
 }

@@ -3,6 +3,7 @@
 
 import { h, replace, num, pct, errorBox, empty, date } from '../dom.js';
 import { get, range, reportParams, setQuery, parseYMD } from '../api.js';
+import { eventNames, eventText, eventValue } from '../components.js';
 
 export default async function retention({ editor, result, ctx }) {
   const q = ctx.query;
@@ -15,16 +16,19 @@ export default async function retention({ editor, result, ctx }) {
   const period = kind === 'week' || (!kind && r.days > 31) ? 'week' : 'day';
   const defPeriods = period === 'day' ? Math.min(Math.max(r.days, 2), 14) : Math.min(Math.max(Math.ceil(r.days / 7), 2), 12);
   const periods = Math.min(Math.max(parseInt(q.get('periods'), 10) || defPeriods, 1), 60);
+  // Actions are shown by their name: learn the names first.
+  await eventNames().catch(() => null);
+  if (ctx.signal.aborted) return;
 
   const form = h('form', { class: 'query', id: 'retention-form' },
-    h('label', 'Cohort: persons who first did', h('input', { name: 'start_event', value: start, list: 'fp-events', autocomplete: 'off' })),
-    h('label', 'Came back and did', h('input', { name: 'return_event', value: ret, list: 'fp-events', autocomplete: 'off' })),
+    h('label', 'Cohort: persons who first did', h('input', { name: 'start_event', value: eventText(start), list: 'fp-steps', autocomplete: 'off' })),
+    h('label', 'Came back and did', h('input', { name: 'return_event', value: eventText(ret), list: 'fp-steps', autocomplete: 'off' })),
     h('label', 'Period', h('select', { name: 'period_kind' }, [['day', 'Daily'], ['week', 'Weekly']].map(([k, l]) => h('option', { value: k, selected: k === period }, l)))),
     h('label', 'Periods', h('input', { name: 'periods', type: 'number', min: 1, max: 60, value: periods })));
   function apply() {
     setQuery({
-      start_event: form.start_event.value.trim() || null,
-      return_event: form.return_event.value.trim() || null,
+      start_event: eventValue(form.start_event.value) || null,
+      return_event: eventValue(form.return_event.value) || null,
       retention_period: form.period_kind.value,
       periods: form.periods.value || null,
     }, true);

@@ -2,7 +2,7 @@
 
 import { h, replace, num, errorBox, empty, text } from '../dom.js';
 import { get, range, reportParams, setQuery } from '../api.js';
-import { eventLabel } from '../components.js';
+import { eventLabel, eventNames, eventText, eventValue, csvLink } from '../components.js';
 import { lineChart, palette, labelText } from '../charts.js';
 
 const maths = [['total', 'Total count'], ['unique', 'Unique users'], ['dau', 'Daily active users']];
@@ -16,13 +16,16 @@ export default async function trends({ editor, result, ctx }) {
   const math = maths.some(([k]) => k === q.get('math')) ? q.get('math') : 'total';
   const interval = intervals.some(([k]) => k === q.get('interval')) ? q.get('interval') : r.interval;
   const breakdown = q.get('breakdown') || '';
-  const colors = palette();
+  // Actions are shown by their name: learn the names first.
+  await eventNames().catch(() => null);
+  if (ctx.signal.aborted) return;
+  let colors = palette(Math.max(8, events.length));
 
   // The query editor: every change rewrites the URL.
   const list = h('div', { class: 'series-list' });
   const form = h('form', { class: 'query', id: 'trends-form' });
   function apply() {
-    const evs = [...form.querySelectorAll('input[name=event]')].map((i) => i.value.trim()).filter(Boolean);
+    const evs = [...form.querySelectorAll('input[name=event]')].map((i) => eventValue(i.value)).filter(Boolean);
     setQuery({
       event: evs.length ? evs : null,
       math: form.math.value === 'total' ? null : form.math.value,
@@ -34,7 +37,7 @@ export default async function trends({ editor, result, ctx }) {
     const dot = h('span', { class: 'series-dot' });
     dot.style.background = colors[i % colors.length];
     return h('div', { class: 'series-row' }, dot,
-      h('input', { name: 'event', value: ev, list: 'fp-events', placeholder: 'event or action:<id>', 'aria-label': 'Event ' + (i + 1), autocomplete: 'off' }),
+      h('input', { name: 'event', value: eventText(ev), list: 'fp-steps', placeholder: 'event or action', 'aria-label': 'Event ' + (i + 1), autocomplete: 'off' }),
       h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove series', title: 'Remove series', onclick: (e) => {
         e.currentTarget.parentElement.remove();
         apply();
@@ -73,8 +76,10 @@ export default async function trends({ editor, result, ctx }) {
     replace(result, h('div', { class: 'card-head' }, h('h2', 'Result')), empty('No events match in this period.'));
     return;
   }
-  // Draw the largest ten series; the table lists every one.
-  const shown = [...series].sort((a, b) => b.total - a.total).slice(0, 10);
+  // Draw the largest twenty series, each in a color of its own; the table
+  // lists every one.
+  const shown = [...series].sort((a, b) => b.total - a.total).slice(0, 20);
+  colors = palette(shown.length);
   const chartEl = h('div', { class: 'chart', id: 'trends-chart' });
   const table = h('table', { class: 'data', id: 'trends-table' },
     h('thead', h('tr', h('th', 'Series'), h('th', { class: 'num' }, math === 'total' ? 'Total' : 'Sum over intervals'),
@@ -87,7 +92,11 @@ export default async function trends({ editor, result, ctx }) {
         h('td', { class: 'num' }, num(s.total)), h('td', { class: 'num hide-sm' }, num(s.total / Math.max(1, res.labels.length))));
     })));
   const rangeText = res.labels.length ? labelText(res.labels[0], interval) + ' – ' + labelText(res.labels[res.labels.length - 1], interval) : '';
-  replace(result, h('div', { class: 'card-head' }, h('h2', maths.find(([k]) => k === math)[1]), h('span', { class: 'muted' }, rangeText)),
+  // The events behind a one-event series can be downloaded (the export
+  // endpoint takes the range and filters; the event is one more filter).
+  const plain = events.length === 1 && !events[0].includes('|') && !/^action:/.test(events[0]);
+  const csv = plain ? csvLink(reportParams(q, r, { filter: ['event==' + events[0]] })) : null;
+  replace(result, h('div', { class: 'card-head' }, h('h2', maths.find(([k]) => k === math)[1]), h('span', { class: 'muted' }, rangeText), csv ? h('div', { class: 'card-actions' }, csv) : null),
     chartEl, h('div', { class: 'table-wrap' }, table));
   const chart = lineChart(chartEl, {
     labels: res.labels, interval,
