@@ -18,6 +18,7 @@ const pages = {
   experiments: () => import('./pages/experiments.js'),
   recordings: () => import('./pages/replay.js'),
   heatmap: () => import('./pages/heatmap.js'),
+  dashboards: () => import('./pages/dashboards.js'), // saved insights and dashboards
 };
 
 function pageOf(path) {

@@ -3,7 +3,7 @@
 
 import { h, replace, errorBox, empty, spinner, dateTime, ago, text } from './dom.js';
 import { get, url, sharedQuery, query, replayURL } from './api.js';
-import { eventLabel } from './components.js';
+import { eventLabel, csvLink } from './components.js';
 
 export function eventRow(ev, { showPerson = true, fresh = false } = {}) {
   const pr = ev.properties || {};
@@ -59,7 +59,17 @@ export function eventTable(el, ctx, params, opts = {}) {
     tbody);
   const more = h('button', { type: 'button', class: 'btn small ghost more', hidden: true }, 'Load more');
   const status = h('div');
-  replace(el, h('div', { class: 'table-wrap' }, table), status, more);
+  // The same events as CSV (GET /api/export?format=csv): the export takes
+  // the range and filters, the event name as one more filter; a person's
+  // events have their own export on the person page.
+  const ex = new URLSearchParams(params);
+  let csv = null;
+  if (!ex.get('distinct_id') && opts.csv !== false) {
+    if (ex.get('event')) ex.append('filter', 'event==' + ex.get('event'));
+    ex.delete('event');
+    csv = h('div', { class: 'table-actions' }, csvLink(ex));
+  }
+  replace(el, csv, h('div', { class: 'table-wrap' }, table), status, more);
   status.appendChild(spinner());
   let cursor = null;
   let count = 0;

@@ -101,7 +101,8 @@ export default async function trends({ editor, result, ctx }) {
   const chart = lineChart(chartEl, {
     labels: res.labels, interval,
     series: shown.map((s, i) => ({ label: s.name, data: s.data, color: colors[i % colors.length], fill: shown.length === 1 })),
-    height: 320,
+    height: ctx.tile ? 220 : 320,
+    annotate: !ctx.tile,
   });
   ctx.onCleanup(() => chart.destroy());
 }
