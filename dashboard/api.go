@@ -12,8 +12,9 @@ func (h *Handler) routes() {
 	h.reportRoutes()
 	h.recordingRoutes()
 	h.docRoutes()
-	h.funnelPersonRoutes() // funnel_persons.go
-	h.flagRoutes() // flags.go
+	h.funnelPersonRoutes()   // funnel_persons.go
+	h.dashboardsPageRoutes() // dashboards.go
+	h.flagRoutes()           // flags.go
 	m := h.mux
 	m.HandleFunc("GET /api/sites", h.apiSites)
 	m.HandleFunc("GET /api/events", h.apiEvents)
