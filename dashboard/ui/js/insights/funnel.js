@@ -90,9 +90,9 @@ export default async function funnel({ editor, result, ctx }) {
         i ? h('span', pct(ofPrev, 1), ' from previous') : h('span', { class: 'muted' }, 'Entered the funnel'),
         i ? h('span', { class: 'drop' }, '↓ ', num(prev - s.count), ' dropped (', pct(prev ? 1 - ofPrev : 0, 1), ')') : h('span', ' ')),
       h('div', { class: 'funnel-drill' },
-        h('button', { type: 'button', class: 'btn small ghost drill-reached', disabled: !s.count, onclick: () => setQuery({ drill: String(i + 1) }, true) }, 'Persons'),
+        h('button', { type: 'button', class: ['btn small ghost drill-reached', q.get('drill') === String(i + 1) && 'active'], 'aria-pressed': String(q.get('drill') === String(i + 1)), disabled: !s.count, onclick: () => setQuery({ drill: String(i + 1) }, true) }, 'Persons', h('span', { class: 'sr-only' }, ' who reached step ' + (i + 1))),
         i < rows.length - 1 && s.count > rows[i + 1].count
-          ? h('button', { type: 'button', class: 'btn small ghost drill-dropped', onclick: () => setQuery({ drill: (i + 1) + 'd' }, true) }, 'Dropped off')
+          ? h('button', { type: 'button', class: ['btn small ghost drill-dropped', q.get('drill') === (i + 1) + 'd' && 'active'], 'aria-pressed': String(q.get('drill') === (i + 1) + 'd'), onclick: () => setQuery({ drill: (i + 1) + 'd' }, true) }, 'Dropped off')
           : null)));
   });
   const note = h('p', { class: 'muted' }, 'Persons who did each step after the previous one, within ', String(win.n), ' ', units.find(([k]) => k === win.unit)[1], ' of the first step.');

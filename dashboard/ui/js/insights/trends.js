@@ -3,7 +3,7 @@
 import { h, replace, num, errorBox, empty, text } from '../dom.js';
 import { get, range, reportParams, setQuery } from '../api.js';
 import { eventLabel, eventNames, eventText, eventValue, csvLink } from '../components.js';
-import { lineChart, palette, labelText } from '../charts.js';
+import { lineChart, palette, labelText, legend } from '../charts.js';
 
 const maths = [['total', 'Total count'], ['unique', 'Unique users'], ['dau', 'Daily active users']];
 const intervals = [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week'], ['month', 'Month']];
@@ -97,7 +97,7 @@ export default async function trends({ editor, result, ctx }) {
   const plain = events.length === 1 && !events[0].includes('|') && !/^action:/.test(events[0]);
   const csv = plain ? csvLink(reportParams(q, r, { filter: ['event==' + events[0]] })) : null;
   replace(result, h('div', { class: 'card-head' }, h('h2', maths.find(([k]) => k === math)[1]), h('span', { class: 'muted' }, rangeText), csv ? h('div', { class: 'card-actions' }, csv) : null),
-    chartEl, h('div', { class: 'table-wrap' }, table));
+    chartEl, ctx.tile ? legend(shown.map((s, i) => ({ label: s.name, color: colors[i] }))) : null, h('div', { class: 'table-wrap' }, table));
   const chart = lineChart(chartEl, {
     labels: res.labels, interval,
     series: shown.map((s, i) => ({ label: s.name, data: s.data, color: colors[i % colors.length], fill: shown.length === 1 })),
