@@ -140,8 +140,10 @@ export function rankList(rows, { column = 'Visitors', metric = 'visitors', rende
 let namesPromise = null;
 let namesSite = '';
 let namesAt = 0;
-// The current site's actions by `action:<id>`, once eventNames() answered.
+// The current site's actions by `action:<id>`, once eventNames() answered
+// (namesKnown: for that site).
 const actionNames = new Map();
+let namesKnown = '';
 
 // eventNames lists recent event names and actions for pickers; it also
 // learns the actions' names for eventLabel. Asked again after 15 s, so a
@@ -159,6 +161,7 @@ export function eventNames() {
     const names = (evs.results || []).map((r) => r.value);
     for (const n of ['$pageview', '$autocapture', '$pageleave']) if (!names.includes(n)) names.push(n);
     actionNames.clear();
+    namesKnown = site;
     const actions = (Array.isArray(acts) ? acts : acts.results || []).map((a) => {
       actionNames.set('action:' + a.id, text(a.name));
       return { value: 'action:' + a.id, name: text(a.name), label: 'Action: ' + text(a.name) };
@@ -224,7 +227,7 @@ export function eventLabel(e) {
   else if (ev === '$autocapture') out = 'Autocapture';
   else if (ev === '$identify') out = 'Identify';
   else if (actionNames.has(ev)) out = actionNames.get(ev);
-  else if (/^action:\d+$/.test(ev)) out = 'Deleted action';
+  else if (/^action:\d+$/.test(ev) && namesKnown === currentSite()) out = 'Deleted action';
   if (f) {
     const p = parseFilter(f);
     out += p ? ' · ' + propLabel(p.prop) + ' ' + (opNames[p.op] || p.op) + ' ' + p.value : ' · ' + f;
