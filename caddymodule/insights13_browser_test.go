@@ -39,7 +39,9 @@ func loadInsights13(t *testing.T) insights13World {
 	w := insights13World{actionName: "Signed up", visitors: 30}
 	var evs []map[string]any
 	ev := func(name, did string, at time.Time, props map[string]any) {
-		props["$current_url"] = "https://test.example/"
+		if props["$current_url"] == nil {
+			props["$current_url"] = "https://test.example/"
+		}
 		props["$session_id"] = "s-" + did
 		evs = append(evs, map[string]any{"event": name, "distinct_id": did, "timestamp": at, "properties": props})
 	}
@@ -51,6 +53,9 @@ func loadInsights13(t *testing.T) insights13World {
 			props["$set"] = map[string]any{"email": fmt.Sprintf("v%02d@example.com", i)}
 		}
 		ev("$pageview", did, at, props)
+		if i%2 == 0 {
+			ev("$pageview", did, at.Add(30*time.Second), map[string]any{"$current_url": "https://test.example/pricing"})
+		}
 		if i%5 != 0 {
 			w.signups++
 			ev("signed_up", did, at.Add(time.Minute), map[string]any{})
@@ -249,12 +254,14 @@ func TestInsightsUIInBrowser(t *testing.T) {
 		d.until("the saved insight's name", `document.getElementById('insight-name')?.textContent === 'Views & signups' && new URLSearchParams(location.search).get('insight')`)
 		// A funnel saved too, through the API.
 		fq := url.Values{"step": {"$pageview", action, "purchase"}}.Encode()
-		if code, res := send(t, "POST", api+"/insights", []byte(fmt.Sprintf(`{"name":"Signup funnel","kind":"funnel","query":%q}`, fq)), write); code != 201 {
-			t.Fatalf("saving a funnel: %d %s", code, res)
+		for _, in := range [][3]string{{"Signup funnel", "funnel", fq}, {"Coming back", "retention", "retention_period=day"}, {"From the home page", "paths", "start=%2F"}} {
+			if code, res := send(t, "POST", api+"/insights", []byte(fmt.Sprintf(`{"name":%q,"kind":%q,"query":%q}`, in[0], in[1], in[2])), write); code != 201 {
+				t.Fatalf("saving %s: %d %s", in[0], code, res)
+			}
 		}
 		// Reopened from the list, it has the same series.
 		d.Navigate(dashURL("/dashboards", nil))
-		d.until("the saved insights", loaded+` && document.querySelectorAll('#saved-insights li').length === 2`)
+		d.until("the saved insights", loaded+` && document.querySelectorAll('#saved-insights li').length === 4`)
 		d.DoAndWaitLoad(chromedp.Navigate(Eval[string](d.Tab, `document.querySelector('#saved-insights li .insight-link').href`)))
 		d.until("the reopened insight", loaded+` && document.querySelectorAll('#trends-table tbody tr').length === 2 && document.getElementById('insight-name')?.textContent === 'Views & signups'`)
 		if got := Eval[[]string](d.Tab, `[...document.querySelectorAll('#trends-form input[name=event]')].map((i) => i.value)`); !slices.Equal(got, []string{"$pageview", w.actionName}) {
@@ -272,12 +279,13 @@ func TestInsightsUIInBrowser(t *testing.T) {
 		// A dashboard with both insights as tiles.
 		d.Do(chromedp.SendKeys(`#new-dashboard input[name=name]`, "Growth"), chromedp.Click(`#new-dashboard button[type=submit]`))
 		d.until("the new dashboard", loaded+` && document.getElementById('dashboard-name')?.textContent === 'Growth' && document.getElementById('add-tile')`)
-		for i := 0; i < 2; i++ {
+		for i := 0; i < 4; i++ {
 			d.js(`(() => { const s = document.getElementById('add-tile'); s.value = s.options[1].value; s.dispatchEvent(new Event('change')); })()`)
 			d.until("a tile more", fmt.Sprintf(`document.querySelectorAll('#tiles .tile').length === %d && !document.querySelector('#tiles .spinner')`, i+1))
 		}
-		d.until("both tiles drawn", `document.querySelector('#tiles .tile[data-kind="trends"] canvas') && document.querySelectorAll('#tiles .tile[data-kind="funnel"] .funnel-step').length === 3`)
-		if got := Eval[[]string](d.Tab, `[...document.querySelectorAll('#tiles .tile .tile-title')].map((a) => a.textContent)`); !slices.Equal(got, []string{"Views and signups", "Signup funnel"}) {
+		d.until("every tile drawn", `document.querySelector('#tiles .tile[data-kind="trends"] canvas') && document.querySelectorAll('#tiles .tile[data-kind="funnel"] .funnel-step').length === 3 &&
+			document.querySelector('#tiles .tile[data-kind="retention"] table.retention tbody tr') && document.querySelector('#tiles .tile[data-kind="paths"] svg .node')`)
+		if got := Eval[[]string](d.Tab, `[...document.querySelectorAll('#tiles .tile .tile-title')].map((a) => a.textContent)`); !slices.Equal(got, []string{"Views and signups", "Signup funnel", "Coming back", "From the home page"}) {
 			t.Errorf("tiles %q", got)
 		}
 		if got := Eval[string](d.Tab, `document.querySelector('#tiles .tile[data-kind="funnel"] .funnel-step[data-step="3"]').dataset.count`); got != strconv.Itoa(w.buyers) {
@@ -285,20 +293,20 @@ func TestInsightsUIInBrowser(t *testing.T) {
 		}
 		var dashes struct{ Results []struct{ Name string; Insights []int64 } }
 		getJSON(t, api+"/dashboards", &dashes)
-		if len(dashes.Results) != 1 || len(dashes.Results[0].Insights) != 2 {
+		if len(dashes.Results) != 1 || len(dashes.Results[0].Insights) != 4 {
 			t.Errorf("dashboards %+v", dashes.Results)
 		}
 		screenshot13(t, d, "dashboard")
 		// Remove a tile; delete the insight.
 		d.js(`document.querySelector('#tiles .tile[data-kind="funnel"] .remove-tile').click()`)
-		d.until("one tile", `document.querySelectorAll('#tiles .tile').length === 1 && !document.querySelector('#tiles .spinner')`)
+		d.until("three tiles", `document.querySelectorAll('#tiles .tile').length === 3 && !document.querySelector('#tiles .tile[data-kind="funnel"]') && !document.querySelector('#tiles .spinner')`)
 		d.Navigate(dashURL("/dashboards", nil))
-		d.until("the list", loaded+` && document.querySelectorAll('#saved-insights li').length === 2`)
+		d.until("the list", loaded+` && document.querySelectorAll('#saved-insights li').length === 4`)
 		d.js(`window.confirm = () => true; document.querySelector('#saved-insights li[data-id] .delete-insight').click()`)
-		d.until("one insight left", `document.querySelectorAll('#saved-insights li').length === 1`)
+		d.until("three insights left", `document.querySelectorAll('#saved-insights li').length === 3`)
 		var ins struct{ Results []any }
 		getJSON(t, api+"/insights", &ins)
-		if len(ins.Results) != 1 {
+		if len(ins.Results) != 3 {
 			t.Errorf("%d insights after deleting one", len(ins.Results))
 		}
 		d.noErrors("dashboards")
