@@ -125,6 +125,8 @@ func TestInsightsUIInBrowser(t *testing.T) {
 		if Eval[bool](d.Tab, `window.__xss === 1 || !!document.querySelector('#main img[src="x"]')`) {
 			t.Error("the annotation's text ran as HTML")
 		}
+		d.js(`window.scrollTo(0, 0)`)
+		screenshot13(t, d, "annotation")
 		// The overview's chart has it too.
 		d.Navigate(dashURL("/", nil))
 		d.until("the overview chart's marker", `document.querySelector('#main-chart .annotation[data-date="`+day+`"]')`)

@@ -1,7 +1,7 @@
 // Time-series charts on uPlot (vendored, loaded as a classic script that
 // sets window.uPlot).
 
-import { h, num, text, dateTime } from './dom.js';
+import { h, num, text, date, dateTime } from './dom.js';
 import { get, send, currentSite, ymd } from './api.js';
 
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -256,7 +256,7 @@ function annotationPlugin(el, xs, interval, annotate) {
     return h('div', { class: 'annotation', dataset: { ts: String(t), id: String(n.id), date: text(n.date) } },
       h('button', { type: 'button', class: 'annotation-mark', 'aria-label': 'Annotation: ' + text(n.text) }, '▲'),
       h('div', { class: 'annotation-pop', role: 'tooltip' },
-        h('div', { class: 'annotation-date muted' }, /^\d{4}-\d{2}-\d{2}$/.test(n.date) ? text(n.date) : dateTime(n.date)),
+        h('div', { class: 'annotation-date muted' }, /^\d{4}-\d{2}-\d{2}$/.test(n.date) ? date(new Date(t * 1000)) : dateTime(n.date)),
         h('div', { class: 'annotation-text' }, text(n.text)), del));
   };
   const refresh = () => loadAnnotations().then((list) => { notes = list; draw(); });
