@@ -302,14 +302,31 @@ func TestInsightsUIInBrowser(t *testing.T) {
 		// Remove a tile; delete the insight.
 		d.js(`document.querySelector('#tiles .tile[data-kind="funnel"] .remove-tile').click()`)
 		d.until("three tiles", `document.querySelectorAll('#tiles .tile').length === 3 && !document.querySelector('#tiles .tile[data-kind="funnel"]') && !document.querySelector('#tiles .spinner')`)
+		// Rename the dashboard.
+		d.js(`(() => { const f = document.querySelector('.page-head .rename-form'); f.closest('details').open = true; f.querySelector('input').value = 'Growth 2027'; f.requestSubmit(); })()`)
+		d.until("the dashboard's new name", `document.getElementById('dashboard-name').textContent === 'Growth 2027'`)
+		getJSON(t, api+"/dashboards", &dashes)
+		if len(dashes.Results) != 1 || dashes.Results[0].Name != "Growth 2027" || len(dashes.Results[0].Insights) != 3 {
+			t.Errorf("dashboards after renaming %+v", dashes.Results)
+		}
 		d.Navigate(dashURL("/dashboards", nil))
-		d.until("the list", loaded+` && document.querySelectorAll('#saved-insights li').length === 4`)
+		d.until("the list", loaded+` && document.querySelectorAll('#saved-insights li').length === 4 && document.querySelector('#dashboards .dashboard-link')?.textContent === 'Growth 2027'`)
 		d.js(`window.confirm = () => true; document.querySelector('#saved-insights li[data-id] .delete-insight').click()`)
 		d.until("three insights left", `document.querySelectorAll('#saved-insights li').length === 3`)
 		var ins struct{ Results []any }
 		getJSON(t, api+"/insights", &ins)
 		if len(ins.Results) != 3 {
 			t.Errorf("%d insights after deleting one", len(ins.Results))
+		}
+		// Delete the dashboard: its insights stay.
+		d.DoAndWaitLoad(chromedp.Navigate(Eval[string](d.Tab, `document.querySelector('#dashboards .dashboard-link').href`)))
+		d.until("the dashboard", loaded+` && document.getElementById('delete-dashboard')`)
+		d.js(`window.confirm = () => true; document.getElementById('delete-dashboard').click()`)
+		d.until("the list without it", loaded+` && location.pathname.endsWith('/dashboards') && document.querySelector('#dashboards .empty')`)
+		getJSON(t, api+"/dashboards", &dashes)
+		getJSON(t, api+"/insights", &ins)
+		if len(dashes.Results) != 0 || len(ins.Results) != 3 {
+			t.Errorf("after deleting the dashboard: %d dashboards, %d insights", len(dashes.Results), len(ins.Results))
 		}
 		d.noErrors("dashboards")
 	})
