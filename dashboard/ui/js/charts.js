@@ -191,13 +191,15 @@ export function lineChart(el, { labels, interval, series, height = 260, format =
 
 let notesSite = null;
 let notesPromise = null;
+let notesAt = 0;
 
-// loadAnnotations fetches the site's annotations once per page view (a
-// change reloads them).
+// loadAnnotations fetches the site's annotations, shared by the charts of
+// a page and asked again after 15 s or a change made here.
 function loadAnnotations() {
   const site = currentSite();
-  if (notesPromise && notesSite === site) return notesPromise;
+  if (notesPromise && notesSite === site && Date.now() - notesAt < 15000) return notesPromise;
   notesSite = site;
+  notesAt = Date.now();
   notesPromise = get('annotations', { site }).then((r) => r.results || [], () => []);
   return notesPromise;
 }
@@ -236,10 +238,10 @@ function annotationPlugin(el, xs, interval, annotate) {
   };
   const draw = () => {
     const inRange = notes.map((n) => ({ n, t: annotationTime(n.date) })).filter(({ t }) => t != null && t >= lo && t < hi);
-    replace(inRange.map(({ n, t }) => marker(n, t)));
+    setMarkers(inRange.map(({ n, t }) => marker(n, t)));
     place();
   };
-  const replace = (children) => {
+  const setMarkers = (children) => {
     while (layer.firstChild) layer.removeChild(layer.firstChild);
     for (const c of children) layer.appendChild(c);
   };
