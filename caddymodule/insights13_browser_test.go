@@ -140,7 +140,12 @@ func TestInsightsUIInBrowser(t *testing.T) {
 		d.Do(chromedp.SendKeys(`#trends-chart .annotation-add input[name=text]`, "Price change"),
 			chromedp.Click(`#trends-chart .annotation-add button[type=submit]`))
 		d.until("the new marker", `document.querySelector('#trends-chart .annotation[data-date="`+today+`"]')`)
-		var list struct{ Results []struct{ ID int64; Date, Text string } }
+		var list struct {
+			Results []struct {
+				ID         int64
+				Date, Text string
+			}
+		}
 		getJSON(t, api+"/annotations", &list)
 		if len(list.Results) != 2 || list.Results[1].Text != "Price change" || list.Results[1].Date != today {
 			t.Fatalf("annotations after adding %+v", list.Results)
@@ -293,7 +298,12 @@ func TestInsightsUIInBrowser(t *testing.T) {
 		if got := Eval[string](d.Tab, `document.querySelector('#tiles .tile[data-kind="funnel"] .funnel-step[data-step="3"]').dataset.count`); got != strconv.Itoa(w.buyers) {
 			t.Errorf("funnel tile's last step %s, want %d", got, w.buyers)
 		}
-		var dashes struct{ Results []struct{ Name string; Insights []int64 } }
+		var dashes struct {
+			Results []struct {
+				Name     string
+				Insights []int64
+			}
+		}
 		getJSON(t, api+"/dashboards", &dashes)
 		if len(dashes.Results) != 1 || len(dashes.Results[0].Insights) != 4 {
 			t.Errorf("dashboards %+v", dashes.Results)
