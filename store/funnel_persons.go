@@ -53,21 +53,21 @@ func (s *DB) FunnelPersons(ctx context.Context, q Query, fq FunnelPersonsQuery) 
 		}
 		return d >= fq.Step
 	}
-	chosen := make(map[uint32]bool)
+	chosen := make([]bool, len(r.roots))
+	count := 0
 	for root, d := range depth {
 		if keep(d) {
 			chosen[root] = true
+			count++
 		}
 	}
 	if ctxDone(ctx) {
 		return nil, 0, ctx.Err()
 	}
-	var cands []personCand
-	if len(chosen) > 0 {
-		for root, sp := range r.t.personSpans(r.roots) {
-			if chosen[root] {
-				cands = append(cands, personCand{root, sp, PersonID(r.t.site, r.t.dids.str(root))})
-			}
+	cands := make([]personCand, 0, count)
+	if count > 0 {
+		for root, sp := range r.spansOf(chosen) {
+			cands = append(cands, personCand{root, sp, PersonID(r.t.site, r.t.dids.str(root))})
 		}
 	}
 	sortPersons(cands)
@@ -128,4 +128,27 @@ func (r *run) funnelDepths(specs []*eventSpec, window int64) map[uint32]int {
 		out[uint32(p)] = funnelDepth(lists, window)
 	}
 	return out
+}
+
+// spansOf is the table's personSpans for the chosen persons (by root)
+// only: a scan of the whole table, chunk by chunk, with no map work for
+// the others.
+func (r *run) spansOf(chosen []bool) map[uint32]personSpan {
+	spans := make(map[uint32]personSpan)
+	row := 0
+	for ci := 0; ci < r.t.ts.numChunks(); ci++ {
+		ts, dids := r.t.ts.chunk(ci), r.t.did.chunk(ci)
+		n := min(len(ts), len(dids), r.t.rows()-row)
+		for off := 0; off < n; off++ {
+			root := r.roots[dids[off]]
+			if !chosen[root] || ts[off] == deletedTime {
+				continue
+			}
+			sp, ok := spans[root]
+			sp.see(ts[off], row+off, !ok)
+			spans[root] = sp
+		}
+		row += n
+	}
+	return spans
 }
