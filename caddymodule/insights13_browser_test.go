@@ -61,7 +61,7 @@ func loadInsights13(t *testing.T) insights13World {
 			ev("signed_up", did, at.Add(time.Minute), map[string]any{})
 			if i%3 == 1 {
 				w.buyers++
-				ev("purchase", did, at.Add(2*time.Minute), map[string]any{})
+				ev("purchase", did, at.Add(2*time.Minute), map[string]any{"revenue": 10 + i})
 			}
 		}
 	}
@@ -405,6 +405,38 @@ func TestInsightsUIInBrowser(t *testing.T) {
 			t.Errorf("%d distinct colours for 12 series: %q", len(seen), colors)
 		}
 		d.noErrors("chart fixes")
+	})
+
+	t.Run("math of a property", func(t *testing.T) {
+		d := openDash(t, b)
+		d.Navigate(dashURL("/insights/trends", url.Values{"event": {"purchase"}}))
+		d.until("trends", loaded+` && document.querySelector('#trends-table tbody tr')`)
+		d.js(`(() => { const f = document.getElementById('trends-form'); f.math.value = 'sum'; f.dispatchEvent(new Event('change')); })()`)
+		d.until("the property field", `new URLSearchParams(location.search).get('math') === 'sum' && !document.querySelector('#trends-form .math-prop').hidden`)
+		d.Do(chromedp.SendKeys(`#trends-form input[name=math_property]`, "revenue\n"))
+		d.until("the sum", loaded+` && new URLSearchParams(location.search).get('math_property') === 'revenue' && document.querySelector('#trends-table tbody tr')`)
+		var tr struct{ Series []struct{ Data []float64 } }
+		getJSON(t, api+"/trends?event=purchase&math=sum&math_property=revenue&from="+time.Now().UTC().AddDate(0, 0, -6).Format("2006-01-02")+"&to="+time.Now().UTC().Format("2006-01-02"), &tr)
+		want := 0.0
+		for _, v := range tr.Series[0].Data {
+			want += v
+		}
+		sum := 0
+		for i := 0; i < w.visitors; i++ {
+			if i%5 != 0 && i%3 == 1 {
+				sum += 10 + i
+			}
+		}
+		if want != float64(sum) {
+			t.Errorf("API sum %v, want %d", want, sum)
+		}
+		if got := Eval[string](d.Tab, `document.querySelector('#trends-table tbody tr td.num').textContent`); strings.ReplaceAll(got, ",", "") != strconv.Itoa(sum) {
+			t.Errorf("the table's total %q, want %d", got, sum)
+		}
+		if got := Eval[string](d.Tab, `document.querySelector('#insight-result h2').textContent`); got != "Sum of revenue" {
+			t.Errorf("title %q", got)
+		}
+		d.noErrors("math")
 	})
 
 	t.Run("csv", func(t *testing.T) {

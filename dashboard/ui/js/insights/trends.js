@@ -5,7 +5,10 @@ import { get, range, reportParams, setQuery } from '../api.js';
 import { eventLabel, eventNames, eventText, eventValue, csvLink } from '../components.js';
 import { lineChart, palette, labelText, legend } from '../charts.js';
 
-const maths = [['total', 'Total count'], ['unique', 'Unique users'], ['dau', 'Daily active users']];
+const maths = [['total', 'Total count'], ['unique', 'Unique users'], ['dau', 'Daily active users'],
+  ['sum', 'Sum of a property'], ['avg', 'Average of a property'], ['min', 'Minimum of a property'], ['max', 'Maximum of a property']];
+// The measures that aggregate a numeric property (math_property).
+const propMaths = ['sum', 'avg', 'min', 'max'];
 const intervals = [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week'], ['month', 'Month']];
 
 export default async function trends({ editor, result, ctx }) {
@@ -14,6 +17,7 @@ export default async function trends({ editor, result, ctx }) {
   const events = q.getAll('event').filter(Boolean);
   if (!events.length) events.push('$pageview');
   const math = maths.some(([k]) => k === q.get('math')) ? q.get('math') : 'total';
+  const mathProp = propMaths.includes(math) ? (q.get('math_property') || '') : '';
   const interval = intervals.some(([k]) => k === q.get('interval')) ? q.get('interval') : r.interval;
   const breakdown = q.get('breakdown') || '';
   // Actions are shown by their name: learn the names first.
@@ -29,6 +33,7 @@ export default async function trends({ editor, result, ctx }) {
     setQuery({
       event: evs.length ? evs : null,
       math: form.math.value === 'total' ? null : form.math.value,
+      math_property: propMaths.includes(form.math.value) ? form.math_property.value.trim() || null : null,
       interval: form.interval.value === r.interval ? null : form.interval.value,
       breakdown: form.breakdown.value.trim() || null,
     }, true);
@@ -52,6 +57,8 @@ export default async function trends({ editor, result, ctx }) {
         list.lastChild.querySelector('input').focus();
       } }, '+ Add series')),
     h('label', 'Measure', h('select', { name: 'math' }, maths.map(([k, l]) => h('option', { value: k, selected: k === math }, l)))),
+    h('label', { class: 'math-prop', hidden: !propMaths.includes(math) }, 'Of property',
+      h('input', { name: 'math_property', value: mathProp, list: 'fp-props', placeholder: 'e.g. revenue', autocomplete: 'off' })),
     h('label', 'Interval', h('select', { name: 'interval' }, intervals.map(([k, l]) => h('option', { value: k, selected: k === interval }, l)))),
     h('label', 'Breakdown by', h('input', { name: 'breakdown', value: breakdown, list: 'fp-props', placeholder: 'property (optional)', autocomplete: 'off' })),
   );
@@ -59,7 +66,12 @@ export default async function trends({ editor, result, ctx }) {
   form.addEventListener('submit', (e) => { e.preventDefault(); apply(); });
   replace(editor, h('div', { class: 'card-head' }, h('h2', 'Trends')), form);
 
-  const params = reportParams(q, r, { event: events, math, interval, breakdown: breakdown || null });
+  form.math.addEventListener('change', () => { form.querySelector('.math-prop').hidden = !propMaths.includes(form.math.value); });
+  if (propMaths.includes(math) && !mathProp) {
+    replace(result, h('div', { class: 'card-head' }, h('h2', 'Result')), empty('Choose the numeric property to aggregate.'));
+    return;
+  }
+  const params = reportParams(q, r, { event: events, math, math_property: mathProp || null, interval, breakdown: breakdown || null });
   let res;
   try {
     res = await get('trends', params, ctx.signal);
@@ -82,7 +94,7 @@ export default async function trends({ editor, result, ctx }) {
   colors = palette(shown.length);
   const chartEl = h('div', { class: 'chart', id: 'trends-chart' });
   const table = h('table', { class: 'data', id: 'trends-table' },
-    h('thead', h('tr', h('th', 'Series'), h('th', { class: 'num' }, math === 'total' ? 'Total' : 'Sum over intervals'),
+    h('thead', h('tr', h('th', 'Series'), h('th', { class: 'num' }, math === 'total' || math === 'sum' ? 'Total' : 'Sum over intervals'),
       h('th', { class: 'num hide-sm' }, 'Average per ' + interval))),
     h('tbody', [...series].sort((a, b) => b.total - a.total).map((s) => {
       const dot = h('span', { class: 'series-dot' });
@@ -96,7 +108,7 @@ export default async function trends({ editor, result, ctx }) {
   // endpoint takes the range and filters; the event is one more filter).
   const plain = events.length === 1 && !events[0].includes('|') && !/^action:/.test(events[0]);
   const csv = plain ? csvLink(reportParams(q, r, { filter: ['event==' + events[0]] })) : null;
-  replace(result, h('div', { class: 'card-head' }, h('h2', maths.find(([k]) => k === math)[1]), h('span', { class: 'muted' }, rangeText), csv ? h('div', { class: 'card-actions' }, csv) : null),
+  replace(result, h('div', { class: 'card-head' }, h('h2', propMaths.includes(math) ? maths.find(([k]) => k === math)[1].replace('a property', mathProp) : maths.find(([k]) => k === math)[1]), h('span', { class: 'muted' }, rangeText), csv ? h('div', { class: 'card-actions' }, csv) : null),
     chartEl, ctx.tile ? legend(shown.map((s, i) => ({ label: s.name, color: colors[i] }))) : null, h('div', { class: 'table-wrap' }, table));
   const chart = lineChart(chartEl, {
     labels: res.labels, interval,
