@@ -181,6 +181,24 @@ func TestInsightsUIInBrowser(t *testing.T) {
 		d.js(`document.querySelector('#trends-form select[name=interval]').value = 'hour'; document.getElementById('trends-form').dispatchEvent(new Event('change'))`)
 		d.until("the edited URL", `new URLSearchParams(location.search).getAll('event').join(',') === '$pageview,`+action+`,`+hostile+`' && new URLSearchParams(location.search).get('interval') === 'hour'`)
 
+		// A step narrowed by a property, made in the editor: "pageview where
+		// page is /pricing" (half the visitors went there).
+		d.Navigate(dashURL("/insights/funnel", url.Values{"step": {"$pageview", action}}))
+		d.until("the funnel", loaded+` && document.querySelectorAll('#funnel-bars .funnel-step').length === 2`)
+		d.js(`(() => { const li = document.querySelector('#funnel-form .steps-list li'); li.querySelector('.step-where').open = true;
+			li.querySelector('.where-prop').value = '$pathname'; li.querySelector('.where-prop').dispatchEvent(new Event('change', { bubbles: true })); })()`)
+		if got := Eval[string](d.Tab, `new URLSearchParams(location.search).getAll('step').join(',')`); got != "$pageview,"+action {
+			t.Errorf("the filter changed the funnel before it had a value: %q", got)
+		}
+		d.Do(chromedp.SendKeys(`#funnel-form .steps-list li .where-value`, "/pricing\n"))
+		d.until("the filtered step", `new URLSearchParams(location.search).getAll('step').join(',') === '$pageview|$pathname==/pricing,`+action+`' && document.querySelector('#funnel-bars .funnel-step[data-step="1"][data-count="15"]')`)
+		if got := Eval[string](d.Tab, `document.querySelector('#funnel-bars .funnel-step[data-step="1"] .funnel-name').textContent`); got != "1Pageview · Page is /pricing" {
+			t.Errorf("filtered step named %q", got)
+		}
+		if got := Eval[[]string](d.Tab, `[...document.querySelectorAll('#funnel-form .steps-list li')].map((li) => li.querySelector('input[name=step]').value + '|' + li.querySelector('.where-prop').value + '|' + li.querySelector('.where-value').value)`); !slices.Equal(got, []string{"$pageview|$pathname|/pricing", w.actionName + "||"}) {
+			t.Errorf("the editor shows %q", got)
+		}
+
 		d.Navigate(dashURL("/insights/funnel", url.Values{"step": {"$pageview", action, "purchase"}}))
 		d.until("the funnel", loaded+` && document.querySelectorAll('#funnel-bars .funnel-step').length === 3`)
 		if got := Eval[string](d.Tab, `document.querySelector('#funnel-bars .funnel-step[data-step="2"] .funnel-name').textContent`); got != "2"+w.actionName {

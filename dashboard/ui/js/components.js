@@ -217,6 +217,32 @@ export function eventValue(s) {
   return v + (f ? '|' + f : '');
 }
 
+// stepInput is the editor of a series or step `E` or `E|<filter>`: the
+// event or action (by name) and, under "where", one property filter.
+// read() gives the API's form; a change of the filter's property or
+// operator while its value is empty is marked (data-pending) so that the
+// editor can wait for the value.
+export function stepInput({ value, name, label }) {
+  const [ev, f] = splitStep(value || '');
+  const p = f ? parseFilter(f) : null;
+  const input = h('input', { name, value: eventText(ev), list: 'fp-steps', placeholder: 'event or action', 'aria-label': label, autocomplete: 'off' });
+  const prop = h('input', { class: 'where-prop', value: p ? p.prop : '', list: 'fp-props', placeholder: 'property', 'aria-label': label + ': where property', autocomplete: 'off' });
+  const op = h('select', { class: 'where-op', 'aria-label': label + ': operator' }, ops.map((o) => h('option', { value: o, selected: p ? p.op === o : o === '==' }, opNames[o])));
+  const val = h('input', { class: 'where-value', value: p ? p.value : '', placeholder: 'value', 'aria-label': label + ': value', autocomplete: 'off' });
+  for (const el of [prop, op]) el.addEventListener('change', () => { if (!val.value) el.dataset.pending = '1'; });
+  const where = h('details', { class: 'step-where', open: !!p }, h('summary', { class: 'btn small ghost', title: 'Only the events where a property passes' }, 'where'),
+    h('span', { class: 'step-where-fields' }, prop, op, val));
+  return {
+    nodes: [input, where],
+    read() {
+      const e = eventValue(input.value);
+      if (!e) return '';
+      const pr = prop.value.trim();
+      return pr ? splitStep(e)[0] + '|' + pr + op.value + val.value : e;
+    },
+  };
+}
+
 // eventLabel names an event, an action (by its name, never its id) or a
 // filtered step `E|<filter>` for display.
 export function eventLabel(e) {

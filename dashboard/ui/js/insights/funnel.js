@@ -3,7 +3,7 @@
 
 import { h, replace, num, pct, errorBox, empty, spinner, text } from '../dom.js';
 import { get, url, reportParams, setQuery, sharedQuery } from '../api.js';
-import { eventLabel, eventNames, eventText, eventValue } from '../components.js';
+import { eventLabel, eventNames, stepInput } from '../components.js';
 
 const units = [['d', 'days'], ['h', 'hours'], ['m', 'minutes']];
 
@@ -23,17 +23,19 @@ export default async function funnel({ editor, result, ctx }) {
   const list = h('ol', { class: 'steps-list' });
   const form = h('form', { class: 'query', id: 'funnel-form' });
   function apply() {
-    const st = [...form.querySelectorAll('input[name=step]')].map((i) => eventValue(i.value)).filter(Boolean);
+    const st = [...list.children].map((r) => r.readStep()).filter(Boolean);
     const w = Math.max(1, parseInt(form.n.value, 10) || 14) + form.unit.value;
     setQuery({ step: st.length ? st : null, window: w === '14d' ? null : w, drill: null }, true);
   }
   function row(ev, i) {
-    return h('li', { class: 'series-row' }, h('span', { class: 'step-no' }, String(i + 1)),
-      h('input', { name: 'step', value: eventText(ev), list: 'fp-steps', placeholder: 'event or action', 'aria-label': 'Step ' + (i + 1), autocomplete: 'off' }),
+    const step = stepInput({ value: ev, name: 'step', label: 'Step ' + (i + 1) });
+    const el = h('li', { class: 'series-row' }, h('span', { class: 'step-no' }, String(i + 1)), step.nodes,
       h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove step', title: 'Remove step', onclick: (e) => {
         e.currentTarget.parentElement.remove();
         apply();
       } }, '✕'));
+    el.readStep = step.read;
+    return el;
   }
   const shown = steps.length ? steps : ['$pageview', ''];
   shown.forEach((s, i) => list.appendChild(row(s, i)));
@@ -48,7 +50,11 @@ export default async function funnel({ editor, result, ctx }) {
       h('input', { name: 'n', type: 'number', min: 1, value: win.n, 'aria-label': 'Window length' }),
       h('select', { name: 'unit', 'aria-label': 'Window unit' }, units.map(([k, l]) => h('option', { value: k, selected: k === win.unit }, l))))),
   );
-  form.addEventListener('change', apply);
+  form.addEventListener('change', (e) => {
+    // A filter's property or operator waits for its value.
+    if (e.target.dataset.pending) return void delete e.target.dataset.pending;
+    apply();
+  });
   form.addEventListener('submit', (e) => { e.preventDefault(); apply(); });
   replace(editor, h('div', { class: 'card-head' }, h('h2', 'Funnel')), form);
 

@@ -2,7 +2,7 @@
 
 import { h, replace, num, errorBox, empty, text } from '../dom.js';
 import { get, range, reportParams, setQuery } from '../api.js';
-import { eventLabel, eventNames, eventText, eventValue, csvLink } from '../components.js';
+import { eventLabel, eventNames, stepInput, csvLink } from '../components.js';
 import { lineChart, palette, labelText, legend } from '../charts.js';
 
 const maths = [['total', 'Total count'], ['unique', 'Unique users'], ['dau', 'Daily active users'],
@@ -29,7 +29,7 @@ export default async function trends({ editor, result, ctx }) {
   const list = h('div', { class: 'series-list' });
   const form = h('form', { class: 'query', id: 'trends-form' });
   function apply() {
-    const evs = [...form.querySelectorAll('input[name=event]')].map((i) => eventValue(i.value)).filter(Boolean);
+    const evs = [...list.children].map((r) => r.readStep()).filter(Boolean);
     setQuery({
       event: evs.length ? evs : null,
       math: form.math.value === 'total' ? null : form.math.value,
@@ -41,12 +41,14 @@ export default async function trends({ editor, result, ctx }) {
   function row(ev, i) {
     const dot = h('span', { class: 'series-dot' });
     dot.style.background = colors[i % colors.length];
-    return h('div', { class: 'series-row' }, dot,
-      h('input', { name: 'event', value: eventText(ev), list: 'fp-steps', placeholder: 'event or action', 'aria-label': 'Event ' + (i + 1), autocomplete: 'off' }),
+    const step = stepInput({ value: ev, name: 'event', label: 'Event ' + (i + 1) });
+    const el = h('div', { class: 'series-row' }, dot, step.nodes,
       h('button', { type: 'button', class: 'btn small ghost', 'aria-label': 'Remove series', title: 'Remove series', onclick: (e) => {
         e.currentTarget.parentElement.remove();
         apply();
       } }, '✕'));
+    el.readStep = step.read;
+    return el;
   }
   events.forEach((ev, i) => list.appendChild(row(ev, i)));
   form.append(
@@ -62,7 +64,11 @@ export default async function trends({ editor, result, ctx }) {
     h('label', 'Interval', h('select', { name: 'interval' }, intervals.map(([k, l]) => h('option', { value: k, selected: k === interval }, l)))),
     h('label', 'Breakdown by', h('input', { name: 'breakdown', value: breakdown, list: 'fp-props', placeholder: 'property (optional)', autocomplete: 'off' })),
   );
-  form.addEventListener('change', apply);
+  form.addEventListener('change', (e) => {
+    // A filter's property or operator waits for its value.
+    if (e.target.dataset.pending) return void delete e.target.dataset.pending;
+    apply();
+  });
   form.addEventListener('submit', (e) => { e.preventDefault(); apply(); });
   replace(editor, h('div', { class: 'card-head' }, h('h2', 'Trends')), form);
 
