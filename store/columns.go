@@ -15,6 +15,8 @@ const (
 type vec[T any] struct {
 	chunks [][]T
 	n      int
+	// nMapped leading chunks are views of history files, not ours to free.
+	nMapped int
 }
 
 func (v *vec[T]) append(x T) {
@@ -28,8 +30,10 @@ func (v *vec[T]) append(x T) {
 
 // free releases the chunks; v is empty afterwards.
 func (v *vec[T]) free() {
-	for _, c := range v.chunks {
-		freeSlice(c)
+	for i, c := range v.chunks {
+		if i >= v.nMapped {
+			freeSlice(c)
+		}
 	}
 	*v = vec[T]{}
 }
@@ -117,7 +121,9 @@ type column struct {
 
 // codeChunk is up to chunkSize codes of width w bytes (0: all zero).
 type codeChunk struct {
-	w   uint8
+	w uint8
+	// mapped: the arrays are a view of a history file, not ours to free.
+	mapped bool
 	n   int
 	b8  []uint8
 	b16 []uint16
@@ -178,6 +184,10 @@ func (ch *codeChunk) widen(w uint8) {
 }
 
 func (ch *codeChunk) free() {
+	if ch.mapped {
+		ch.b8, ch.b16, ch.b32, ch.mapped = nil, nil, nil, false
+		return
+	}
 	freeSlice(ch.b8)
 	freeSlice(ch.b16)
 	freeSlice(ch.b32)
