@@ -124,10 +124,10 @@ type codeChunk struct {
 	w uint8
 	// mapped: the arrays are a view of a history file, not ours to free.
 	mapped bool
-	n   int
-	b8  []uint8
-	b16 []uint16
-	b32 []uint32
+	n      int
+	b8     []uint8
+	b16    []uint16
+	b32    []uint32
 }
 
 func newColumn(key string) *column {

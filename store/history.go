@@ -137,7 +137,9 @@ func histName(id uint64) string { return fmt.Sprintf("%016x%s", id, histExt) }
 func histKey(id uint64) string { return fmt.Sprintf("%s%016x", histListKey, id) }
 
 // blockKeyIn is the key blockRefs use for block i of history file id.
-func blockKeyIn(id uint64, i int) string { return "h:" + strconv.FormatUint(id, 16) + ":" + strconv.Itoa(i) }
+func blockKeyIn(id uint64, i int) string {
+	return "h:" + strconv.FormatUint(id, 16) + ":" + strconv.Itoa(i)
+}
 
 func parseHistBlockKey(k string) (id uint64, i int, ok bool) {
 	rest, found := strings.CutPrefix(k, "h:")
