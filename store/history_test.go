@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -339,4 +340,240 @@ func sameLines(t *testing.T, what, got, want string) {
 			return
 		}
 	}
+}
+
+// crashEvents are the events the crash test's child stores: a bit more
+// than one chunk.
+func crashEvents() []*Event {
+	var out []*Event
+	generate(genConfig{Seed: 5, Start: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), Days: 10, Persons: 800, Events: 80000, Tick: time.Second}, func(e *Event) {
+		out = append(out, e)
+	})
+	return out
+}
+
+// crashVictim is the person the crash test deletes: the first identified
+// one among the events.
+func crashVictimID() string {
+	for _, e := range crashEvents() {
+		if strings.Contains(e.DistinctID, "@") {
+			return e.DistinctID
+		}
+	}
+	return ""
+}
+
+// TestHistoryCrashChild is the process the crash test kills: it stores the
+// events, then moves a chunk into a history file or deletes a person (a
+// rewrite), and kills itself with SIGKILL at the point FP_CRASH_POINT.
+func TestHistoryCrashChild(t *testing.T) {
+	point, path := os.Getenv("FP_CRASH_POINT"), os.Getenv("FP_CRASH_DB")
+	if point == "" {
+		t.Skip("run by TestHistoryCrashSafe")
+	}
+	db, err := Open(path, Options{HistoryAfter: -1, CompactEvery: time.Hour, CompactAfter: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.hist.crash = func(p string) {
+		if p == point {
+			killSelf()
+		}
+	}
+	if strings.HasPrefix(point, "move:") {
+		evs := crashEvents()
+		for i := 0; i < len(evs); i += 1000 {
+			mustAppend(t, db, evs[i:min(i+1000, len(evs))]...)
+		}
+		if err := db.MoveHistory(); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := db.DeletePerson(ctx, "s", crashVictimID()); err != nil {
+		t.Fatal(err)
+	}
+	t.Fatalf("point %s never reached", point)
+}
+
+// TestHistoryCrashSafe kills a process (SIGKILL) at each step of a move
+// into a history file and of a rewrite, then reopens the store: every
+// acknowledged event is there once, the deletion happened wholly or not at
+// all, and no file the log does not list is left.
+func TestHistoryCrashSafe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	evs := crashEvents()
+	want := map[string]bool{}
+	for _, e := range evs {
+		want[e.UUID] = true
+	}
+	run := func(path, point string) {
+		t.Helper()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHistoryCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "FP_CRASH_POINT="+point, "FP_CRASH_DB="+path)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || !killedBySIGKILL(ee) {
+			t.Fatalf("child at %s: %v, want killed\n%s", point, err, out)
+		}
+	}
+	victimUUID := map[string]bool{}
+	crashVictim := crashVictimID()
+	check := func(path, point string, deleted bool) {
+		t.Helper()
+		db, err := Open(path, Options{CompactEvery: time.Hour})
+		if err != nil {
+			t.Fatalf("%s: reopening: %v", point, err)
+		}
+		defer db.Close()
+		got := map[string]int{}
+		if err := db.Export(ctx, Query{Site: "s", From: time.Unix(0, 0), To: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}, func(e *Event, pid string) error {
+			got[e.UUID]++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for u, n := range got {
+			if n != 1 || !want[u] {
+				t.Fatalf("%s: uuid %s stored %d times (known %v)", point, u, n, want[u])
+			}
+		}
+		for u := range want {
+			if got[u] == 0 && !(deleted && victimUUID[u]) {
+				t.Fatalf("%s: acknowledged event %s lost", point, u)
+			}
+			if got[u] != 0 && deleted && victimUUID[u] {
+				t.Fatalf("%s: event %s of the deleted person remains", point, u)
+			}
+		}
+		_, perr := db.Person(ctx, "s", crashVictim)
+		if deleted != (perr == ErrNotFound) {
+			t.Fatalf("%s: person after the crash: %v, deleted %v", point, perr, deleted)
+		}
+		listed := map[string]bool{}
+		db.hist.mu.RLock()
+		for _, hf := range db.hist.files {
+			listed[hf.path] = true
+		}
+		db.hist.mu.RUnlock()
+		for _, f := range histFiles(t, path) {
+			if !listed[f] {
+				t.Fatalf("%s: stray file %s", point, f)
+			}
+		}
+		if moved := len(listed) > 0; strings.HasPrefix(point, "move:") && moved != (point == "move:listed") {
+			t.Fatalf("%s: %d files listed", point, len(listed))
+		}
+	}
+	for _, point := range []string{"move:write", "move:rename", "move:list", "move:listed"} {
+		path := filepath.Join(t.TempDir(), "crash.db")
+		run(path, point)
+		check(path, point, false)
+	}
+
+	// Rewrites: a store with its first chunk in a history file, then a
+	// person deletion cut short at each step.
+	base := filepath.Join(t.TempDir(), "base.db")
+	db, err := Open(base, Options{HistoryAfter: -1, CompactEvery: time.Hour, CompactAfter: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(evs); i += 1000 {
+		mustAppend(t, db, evs[i:min(i+1000, len(evs))]...)
+	}
+	if err := db.MoveHistory(); err != nil {
+		t.Fatal(err)
+	}
+	victim := must(db.Person(ctx, "s", crashVictim))
+	inFile := 0
+	if err := db.Export(ctx, Query{Site: "s", From: time.Unix(0, 0), To: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}, func(e *Event, pid string) error {
+		if pid == victim.ID {
+			victimUUID[e.UUID] = true
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the person has %d events", len(victimUUID))
+	db.Close()
+	_ = inFile
+	for _, point := range []string{"rewrite:write", "rewrite:rename", "rewrite:list", "rewrite:listed"} {
+		path := filepath.Join(t.TempDir(), "crash.db")
+		if _, err := linkOrCopy(base, path); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(HistoryDir(path), 0o700)
+		for _, f := range histFiles(t, base) {
+			if _, err := linkOrCopy(f, filepath.Join(HistoryDir(path), filepath.Base(f))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run(path, point)
+		check(path, point, point == "rewrite:listed")
+	}
+}
+
+// TestHistoryBackupRestore: a backup holds the history files its log
+// lists; restored elsewhere it answers as the original did at the backup,
+// whatever the original did after (a deletion that rewrote a file).
+func TestHistoryBackupRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 80k events")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.db")
+	db, err := Open(src, Options{HistoryAfter: -1, CompactEvery: time.Hour, CompactAfter: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evs := crashEvents()
+	for i := 0; i < len(evs); i += 1000 {
+		mustAppend(t, db, evs[i:min(i+1000, len(evs))]...)
+	}
+	if err := db.MoveHistory(); err != nil {
+		t.Fatal(err)
+	}
+	if len(histFiles(t, src)) == 0 {
+		t.Fatal("no history file")
+	}
+	q := Query{Site: "s", From: time.Unix(0, 0), To: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+	before := must(db.Stats(ctx, q))
+	bk := filepath.Join(dir, "backup", "b.db")
+	os.MkdirAll(filepath.Dir(bk), 0o700)
+	if _, err := db.BackupTo(bk); err != nil {
+		t.Fatal(err)
+	}
+	if len(histFiles(t, bk)) != len(histFiles(t, src)) {
+		t.Fatalf("backup has %d history files, the store %d", len(histFiles(t, bk)), len(histFiles(t, src)))
+	}
+	// The original changes after the backup.
+	if err := db.DeletePerson(ctx, "s", crashVictimID()); err != nil {
+		t.Fatal(err)
+	}
+	if after := must(db.Stats(ctx, q)); after.Pageviews == before.Pageviews && after.Visitors == before.Visitors {
+		t.Fatal("the deletion changed nothing")
+	}
+	dst := filepath.Join(dir, "restored.db")
+	if _, err := Restore(bk, dst); err != nil {
+		t.Fatal(err)
+	}
+	re, err := Open(dst, Options{CompactEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer re.Close()
+	same(t, "restored stats", must(re.Stats(ctx, q)), before)
+	same(t, "restored count", re.Count("s"), len(evs)-countDups(evs))
+}
+
+func countDups(evs []*Event) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, e := range evs {
+		if seen[e.UUID] {
+			n++
+		}
+		seen[e.UUID] = true
+	}
+	return n
 }
