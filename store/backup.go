@@ -31,6 +31,9 @@ func (s *DB) BackupTo(dst string) (int64, error) {
 	for _, hf := range s.hist.files {
 		files = append(files, hf.path)
 	}
+	for _, rf := range s.hist.recs {
+		files = append(files, rf.path)
+	}
 	s.hist.mu.RUnlock()
 	var total int64
 	if len(files) > 0 {

@@ -40,6 +40,9 @@ func (s *DB) compactor() {
 		if err := s.MoveHistory(); err != nil {
 			s.opts.OnError(err)
 		}
+		if err := s.FlushRecordings(s.opts.RecordingIdle); err != nil {
+			s.opts.OnError(fmt.Errorf("moving recordings to files: %w", err))
+		}
 		// Once ingestion has been quiet for a whole period, hand the memory
 		// that the last burst of requests and merges used back to the
 		// system, once: the runtime would keep it for a long while.

@@ -47,8 +47,12 @@ type Options struct {
 	// before it moves into a history file; default 65,536 (one chunk).
 	// Negative: as soon as the chunk is whole.
 	HistoryAfter int
-	// NoHistory keeps every event in the log (and in memory).
+	// NoHistory keeps every event and recording in the log (and in memory).
 	NoHistory bool
+	// RecordingIdle is how long a recording must have had no new event
+	// before its chunks move from the log into a recording file; default
+	// 30 minutes.
+	RecordingIdle time.Duration
 	// OnDamage reports, once Open has recovered, what it found damaged
 	// in the file and what it set aside; not called for a clean file.
 	OnDamage func(DamageReport)
@@ -166,6 +170,9 @@ func Open(path string, opts Options) (db *DB, err error) {
 	} else if opts.HistoryAfter < 0 {
 		opts.HistoryAfter = 0
 	}
+	if opts.RecordingIdle <= 0 {
+		opts.RecordingIdle = 30 * time.Minute
+	}
 	if opts.OnError == nil {
 		opts.OnError = func(error) {}
 	}
@@ -232,6 +239,8 @@ func Open(path string, opts Options) (db *DB, err error) {
 	}
 	s.bc.init(8)
 	s.hist.files = make(map[uint64]*histFile)
+	s.hist.recs = make(map[uint64]*recFile)
+	s.hist.recNames = make(map[uint64]string)
 	if path != ":memory:" && !opts.NoHistory {
 		s.hist.dir = HistoryDir(path)
 	}

@@ -114,6 +114,12 @@ type histState struct {
 	mu    sync.RWMutex
 	files map[uint64]*histFile
 	dir   string // "" when history is off (":memory:" or NoHistory)
+	// recs are the recording files (recfiles.go) by id, recNames their
+	// names as listed at start; recLife is held (read) while a recording is
+	// read from them, and (write) while one is unmapped.
+	recs     map[uint64]*recFile
+	recNames map[uint64]string
+	recLife  sync.RWMutex
 	// crash, set by tests, is called at the named points of a move or a
 	// rewrite.
 	crash func(point string)
@@ -748,6 +754,12 @@ func (s *DB) loadHistory() error {
 		if v, err := tx.Get(histSeqKey); err == nil {
 			seq, _ = strconv.ParseUint(v, 10, 64)
 		}
+		tx.AscendKeys(recListKey+"*", func(k, v string) bool {
+			if id, err := strconv.ParseUint(k[len(recListKey):], 16, 64); err == nil {
+				s.hist.recNames[id] = v
+			}
+			return true
+		})
 		return tx.AscendKeys(histListKey+"*", func(k, v string) bool {
 			id, err := strconv.ParseUint(k[len(histListKey):], 16, 64)
 			var l histListing
@@ -767,6 +779,9 @@ func (s *DB) loadHistory() error {
 	listed := make(map[string]bool, len(ls))
 	for _, x := range ls {
 		listed[x.l.File] = true
+	}
+	for _, name := range s.hist.recNames {
+		listed[name] = true
 	}
 	if ents, err := os.ReadDir(s.hist.dir); err == nil {
 		for _, e := range ents {
@@ -1055,6 +1070,10 @@ func (s *DB) closeHistory() {
 	for id, hf := range s.hist.files {
 		unmapFile(hf.data)
 		delete(s.hist.files, id)
+	}
+	for id, rf := range s.hist.recs {
+		unmapFile(rf.data)
+		delete(s.hist.recs, id)
 	}
 }
 
