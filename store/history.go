@@ -644,8 +644,9 @@ func (hf *histFile) blockRefs() []blockRef {
 }
 
 // attach adds the rows of hf (the table's next chunk) at start: the
-// dictionaries, the mapped columns, the uuid index, sessions, server
-// pageviews, persons (from the journal) and the blocks.
+// dictionaries, the mapped columns, sessions, server pageviews, persons
+// (from the journal) and the blocks. The uuid index is built beside it
+// (indexHistory).
 func (t *table) attach(hf *histFile) error {
 	ci := hf.hdr.Chunk
 	if t.rows() != ci<<chunkBits || len(t.hist.files) != ci {
@@ -697,7 +698,6 @@ func (t *table) attach(hf *histFile) error {
 		}
 	}
 	for row := base; row < base+chunkSize; row++ {
-		t.idx.insert(row, &t.keys)
 		ts := t.ts.at(row)
 		if ts == deletedTime {
 			continue
@@ -804,6 +804,36 @@ func (s *DB) loadHistory() error {
 		}
 		return ls[i].l.Chunk < ls[j].l.Chunk
 	})
+	perSite := map[string]int{}
+	for _, x := range ls {
+		perSite[x.l.Site]++
+	}
+	for site, n := range perSite {
+		t := s.tableFor(site)
+		t.idx.reserve((n+1)<<chunkBits, &t.keys)
+	}
+	// The uuid index is built on another core while the rest is attached.
+	toIndex := make(chan *histFile, 64)
+	indexed := make(chan struct{})
+	go func() {
+		defer close(indexed)
+		var t *table
+		var kv vec[UUIDKey] // the files' keys, apart from the table's vec
+		for hf := range toIndex {
+			if t == nil || t.site != hf.hdr.Site {
+				t, kv = s.table(hf.hdr.Site), vec[UUIDKey]{}
+			}
+			kv.chunks = append(kv.chunks, asSlice[UUIDKey](hf.sec("uuid")))
+			kv.n += chunkSize
+			for row := kv.n - chunkSize; row < kv.n; row++ {
+				t.idx.insert(row, &kv)
+			}
+		}
+	}()
+	defer func() {
+		close(toIndex)
+		<-indexed
+	}()
 	for _, x := range ls {
 		hf, err := openHist(x.id, filepath.Join(s.hist.dir, x.l.File))
 		if err != nil {
@@ -818,6 +848,7 @@ func (s *DB) loadHistory() error {
 			unmapFile(hf.data)
 			return err
 		}
+		toIndex <- hf
 		s.hist.mu.Lock()
 		s.hist.files[hf.id] = hf
 		s.hist.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,4 +211,18 @@ func TestHistoryScaleChild(t *testing.T) {
 		return err
 	})
 	rss()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	metric("go-heap-inuse-MB", float64(ms.HeapInuse)/(1<<20))
+	metric("go-heap-idle-unreleased-MB", float64(ms.HeapIdle-ms.HeapReleased)/(1<<20))
+	metric("off-heap-MB", float64(offHeapBytes.Load())/(1<<20))
+	if f := os.Getenv("FP_HIST_HEAPPROF"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+		pprof.WriteHeapProfile(out)
+		out.Close()
+	}
 }
