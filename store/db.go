@@ -77,6 +77,10 @@ type DamageReport struct {
 	// Values are the keys of records that were whole in the file but whose
 	// values did not decode; they were removed from the log.
 	Values []string
+	// LostHistory are the history files that were missing or could not
+	// be read (each kept aside as <file>.damaged-<time> when present): their
+	// rows are lost, everything else is served.
+	LostHistory []string
 	// Took is how long Open spent checking and recovering.
 	Took time.Duration
 
@@ -265,6 +269,9 @@ func Open(path string, opts Options) (db *DB, err error) {
 		s.closeHistory()
 		bdb.Close()
 		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	if len(s.hist.lost) > 0 {
+		report.Path, report.LostHistory = path, s.hist.lost
 	}
 	if report.Path != "" && opts.OnDamage != nil {
 		report.Took = time.Since(start)

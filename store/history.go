@@ -119,6 +119,8 @@ type histState struct {
 	// read from them, and (write) while one is unmapped.
 	recs     map[uint64]*recFile
 	recNames map[uint64]string
+	// lost are the history files that could not be read at start.
+	lost []string
 	recLife  sync.RWMutex
 	// crash, set by tests, is called at the named points of a move or a
 	// rewrite.
@@ -666,6 +668,9 @@ func (t *table) attach(hf *histFile) error {
 		if err != nil {
 			return err
 		}
+		for uint32(d.size()) < r.From {
+			d.restore("") // the strings of a lost file before this one
+		}
 		if uint32(d.size()) != r.From || int(r.To-r.From) != len(strs) {
 			return fmt.Errorf("%w: dictionary %s holds codes [%d,%d), the table is at %d", errBadHist, r.Col, r.From, r.To, d.size())
 		}
@@ -721,6 +726,27 @@ func (t *table) attach(hf *histFile) error {
 		t.addBlockRef(b)
 	}
 	t.hist.files = append(t.hist.files, hf)
+	return nil
+}
+
+// attachLost adds chunk ci as rows whose file was lost: deleted rows with
+// no values and no events.
+func (t *table) attachLost(ci int) error {
+	if t.rows() != ci<<chunkBits || len(t.hist.files) != ci {
+		return fmt.Errorf("lost history chunk %d; the table is at row %d", ci, t.rows())
+	}
+	ts := makeSlice[int64](chunkSize, chunkSize)
+	for i := range ts {
+		ts[i] = deletedTime
+	}
+	t.ts.chunks, t.ts.n = append(t.ts.chunks, ts), t.ts.n+chunkSize
+	t.keys.chunks, t.keys.n = append(t.keys.chunks, makeSlice[UUIDKey](chunkSize, chunkSize)), t.keys.n+chunkSize
+	t.did.chunks, t.did.n = append(t.did.chunks, makeSlice[uint32](chunkSize, chunkSize)), t.did.n+chunkSize
+	mapColumn(t.name, ci, codeChunk{n: chunkSize})
+	for _, k := range indexedProps {
+		mapColumn(t.colByKey[k], ci, codeChunk{n: chunkSize})
+	}
+	t.hist.files = append(t.hist.files, nil)
 	return nil
 }
 
@@ -823,8 +849,12 @@ func (s *DB) loadHistory() error {
 			if t == nil || t.site != hf.hdr.Site {
 				t, kv = s.table(hf.hdr.Site), vec[UUIDKey]{}
 			}
-			kv.chunks = append(kv.chunks, asSlice[UUIDKey](hf.sec("uuid")))
+			keys := asSlice[UUIDKey](hf.sec("uuid"))
+			kv.chunks = append(kv.chunks, keys)
 			kv.n += chunkSize
+			if keys == nil {
+				continue // a lost file: its rows are not there
+			}
 			for row := kv.n - chunkSize; row < kv.n; row++ {
 				t.idx.insert(row, &kv)
 			}
@@ -835,13 +865,26 @@ func (s *DB) loadHistory() error {
 		<-indexed
 	}()
 	for _, x := range ls {
-		hf, err := openHist(x.id, filepath.Join(s.hist.dir, x.l.File))
-		if err != nil {
-			return err
-		}
-		if hf.hdr.Site != x.l.Site || hf.hdr.Chunk != x.l.Chunk {
+		path := filepath.Join(s.hist.dir, x.l.File)
+		hf, err := openHist(x.id, path)
+		if err == nil && (hf.hdr.Site != x.l.Site || hf.hdr.Chunk != x.l.Chunk) {
 			unmapFile(hf.data)
-			return fmt.Errorf("%w: %s is for %s/%d, listed as %s/%d", errBadHist, hf.path, hf.hdr.Site, hf.hdr.Chunk, x.l.Site, x.l.Chunk)
+			err = fmt.Errorf("%w: %s is for %s/%d, listed as %s/%d", errBadHist, hf.path, hf.hdr.Site, hf.hdr.Chunk, x.l.Site, x.l.Chunk)
+		}
+		if err != nil {
+			// A file that is missing or cannot be read costs its own rows,
+			// not the store: the chunk is taken as deleted, the file is
+			// kept aside, and Open reports it (OnDamage).
+			if _, serr := os.Stat(path); serr == nil {
+				os.Rename(path, path+".damaged-"+s.opts.Now().UTC().Format("20060102T150405Z"))
+			}
+			s.hist.lost = append(s.hist.lost, fmt.Sprintf("%s (rows %d-%d of %s): %v", x.l.File, x.l.Chunk<<chunkBits, (x.l.Chunk+1)<<chunkBits-1, x.l.Site, err))
+			t := s.tableFor(x.l.Site)
+			if err := t.attachLost(x.l.Chunk); err != nil {
+				return err
+			}
+			toIndex <- &histFile{hdr: histHeader{Site: x.l.Site, Chunk: x.l.Chunk}}
+			continue
 		}
 		t := s.tableFor(x.l.Site)
 		if err := t.attach(hf); err != nil {
@@ -1299,7 +1342,7 @@ func (s *DB) rewriteAll(t *table, e histEdit, blockVals map[string]string, touch
 	t.mu.RUnlock()
 	var todo []*histFile
 	for _, hf := range files {
-		if touch(hf) {
+		if hf != nil && touch(hf) {
 			todo = append(todo, hf)
 		}
 	}

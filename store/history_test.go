@@ -577,3 +577,91 @@ func countDups(evs []*Event) int {
 	}
 	return n
 }
+
+// TestVerifyReadsHistoryFiles: verify counts the events of the history
+// files the log lists and reports one whose bytes changed.
+func TestVerifyReadsHistoryFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 80k events")
+	}
+	path := filepath.Join(t.TempDir(), "v.db")
+	db, err := Open(path, Options{HistoryAfter: -1, CompactEvery: time.Hour, CompactAfter: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := crashEvents()
+	for i := 0; i < len(evs); i += 1000 {
+		mustAppend(t, db, evs[i:min(i+1000, len(evs))]...)
+	}
+	if err := db.MoveHistory(); err != nil {
+		t.Fatal(err)
+	}
+	count := db.Count("s")
+	db.Close()
+	rep, err := VerifyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.HistoryFiles != 1 || rep.Events != count {
+		t.Fatalf("verify: ok %v, %d files, %d events (the store has %d): %v", rep.OK(), rep.HistoryFiles, rep.Events, count, rep.Damage)
+	}
+	f := histFiles(t, path)[0]
+	b, _ := os.ReadFile(f)
+	b[len(b)-100] ^= 0xff
+	os.WriteFile(f, b, 0o600)
+	rep, err = VerifyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || !strings.Contains(rep.Damage[0].Msg, filepath.Base(f)) {
+		t.Fatalf("a changed history file verifies: %+v", rep.Damage)
+	}
+}
+
+// TestLostHistoryFile: a history file that is missing or unreadable costs
+// its own rows, not the store: Open succeeds, reports the file, keeps it
+// aside, and serves the other rows; later events are stored after them.
+func TestLostHistoryFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 150k events")
+	}
+	p := fillPair(t, 150000)
+	p.log.Close()
+	if err := p.hist.MoveHistory(); err != nil {
+		t.Fatal(err)
+	}
+	q := Query{Site: "s", From: time.Unix(0, 0), To: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+	total := p.hist.Count("s")
+	p.hist.Close()
+	files := histFiles(t, p.histPath)
+	if len(files) < 2 {
+		t.Fatalf("%d history files", len(files))
+	}
+	sort.Strings(files)
+	b, _ := os.ReadFile(files[0])
+	copy(b[8:16], "garbage!") // the header length
+	os.WriteFile(files[0], b, 0o600)
+	var rep DamageReport
+	db, err := Open(p.histPath, Options{CompactEvery: time.Hour, OnDamage: func(r DamageReport) { rep = r }})
+	if err != nil {
+		t.Fatalf("a damaged history file stopped the store: %v", err)
+	}
+	defer db.Close()
+	if len(rep.LostHistory) != 1 || !strings.Contains(rep.LostHistory[0], filepath.Base(files[0])) {
+		t.Fatalf("damage report %+v", rep)
+	}
+	if _, err := os.Stat(files[0]); !os.IsNotExist(err) {
+		t.Fatal("the damaged file was not kept aside")
+	}
+	got := db.Count("s")
+	if got >= total || got < total-chunkSize {
+		t.Fatalf("%d events served after losing one chunk of %d", got, total)
+	}
+	if must(db.Stats(ctx, q)).Pageviews == 0 {
+		t.Fatal("nothing served")
+	}
+	mustAppend(t, db, &Event{Site: "s", Name: "$pageview", DistinctID: "after", Time: time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC).UnixMilli()})
+	if db.Count("s") != got+1 {
+		t.Fatal("a new event was not stored")
+	}
+}
