@@ -120,8 +120,8 @@ type histState struct {
 	recs     map[uint64]*recFile
 	recNames map[uint64]string
 	// lost are the history files that could not be read at start.
-	lost []string
-	recLife  sync.RWMutex
+	lost    []string
+	recLife sync.RWMutex
 	// crash, set by tests, is called at the named points of a move or a
 	// rewrite.
 	crash func(point string)
