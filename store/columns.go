@@ -1,6 +1,9 @@
 package store
 
-import "strings"
+import (
+	"math/bits"
+	"strings"
+)
 
 // Columns are kept in chunks so that growing them never copies (or frees)
 // more than one chunk: a plain slice doubling to a million rows would leave
@@ -329,8 +332,8 @@ func (x *uuidIndex) find(key *UUIDKey, keys *vec[UUIDKey]) int {
 	if len(x.slots) == 0 {
 		return -1
 	}
-	mask := uint64(len(x.slots) - 1)
-	for i := uuidHash(key) & mask; ; i = (i + 1) & mask {
+	n := uint64(len(x.slots))
+	for i := x.home(uuidHash(key)); ; i = next(i, n) {
 		s := x.slots[i]
 		if s == 0 {
 			return -1
@@ -351,8 +354,8 @@ func (x *uuidIndex) insert(row int, keys *vec[UUIDKey]) {
 }
 
 func (x *uuidIndex) put(row int, keys *vec[UUIDKey]) {
-	mask := uint64(len(x.slots) - 1)
-	for i := uuidHash(keys.ptr(row)) & mask; ; i = (i + 1) & mask {
+	n := uint64(len(x.slots))
+	for i := x.home(uuidHash(keys.ptr(row))); ; i = next(i, n) {
 		if x.slots[i] == 0 {
 			x.slots[i] = uint32(row + 1)
 			return
@@ -361,7 +364,7 @@ func (x *uuidIndex) put(row int, keys *vec[UUIDKey]) {
 }
 
 func (x *uuidIndex) grow(keys *vec[UUIDKey]) {
-	n := len(x.slots) * 2
+	n := len(x.slots) * 3 / 2
 	if n == 0 {
 		n = 1024
 	}
@@ -375,13 +378,25 @@ func (x *uuidIndex) grow(keys *vec[UUIDKey]) {
 	freeSlice(old)
 }
 
+// home maps a hash onto the slots (any number of them: a table sized to
+// its keys, not to the next power of two, which at 50M rows would waste up
+// to half of 500 MB).
+func (x *uuidIndex) home(h uint64) uint64 {
+	hi, _ := bits.Mul64(h, uint64(len(x.slots)))
+	return hi
+}
+
+func next(i, n uint64) uint64 {
+	if i++; i == n {
+		return 0
+	}
+	return i
+}
+
 // reserve sizes the index for n keys at once (at start, when the number
 // of rows in history files is known), sparing the rehash of every doubling.
 func (x *uuidIndex) reserve(n int, keys *vec[UUIDKey]) {
-	size := 1024
-	for size*3 < n*4+4 {
-		size *= 2
-	}
+	size := max(1024, n*4/3+1)
 	if size <= len(x.slots) {
 		return
 	}

@@ -836,7 +836,7 @@ func (s *DB) loadHistory() error {
 	}
 	for site, n := range perSite {
 		t := s.tableFor(site)
-		t.idx.reserve((n+1)<<chunkBits, &t.keys)
+		t.idx.reserve((n+3)<<chunkBits, &t.keys) // and room for the log's rows
 	}
 	// The uuid index is built on another core while the rest is attached.
 	toIndex := make(chan *histFile, 64)

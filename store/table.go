@@ -106,6 +106,7 @@ func (t *table) release() {
 	t.idx.free()
 	t.name.free()
 	t.did.free()
+	t.sess.spans.free()
 	for _, c := range t.cols {
 		c.free()
 	}
