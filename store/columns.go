@@ -1,6 +1,7 @@
 package store
 
 import (
+	"hash/maphash"
 	"math/bits"
 	"strings"
 )
@@ -74,13 +75,51 @@ func (v *vec[T]) memBytes(sz int) int {
 }
 
 // dict maps the strings of one column to dense codes. Code 0 is "no value".
+// The index is an open-addressing table of codes (about 5 bytes a string,
+// where a Go map takes 40 or more): a dictionary of millions of session
+// ids is mostly its strings.
 type dict struct {
-	codes map[string]uint32
 	strs  []string
+	slots []uint32 // codes by hash; 0 is empty
+	n     int      // codes in slots
 }
 
+var dictSeed = maphash.MakeSeed()
+
 func newDict() *dict {
-	return &dict{codes: make(map[string]uint32), strs: []string{""}}
+	return &dict{strs: []string{""}}
+}
+
+// slot returns where s is in the index, or the empty slot where it would
+// go, and its code (0 when absent).
+func (d *dict) slot(s string) (uint64, uint32) {
+	n := uint64(len(d.slots))
+	hi, _ := bits.Mul64(maphash.String(dictSeed, s), n)
+	for i := hi; ; i = next(i, n) {
+		c := d.slots[i]
+		if c == 0 || d.strs[c] == s {
+			return i, c
+		}
+	}
+}
+
+// index adds code c (of string s, not in the index) to the index.
+func (d *dict) index(s string, c uint32) {
+	if (d.n+1)*4 > len(d.slots)*3 {
+		old := d.slots
+		d.slots = make([]uint32, max(64, len(old)*2))
+		d.n = 0
+		for _, oc := range old {
+			if oc != 0 && d.strs[oc] != "" {
+				i, _ := d.slot(d.strs[oc])
+				d.slots[i] = oc
+				d.n++
+			}
+		}
+	}
+	i, _ := d.slot(s)
+	d.slots[i] = c
+	d.n++
 }
 
 // code returns the code of s, adding it if new. s is copied when added, so
@@ -89,13 +128,15 @@ func (d *dict) code(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	if c, ok := d.codes[s]; ok {
-		return c
+	if len(d.slots) > 0 {
+		if _, c := d.slot(s); c != 0 {
+			return c
+		}
 	}
 	s = strings.Clone(s)
 	c := uint32(len(d.strs))
 	d.strs = append(d.strs, s)
-	d.codes[s] = c
+	d.index(s, c)
 	return c
 }
 
@@ -104,8 +145,19 @@ func (d *dict) lookup(s string) (uint32, bool) {
 	if s == "" {
 		return 0, true
 	}
-	c, ok := d.codes[s]
-	return c, ok
+	if len(d.slots) == 0 {
+		return 0, false
+	}
+	_, c := d.slot(s)
+	return c, c != 0
+}
+
+// blank forgets the string of code c (a deleted person's distinct id): it
+// keeps its code, and cannot be found any more.
+func (d *dict) blank(c uint32) {
+	if int(c) < len(d.strs) {
+		d.strs[c] = "" // its slot stays, matching nothing
+	}
 }
 
 func (d *dict) str(c uint32) string { return d.strs[c] }

@@ -755,10 +755,8 @@ func (t *table) attachLost(ci int) error {
 func (d *dict) restore(s string) {
 	c := uint32(len(d.strs))
 	d.strs = append(d.strs, s)
-	if s != "" {
-		if _, dup := d.codes[s]; !dup {
-			d.codes[s] = c
-		}
+	if _, dup := d.lookup(s); s != "" && !dup {
+		d.index(s, c)
 	}
 }
 
@@ -1420,8 +1418,7 @@ func (s *DB) scrubDistinctIDs(t *table, codes []uint32) error {
 	return s.rewriteAll(t, histEdit{blank: blank}, nil, touch, nil, func() {
 		for c := range set {
 			if int(c) < len(t.dids.strs) {
-				delete(t.dids.codes, t.dids.strs[c])
-				t.dids.strs[c] = ""
+				t.dids.blank(c)
 			}
 		}
 	})

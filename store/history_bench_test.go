@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -216,6 +217,16 @@ func TestHistoryScaleChild(t *testing.T) {
 	metric("go-heap-inuse-MB", float64(ms.HeapInuse)/(1<<20))
 	metric("go-heap-idle-unreleased-MB", float64(ms.HeapIdle-ms.HeapReleased)/(1<<20))
 	metric("off-heap-MB", float64(offHeapBytes.Load())/(1<<20))
+	// What the process keeps once the runtime has handed back the heap
+	// the queries left (the compactor does this after an idle period).
+	debug.FreeOSMemory()
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "RssAnon:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			metric("RssAnon-settled-MB", kb/1024)
+		}
+	}
 	if f := os.Getenv("FP_HIST_HEAPPROF"); f != "" {
 		out, err := os.Create(f)
 		if err != nil {
