@@ -91,6 +91,13 @@ func logDamage(logger *zap.Logger, r store.DamageReport) {
 		offsets = append(offsets, d.Offset)
 		bytes += d.Length
 	}
+	if len(r.LostHistory) > 0 {
+		logger.Error("analytics history files could not be read: their events are lost, everything else is served",
+			zap.String("db", r.Path), zap.Strings("files", r.LostHistory))
+		if r.DamagedCopy == "" && len(r.Regions) == 0 && len(r.Values) == 0 {
+			return
+		}
+	}
 	msg, level := "analytics db was damaged: intact records recovered, damaged file kept beside it", zap.ErrorLevel
 	if r.CopyFrom > 0 {
 		// what a crash in the middle of a write leaves

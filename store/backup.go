@@ -18,9 +18,77 @@ func (s *DB) Backup(w io.Writer) error {
 }
 
 // BackupTo writes a snapshot into the file dst atomically: a temporary file
-// beside it, fsync, rename, fsync of the directory. It returns the size.
+// beside it, fsync, rename, fsync of the directory. The history files the
+// snapshot lists go into dst's history directory (HistoryDir(dst)): hard
+// links where dst is on the same file system (the files never change), else
+// copies. Moves and rewrites wait meanwhile, so the snapshot and the files
+// agree. It returns the size of the snapshot and the files.
 func (s *DB) BackupTo(dst string) (int64, error) {
-	return WriteFileAtomic(dst, s.Backup)
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	s.hist.mu.RLock()
+	var files []string
+	for _, hf := range s.hist.files {
+		files = append(files, hf.path)
+	}
+	for _, rf := range s.hist.recs {
+		files = append(files, rf.path)
+	}
+	s.hist.mu.RUnlock()
+	var total int64
+	if len(files) > 0 {
+		dir := HistoryDir(dst)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return 0, err
+		}
+		keep := make(map[string]bool, len(files))
+		for _, f := range files {
+			name := filepath.Base(f)
+			keep[name] = true
+			to := filepath.Join(dir, name)
+			if st, err := os.Stat(to); err == nil {
+				total += st.Size() // immutable: an earlier backup's copy is this file
+				continue
+			}
+			n, err := linkOrCopy(f, to)
+			if err != nil {
+				return 0, fmt.Errorf("backing up %s: %w", f, err)
+			}
+			total += n
+		}
+		// Files of an older backup at dst that this one does not list.
+		if ents, err := os.ReadDir(dir); err == nil {
+			for _, e := range ents {
+				if !keep[e.Name()] {
+					os.Remove(filepath.Join(dir, e.Name()))
+				}
+			}
+		}
+		syncDir(dir)
+	}
+	n, err := WriteFileAtomic(dst, s.Backup)
+	return n + total, err
+}
+
+// linkOrCopy makes to a hard link of from, or a copy (fsynced, renamed
+// into place) when linking fails.
+func linkOrCopy(from, to string) (int64, error) {
+	st, err := os.Stat(from)
+	if err != nil {
+		return 0, err
+	}
+	if os.Link(from, to) == nil {
+		return st.Size(), nil
+	}
+	return WriteFileAtomic(to, func(w io.Writer) error {
+		f, err := os.Open(from)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	})
 }
 
 // Path returns the file the database was opened from.
@@ -120,6 +188,28 @@ func Restore(from, db string) (kept string, err error) {
 	defer src.Close()
 	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
 		return kept, err
+	}
+	// The history files go with their log: the current ones beside the
+	// kept file, the backup's in their place.
+	if _, err := os.Stat(HistoryDir(db)); err == nil {
+		aside := HistoryDir(db) + ".pre-restore-" + time.Now().UTC().Format("20060102T150405Z")
+		if kept != "" {
+			aside = HistoryDir(kept)
+		}
+		if err := os.Rename(HistoryDir(db), aside); err != nil {
+			return kept, fmt.Errorf("keeping the current history files: %w", err)
+		}
+	}
+	if ents, err := os.ReadDir(HistoryDir(from)); err == nil && len(ents) > 0 {
+		if err := os.MkdirAll(HistoryDir(db), 0o700); err != nil {
+			return kept, err
+		}
+		for _, e := range ents {
+			if _, err := linkOrCopy(filepath.Join(HistoryDir(from), e.Name()), filepath.Join(HistoryDir(db), e.Name())); err != nil {
+				return kept, fmt.Errorf("restoring history file %s: %w", e.Name(), err)
+			}
+		}
+		syncDir(HistoryDir(db))
 	}
 	_, err = WriteFileAtomic(db, func(w io.Writer) error {
 		_, err := io.Copy(w, src)

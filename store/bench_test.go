@@ -1,6 +1,8 @@
 package store
 
 import (
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -12,6 +14,9 @@ import (
 // persons (see generate), loaded once per `go test -bench` run.
 //
 //	go test ./store -run '^$' -bench . -benchtime 20x
+//
+// With FP_BENCH_HISTORY=1 the store is a file whose whole chunks are moved
+// into history files before the benchmarks run, so they read those.
 var (
 	benchOnce  sync.Once
 	benchDB    *DB
@@ -21,7 +26,15 @@ var (
 
 func loadBench(b *testing.B) *DB {
 	benchOnce.Do(func() {
-		db, err := Open(":memory:", Options{})
+		path, opts := ":memory:", Options{}
+		if os.Getenv("FP_BENCH_HISTORY") != "" {
+			dir, err := os.MkdirTemp("", "fp-bench-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			path, opts = filepath.Join(dir, "bench.db"), Options{HistoryAfter: -1, CompactEvery: time.Hour}
+		}
+		db, err := Open(path, opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -45,6 +58,9 @@ func loadBench(b *testing.B) *DB {
 			b.Fatalf("the generator gave %d events, want at least 1,000,000", n)
 		}
 		if err := db.Compact(); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.MoveHistory(); err != nil {
 			b.Fatal(err)
 		}
 		t := db.table("s")

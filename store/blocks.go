@@ -128,6 +128,9 @@ func (s *DB) readBlockUncached(key string) (*decodedBlock, error) {
 	if d := s.bc.get(key); d != nil {
 		return d, nil
 	}
+	if isHistKey(key) {
+		return s.readHistBlock(key)
+	}
 	var v string
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		var err error

@@ -1,6 +1,10 @@
 package store
 
-import "strings"
+import (
+	"hash/maphash"
+	"math/bits"
+	"strings"
+)
 
 // Columns are kept in chunks so that growing them never copies (or frees)
 // more than one chunk: a plain slice doubling to a million rows would leave
@@ -15,6 +19,8 @@ const (
 type vec[T any] struct {
 	chunks [][]T
 	n      int
+	// nMapped leading chunks are views of history files, not ours to free.
+	nMapped int
 }
 
 func (v *vec[T]) append(x T) {
@@ -28,8 +34,10 @@ func (v *vec[T]) append(x T) {
 
 // free releases the chunks; v is empty afterwards.
 func (v *vec[T]) free() {
-	for _, c := range v.chunks {
-		freeSlice(c)
+	for i, c := range v.chunks {
+		if i >= v.nMapped {
+			freeSlice(c)
+		}
 	}
 	*v = vec[T]{}
 }
@@ -67,13 +75,51 @@ func (v *vec[T]) memBytes(sz int) int {
 }
 
 // dict maps the strings of one column to dense codes. Code 0 is "no value".
+// The index is an open-addressing table of codes (about 5 bytes a string,
+// where a Go map takes 40 or more): a dictionary of millions of session
+// ids is mostly its strings.
 type dict struct {
-	codes map[string]uint32
 	strs  []string
+	slots []uint32 // codes by hash; 0 is empty
+	n     int      // codes in slots
 }
 
+var dictSeed = maphash.MakeSeed()
+
 func newDict() *dict {
-	return &dict{codes: make(map[string]uint32), strs: []string{""}}
+	return &dict{strs: []string{""}}
+}
+
+// slot returns where s is in the index, or the empty slot where it would
+// go, and its code (0 when absent).
+func (d *dict) slot(s string) (uint64, uint32) {
+	n := uint64(len(d.slots))
+	hi, _ := bits.Mul64(maphash.String(dictSeed, s), n)
+	for i := hi; ; i = next(i, n) {
+		c := d.slots[i]
+		if c == 0 || d.strs[c] == s {
+			return i, c
+		}
+	}
+}
+
+// index adds code c (of string s, not in the index) to the index.
+func (d *dict) index(s string, c uint32) {
+	if (d.n+1)*4 > len(d.slots)*3 {
+		old := d.slots
+		d.slots = make([]uint32, max(64, len(old)*2))
+		d.n = 0
+		for _, oc := range old {
+			if oc != 0 && d.strs[oc] != "" {
+				i, _ := d.slot(d.strs[oc])
+				d.slots[i] = oc
+				d.n++
+			}
+		}
+	}
+	i, _ := d.slot(s)
+	d.slots[i] = c
+	d.n++
 }
 
 // code returns the code of s, adding it if new. s is copied when added, so
@@ -82,13 +128,15 @@ func (d *dict) code(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	if c, ok := d.codes[s]; ok {
-		return c
+	if len(d.slots) > 0 {
+		if _, c := d.slot(s); c != 0 {
+			return c
+		}
 	}
 	s = strings.Clone(s)
 	c := uint32(len(d.strs))
 	d.strs = append(d.strs, s)
-	d.codes[s] = c
+	d.index(s, c)
 	return c
 }
 
@@ -97,8 +145,19 @@ func (d *dict) lookup(s string) (uint32, bool) {
 	if s == "" {
 		return 0, true
 	}
-	c, ok := d.codes[s]
-	return c, ok
+	if len(d.slots) == 0 {
+		return 0, false
+	}
+	_, c := d.slot(s)
+	return c, c != 0
+}
+
+// blank forgets the string of code c (a deleted person's distinct id): it
+// keeps its code, and cannot be found any more.
+func (d *dict) blank(c uint32) {
+	if int(c) < len(d.strs) {
+		d.strs[c] = "" // its slot stays, matching nothing
+	}
 }
 
 func (d *dict) str(c uint32) string { return d.strs[c] }
@@ -117,11 +176,13 @@ type column struct {
 
 // codeChunk is up to chunkSize codes of width w bytes (0: all zero).
 type codeChunk struct {
-	w   uint8
-	n   int
-	b8  []uint8
-	b16 []uint16
-	b32 []uint32
+	w uint8
+	// mapped: the arrays are a view of a history file, not ours to free.
+	mapped bool
+	n      int
+	b8     []uint8
+	b16    []uint16
+	b32    []uint32
 }
 
 func newColumn(key string) *column {
@@ -178,6 +239,10 @@ func (ch *codeChunk) widen(w uint8) {
 }
 
 func (ch *codeChunk) free() {
+	if ch.mapped {
+		ch.b8, ch.b16, ch.b32, ch.mapped = nil, nil, nil, false
+		return
+	}
 	freeSlice(ch.b8)
 	freeSlice(ch.b16)
 	freeSlice(ch.b32)
@@ -319,8 +384,8 @@ func (x *uuidIndex) find(key *UUIDKey, keys *vec[UUIDKey]) int {
 	if len(x.slots) == 0 {
 		return -1
 	}
-	mask := uint64(len(x.slots) - 1)
-	for i := uuidHash(key) & mask; ; i = (i + 1) & mask {
+	n := uint64(len(x.slots))
+	for i := x.home(uuidHash(key)); ; i = next(i, n) {
 		s := x.slots[i]
 		if s == 0 {
 			return -1
@@ -341,8 +406,8 @@ func (x *uuidIndex) insert(row int, keys *vec[UUIDKey]) {
 }
 
 func (x *uuidIndex) put(row int, keys *vec[UUIDKey]) {
-	mask := uint64(len(x.slots) - 1)
-	for i := uuidHash(keys.ptr(row)) & mask; ; i = (i + 1) & mask {
+	n := uint64(len(x.slots))
+	for i := x.home(uuidHash(keys.ptr(row))); ; i = next(i, n) {
 		if x.slots[i] == 0 {
 			x.slots[i] = uint32(row + 1)
 			return
@@ -351,12 +416,44 @@ func (x *uuidIndex) put(row int, keys *vec[UUIDKey]) {
 }
 
 func (x *uuidIndex) grow(keys *vec[UUIDKey]) {
-	n := len(x.slots) * 2
+	n := len(x.slots) * 3 / 2
 	if n == 0 {
 		n = 1024
 	}
 	old := x.slots
 	x.slots = makeSlice[uint32](n, n) // zeroed, as make and mmap both give
+	for _, s := range old {
+		if s != 0 {
+			x.put(int(s-1), keys)
+		}
+	}
+	freeSlice(old)
+}
+
+// home maps a hash onto the slots (any number of them: a table sized to
+// its keys, not to the next power of two, which at 50M rows would waste up
+// to half of 500 MB).
+func (x *uuidIndex) home(h uint64) uint64 {
+	hi, _ := bits.Mul64(h, uint64(len(x.slots)))
+	return hi
+}
+
+func next(i, n uint64) uint64 {
+	if i++; i == n {
+		return 0
+	}
+	return i
+}
+
+// reserve sizes the index for n keys at once (at start, when the number
+// of rows in history files is known), sparing the rehash of every doubling.
+func (x *uuidIndex) reserve(n int, keys *vec[UUIDKey]) {
+	size := max(1024, n*4/3+1)
+	if size <= len(x.slots) {
+		return
+	}
+	old := x.slots
+	x.slots = makeSlice[uint32](size, size)
 	for _, s := range old {
 		if s != 0 {
 			x.put(int(s-1), keys)

@@ -142,6 +142,7 @@ func (s *DB) commitGroup(group []*commitReq) {
 		if len(sb.events) > 0 {
 			sb.key = blockKey(s.seq)
 			s.seq++
+			s.seqSeen.Store(s.seq)
 			writes = append(writes, sb)
 		}
 	}

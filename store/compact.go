@@ -37,6 +37,12 @@ func (s *DB) compactor() {
 		if err := s.Compact(); err != nil {
 			s.opts.OnError(fmt.Errorf("compacting: %w", err))
 		}
+		if err := s.MoveHistory(); err != nil {
+			s.opts.OnError(err)
+		}
+		if err := s.FlushRecordings(s.opts.RecordingIdle); err != nil {
+			s.opts.OnError(fmt.Errorf("moving recordings to files: %w", err))
+		}
 		// Once ingestion has been quiet for a whole period, hand the memory
 		// that the last burst of requests and merges used back to the
 		// system, once: the runtime would keep it for a long while.
@@ -87,7 +93,7 @@ func (s *DB) compactGroups(t *table) [][]blockRef {
 	}
 	for _, b := range t.blocks {
 		stored := b.n - len(b.skips)
-		small := !b.compressed || stored < target/2
+		small := (!b.compressed || stored < target/2) && !isHistKey(b.key)
 		if !small {
 			flush()
 			continue

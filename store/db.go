@@ -43,6 +43,16 @@ type Options struct {
 	// merge rule refused (SPEC §4: a link never joins two identified
 	// persons), with its site; not while the log is replayed at start.
 	OnMergeRefused func(site string)
+	// HistoryAfter is how many rows must follow a chunk of rows in the log
+	// before it moves into a history file; default 65,536 (one chunk).
+	// Negative: as soon as the chunk is whole.
+	HistoryAfter int
+	// NoHistory keeps every event and recording in the log (and in memory).
+	NoHistory bool
+	// RecordingIdle is how long a recording must have had no new event
+	// before its chunks move from the log into a recording file; default
+	// 30 minutes.
+	RecordingIdle time.Duration
 	// OnDamage reports, once Open has recovered, what it found damaged
 	// in the file and what it set aside; not called for a clean file.
 	OnDamage func(DamageReport)
@@ -67,6 +77,10 @@ type DamageReport struct {
 	// Values are the keys of records that were whole in the file but whose
 	// values did not decode; they were removed from the log.
 	Values []string
+	// LostHistory are the history files that were missing or could not
+	// be read (each kept aside as <file>.damaged-<time> when present): their
+	// rows are lost, everything else is served.
+	LostHistory []string
 	// Took is how long Open spent checking and recovering.
 	Took time.Duration
 
@@ -106,6 +120,7 @@ type DB struct {
 
 	commits   chan *commitReq
 	seq       uint64        // next block sequence; owned by the committer
+	seqSeen   atomic.Uint64 // seq, for the mover
 	pending   atomic.Int64  // rows committed since the last compaction
 	nCommits  atomic.Uint64 // group commits so far
 	compactCh chan struct{}
@@ -117,6 +132,7 @@ type DB struct {
 	closed       chan struct{}
 
 	live  liveHub
+	hist  histState // history files (history.go)
 	bc    blockCache
 	recs  recordings
 	defs  definitions // actions and cohorts
@@ -152,6 +168,14 @@ func Open(path string, opts Options) (db *DB, err error) {
 	}
 	if opts.CompactEvery <= 0 {
 		opts.CompactEvery = 10 * time.Second
+	}
+	if opts.HistoryAfter == 0 {
+		opts.HistoryAfter = chunkSize
+	} else if opts.HistoryAfter < 0 {
+		opts.HistoryAfter = 0
+	}
+	if opts.RecordingIdle <= 0 {
+		opts.RecordingIdle = 30 * time.Minute
 	}
 	if opts.OnError == nil {
 		opts.OnError = func(error) {}
@@ -218,7 +242,17 @@ func Open(path string, opts Options) (db *DB, err error) {
 		closed:    make(chan struct{}),
 	}
 	s.bc.init(8)
-	badBlocks, err := s.load()
+	s.hist.files = make(map[uint64]*histFile)
+	s.hist.recs = make(map[uint64]*recFile)
+	s.hist.recNames = make(map[uint64]string)
+	if path != ":memory:" && !opts.NoHistory {
+		s.hist.dir = HistoryDir(path)
+	}
+	err = s.loadHistory()
+	var badBlocks []string
+	if err == nil {
+		badBlocks, err = s.load()
+	}
 	if err == nil {
 		err = s.setAside(badBlocks, records, &report)
 	}
@@ -232,13 +266,18 @@ func Open(path string, opts Options) (db *DB, err error) {
 		err = s.loadDocIDs()
 	}
 	if err != nil {
+		s.closeHistory()
 		bdb.Close()
 		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	if len(s.hist.lost) > 0 {
+		report.Path, report.LostHistory = path, s.hist.lost
 	}
 	if report.Path != "" && opts.OnDamage != nil {
 		report.Took = time.Since(start)
 		opts.OnDamage(report)
 	}
+	s.seqSeen.Store(s.seq)
 	s.done.Add(2)
 	go s.committer()
 	go s.compactor()
@@ -263,6 +302,7 @@ func (s *DB) Close() error {
 			t.mu.Unlock()
 		}
 		s.mu.RUnlock()
+		s.closeHistory()
 		err = s.db.Close()
 		if lerr := s.lock.release(); err == nil {
 			err = lerr
@@ -318,6 +358,7 @@ func (s *DB) tableFor(site string) *table {
 	t := s.tables[site]
 	if t == nil {
 		t = newTable(site)
+		t.hist.on = s.hist.dir != ""
 		s.tables[site] = t
 		s.sites[site] = true
 	}

@@ -39,7 +39,7 @@ func (s *DB) load() (bad []string, err error) {
 	}
 	if n := len(blocks); n > 0 {
 		last, _ := parseBlockKey(blocks[n-1].key)
-		s.seq = last + 1
+		s.seq = max(s.seq, last+1)
 	}
 
 	// Decode ahead on every core but one, bounded so that only a window of

@@ -1,6 +1,9 @@
 package store
 
-import "unsafe"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // The columns are most of a table's memory and hold no pointers, so large
 // arrays of them live outside the Go heap (anonymous mmap where the system
@@ -12,6 +15,9 @@ import "unsafe"
 // Rules: T must hold no pointers; every array of offHeapMin bytes or more
 // comes from makeSlice and goes back through freeSlice, once, when nothing
 // refers to it any more (the table's write lock guarantees that).
+
+// offHeapBytes counts the bytes allocated off the heap now.
+var offHeapBytes atomic.Int64
 
 // offHeapMin is the smallest array kept off the heap.
 const offHeapMin = 64 << 10
@@ -28,6 +34,7 @@ func makeSlice[T any](n, c int) []T {
 		return make([]T, n, c)
 	}
 	b := osAlloc(c * size)
+	offHeapBytes.Add(int64(c * size))
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), c)[:n]
 }
 
@@ -37,5 +44,6 @@ func freeSlice[T any](s []T) {
 	if cap(s)*size < offHeapMin {
 		return
 	}
+	offHeapBytes.Add(-int64(cap(s) * size))
 	osFree(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s[:1]))), cap(s)*size))
 }

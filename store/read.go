@@ -426,11 +426,15 @@ func (s *DB) DeletePerson(ctx context.Context, site, id string) error {
 			continue
 		}
 		dids = make(map[string]bool)
-		for _, m := range t.people.members(d) {
+		members := slices.Clone(t.people.members(d))
+		for _, m := range members {
 			dids[t.dids.str(m)] = true
 		}
 		t.people.forget(d)
 		t.mu.Unlock()
+		if err := s.scrubDistinctIDs(t, members); err != nil {
+			return err
+		}
 		break
 	}
 	if err := s.deleteRecordingsOf(site, func(ri *RecordingInfo) bool { return dids[ri.DistinctID] }); err != nil {
@@ -570,8 +574,17 @@ func (s *DB) rewriteRows(t *table, drop []int, strip map[int]string) error {
 			c.val = encodeRaw(t.site, keep, compressBest)
 		}
 	}
-	err := s.db.Update(func(tx *buntdb.Tx) error {
+	histVals := make(map[string]string)
+	for _, c := range changes {
+		if isHistKey(c.ref.key) {
+			histVals[c.ref.key] = c.val
+		}
+	}
+	logOps := func(tx *buntdb.Tx) error {
 		for _, c := range changes {
+			if isHistKey(c.ref.key) {
+				continue
+			}
 			if c.val == "" {
 				if _, err := tx.Delete(c.ref.key); err != nil && err != buntdb.ErrNotFound {
 					return err
@@ -583,32 +596,46 @@ func (s *DB) rewriteRows(t *table, drop []int, strip map[int]string) error {
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, c := range changes {
-		b := &t.blocks[c.bi]
-		for _, row := range c.rows {
-			t.ts.set(row, deletedTime)
-			t.live--
-			b.skips = append(b.skips, int32(row-b.first))
+	inMemory := func() {
+		for _, c := range changes {
+			b := &t.blocks[c.bi]
+			for _, row := range c.rows {
+				if t.ts.at(row) != deletedTime {
+					t.ts.set(row, deletedTime)
+				}
+				t.live--
+				b.skips = append(b.skips, int32(row-b.first))
+			}
+			sort.Slice(b.skips, func(i, j int) bool { return b.skips[i] < b.skips[j] })
+			if c.val == "" {
+				b.key = ""
+			}
+			b.compressed = true
+			b.size = len(c.val)
+			s.bc.drop(c.ref.key)
 		}
-		sort.Slice(b.skips, func(i, j int) bool { return b.skips[i] < b.skips[j] })
-		if c.val == "" {
-			b.key = ""
+		for row, key := range strip {
+			if col := t.colByKey[key]; col != nil && row < col.len() && col.at(row) != 0 {
+				col.setCode(row, 0)
+			}
 		}
-		b.compressed = true
-		b.size = len(c.val)
-		s.bc.drop(c.ref.key)
+		t.hist.journal = slices.DeleteFunc(t.hist.journal, func(j journalEntry) bool { return dropped[int(j.row)] })
+		for i, j := range t.hist.journal {
+			if k, ok := strip[int(j.row)]; ok {
+				ev := *j.ev
+				ev.Props = slices.DeleteFunc(slices.Clone(ev.Props), func(p Prop) bool { return p.Key == k })
+				t.hist.journal[i].ev = &ev
+			}
+		}
 	}
-	for row, key := range strip {
-		if col := t.colByKey[key]; col != nil && row < col.len() {
-			col.setCode(row, 0)
+	touch := func(hf *histFile) bool {
+		for i := range hf.hdr.Blocks {
+			if _, ok := histVals[blockKeyIn(hf.id, i)]; ok {
+				return true
+			}
 		}
+		return false
 	}
-	return nil
+	return s.rewriteAll(t, histEdit{drop: dropped, strip: strip}, histVals, touch, logOps, inMemory)
 }

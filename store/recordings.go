@@ -274,8 +274,12 @@ func (rs *recordings) add(site, session, key string, h chunkHeader, size int) {
 	r.info.Tabs = len(r.windows)
 }
 
-// loadRecordings reads the chunk headers.
+// loadRecordings reads the chunk headers: the recording files' first, then
+// the log's.
 func (s *DB) loadRecordings() error {
+	if err := s.loadRecFiles(s.hist.recNames); err != nil {
+		return err
+	}
 	today := s.opts.Now().UnixMilli() / msPerDay
 	return s.db.View(func(tx *buntdb.Tx) error {
 		var err error
@@ -349,9 +353,11 @@ func (s *DB) RecordingTab(ctx context.Context, site, session string, tab int) ([
 		return nil, ErrNotFound
 	}
 	out := []byte{'['}
+	s.hist.recLife.RLock()
+	defer s.hist.recLife.RUnlock()
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		for _, k := range keys {
-			v, err := tx.Get(k)
+			v, err := s.recValue(tx, k)
 			if err != nil {
 				return err
 			}
@@ -393,12 +399,5 @@ func (s *DB) deleteRecordingsOf(site string, match func(*RecordingInfo) bool) er
 	if len(keys) == 0 {
 		return nil
 	}
-	return s.db.Update(func(tx *buntdb.Tx) error {
-		for _, k := range keys {
-			if _, err := tx.Delete(k); err != nil && err != buntdb.ErrNotFound {
-				return err
-			}
-		}
-		return nil
-	})
+	return s.deleteRecChunks(keys)
 }

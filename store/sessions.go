@@ -77,7 +77,7 @@ func sessionSources(keys []string) []string {
 
 // sessions is a table's per-session state and cached property columns.
 type sessions struct {
-	spans []sessionSpan // by $session_id code; index 0 unused
+	spans vec[sessionSpan] // by $session_id code; index 0 unused; off the heap
 	// version counts the changes that can move a session's values.
 	version uint64
 	cache   sync.Map // property → *sessionColumn
@@ -94,10 +94,10 @@ func (ss *sessions) add(sc uint32, row int, ts int64, pageview bool) {
 	if sc == 0 {
 		return
 	}
-	for int(sc) >= len(ss.spans) {
-		ss.spans = append(ss.spans, sessionSpan{entryRow: -1, exitRow: -1, firstRow: -1})
+	for int(sc) >= ss.spans.len() {
+		ss.spans.append(sessionSpan{entryRow: -1, exitRow: -1, firstRow: -1})
 	}
-	s := &ss.spans[sc]
+	s := ss.spans.ptr(int(sc))
 	if s.firstRow < 0 {
 		s.first, s.firstRow, s.last = ts, int32(row), ts
 	}
@@ -128,9 +128,9 @@ func (t *table) sessionColumn(key string) *column {
 	sid := t.colByKey["$session_id"]
 	// The value of each session, as a code of the new column.
 	col := newColumn(key)
-	bySession := make([]uint32, len(ss.spans))
-	for sc := 1; sc < len(ss.spans); sc++ {
-		s := &ss.spans[sc]
+	bySession := make([]uint32, ss.spans.len())
+	for sc := 1; sc < ss.spans.len(); sc++ {
+		s := ss.spans.ptr(sc)
 		if s.firstRow < 0 {
 			continue
 		}

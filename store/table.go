@@ -72,6 +72,8 @@ type table struct {
 	lazy     []string // columns built on demand, oldest first
 
 	blocks []blockRef
+	// hist is what of the table is in history files (history.go).
+	hist   tableHist
 	live   int  // rows not deleted
 	closed bool // set when the DB closed and the columns were freed
 }
@@ -104,6 +106,7 @@ func (t *table) release() {
 	t.idx.free()
 	t.name.free()
 	t.did.free()
+	t.sess.spans.free()
 	for _, c := range t.cols {
 		c.free()
 	}
@@ -119,6 +122,7 @@ func newTable(site string) *table {
 		colByKey: make(map[string]*column),
 	}
 	t.people.init()
+	t.hist.upTo = make(map[string]uint32)
 	for _, k := range indexedProps {
 		c := newColumn(k)
 		t.cols = append(t.cols, c)
@@ -160,6 +164,11 @@ func (t *table) add(ev *Event, key UUIDKey) int {
 		t.sess.add(sc.at(row), row, ev.Time, name == "$pageview")
 	}
 	t.people.apply(t.dids, d, ev, row)
+	if t.hist.on {
+		if pe := personPart(ev); pe != nil {
+			t.hist.journal = append(t.hist.journal, journalEntry{int32(row), pe})
+		}
+	}
 	t.live++
 	return row
 }

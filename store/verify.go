@@ -2,10 +2,14 @@ package store
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -33,8 +37,12 @@ type VerifyReport struct {
 	Commands int   // log commands read
 	Keys     int   // keys live at the end
 	Blocks   int   // live event blocks
-	Events   int   // events in the live blocks
-	Damage   []VerifyDamage
+	Events   int   // events in the live blocks, the log's and the history files'
+	// HistoryFiles are the history and recording files the log lists,
+	// each read whole and checked against its checksum.
+	HistoryFiles int
+	HistoryBytes int64
+	Damage       []VerifyDamage
 }
 
 // OK reports whether nothing is damaged.
@@ -65,10 +73,65 @@ func VerifyFile(path string) (*VerifyReport, error) {
 		rep.Blocks++
 		rep.Events += n
 	}
+	v.verifyFiles(HistoryDir(path))
 	return rep, nil
 }
 
+// verifyFiles reads every history and recording file the log lists.
+func (v *logVerifier) verifyFiles(dir string) {
+	keys := make([]string, 0, len(v.listed))
+	for k := range v.listed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		val := v.listed[k]
+		name := val
+		if strings.HasPrefix(k, histListKey) {
+			var l histListing
+			if err := json.Unmarshal([]byte(val), &l); err != nil {
+				v.damage(-1, fmt.Sprintf("history listing %s: %v", k, err))
+				continue
+			}
+			name = l.File
+		}
+		path := filepath.Join(dir, name)
+		v.rep.HistoryFiles++
+		if strings.HasSuffix(name, recExt) {
+			rf, err := openRecFile(0, path)
+			if err != nil {
+				v.damage(-1, fmt.Sprintf("recording file %s: %v", name, err))
+				continue
+			}
+			v.rep.HistoryBytes += int64(len(rf.data))
+			if crc32.ChecksumIEEE(rf.body) != rf.hdr.BodyCRC {
+				v.damage(-1, fmt.Sprintf("recording file %s: checksum mismatch", name))
+			}
+			unmapFile(rf.data)
+			continue
+		}
+		hf, err := openHist(0, path)
+		if err != nil {
+			v.damage(-1, fmt.Sprintf("history file %s: %v", name, err))
+			continue
+		}
+		v.rep.HistoryBytes += int64(len(hf.data))
+		if err := hf.check(); err != nil {
+			v.damage(-1, fmt.Sprintf("history file %s: checksum mismatch", name))
+		} else {
+			for _, b := range hf.hdr.Blocks {
+				if b.Size > 0 {
+					v.rep.Blocks++
+					v.rep.Events += b.N - len(b.Skips)
+				}
+			}
+		}
+		unmapFile(hf.data)
+	}
+}
+
 type logVerifier struct {
+	listed map[string]string // history and recording file listings
 	r      *bufio.Reader
 	off    int64
 	rep    *VerifyReport
@@ -201,6 +264,12 @@ func (v *logVerifier) apply(off int64, parts []string) {
 		}
 		key, val := parts[1], parts[2]
 		v.keys[key] = struct{}{}
+		if strings.HasPrefix(key, histListKey) || strings.HasPrefix(key, recListKey) {
+			if v.listed == nil {
+				v.listed = map[string]string{}
+			}
+			v.listed[key] = val
+		}
 		delete(v.blocks, key)
 		if _, ok := parseBlockKey(key); ok {
 			d, err := decodeBlock(val)
@@ -217,7 +286,9 @@ func (v *logVerifier) apply(off int64, parts []string) {
 		}
 		delete(v.keys, parts[1])
 		delete(v.blocks, parts[1])
+		delete(v.listed, parts[1])
 	case "flushdb":
+		clear(v.listed)
 		clear(v.keys)
 		clear(v.blocks)
 	default:

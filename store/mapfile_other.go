@@ -1,0 +1,10 @@
+//go:build !unix
+
+package store
+
+import "os"
+
+// mapPrivate reads the whole file where mapping is not available.
+func mapPrivate(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func unmapFile([]byte) {}

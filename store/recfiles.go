@@ -1,0 +1,406 @@
+package store
+
+// Recording files. A recording's chunks arrive in the log (buntdb, which
+// keeps every value in memory); once its session has been idle for
+// Options.RecordingIdle, its chunks move, as they are, into an immutable
+// file in the history directory, listed (rl:<id>) in the same buntdb
+// transaction that deletes them from the log. Only the chunk headers stay
+// in memory. Deleting recordings (retention, a person's deletion) writes
+// the files that hold them again without those chunks.
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/tidwall/buntdb"
+)
+
+const (
+	recMagic   = "FPRECS01"
+	recListKey = "rl:" // + 16 hex digits of the file id
+	recExt     = ".fpr"
+)
+
+// recFile is an open (mapped) recording file.
+type recFile struct {
+	id   uint64
+	path string
+	data []byte
+	body []byte
+	hdr  recHeader
+}
+
+type recHeader struct {
+	Chunks  []recChunkMeta `json:"chunks"`
+	Body    int64          `json:"body"`
+	BodyCRC uint32         `json:"body_crc"`
+}
+
+// recChunkMeta is one chunk: its log key and where its value is.
+type recChunkMeta struct {
+	Key  string `json:"key"`
+	Off  int64  `json:"off"`
+	Size int64  `json:"size"`
+}
+
+func recFileKey(id uint64, i int) string {
+	return "rf:" + strconv.FormatUint(id, 16) + ":" + strconv.Itoa(i)
+}
+
+func parseRecFileKey(k string) (id uint64, i int, ok bool) {
+	rest, found := strings.CutPrefix(k, "rf:")
+	if !found {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(rest, ":")
+	if !found {
+		return 0, 0, false
+	}
+	id, err1 := strconv.ParseUint(a, 16, 64)
+	i, err2 := strconv.Atoi(b)
+	return id, i, err1 == nil && err2 == nil
+}
+
+func writeRecFile(path string, keys []string, vals []string, crash func(string)) error {
+	var hdr recHeader
+	var body []byte
+	for i, k := range keys {
+		hdr.Chunks = append(hdr.Chunks, recChunkMeta{Key: k, Off: int64(len(body)), Size: int64(len(vals[i]))})
+		body = append(body, vals[i]...)
+	}
+	hdr.Body, hdr.BodyCRC = int64(len(body)), crc32.ChecksumIEEE(body)
+	hj, _ := json.Marshal(&hdr)
+	start := alignUp(16+len(hj), histPage)
+	out := make([]byte, start, start+len(body))
+	copy(out, recMagic)
+	binary.LittleEndian.PutUint64(out[8:], uint64(len(hj)))
+	copy(out[16:], hj)
+	return writeFileAtomic(path, append(out, body...), crash)
+}
+
+func openRecFile(id uint64, path string) (*recFile, error) {
+	data, err := mapPrivate(path)
+	if err != nil {
+		return nil, err
+	}
+	rf := &recFile{id: id, path: path, data: data}
+	bad := func(why string) (*recFile, error) {
+		unmapFile(data)
+		return nil, fmt.Errorf("%w: %s: %s", errBadHist, path, why)
+	}
+	if len(data) < 16 || string(data[:8]) != recMagic {
+		return bad("not a recording file")
+	}
+	hl := binary.LittleEndian.Uint64(data[8:])
+	if hl > histHeaderMax || int(hl) > len(data)-16 {
+		return bad("header length")
+	}
+	if err := json.Unmarshal(data[16:16+hl], &rf.hdr); err != nil {
+		return bad(err.Error())
+	}
+	start := alignUp(16+int(hl), histPage)
+	if start > len(data) || int64(len(data)-start) != rf.hdr.Body {
+		return bad("body length")
+	}
+	rf.body = data[start:]
+	for _, c := range rf.hdr.Chunks {
+		if c.Off < 0 || c.Size < 0 || c.Off+c.Size > rf.hdr.Body {
+			return bad("chunk out of range")
+		}
+	}
+	return rf, nil
+}
+
+func (rf *recFile) value(i int) string {
+	c := rf.hdr.Chunks[i]
+	if c.Size == 0 {
+		return ""
+	}
+	return unsafe.String(&rf.body[c.Off], int(c.Size))
+}
+
+// recValue returns the stored value of a recording chunk key, from the log
+// or from a recording file.
+func (s *DB) recValue(tx *buntdb.Tx, key string) (string, error) {
+	id, i, ok := parseRecFileKey(key)
+	if !ok {
+		return tx.Get(key)
+	}
+	s.hist.mu.RLock()
+	rf := s.hist.recs[id]
+	s.hist.mu.RUnlock()
+	if rf == nil || i >= len(rf.hdr.Chunks) {
+		return "", fmt.Errorf("recording chunk %s: no such file", key)
+	}
+	return rf.value(i), nil
+}
+
+// loadRecFiles opens the listed recording files and adds their chunk
+// headers, before the log's chunks (which are newer).
+func (s *DB) loadRecFiles(names map[uint64]string) error {
+	ids := make([]uint64, 0, len(names))
+	for id := range names {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		rf, err := openRecFile(id, filepath.Join(s.hist.dir, names[id]))
+		if err != nil {
+			return err
+		}
+		s.hist.mu.Lock()
+		s.hist.recs[id] = rf
+		s.hist.mu.Unlock()
+		for i, c := range rf.hdr.Chunks {
+			site, session, seq, ok := parseRecKey(c.Key)
+			if !ok {
+				return fmt.Errorf("%w: %s: bad chunk key %q", errBadHist, rf.path, c.Key)
+			}
+			h, err := decodeChunkHeader(rf.value(i))
+			if err != nil {
+				return fmt.Errorf("%s: chunk %q: %w", rf.path, c.Key, err)
+			}
+			if seq > s.recs.seq.Load() {
+				s.recs.seq.Store(seq)
+			}
+			s.recs.add(site, session, recFileKey(id, i), h, int(c.Size))
+			s.sites[site] = true
+		}
+	}
+	return nil
+}
+
+// FlushRecordings moves the chunks of every recording idle for longer than
+// idle from the log into a recording file.
+func (s *DB) FlushRecordings(idle time.Duration) error {
+	if s.hist.dir == "" {
+		return nil
+	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	cutoff := s.opts.Now().Add(-idle).UnixMilli()
+	var keys []string
+	s.recs.mu.RLock()
+	for _, m := range s.recs.sites {
+		for _, r := range m {
+			if r.info.End >= cutoff {
+				continue
+			}
+			for _, k := range r.keys {
+				if strings.HasPrefix(k, "r:") {
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	s.recs.mu.RUnlock()
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Strings(keys)
+	vals := make([]string, len(keys))
+	if err := s.db.View(func(tx *buntdb.Tx) error {
+		for i, k := range keys {
+			v, err := tx.Get(k)
+			if err != nil {
+				return fmt.Errorf("recording chunk %q: %w", k, err)
+			}
+			vals[i] = v
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	id, err := s.nextHistID()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.hist.dir, 0o700); err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%016x%s", id, recExt)
+	path := filepath.Join(s.hist.dir, name)
+	if err := writeRecFile(path, keys, vals, s.hist.prefixed("recs:")); err != nil {
+		return err
+	}
+	rf, err := openRecFile(id, path)
+	if err != nil {
+		os.Remove(path)
+		return err
+	}
+	s.hist.at("recs:list")
+	err = s.db.Update(func(tx *buntdb.Tx) error {
+		if _, _, err := tx.Set(fmt.Sprintf("%s%016x", recListKey, id), name, nil); err != nil {
+			return err
+		}
+		if _, _, err := tx.Set(histIDKey, strconv.FormatUint(id, 10), nil); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := tx.Delete(k); err != nil && err != buntdb.ErrNotFound {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		unmapFile(rf.data)
+		os.Remove(path)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	s.hist.mu.Lock()
+	s.hist.recs[id] = rf
+	s.hist.mu.Unlock()
+	moved := make(map[string]string, len(keys))
+	for i, k := range keys {
+		moved[k] = recFileKey(id, i)
+	}
+	s.recs.renameKeys(moved)
+	return nil
+}
+
+// renameKeys replaces chunk keys (old → new) in every recording.
+func (rs *recordings) renameKeys(m map[string]string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, site := range rs.sites {
+		for _, r := range site {
+			for i, k := range r.keys {
+				if nk, ok := m[k]; ok {
+					r.keys[i] = nk
+				}
+			}
+		}
+	}
+}
+
+// deleteRecChunks removes chunks from the log and from recording files (a
+// file without them is written in place of each file that held some) in
+// one transaction. The caller holds s.maint.
+func (s *DB) deleteRecChunks(keys []string) error {
+	var logKeys []string
+	drop := map[uint64]map[int]bool{}
+	for _, k := range keys {
+		if id, i, ok := parseRecFileKey(k); ok {
+			if drop[id] == nil {
+				drop[id] = map[int]bool{}
+			}
+			drop[id][i] = true
+			continue
+		}
+		logKeys = append(logKeys, k)
+	}
+	type rewrite struct {
+		old, new *recFile
+		name     string
+		remap    map[string]string
+	}
+	var rws []rewrite
+	abandonAll := func() {
+		for _, rw := range rws {
+			if rw.new != nil {
+				unmapFile(rw.new.data)
+				os.Remove(rw.new.path)
+			}
+		}
+	}
+	if len(drop) > 0 {
+		next, err := s.nextHistID()
+		if err != nil {
+			return err
+		}
+		for id, idx := range drop {
+			s.hist.mu.RLock()
+			old := s.hist.recs[id]
+			s.hist.mu.RUnlock()
+			if old == nil {
+				continue
+			}
+			rw := rewrite{old: old, remap: map[string]string{}}
+			var ks, vs []string
+			for i, c := range old.hdr.Chunks {
+				if !idx[i] {
+					rw.remap[recFileKey(id, i)] = recFileKey(next, len(ks))
+					ks = append(ks, c.Key)
+					vs = append(vs, old.value(i))
+				}
+			}
+			if len(ks) > 0 {
+				rw.name = fmt.Sprintf("%016x%s", next, recExt)
+				path := filepath.Join(s.hist.dir, rw.name)
+				if err := writeRecFile(path, ks, vs, s.hist.prefixed("recs-rewrite:")); err != nil {
+					abandonAll()
+					return err
+				}
+				nf, err := openRecFile(next, path)
+				if err != nil {
+					os.Remove(path)
+					abandonAll()
+					return err
+				}
+				rw.new = nf
+				next++
+			}
+			rws = append(rws, rw)
+		}
+	}
+	s.hist.at("recs-rewrite:list")
+	err := s.db.Update(func(tx *buntdb.Tx) error {
+		for _, k := range logKeys {
+			if _, err := tx.Delete(k); err != nil && err != buntdb.ErrNotFound {
+				return err
+			}
+		}
+		var top uint64
+		for _, rw := range rws {
+			if _, err := tx.Delete(fmt.Sprintf("%s%016x", recListKey, rw.old.id)); err != nil && err != buntdb.ErrNotFound {
+				return err
+			}
+			if rw.new != nil {
+				if _, _, err := tx.Set(fmt.Sprintf("%s%016x", recListKey, rw.new.id), rw.name, nil); err != nil {
+					return err
+				}
+				top = max(top, rw.new.id)
+			}
+		}
+		if top > 0 {
+			if _, _, err := tx.Set(histIDKey, strconv.FormatUint(top, 10), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		abandonAll()
+		return err
+	}
+	remap := map[string]string{}
+	s.hist.mu.Lock()
+	for _, rw := range rws {
+		delete(s.hist.recs, rw.old.id)
+		if rw.new != nil {
+			s.hist.recs[rw.new.id] = rw.new
+		}
+		for k, v := range rw.remap {
+			remap[k] = v
+		}
+	}
+	s.hist.mu.Unlock()
+	s.recs.renameKeys(remap)
+	s.hist.recLife.Lock()
+	for _, rw := range rws {
+		unmapFile(rw.old.data)
+		os.Remove(rw.old.path)
+	}
+	s.hist.recLife.Unlock()
+	return nil
+}
