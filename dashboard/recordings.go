@@ -28,6 +28,10 @@ func (h *Handler) recordingRoutes() {
 type recordingRow struct {
 	SessionID  string  `json:"session_id"`
 	DistinctID string  `json:"distinct_id"`
+	// Person is the person's email or name, else the distinct id.
+	Person string `json:"person"`
+	// PersonID is the person's id, when known.
+	PersonID string `json:"person_id,omitempty"`
 	Start      string  `json:"start"`
 	DurationS  float64 `json:"duration_s"`
 	// Tabs is how many windows the session was recorded in, when more than
@@ -73,6 +77,15 @@ func (h *Handler) apiRecordings(w http.ResponseWriter, r *http.Request) {
 			DurationS:  float64(rec.End-rec.Start) / 1000,
 			Tabs:       tabsIfMany(rec.Tabs),
 		})
+	}
+	dids := make([]string, len(rows))
+	for i := range rows {
+		dids[i] = rows[i].DistinctID
+	}
+	names := h.personNames(p.site, dids)
+	for i := range rows {
+		rows[i].Person = personLabel(names, rows[i].DistinctID)
+		rows[i].PersonID = names[rows[i].DistinctID].ID
 	}
 	writeResult(w, struct {
 		Results []recordingRow `json:"results"`
