@@ -55,7 +55,9 @@ func installCheck13(t *testing.T, d *dashTab, target string) (string, string) {
 	return text, found
 }
 
-func jsString(s string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'" }
+func jsString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
 
 // TestOnboardingInBrowser: a site without events shows install steps (the
 // site's exact tag, `inject`, each PostHog SDK with this server as host)

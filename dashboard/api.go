@@ -12,7 +12,7 @@ func (h *Handler) routes() {
 	h.reportRoutes()
 	h.recordingRoutes()
 	h.docRoutes()
-	h.flagRoutes() // flags.go
+	h.flagRoutes()       // flags.go
 	h.liveRoutes()       // live.go
 	h.onboardingRoutes() // onboarding.go
 	m := h.mux
