@@ -26,17 +26,17 @@ func (h *Handler) recordingRoutes() {
 
 // recordingRow is one entry of the recordings list.
 type recordingRow struct {
-	SessionID  string `json:"session_id"`
-	DistinctID string `json:"distinct_id"`
-	// Person is the person's email or name, else the distinct id.
-	Person string `json:"person"`
-	// PersonID is the person's id, when known.
-	PersonID  string  `json:"person_id,omitempty"`
-	Start     string  `json:"start"`
-	DurationS float64 `json:"duration_s"`
+	SessionID  string  `json:"session_id"`
+	DistinctID string  `json:"distinct_id"`
+	Start      string  `json:"start"`
+	DurationS  float64 `json:"duration_s"`
 	// Tabs is how many windows the session was recorded in, when more than
 	// one; GET /api/recordings/{id}?tab=n replays the n-th.
 	Tabs int `json:"tabs,omitempty"`
+	// Person is the person's email or name, else the distinct id.
+	Person string `json:"person"`
+	// PersonID is the person's id, when known.
+	PersonID string `json:"person_id,omitempty"`
 }
 
 // apiRecordings lists the recordings of the site that overlap [from, to),
