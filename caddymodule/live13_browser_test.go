@@ -283,3 +283,29 @@ func TestPersonCardAndPhoneBarInBrowser(t *testing.T) {
 	d.until("no hint when all fit", `document.getElementById('nav').scrollWidth <= document.getElementById('nav').clientWidth && document.getElementById('nav-more').hidden`)
 	d.noErrors("person card and top bar")
 }
+
+// TestScreenshots13InBrowser writes the overview, goals and persons pages
+// over generated traffic with two goals, for a person to look at
+// (FIRSTPARTY_SCREENSHOTS=dir; a temporary directory otherwise), and
+// checks that each is a real picture of a finished page.
+func TestScreenshots13InBrowser(t *testing.T) {
+	findChromium(t)
+	startCaddy(t, dashConfig(filepath.Join(t.TempDir(), "shots13.db")))
+	newDashWorld(t, 300)
+	for _, g := range []string{`{"name":"Signed up","event":"signed_up"}`, `{"name":"Saw pricing","path":"/pricing*"}`} {
+		if code, res := send(t, "POST", api+"/goals", []byte(g), map[string]string{"Content-Type": "application/json"}); code != 201 {
+			t.Fatalf("POST /goals %s: %d %s", g, code, res)
+		}
+	}
+	d := openDash(t, StartBrowser(t))
+	for _, p := range []struct{ name, path, ready string }{
+		{"overview", "/", overviewReady + ` && document.querySelectorAll('#panel-goals .goal-rate').length === 2`},
+		{"goals", "/goals", loaded + ` && document.querySelectorAll('#goals-table tbody tr').length === 2`},
+		{"persons", "/persons", loaded + ` && document.querySelectorAll('#persons-table tbody tr').length > 50`},
+	} {
+		d.Navigate(dashURL(p.path, nil))
+		d.until(p.name, p.ready)
+		shot13(t, d, p.name)
+	}
+	d.noErrors("screenshots")
+}
