@@ -24,8 +24,8 @@ func TestInstallCheckTarget(t *testing.T) {
 		{"example.com", "http://WWW.Example.COM./b", "http://WWW.Example.COM./b", false},
 		{"example.com:8080", "http://example.com:8080/", "http://example.com:8080/", false},
 		{"example.com:8080", "http://www.example.com:8080/", "", false}, // not the host reached, not a default port
-		{"example.com", "http://example.com:2019/config/", "", false},  // the admin port
-		{"localhost:8080", "/", "", false},                            // a path on a host that is not the site's
+		{"example.com", "http://example.com:2019/config/", "", false},   // the admin port
+		{"localhost:8080", "/", "", false},                              // a path on a host that is not the site's
 		{"example.com", "http://localhost/", "", false},
 		{"example.com", "http://127.0.0.1/", "", false},
 		{"example.com", "http://169.254.169.254/latest/meta-data/", "", false},
