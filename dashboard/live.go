@@ -10,9 +10,12 @@ import (
 
 // liveRoutes adds the live view's snapshot of the last five minutes.
 //
-//	GET /api/live/recent  {"now", "window_seconds", "online", "pageviews",
-//	                       "pages": [{"value", "count", "visitors"}],
-//	                       "results": [event]}
+//	GET /api/live/recent[?events=0]  {"now", "window_seconds", "online", "pageviews",
+//	                                  "pages": [{"value", "count", "visitors"}],
+//	                                  "results": [event]}
+//
+// events=0 leaves the events out (the page's refreshes need only the
+// figures).
 //
 // The live page shows it at once and then adds what /api/live streams, so
 // "online" and the lists on the page speak of the same five minutes.
@@ -39,15 +42,18 @@ func (h *Handler) apiLiveRecent(w http.ResponseWriter, r *http.Request) {
 		reportError(w, err)
 		return
 	}
-	page, err := h.store.Events(ctx, store.EventQuery{
-		Site: site, From: q.From.UnixMilli(), To: q.To.UnixMilli(),
-		// As the reports, leave out traffic from hosting networks.
-		Filters: []store.Filter{{Prop: store.Datacenter, Op: store.OpNe, Value: "true"}},
-		Limit:   liveRecentMax,
-	})
-	if err != nil {
-		reportError(w, err)
-		return
+	var page store.EventPage
+	if r.URL.Query().Get("events") != "0" {
+		page, err = h.store.Events(ctx, store.EventQuery{
+			Site: site, From: q.From.UnixMilli(), To: q.To.UnixMilli(),
+			// As the reports, leave out traffic from hosting networks.
+			Filters: []store.Filter{{Prop: store.Datacenter, Op: store.OpNe, Value: "true"}},
+			Limit:   liveRecentMax,
+		})
+		if err != nil {
+			reportError(w, err)
+			return
+		}
 	}
 	ids := make([]string, len(page.Results))
 	for i, ev := range page.Results {

@@ -95,3 +95,17 @@ func TestLiveStreamNamesPersons(t *testing.T) {
 		t.Errorf("unknown id: %s", out)
 	}
 }
+
+// TestLiveRecentFiguresOnly: events=0 answers the figures without events.
+func TestLiveRecentFiguresOnly(t *testing.T) {
+	e := newEnv(t)
+	e.add(ev("$pageview", "bob", now.Add(-time.Minute), "$pathname", "/docs", "$session_id", "s2"))
+	w := e.do("GET", "/api/live/recent?events=0", nil)
+	var res struct {
+		Online  int
+		Results []any
+	}
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &res) != nil || res.Online != 1 || res.Results == nil || len(res.Results) != 0 {
+		t.Errorf("%d %s", w.Code, w.Body)
+	}
+}

@@ -85,7 +85,7 @@ export default async function live(main, ctx) {
   let loaded = false;
   async function refresh(withEvents) {
     try {
-      const res = await get('live/recent', { site }, ctx.signal);
+      const res = await get('live/recent', withEvents ? { site } : { site, events: '0' }, ctx.signal);
       skew = Date.parse(res.now) - Date.now();
       windowMs = (res.window_seconds || 300) * 1000;
       online.textContent = num(res.online);
