@@ -245,10 +245,22 @@ func TestPersonCardAndPhoneBarInBrowser(t *testing.T) {
 
 	d := openDash(t, StartBrowser(t))
 	for _, w := range []int64{1280, 1024, 390} {
-		d.Do(chromedp.EmulateViewport(w, 844))
+		opts := []chromedp.EmulateViewportOption{}
+		if w < 720 {
+			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateScale(2)) // a phone, its screenshot at 2x
+		}
+		d.Do(chromedp.EmulateViewport(w, 844, opts...))
 		d.Navigate(dashURL("/persons/user-2", nil))
 		d.until(fmt.Sprintf("Watch recording on the card at %d px", w), watchOnCard)
 	}
+	// Nothing of the person page sticks out to the right on a phone.
+	if over := Eval[string](d.Tab, `(() => { const w = document.documentElement.clientWidth; if (document.documentElement.scrollWidth <= w) return '';
+		return document.documentElement.scrollWidth + ' > ' + w + ': ' + [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > w + 1).slice(0, 6)
+			.map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '.' + String(e.className)).join(', '); })()`); over != "" {
+		t.Errorf("the person page overflows at 390 px: %s", over)
+	}
+	d.js(`scrollTo(0, 0)`)
+	shot13(t, d, "person-phone")
 
 	// The phone's top bar: sections hidden to the right are announced.
 	d.Do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
@@ -266,9 +278,10 @@ func TestPersonCardAndPhoneBarInBrowser(t *testing.T) {
 	// "›" brings the hidden sections into view, until the last.
 	for i := 0; i < 10 && !Eval[bool](d.Tab, `document.getElementById('nav-more').hidden`); i++ {
 		before := Eval[float64](d.Tab, `document.getElementById('nav').scrollLeft`)
-		d.click("#nav-more")
-		// At least 80 px further, or to the end (the scroll is smooth).
-		d.until("the sections scrolled", `((n) => n.scrollLeft >= Math.min(`+strconv.FormatFloat(before, 'f', -1, 64)+` + 80, n.scrollWidth - n.clientWidth) - 1)(document.getElementById('nav'))`)
+		d.js(`document.getElementById('nav-more').click()`)
+		// Most of a width further, or to the end; the scroll is smooth:
+		// wait until it has arrived.
+		d.until("the sections scrolled", `((n) => n.scrollLeft >= Math.min(`+strconv.FormatFloat(before, 'f', -1, 64)+` + Math.max(80, n.clientWidth * 0.7), n.scrollWidth - n.clientWidth) - 1)(document.getElementById('nav'))`)
 	}
 	d.until("the last section in view and the hint gone", `document.getElementById('nav-more').hidden &&
 		(() => { const a = [...document.querySelectorAll('#nav a')].pop().getBoundingClientRect(); return a.right <= innerWidth + 1; })() &&
