@@ -109,3 +109,38 @@ func TestLiveRecentFiguresOnly(t *testing.T) {
 		t.Errorf("%d %s", w.Code, w.Body)
 	}
 }
+
+// TestOnboardingAPI: the count of stored events, the site's tag and hosts;
+// the latest event, named, only when asked for.
+func TestOnboardingAPI(t *testing.T) {
+	e := newEnv(t)
+	var res struct {
+		Events  int
+		Snippet string
+		Hosts   []string
+		Latest  *struct{ Event, Person string }
+	}
+	get := func(q string) {
+		t.Helper()
+		res.Latest = nil
+		w := e.do("GET", "/api/onboarding"+q, nil)
+		if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &res) != nil {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+	get("?latest=1")
+	if res.Events != 0 || res.Latest != nil || res.Snippet != `<script defer src="/_f/app.js"></script>` || len(res.Hosts) != 1 || res.Hosts[0] != "example.com" {
+		t.Errorf("empty site: %+v", res)
+	}
+	first := ev("$pageview", "ada", now.Add(-time.Minute), "$pathname", "/hello")
+	first.Props = append(first.Props, store.Prop{Key: "$set", Val: store.Value{Kind: store.KindJSON, S: `{"email":"ada@example.com"}`}})
+	e.add(first)
+	get("")
+	if res.Events != 1 || res.Latest != nil {
+		t.Errorf("without latest=1: %+v", res)
+	}
+	get("?latest=1")
+	if res.Events != 1 || res.Latest == nil || res.Latest.Event != "$pageview" || res.Latest.Person != "ada@example.com" {
+		t.Errorf("after one event: %+v %+v", res, res.Latest)
+	}
+}

@@ -22,6 +22,7 @@ import (
 // your first event" that turns green, and an install check.
 //
 //	GET  /api/onboarding     {"events", "snippet", "endpoint", "inject", "hosts", "latest": event|null}
+//	                         (latest only with ?latest=1: it costs a scan)
 //	POST /api/install_check  {"url": "/path" or "https://<own host>/path"} →
 //	                         {"url", "status", "snippet", "posthog", "inject", "events"}
 //
@@ -73,7 +74,7 @@ func (h *Handler) apiOnboarding(w http.ResponseWriter, r *http.Request) {
 	b = append(b, hosts...)
 	b = append(b, `,"latest":`...)
 	latest := []byte("null")
-	if n > 0 {
+	if n > 0 && r.URL.Query().Get("latest") == "1" {
 		page, err := h.store.Events(r.Context(), store.EventQuery{Site: site, From: 0, To: h.opts.Now().Add(24 * time.Hour).UnixMilli(), Limit: 1})
 		if err == nil && len(page.Results) > 0 {
 			ev := page.Results[0]

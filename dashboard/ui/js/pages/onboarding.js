@@ -129,7 +129,7 @@ export function onboarding(main, ctx, info, done) {
   const poll = async () => {
     if (stopped || ctx.signal.aborted) return;
     try {
-      const r = await get('onboarding', { site }, ctx.signal);
+      const r = await get('onboarding', { site, latest: '1' }, ctx.signal);
       if (r.events > 0) {
         arrived(r.latest);
         return;
