@@ -704,9 +704,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		d := openDash(t, b)
 		// The events list, and the details of the hostile pageview.
 		d.Navigate(dashURL("/events", nil))
-		d.until("the hostile events listed", loaded+` && `+hasText(xssEvent, xssID, xssPath, xssTitle))
+		// The person is shown by their (hostile) name; the id in the details.
+		d.until("the hostile events listed", loaded+` && `+hasText(xssEvent, xssName, xssPath, xssTitle))
 		d.js(`[...document.querySelectorAll('#events-table tr.ev-row')].find((r) => r.textContent.includes(` + strconv.Quote(xssTitle) + `)).click()`)
-		d.until("the hostile pageview's properties", `document.querySelector('#events-table .ev-detail') && `+hasText(xssProp, xssRef, xssName))
+		d.until("the hostile pageview's properties", `document.querySelector('#events-table .ev-detail') && `+hasText(xssProp, xssRef, xssName, xssID))
 		d.until("no payload ran in the events list", xssSafe)
 
 		// The person page.
@@ -729,7 +730,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		d.Navigate(dashURL("/live", nil))
 		d.until("the live stream connected", `document.getElementById('live-state')?.textContent === 'Connected'`)
 		dashLoad(t, dashXSSEvents(time.Now()))
-		d.until("the hostile events live", `document.getElementById('live-received').textContent === '3' && document.querySelectorAll('#live-stream li').length === 3 && `+hasText(xssEvent, xssPath, xssID))
+		d.until("the hostile events live", `document.getElementById('live-received').textContent === '3' && document.querySelectorAll('#live-stream li').length === 3 && `+hasText(xssEvent, xssPath, xssName))
 		d.until("no payload ran in the live view", xssSafe)
 
 		// Insights: a breakdown by the hostile browser, the hostile event
@@ -784,7 +785,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("posting the hostile recording: %d %s", code, res)
 		}
 		d.Navigate(dashURL("/recordings", nil))
-		d.until("the hostile recording listed", loaded+` && document.querySelector('#recordings-table tr[data-session="s-xss-rec"]') && `+hasText(xssID))
+		d.until("the hostile recording listed", loaded+` && document.querySelector('#recordings-table tr[data-session="s-xss-rec"]') && `+hasText(xssName))
 		d.until("no payload ran in the recordings list", xssSafe)
 		d.Navigate(dashURL("/recordings/s-xss-rec", nil))
 		frame := `document.querySelector('#replay-player iframe')`

@@ -15,6 +15,8 @@ func (h *Handler) routes() {
 	h.funnelPersonRoutes()   // funnel_persons.go
 	h.dashboardsPageRoutes() // dashboards.go
 	h.flagRoutes()           // flags.go
+	h.liveRoutes()           // live.go
+	h.onboardingRoutes()     // onboarding.go
 	m := h.mux
 	m.HandleFunc("GET /api/sites", h.apiSites)
 	m.HandleFunc("GET /api/events", h.apiEvents)
@@ -63,12 +65,17 @@ func (h *Handler) apiEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	ids := make([]string, len(page.Results))
+	for i, ev := range page.Results {
+		ids[i] = ev.DistinctID
+	}
+	names := h.personNames(p.site, ids)
 	b := []byte(`{"results":[`)
 	for i, ev := range page.Results {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = ev.AppendJSON(b, page.PersonIDs[i])
+		b = withPerson(ev.AppendJSON(b, page.PersonIDs[i]), personLabel(names, ev.DistinctID), "")
 	}
 	b = append(b, `],"next":`...)
 	if page.Next == "" {

@@ -33,6 +33,10 @@ type recordingRow struct {
 	// Tabs is how many windows the session was recorded in, when more than
 	// one; GET /api/recordings/{id}?tab=n replays the n-th.
 	Tabs int `json:"tabs,omitempty"`
+	// Person is the person's email or name, else the distinct id.
+	Person string `json:"person"`
+	// PersonID is the person's id, when known.
+	PersonID string `json:"person_id,omitempty"`
 }
 
 // apiRecordings lists the recordings of the site that overlap [from, to),
@@ -73,6 +77,15 @@ func (h *Handler) apiRecordings(w http.ResponseWriter, r *http.Request) {
 			DurationS:  float64(rec.End-rec.Start) / 1000,
 			Tabs:       tabsIfMany(rec.Tabs),
 		})
+	}
+	dids := make([]string, len(rows))
+	for i := range rows {
+		dids[i] = rows[i].DistinctID
+	}
+	names := h.personNames(p.site, dids)
+	for i := range rows {
+		rows[i].Person = personLabel(names, rows[i].DistinctID)
+		rows[i].PersonID = names[rows[i].DistinctID].ID
 	}
 	writeResult(w, struct {
 		Results []recordingRow `json:"results"`

@@ -46,13 +46,19 @@ func TestRecordingsAPI(t *testing.T) {
 	// anon-1 became alice.
 	e.add(ev("$identify", "alice", time.UnixMilli(t0+5000), "$anon_distinct_id", "anon-1"))
 
+	// Each row names its person (an id when they have no email or name;
+	// bob has no events, so no person id).
+	alice, err := e.db.Person(ctx, "example.com", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.want("/api/recordings?"+day, 200,
-		`{"results":[{"session_id":"s2","distinct_id":"bob","start":"2026-11-23T11:00:00Z","duration_s":0},{"session_id":"s1","distinct_id":"anon-1","start":"2026-11-23T10:00:00Z","duration_s":90.5}]}`)
+		`{"results":[{"session_id":"s2","distinct_id":"bob","start":"2026-11-23T11:00:00Z","duration_s":0,"person":"bob"},{"session_id":"s1","distinct_id":"anon-1","start":"2026-11-23T10:00:00Z","duration_s":90.5,"person":"anon-1","person_id":"`+alice.ID+`"}]}`)
 	e.want("/api/recordings?"+day+"&limit=1", 200,
-		`{"results":[{"session_id":"s2","distinct_id":"bob","start":"2026-11-23T11:00:00Z","duration_s":0}]}`)
+		`{"results":[{"session_id":"s2","distinct_id":"bob","start":"2026-11-23T11:00:00Z","duration_s":0,"person":"bob"}]}`)
 	// By person: any of its ids.
 	e.want("/api/recordings?"+day+"&distinct_id=alice", 200,
-		`{"results":[{"session_id":"s1","distinct_id":"anon-1","start":"2026-11-23T10:00:00Z","duration_s":90.5}]}`)
+		`{"results":[{"session_id":"s1","distinct_id":"anon-1","start":"2026-11-23T10:00:00Z","duration_s":90.5,"person":"anon-1","person_id":"`+alice.ID+`"}]}`)
 	// [from, to): s2 starts at 11:00.
 	e.want("/api/recordings?from=2026-11-23T10:30:00Z&to=2026-11-23T11:00:00Z", 200, `{"results":[]}`)
 	e.want("/api/recordings?from=2026-11-24", 200, `{"results":[]}`)
@@ -86,7 +92,7 @@ func TestRecordingsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.want("/api/recordings?"+day+"&distinct_id=carol", 200,
-		`{"results":[{"session_id":"s3","distinct_id":"carol","start":"2026-11-23T12:00:00Z","duration_s":2,"tabs":2}]}`)
+		`{"results":[{"session_id":"s3","distinct_id":"carol","start":"2026-11-23T12:00:00Z","duration_s":2,"tabs":2,"person":"carol"}]}`)
 	tabTimes := func(q string) []float64 {
 		t.Helper()
 		w := e.do("GET", "/api/recordings/s3"+q, nil)

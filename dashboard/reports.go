@@ -437,6 +437,7 @@ func (h *Handler) apiLive(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
+			b = h.liveEventPerson(h.site(r), b)
 			buf = append(append(append(buf[:0], "data: "...), b...), "\n\n"...)
 			_, err = w.Write(buf)
 		case <-tick.C:

@@ -207,3 +207,45 @@ func BenchmarkExport(b *testing.B) {
 		return n, err
 	})
 }
+
+// Session scope (SPEC §4): a filter on a session property keeps whole
+// sessions; one on an event property keeps the sessions with a passing
+// event, and stats are computed over those sessions.
+
+func BenchmarkStatsSessionScoped(b *testing.B) {
+	q := withFilters(benchQuery, "$entry_referring_domain==news.ycombinator.com")
+	benchReport(b, func(db *DB) (Stats, error) { return db.Stats(ctx, q) })
+}
+
+func BenchmarkStatsEventScoped(b *testing.B) {
+	q := withFilters(benchQuery, "$referring_domain==news.ycombinator.com", "$pathname==/pricing")
+	benchReport(b, func(db *DB) (Stats, error) { return db.Stats(ctx, q) })
+}
+
+func BenchmarkBreakdownEntryPages(b *testing.B) {
+	benchReport(b, func(db *DB) ([]BreakdownRow, error) {
+		return db.Breakdown(ctx, benchQuery, BreakdownQuery{Property: "$entry_pathname", Event: "$pageview"})
+	})
+}
+
+func BenchmarkBreakdownSessionScoped(b *testing.B) {
+	q := withFilters(benchQuery, "$entry_pathname==/pricing")
+	benchReport(b, func(db *DB) ([]BreakdownRow, error) {
+		return db.Breakdown(ctx, q, BreakdownQuery{Property: "$channel_type", Event: "$pageview"})
+	})
+}
+
+func BenchmarkGoalStats(b *testing.B) {
+	goals := []Goal{
+		{ID: 1, Name: "Signed up", Path: "/signup"},
+		{ID: 2, Name: "Docs", Path: "/docs/*"},
+		{ID: 3, Name: "Purchase", Event: "purchase"},
+	}
+	benchReport(b, func(db *DB) ([]GoalResult, error) { return db.GoalStats(ctx, benchQuery, goals) })
+}
+
+func BenchmarkGoalStatsSessionScoped(b *testing.B) {
+	goals := []Goal{{ID: 1, Name: "Signed up", Path: "/signup"}, {ID: 3, Name: "Purchase", Event: "purchase"}}
+	q := withFilters(benchQuery, "$entry_referring_domain==google.com")
+	benchReport(b, func(db *DB) ([]GoalResult, error) { return db.GoalStats(ctx, q, goals) })
+}

@@ -85,3 +85,63 @@ func (h *liveHub) closeAll() {
 		}
 	}
 }
+
+// PersonName is how the dashboard names the person a distinct id belongs
+// to: their email or name property when they have one (SPEC §4: names,
+// never ids).
+type PersonName struct {
+	// ID is the person's id.
+	ID string
+	// Name is the person's email or name property; "" when they have
+	// neither.
+	Name string
+}
+
+// PersonNamer names persons by their distinct ids without scanning
+// events; the embedded store implements it.
+type PersonNamer interface {
+	PersonNames(site string, distinctIDs []string) map[string]PersonName
+}
+
+var _ PersonNamer = (*DB)(nil)
+
+// nameProps are the person properties that name someone, in order of
+// preference.
+var nameProps = []string{"email", "$email", "name", "$name", "username"}
+
+// DisplayName is the first non-empty of a person's naming properties.
+func DisplayName(props Props) string {
+	for _, k := range nameProps {
+		if v, ok := props.Get(k); ok && v.Kind == KindString && v.S != "" {
+			return v.S
+		}
+	}
+	return ""
+}
+
+// PersonNames returns, for each known distinct id, its person's id and
+// name. It reads only the person index (links and $set properties), so
+// it costs a map look-up per id, whatever the number of events.
+func (s *DB) PersonNames(site string, distinctIDs []string) map[string]PersonName {
+	out := make(map[string]PersonName, len(distinctIDs))
+	t := s.table(site)
+	if t == nil || len(distinctIDs) == 0 {
+		return out
+	}
+	if err := t.rlock(); err != nil {
+		return out
+	}
+	defer t.mu.RUnlock()
+	for _, id := range distinctIDs {
+		if _, done := out[id]; done {
+			continue
+		}
+		d, ok := t.dids.lookup(id)
+		if !ok || d == 0 {
+			continue
+		}
+		r := t.people.rootOf(d)
+		out[id] = PersonName{ID: PersonID(t.site, t.dids.str(r)), Name: DisplayName(t.people.props[r])}
+	}
+	return out
+}

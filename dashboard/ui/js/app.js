@@ -42,6 +42,7 @@ async function render() {
   const path = route();
   const name = pageOf(path);
   highlightNav(name);
+  showActiveSection();
   syncSiteSelect();
   const main = document.getElementById('main');
   main.dataset.page = name || 'none';
@@ -68,6 +69,42 @@ async function render() {
     console.warn(err);
     replace(main, errorBox(err));
   }
+}
+
+// --- top bar on narrow screens ---------------------------------------------
+
+// navHint shows, when the sections do not all fit, a fade and a "›" button
+// on the side where more of them are hidden.
+function navHint() {
+  const nav = document.getElementById('nav');
+  const wrap = document.getElementById('navwrap');
+  const btn = document.getElementById('nav-more');
+  if (!nav || !wrap || !btn) return;
+  const more = nav.scrollLeft + nav.clientWidth < nav.scrollWidth - 2;
+  wrap.classList.toggle('more-right', more);
+  wrap.classList.toggle('more-left', nav.scrollLeft > 2);
+  btn.hidden = !more;
+}
+
+function startNavHint() {
+  const nav = document.getElementById('nav');
+  const btn = document.getElementById('nav-more');
+  if (!nav || !btn) return;
+  nav.addEventListener('scroll', navHint, { passive: true });
+  window.addEventListener('resize', navHint);
+  btn.addEventListener('click', () => nav.scrollBy({ left: Math.max(80, nav.clientWidth * 0.7), behavior: 'smooth' }));
+  navHint();
+}
+
+// showActiveSection scrolls the sections so that the current one is seen.
+function showActiveSection() {
+  const nav = document.getElementById('nav');
+  const a = nav && nav.querySelector('a.active');
+  if (!a || nav.scrollWidth <= nav.clientWidth) return navHint();
+  if (a.offsetLeft < nav.scrollLeft || a.offsetLeft + a.offsetWidth > nav.scrollLeft + nav.clientWidth) {
+    nav.scrollLeft = Math.max(0, a.offsetLeft - 24);
+  }
+  navHint();
 }
 
 function highlightNav(name) {
@@ -171,6 +208,7 @@ function start() {
   document.getElementById('site').addEventListener('change', onSiteChange);
   document.getElementById('theme-toggle').addEventListener('click', toggleTheme);
   syncThemeButton();
+  startNavHint();
   loadSites();
   render();
 }

@@ -11,7 +11,7 @@ export function eventRow(ev, { showPerson = true, fresh = false } = {}) {
   const personId = ev.person_id || ev.distinct_id;
   const tr = h('tr', { class: ['clickable', 'ev-row', fresh && 'new-row'], dataset: { uuid: ev.uuid || '' }, tabindex: '0' },
     h('td', h('span', { class: 'ev-name' }, eventLabel(ev.event)), extra(ev)),
-    showPerson ? h('td', h('a', { href: url('/persons/' + encodeURIComponent(personId), sharedQuery(query())), class: 'ev-person' }, text(ev.distinct_id))) : null,
+    showPerson ? h('td', h('a', { href: url('/persons/' + encodeURIComponent(personId), sharedQuery(query())), class: 'ev-person', title: text(ev.distinct_id) }, text(ev.person || ev.distinct_id))) : null,
     h('td', { class: 'hide-sm', title: text(pr.$current_url || '') }, text(where)),
     h('td', { class: 'muted', title: dateTime(ev.timestamp) }, ago(ev.timestamp)));
   const cols = showPerson ? 4 : 3;

@@ -70,6 +70,16 @@ function rememberedTab(panel) {
 export default async function overview(main, ctx) {
   ctx.setTitle('Overview');
   const q = ctx.query;
+  // A site without any event yet: install steps instead of zeros.
+  let info = null;
+  try { info = await get('onboarding', { site: currentSite(q) }, ctx.signal); } catch { /* a shared view: the overview */ }
+  if (ctx.signal.aborted) return;
+  if (info && info.events === 0) {
+    ctx.setTitle('Set up');
+    const { onboarding } = await import('./onboarding.js');
+    onboarding(main, ctx, info, () => window.dispatchEvent(new Event('fp:navigate')));
+    return;
+  }
   const r = range(q);
   const metricKey = metrics.some((m) => m.key === q.get('metric') && m.chart) ? q.get('metric') : 'visitors';
 

@@ -44,24 +44,26 @@ export async function personRecordings(el, ctx, site, person) {
   try {
     const id = (person.distinct_ids && person.distinct_ids[0]) || person.id;
     const res = await get('recordings', { site, distinct_id: id, from: '2000-01-01T00:00:00Z', to: new Date(Date.now() + 86400000).toISOString(), limit: 20 }, ctx.signal);
-    recordingTable(body, res.results || [], 'No recordings of this person.');
+    // Their own recordings: no person column, so that the button stays
+    // on the card however narrow it is.
+    recordingTable(body, res.results || [], 'No recordings of this person.', { person: false });
   } catch (err) {
     if (!ctx.signal.aborted) replace(body, errorBox(err));
   }
 }
 
-function recordingTable(el, rows, emptyText) {
+function recordingTable(el, rows, emptyText, { person = true } = {}) {
   if (!rows.length) {
     replace(el, empty(emptyText));
     return;
   }
   const shared = sharedQuery();
   replace(el, h('div', { class: 'table-wrap' }, h('table', { class: 'data recordings', id: 'recordings-table' },
-    h('thead', h('tr', h('th', 'Started'), h('th', 'Duration'), h('th', { class: 'hide-sm' }, 'Person'), h('th', ''))),
+    h('thead', h('tr', h('th', 'Started'), h('th', 'Duration'), person ? h('th', { class: 'hide-sm' }, 'Person') : null, h('th', ''))),
     h('tbody', rows.map((r) => h('tr', { dataset: { session: r.session_id } },
       h('td', dateTime(r.start)),
       h('td', duration(r.duration_s)),
-      h('td', { class: 'hide-sm' }, h('a', { href: url('/persons/' + encodeURIComponent(r.distinct_id), shared), class: 'truncate' }, text(r.distinct_id))),
+      person ? h('td', { class: 'hide-sm' }, h('a', { href: url('/persons/' + encodeURIComponent(r.person_id || r.distinct_id), shared), class: 'truncate rec-person', title: text(r.distinct_id) }, text(r.person || r.distinct_id))) : null,
       h('td', h('a', { class: 'btn small watch', href: replayURL(r.session_id) }, '▶ Watch recording'),
         // A session recorded in several tabs at once: each tab on its own.
         r.tabs > 1 ? Array.from({ length: r.tabs - 1 }, (_, i) => [' ', h('a', { class: 'btn small ghost watch-tab', href: replayURL(r.session_id, i + 2) }, 'tab ' + (i + 2))]) : null)))))));
@@ -197,6 +199,11 @@ async function replay(main, ctx, sid) {
       limit: 1000,
     }, ctx.signal);
     const evs = (res.results || []).slice().reverse();
+    // Whose session: their email or name, else the id they had.
+    const who = evs.find((ev) => ev.person || ev.distinct_id);
+    if (who) {
+      info.append(' · ', h('a', { id: 'replay-person', href: url('/persons/' + encodeURIComponent(who.person_id || who.distinct_id), sharedQuery(ctx.query)) }, text(who.person || who.distinct_id)));
+    }
     replace(side, h('div', { class: 'card-head' }, h('h2', 'Events'), h('span', { class: 'muted' }, String(evs.length))), list);
     rows = evs.map((ev) => {
       const offset = Math.max(0, new Date(ev.timestamp).getTime() - start);
