@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -707,6 +708,7 @@ func (t *table) attach(hf *histFile) error {
 		if ts == deletedTime {
 			continue
 		}
+		t.noteTime(row, ts)
 		t.live++
 		isPV := pv != 0 && t.name.at(row) == pv || t.loads.server.has(row)
 		t.sess.add(sc.at(row), row, ts, isPV)
@@ -745,6 +747,9 @@ func (t *table) attachLost(ci int) error {
 	mapColumn(t.name, ci, codeChunk{n: chunkSize})
 	for _, k := range indexedProps {
 		mapColumn(t.colByKey[k], ci, codeChunk{n: chunkSize})
+	}
+	for len(t.bounds) <= ci {
+		t.bounds = append(t.bounds, tsBounds{math.MaxInt64, math.MinInt64})
 	}
 	t.hist.files = append(t.hist.files, nil)
 	return nil

@@ -269,6 +269,9 @@ func (r *run) chunks(fn func(ci int, rows []int32)) {
 func (r *run) chunksIn(from, to int64, restrict bool, fn func(ci int, rows []int32)) {
 	t := r.t
 	for ci := 0; ci < t.ts.numChunks(); ci++ {
+		if !t.mayHold(ci, from, to) {
+			continue
+		}
 		ts := t.ts.chunk(ci)
 		sel := r.sel[:0]
 		for i, x := range ts {

@@ -139,6 +139,10 @@ func (s *DB) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 	h := make(oldestHeap, 0, q.Limit+1)
 	n := t.rows()
 	for row := 0; row < n; row++ {
+		if row&chunkMask == 0 && !t.mayHold(row>>chunkBits, q.From, q.To) {
+			row += chunkSize - 1 // no row of this chunk is in range
+			continue
+		}
 		ts := t.ts.at(row)
 		if ts < q.From || ts >= q.To {
 			continue

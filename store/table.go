@@ -72,6 +72,9 @@ type table struct {
 	lazy     []string // columns built on demand, oldest first
 
 	blocks []blockRef
+	// bounds are each chunk's earliest and latest event time, so that a
+	// query over a day skips the chunks of other days.
+	bounds []tsBounds
 	// hist is what of the table is in history files (history.go).
 	hist   tableHist
 	live   int  // rows not deleted
@@ -131,6 +134,29 @@ func newTable(site string) *table {
 	return t
 }
 
+// tsBounds are the earliest and latest time of a chunk's rows (deleted rows
+// may lie inside: the bounds hold a superset).
+type tsBounds struct{ min, max int64 }
+
+// noteTime widens the bounds of row's chunk to ts.
+func (t *table) noteTime(row int, ts int64) {
+	ci := row >> chunkBits
+	for len(t.bounds) <= ci {
+		t.bounds = append(t.bounds, tsBounds{math.MaxInt64, math.MinInt64})
+	}
+	b := &t.bounds[ci]
+	b.min, b.max = min(b.min, ts), max(b.max, ts)
+}
+
+// mayHold reports whether chunk ci can have a row in [from, to).
+func (t *table) mayHold(ci int, from, to int64) bool {
+	if ci >= len(t.bounds) {
+		return false
+	}
+	b := t.bounds[ci]
+	return b.max >= from && b.min < to
+}
+
 // rows returns the number of rows, deleted ones included.
 func (t *table) rows() int { return t.ts.len() }
 
@@ -142,6 +168,7 @@ func (t *table) has(key *UUIDKey) bool { return t.idx.find(key, &t.keys) >= 0 }
 func (t *table) add(ev *Event, key UUIDKey) int {
 	row := t.ts.len()
 	t.ts.append(ev.Time)
+	t.noteTime(row, ev.Time)
 	t.keys.append(key)
 	t.idx.insert(row, &t.keys)
 	name, confirmed := t.loads.add(row, ev)
