@@ -61,36 +61,142 @@ func (s *propSlab) finish(start int) store.Props {
 	return s.buf[start : n : n+enrichRoom]
 }
 
+// eventFields are the members of an event object that parseEvent reads,
+// each the first occurrence of its key (as gjson's Get finds it), gathered
+// in one pass over the object.
+type eventFields struct {
+	event, distinctID, dollarDistinctID, uuid, apiKey, token gjson.Result
+	properties, timestamp, sentAt, offset                    gjson.Result
+	set, setOnce, unset                                      gjson.Result
+}
+
+// first stores v in *dst unless an earlier member of that key did.
+// A member's value is never empty text, so an empty Raw means none yet.
+func first(dst *gjson.Result, v gjson.Result) {
+	if dst.Raw == "" {
+		*dst = v
+	}
+}
+
+func (f *eventFields) read(x *jsonIndex, r gjson.Result) {
+	x.eachMember(r.Raw, func(k string, v gjson.Result) bool {
+		switch k {
+		case "event":
+			first(&f.event, v)
+		case "distinct_id":
+			first(&f.distinctID, v)
+		case "$distinct_id":
+			first(&f.dollarDistinctID, v)
+		case "uuid":
+			first(&f.uuid, v)
+		case "api_key":
+			first(&f.apiKey, v)
+		case "token":
+			first(&f.token, v)
+		case "properties":
+			first(&f.properties, v)
+		case "timestamp":
+			first(&f.timestamp, v)
+		case "sent_at":
+			first(&f.sentAt, v)
+		case "offset":
+			first(&f.offset, v)
+		case "$set":
+			first(&f.set, v)
+		case "$set_once":
+			first(&f.setOnce, v)
+		case "$unset":
+			first(&f.unset, v)
+		}
+		return true
+	})
+}
+
+// eachProp walks an event's properties as gjson's ForEach does: the
+// members of an object, and a null (the only other value let through) as
+// one member with an empty key.
+func eachProp(x *jsonIndex, props gjson.Result, fn func(k string, v gjson.Result) bool) {
+	if props.Type == gjson.JSON {
+		x.eachMember(props.Raw, fn)
+		return
+	}
+	props.ForEach(func(k, v gjson.Result) bool { return fn(k.Str, v) })
+}
+
+// stringOf is what firstString takes from one member: a non-empty string
+// or a number's text.
+func stringOf(v gjson.Result) string {
+	switch v.Type {
+	case gjson.String:
+		return v.Str
+	case gjson.Number:
+		return v.Raw
+	}
+	return ""
+}
+
 // parseEvent validates one event of a payload and converts it. It never
 // fails the request: a bad event comes back with a reason and is dropped.
+// It reads the event object once and its properties once.
 func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *Limits) incoming {
 	if !r.IsObject() {
 		return reject(ReasonBadEvent, "event must be a JSON object")
 	}
-	name := r.Get("event")
+	var f eventFields
+	f.read(p.index, r)
+	name := f.event
 	if name.Type != gjson.String || name.Str == "" {
 		return reject(ReasonBadEvent, "event name missing or not a string")
 	}
 	if len(name.Str) > maxIDLen {
 		return reject(ReasonTooLong, "event name longer than 200 bytes")
 	}
-	props := r.Get("properties")
+	props := f.properties
 	if props.Exists() && props.Type != gjson.Null && !props.IsObject() {
 		return reject(ReasonBadEvent, "properties must be an object")
 	}
 
-	did := firstString(r, "distinct_id", "$distinct_id")
+	// One pass over the properties: the members that say something about
+	// the event (first occurrences, as Get would find them) and the
+	// properties kept.
+	var pDistinctID, pDollarDistinctID, pToken, pAPIKey, pIgnoreSentAt, pGeoDisable gjson.Result
+	first0 := slab.start()
+	eachProp(p.index, props, func(k string, v gjson.Result) bool {
+		switch k {
+		case "distinct_id":
+			first(&pDistinctID, v)
+			return true
+		case "$distinct_id":
+			first(&pDollarDistinctID, v)
+			return true
+		case "token":
+			first(&pToken, v)
+			return true
+		case "api_key":
+			first(&pAPIKey, v)
+			return true
+		case "$ignore_sent_at":
+			first(&pIgnoreSentAt, v)
+		case "$geoip_disable":
+			first(&pGeoDisable, v)
+		}
+		slab.buf = append(slab.buf, store.Prop{Key: validUTF8(k), Val: jsonValue(v)})
+		return true
+	})
+	// Until the event is accepted, the slab's new properties are not kept.
+	undo := func() { slab.buf = slab.buf[:first0] }
+
+	did := firstOf(f.distinctID, f.dollarDistinctID, pDistinctID, pDollarDistinctID)
 	if did == "" {
-		did = firstString(props, "distinct_id", "$distinct_id")
-	}
-	if did == "" {
+		undo()
 		return reject(ReasonBadEvent, "distinct_id missing")
 	}
 	if len(did) > maxIDLen {
+		undo()
 		return reject(ReasonTooLong, "distinct_id longer than 200 bytes")
 	}
 
-	uuid := r.Get("uuid")
+	uuid := f.uuid
 	var id string
 	switch uuid.Type {
 	case gjson.String:
@@ -98,16 +204,19 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *
 	case gjson.Null:
 	default:
 		if uuid.Exists() {
+			undo()
 			return reject(ReasonBadEvent, "uuid must be a string")
 		}
 	}
 	if len(id) > maxUUIDLen {
+		undo()
 		return reject(ReasonBadEvent, "uuid too long")
 	}
 
-	ignoreSentAt := props.Get("$ignore_sent_at").Type == gjson.True
-	ts, ok := eventTime(r, p.sentAt, now, ignoreSentAt)
+	ignoreSentAt := pIgnoreSentAt.Type == gjson.True
+	ts, ok := eventTimeOf(f.timestamp, f.sentAt, f.offset, p.sentAt, now, ignoreSentAt)
 	if !ok {
+		undo()
 		return reject(ReasonBadTimestamp, "timestamp unreadable, before 2000 or more than a day ahead")
 	}
 
@@ -118,28 +227,22 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *
 			DistinctID: validUTF8(did),
 			Time:       ts,
 		},
-		token:      firstString(r, "api_key", "token"),
-		geoDisable: props.Get("$geoip_disable").Type == gjson.True,
+		token:      firstOf(f.apiKey, f.token),
+		geoDisable: pGeoDisable.Type == gjson.True,
 	}
 	if in.token == "" {
-		in.token = firstString(props, "token", "api_key")
+		in.token = firstOf(pToken, pAPIKey)
 	}
 	if in.token == "" {
 		in.token = p.apiKey
 	}
-	first := slab.start()
-	props.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "distinct_id", "token", "api_key", "$distinct_id":
-			return true
-		}
-		slab.buf = append(slab.buf, store.Prop{Key: validUTF8(k.Str), Val: jsonValue(v)})
-		return true
-	})
-	ps := slab.finish(first)
+	ps := slab.finish(first0)
 	// $set and $set_once may also sit at the top level (posthog-js, go).
-	for _, k := range [...]string{"$set", "$set_once", "$unset"} {
-		top := r.Get(gjsonKey(k))
+	for _, kv := range [...]struct {
+		k   string
+		top gjson.Result
+	}{{"$set", f.set}, {"$set_once", f.setOnce}, {"$unset", f.unset}} {
+		k, top := kv.k, kv.top
 		if !top.IsObject() && !(k == "$unset" && top.IsArray()) {
 			continue
 		}
@@ -151,6 +254,17 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *
 	}
 	in.ev.Props, in.cut = lim.capProps(in.ev.Name, ps)
 	return in
+}
+
+// firstOf is firstString over members already looked up: the first that
+// holds a non-empty string or a number.
+func firstOf(vs ...gjson.Result) string {
+	for _, v := range vs {
+		if s := stringOf(v); s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // jsonValue converts a JSON value; strings are made valid UTF-8 and objects

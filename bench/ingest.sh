@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Capture throughput of posthog-js shaped traffic, this checkout against an
+# earlier revision (or alone), measured alternately (A B A B ...) so that
+# both see the same machine load; reports the median of the rounds.
+#
+#   bench/ingest.sh [git revision|-] [duration per run, default 5s] [rounds, default 5]
+#
+# Phases: /batch/ with 50 posthog-js events of ~1.3 KB each (batch1k.lua;
+# events/s = req/s × 50) and /e/ with one ~600-byte pageview a request
+# (pageview.lua). Each run starts Caddy on a fresh database. Ports are
+# 9310-9312 (BENCH_PORT moves them), so that bench/run.sh can run beside it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rev=${1:--}
+dur=${2:-5s}
+rounds=${3:-5}
+port=${BENCH_PORT:-9310}
+out=bench/out/ingest
+mkdir -p "$out"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+sed -e "s/9300/$port/; s/9301/$((port + 1))/; s/9302/$((port + 2))/" bench/Caddyfile >"$out/Caddyfile"
+go build -o "$out/caddy-new" ./cmd/caddy
+bins=("$out/caddy-new")
+old=
+if [ "$rev" != - ]; then
+	old="$out/old-src"
+	rm -rf "$old"
+	git worktree add -q --detach "$old" "$rev"
+	(cd "$old" && go build -o "$OLDPWD/$out/caddy-old" ./cmd/caddy)
+	git worktree remove --force "$old"
+	bins=("$out/caddy-old" "$out/caddy-new")
+fi
+
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; true' EXIT
+run() { # binary, lua script, path, connections → req/s
+	rm -f "$out/ingest.db"
+	BENCH_DB="$PWD/$out/ingest.db" "$1" run --config "$out/Caddyfile" --adapter caddyfile >"$out/caddy.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$((port + 1))/" && break; sleep 0.1; done
+	wrk -t1 -c"$4" -d"$dur" -s "bench/$2" "http://127.0.0.1:$port/_f/$3" | awk '/Requests\/sec/ {print $2}'
+	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+}
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+for kind in "batch1k.lua batch/ 16 50" "pageview.lua e/ 64 1"; do
+	set -- $kind
+	declare -A runs=()
+	for _ in $(seq 1 "$rounds"); do
+		for b in "${bins[@]}"; do runs[$b]+="$(run "$b" "$1" "$2" "$3") "; done
+	done
+	line=$(printf '/%-7s' "$2")
+	for b in "${bins[@]}"; do
+		name=this; [ "$b" = "$out/caddy-old" ] && name=$rev
+		m=$(printf '%s\n' ${runs[$b]} | median)
+		line+=$(printf '  %s: %8.0f req/s = %9.0f events/s (runs: %s)' "$name" "$m" "$(echo "$m*$4" | bc -l)" "${runs[$b]% }")
+	done
+	echo "$line"
+	unset runs
+done

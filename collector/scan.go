@@ -1,0 +1,455 @@
+package collector
+
+import (
+	"encoding/binary"
+	"slices"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// The capture path reads every body once to validate it and then walks the
+// objects it needs member by member. Both passes skip over strings eight
+// bytes at a time: strings are most of what the SDKs send. The walk gives
+// the same gjson.Result values as gjson's ForEach and Array (Type, Raw,
+// Str, Num), on text validJSON accepted.
+
+const (
+	lows  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// specialString reports, for 8 bytes of a string, whether one of them may
+// end it or need a closer look: '"', '\\' or a control character.
+func specialString(v uint64) bool {
+	q := v ^ (lows * '"')
+	b := v ^ (lows * '\\')
+	return ((q-lows)&^q|(b-lows)&^b|(v-lows*0x20)&^v)&highs != 0
+}
+
+// indexDepth is how deep validJSON records where containers end: the
+// envelope, the batch, the events and their properties.
+const indexDepth = 4
+
+// jsonIndex says where the objects and arrays of a body, down to
+// indexDepth, end, so that walking an event skips its properties (or a
+// batch its events) without reading them again. A nil index, or text that
+// is not in its body, is read byte by byte.
+type jsonIndex struct {
+	base  string
+	start []int // offsets of opening brackets, ascending
+	end   []int // the offset after the matching closing bracket
+}
+
+// endOf returns the index in s after the container opening at s[i], when
+// the index knows it.
+func (x *jsonIndex) endOf(s string, i int) (int, bool) {
+	if x == nil || len(x.start) == 0 || len(s) == 0 {
+		return 0, false
+	}
+	p, b := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(x.base)))
+	if p < b || p >= b+uintptr(len(x.base)) {
+		return 0, false
+	}
+	off := int(p - b)
+	j, found := slices.BinarySearch(x.start, off+i)
+	if !found || x.end[j]-off > len(s) {
+		return 0, false
+	}
+	return x.end[j] - off, true
+}
+
+// validJSON is gjson.ValidBytes, and reports how deeply arrays and objects
+// nest; it walks iteratively, so any depth costs no stack. With x, it
+// records in x where containers down to indexDepth end.
+func validJSON(data []byte, x *jsonIndex) (ok bool, depth int) {
+	var stack []byte // the closing bracket of each open container
+	var opened []int // for each, its entry in x or -1
+	if x != nil {
+		x.base = unsafeString(data)
+		x.start, x.end = x.start[:0], x.end[:0]
+	}
+	open := func(i int, c byte) {
+		stack = append(stack, c)
+		depth = max(depth, len(stack))
+		if x != nil {
+			if len(stack) <= indexDepth {
+				opened = append(opened, len(x.start))
+				x.start = append(x.start, i)
+				x.end = append(x.end, 0)
+			} else {
+				opened = append(opened, -1)
+			}
+		}
+	}
+	closed := func(i int) {
+		stack = stack[:len(stack)-1]
+		if x != nil {
+			if e := opened[len(opened)-1]; e >= 0 {
+				x.end[e] = i + 1
+			}
+			opened = opened[:len(opened)-1]
+		}
+	}
+	i := skipWS(data, 0)
+	if i == len(data) {
+		return false, 0
+	}
+value:
+	i = skipWS(data, i)
+	if i >= len(data) {
+		return false, depth
+	}
+	switch data[i] {
+	case '{':
+		open(i, '}')
+		i = skipWS(data, i+1)
+		if i >= len(data) {
+			return false, depth
+		}
+		if data[i] == '}' {
+			closed(i)
+			i++
+			goto after
+		}
+		if data[i] != '"' {
+			return false, depth
+		}
+		goto key
+	case '[':
+		open(i, ']')
+		i = skipWS(data, i+1)
+		if i < len(data) && data[i] == ']' {
+			closed(i)
+			i++
+			goto after
+		}
+		goto value
+	case '"':
+		if i, ok = validString(data, i+1); !ok {
+			return false, depth
+		}
+		goto after
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		if i, ok = validNumber(data, i); !ok {
+			return false, depth
+		}
+		goto after
+	case 't':
+		if !strings.HasPrefix(unsafeString(data[i:]), "true") {
+			return false, depth
+		}
+		i += 4
+		goto after
+	case 'f':
+		if !strings.HasPrefix(unsafeString(data[i:]), "false") {
+			return false, depth
+		}
+		i += 5
+		goto after
+	case 'n':
+		if !strings.HasPrefix(unsafeString(data[i:]), "null") {
+			return false, depth
+		}
+		i += 4
+		goto after
+	default:
+		return false, depth
+	}
+key: // data[i] is the opening quote of a member's key
+	if i, ok = validString(data, i+1); !ok {
+		return false, depth
+	}
+	i = skipWS(data, i)
+	if i >= len(data) || data[i] != ':' {
+		return false, depth
+	}
+	i++
+	goto value
+after: // a value ended at i
+	if len(stack) == 0 {
+		return skipWS(data, i) == len(data), depth
+	}
+	i = skipWS(data, i)
+	if i >= len(data) {
+		return false, depth
+	}
+	switch c := stack[len(stack)-1]; data[i] {
+	case ',':
+		i++
+		if c == ']' {
+			goto value
+		}
+		i = skipWS(data, i)
+		if i >= len(data) || data[i] != '"' {
+			return false, depth
+		}
+		goto key
+	case c:
+		closed(i)
+		i++
+		goto after
+	}
+	return false, depth
+}
+
+func skipWS(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+			continue
+		}
+		break
+	}
+	return i
+}
+
+// validString checks the string whose text starts at i (after the opening
+// quote) and returns the index after its closing quote.
+func validString(data []byte, i int) (int, bool) {
+	for {
+		for i+8 <= len(data) && !specialString(binary.LittleEndian.Uint64(data[i:])) {
+			i += 8
+		}
+		if i >= len(data) {
+			return i, false
+		}
+		switch c := data[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < ' ':
+			return i, false
+		case c == '\\':
+			i++
+			if i >= len(data) {
+				return i, false
+			}
+			switch data[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				for range 4 {
+					i++
+					if i >= len(data) || !ishex(data[i]) {
+						return i, false
+					}
+				}
+			default:
+				return i, false
+			}
+		}
+		i++
+	}
+}
+
+func ishex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// validNumber checks the number starting at i as gjson does and returns
+// the index after it.
+func validNumber(data []byte, i int) (int, bool) {
+	if data[i] == '-' {
+		i++
+		if i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+	}
+	if data[i] == '0' {
+		i++
+	} else {
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(data) && data[i] == '.' {
+		i++
+		if i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		if i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	return i, true
+}
+
+// skipString returns the index after the closing quote of the valid string
+// whose text starts at i, and whether it holds escapes.
+func skipString(s string, i int) (int, bool) {
+	esc := false
+	b := unsafe.Slice(unsafe.StringData(s), len(s))
+	// Most strings are short: look at the first bytes one by one.
+	for n := min(i+16, len(s)); i < n; i++ {
+		switch s[i] {
+		case '"':
+			return i + 1, esc
+		case '\\':
+			esc = true
+			i++
+		}
+	}
+	for {
+		for i+8 <= len(b) {
+			v := binary.LittleEndian.Uint64(b[i:])
+			q := v ^ (lows * '"')
+			e := v ^ (lows * '\\')
+			if ((q-lows)&^q|(e-lows)&^e)&highs != 0 {
+				break
+			}
+			i += 8
+		}
+		if i >= len(s) {
+			return i, esc
+		}
+		switch s[i] {
+		case '"':
+			return i + 1, esc
+		case '\\':
+			esc = true
+			i++
+		}
+		i++
+	}
+}
+
+// skipValue returns the index after the valid value starting at i (no
+// leading space).
+func (x *jsonIndex) skipValue(s string, i int) int {
+	switch s[i] {
+	case '"':
+		i, _ = skipString(s, i+1)
+		return i
+	case '{', '[':
+		if end, ok := x.endOf(s, i); ok {
+			return end
+		}
+		depth := 0
+		for i < len(s) {
+			switch s[i] {
+			case '"':
+				i, _ = skipString(s, i+1)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	// A number or a literal ends at a delimiter.
+	for i < len(s) {
+		switch s[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueAt returns the valid value starting at i as gjson gives it, and the
+// index after it.
+func (x *jsonIndex) valueAt(s string, i int) (gjson.Result, int) {
+	end := x.skipValue(s, i)
+	raw := s[i:end]
+	switch s[i] {
+	case '"':
+		return stringResult(raw), end
+	case '{', '[':
+		return gjson.Result{Type: gjson.JSON, Raw: raw}, end
+	case 't':
+		return gjson.Result{Type: gjson.True, Raw: raw}, end
+	case 'f':
+		return gjson.Result{Type: gjson.False, Raw: raw}, end
+	case 'n':
+		return gjson.Result{Type: gjson.Null, Raw: raw}, end
+	}
+	n, _ := strconv.ParseFloat(raw, 64)
+	return gjson.Result{Type: gjson.Number, Raw: raw, Num: n}, end
+}
+
+// stringResult is the string literal raw as gjson gives it; escapes are
+// rare and left to gjson.
+func stringResult(raw string) gjson.Result {
+	if strings.IndexByte(raw, '\\') >= 0 {
+		return gjson.Parse(raw)
+	}
+	return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
+}
+
+// eachMember calls fn with the key and value of every member of the valid
+// JSON object obj, in order, until fn returns false; like gjson's ForEach,
+// it calls nothing for other values.
+func (x *jsonIndex) eachMember(obj string, fn func(key string, v gjson.Result) bool) {
+	if len(obj) == 0 || obj[0] != '{' {
+		return
+	}
+	i := 1
+	for {
+		i = skipSpace(obj, i)
+		if i >= len(obj) || obj[i] != '"' {
+			return // '}'
+		}
+		end, esc := skipString(obj, i+1)
+		key := obj[i+1 : end-1]
+		if esc {
+			key = gjson.Parse(obj[i:end]).Str
+		}
+		i = skipSpace(obj, end)
+		i = skipSpace(obj, i+1) // ':'
+		var v gjson.Result
+		v, i = x.valueAt(obj, i)
+		if !fn(key, v) {
+			return
+		}
+		i = skipSpace(obj, i)
+		if i >= len(obj) || obj[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+// elements returns the elements of the valid JSON array arr, as gjson's
+// Array does.
+func (x *jsonIndex) elements(arr string) []gjson.Result {
+	var out []gjson.Result
+	i := skipSpace(arr, 1)
+	for i < len(arr) && arr[i] != ']' {
+		var v gjson.Result
+		v, i = x.valueAt(arr, i)
+		out = append(out, v)
+		i = skipSpace(arr, i)
+		if i < len(arr) && arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
+	return out
+}
