@@ -65,33 +65,44 @@ func (x *jsonIndex) endOf(s string, i int) (int, bool) {
 // nest; it walks iteratively, so any depth costs no stack. With x, it
 // records in x where containers down to indexDepth end.
 func validJSON(data []byte, x *jsonIndex) (ok bool, depth int) {
-	var stack []byte // the closing bracket of each open container
-	var opened []int // for each, its entry in x or -1
+	// The open containers, one bit each (1: an object), so that hostile
+	// nesting costs a bit a level; and for the first indexDepth levels,
+	// their entries in x.
+	var stack []uint64
+	n := 0
+	var opened [indexDepth]int
 	if x != nil {
 		x.base = unsafeString(data)
 		x.start, x.end = x.start[:0], x.end[:0]
 	}
 	open := func(i int, c byte) {
-		stack = append(stack, c)
-		depth = max(depth, len(stack))
-		if x != nil {
-			if len(stack) <= indexDepth {
-				opened = append(opened, len(x.start))
-				x.start = append(x.start, i)
-				x.end = append(x.end, 0)
-			} else {
-				opened = append(opened, -1)
-			}
+		if n/64 == len(stack) {
+			stack = append(stack, 0)
 		}
+		if c == '}' {
+			stack[n/64] |= 1 << (n % 64)
+		} else {
+			stack[n/64] &^= 1 << (n % 64)
+		}
+		if x != nil && n < indexDepth {
+			opened[n] = len(x.start)
+			x.start = append(x.start, i)
+			x.end = append(x.end, 0)
+		}
+		n++
+		depth = max(depth, n)
 	}
 	closed := func(i int) {
-		stack = stack[:len(stack)-1]
-		if x != nil {
-			if e := opened[len(opened)-1]; e >= 0 {
-				x.end[e] = i + 1
-			}
-			opened = opened[:len(opened)-1]
+		n--
+		if x != nil && n < indexDepth {
+			x.end[opened[n]] = i + 1
 		}
+	}
+	top := func() byte {
+		if stack[(n-1)/64]&(1<<((n-1)%64)) != 0 {
+			return '}'
+		}
+		return ']'
 	}
 	i := skipWS(data, 0)
 	if i == len(data) {
@@ -169,14 +180,14 @@ key: // data[i] is the opening quote of a member's key
 	i++
 	goto value
 after: // a value ended at i
-	if len(stack) == 0 {
+	if n == 0 {
 		return skipWS(data, i) == len(data), depth
 	}
 	i = skipWS(data, i)
 	if i >= len(data) {
 		return false, depth
 	}
-	switch c := stack[len(stack)-1]; data[i] {
+	switch c := top(); data[i] {
 	case ',':
 		i++
 		if c == ']' {
