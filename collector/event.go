@@ -2,6 +2,7 @@ package collector
 
 import (
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -50,6 +51,33 @@ type propSlab struct{ buf store.Props }
 
 // enrichRoom is how many properties enrichment may add to an event.
 const enrichRoom = 16
+
+// slabPool keeps the slabs of earlier requests: a batch of 50 posthog-js
+// events needs about 100 KB of them.
+var slabPool = sync.Pool{New: func() any { return new(propSlab) }}
+
+// maxPooledSlab is the largest slab kept for reuse, in properties.
+const maxPooledSlab = 1 << 16
+
+// newPropSlab returns a slab with room for about n properties.
+func newPropSlab(n int) *propSlab {
+	s := slabPool.Get().(*propSlab)
+	if cap(s.buf) < n {
+		s.buf = make(store.Props, 0, n)
+	}
+	return s
+}
+
+// release hands the slab back once no event of the request is used any
+// more; what it held is cleared so that it keeps nothing alive.
+func (s *propSlab) release() {
+	if cap(s.buf) > maxPooledSlab {
+		return
+	}
+	clear(s.buf[:cap(s.buf)])
+	s.buf = s.buf[:0]
+	slabPool.Put(s)
+}
 
 func (s *propSlab) start() int { return len(s.buf) }
 

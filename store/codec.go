@@ -80,11 +80,22 @@ type blockEncoder struct {
 	nstr  int
 	body  []byte
 	out   []byte
+	// scratch takes the S2 output before it is copied to its exact size.
+	scratch []byte
+
+	// For raw: each decoded block's string indexes as this block's (plus
+	// one; 0 is not yet known), so that a string of a merged block is
+	// looked up once, not once per use.
+	remaps  map[*decodedBlock][]uint32
+	lastD   *decodedBlock
+	lastMap []uint32
 }
 
 var encoderPool = sync.Pool{New: func() any { return &blockEncoder{strs: make(map[string]uint32, 256)} }}
 
 func (e *blockEncoder) reset() {
+	clear(e.remaps)
+	e.lastD, e.lastMap = nil, nil
 	clear(e.strs)
 	e.table = e.table[:0]
 	e.body = e.body[:0]
@@ -125,6 +136,27 @@ func (e *blockEncoder) event(ev *Event) {
 	}
 }
 
+// rstr is str of the i-th string of d.
+func (e *blockEncoder) rstr(d *decodedBlock, i uint32) uint32 {
+	if d != e.lastD {
+		m, ok := e.remaps[d]
+		if !ok {
+			if e.remaps == nil {
+				e.remaps = make(map[*decodedBlock][]uint32)
+			}
+			m = make([]uint32, len(d.strs))
+			e.remaps[d] = m
+		}
+		e.lastD, e.lastMap = d, m
+	}
+	if j := e.lastMap[i]; j != 0 {
+		return j - 1
+	}
+	j := e.str(d.strs[i])
+	e.lastMap[i] = j + 1
+	return j
+}
+
 // raw adds an event of a decoded block without materialising it.
 func (e *blockEncoder) raw(d *decodedBlock, ev *rawEvent) {
 	e.body = binary.AppendVarint(e.body, ev.time)
@@ -132,17 +164,17 @@ func (e *blockEncoder) raw(d *decodedBlock, ev *rawEvent) {
 	if ev.uuidStr == 0 {
 		e.body = append(e.body, 0)
 	} else {
-		e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.uuidStr-1]))+1)
+		e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, ev.uuidStr-1))+1)
 	}
-	e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.name])))
-	e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.did])))
+	e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, ev.name)))
+	e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, ev.did)))
 	e.body = binary.AppendUvarint(e.body, uint64(len(ev.props)))
 	for _, p := range ev.props {
-		e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[p.key])))
+		e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, p.key)))
 		e.body = append(e.body, byte(p.kind))
 		switch p.kind {
 		case KindString, KindNumber, KindJSON:
-			e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[p.val])))
+			e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, p.val)))
 		}
 	}
 }
@@ -163,6 +195,9 @@ func encodeRaw(site string, evs []rawRef, level compression) string {
 		e.raw(r.d, &r.d.events[r.i])
 	}
 	b := e.finish(siteIdx, len(evs), level)
+	// The pooled encoder must not keep the decoded blocks alive.
+	clear(e.remaps)
+	e.lastD, e.lastMap = nil, nil
 	encoderPool.Put(e)
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
@@ -187,7 +222,11 @@ func (e *blockEncoder) finish(siteIdx uint32, n int, level compression) []byte {
 	payload = append(payload, e.body...)
 	e.out = payload
 	if level == compressFast {
-		out := make([]byte, 3+s2.MaxEncodedLen(len(payload)))
+		need := 3 + s2.MaxEncodedLen(len(payload))
+		if cap(e.scratch) < need {
+			e.scratch = make([]byte, need)
+		}
+		out := e.scratch[:need]
 		out[0], out[1], out[2] = blockMagic, blockVersion, flagS2
 		n := len(s2.Encode(out[3:], payload))
 		// Keep only what is used: the value lives as long as the block.
