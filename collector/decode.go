@@ -33,7 +33,7 @@ type payload struct {
 func parsePayload(js []byte) (payload, error) {
 	var p payload
 	js = repairUTF8(js)
-	p.index = new(jsonIndex)
+	p.index = newJSONIndex()
 	if err := checkJSONIndex(js, p.index); err != nil {
 		return p, err
 	}

@@ -145,7 +145,8 @@ func (f *eventFields) read(x *jsonIndex, r gjson.Result) {
 // one member with an empty key.
 func eachProp(x *jsonIndex, props gjson.Result, fn func(k string, v gjson.Result) bool) {
 	if props.Type == gjson.JSON {
-		x.eachMember(props.Raw, fn)
+		// Nothing reads a property's Num: its Raw is what is kept.
+		x.walkMembers(props.Raw, false, fn)
 		return
 	}
 	props.ForEach(func(k, v gjson.Result) bool { return fn(k.Str, v) })

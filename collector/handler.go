@@ -257,6 +257,7 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	} else {
 		p, err = parsePayload(js)
 	}
+	defer p.index.release() // the events' Results point into js, not into it
 	if err != nil {
 		c.failBody(w, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -41,6 +42,20 @@ type jsonIndex struct {
 	base  string
 	start []int // offsets of opening brackets, ascending
 	end   []int // the offset after the matching closing bracket
+}
+
+var indexPool = sync.Pool{New: func() any { return new(jsonIndex) }}
+
+// newJSONIndex returns an empty index; release hands it back.
+func newJSONIndex() *jsonIndex { return indexPool.Get().(*jsonIndex) }
+
+func (x *jsonIndex) release() {
+	if x == nil || cap(x.start) > 1<<16 {
+		return
+	}
+	x.base = ""
+	x.start, x.end = x.start[:0], x.end[:0]
+	indexPool.Put(x)
 }
 
 // endOf returns the index in s after the container opening at s[i], when
@@ -386,13 +401,20 @@ func skipSpace(s string, i int) int {
 }
 
 // valueAt returns the valid value starting at i as gjson gives it, and the
-// index after it.
-func (x *jsonIndex) valueAt(s string, i int) (gjson.Result, int) {
+// index after it. Without num, a number's Num is left 0 (its Raw is all
+// the properties need).
+func (x *jsonIndex) valueAt(s string, i int, num bool) (gjson.Result, int) {
+	if s[i] == '"' {
+		end, esc := skipString(s, i+1)
+		raw := s[i:end]
+		if esc { // rare: gjson unescapes
+			return gjson.Parse(raw), end
+		}
+		return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}, end
+	}
 	end := x.skipValue(s, i)
 	raw := s[i:end]
 	switch s[i] {
-	case '"':
-		return stringResult(raw), end
 	case '{', '[':
 		return gjson.Result{Type: gjson.JSON, Raw: raw}, end
 	case 't':
@@ -402,23 +424,22 @@ func (x *jsonIndex) valueAt(s string, i int) (gjson.Result, int) {
 	case 'n':
 		return gjson.Result{Type: gjson.Null, Raw: raw}, end
 	}
-	n, _ := strconv.ParseFloat(raw, 64)
-	return gjson.Result{Type: gjson.Number, Raw: raw, Num: n}, end
-}
-
-// stringResult is the string literal raw as gjson gives it; escapes are
-// rare and left to gjson.
-func stringResult(raw string) gjson.Result {
-	if strings.IndexByte(raw, '\\') >= 0 {
-		return gjson.Parse(raw)
+	r := gjson.Result{Type: gjson.Number, Raw: raw}
+	if num {
+		r.Num, _ = strconv.ParseFloat(raw, 64)
 	}
-	return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
+	return r, end
 }
 
 // eachMember calls fn with the key and value of every member of the valid
 // JSON object obj, in order, until fn returns false; like gjson's ForEach,
 // it calls nothing for other values.
 func (x *jsonIndex) eachMember(obj string, fn func(key string, v gjson.Result) bool) {
+	x.walkMembers(obj, true, fn)
+}
+
+// walkMembers is eachMember; without num, numbers come without Num.
+func (x *jsonIndex) walkMembers(obj string, num bool, fn func(key string, v gjson.Result) bool) {
 	if len(obj) == 0 || obj[0] != '{' {
 		return
 	}
@@ -436,7 +457,7 @@ func (x *jsonIndex) eachMember(obj string, fn func(key string, v gjson.Result) b
 		i = skipSpace(obj, end)
 		i = skipSpace(obj, i+1) // ':'
 		var v gjson.Result
-		v, i = x.valueAt(obj, i)
+		v, i = x.valueAt(obj, i, num)
 		if !fn(key, v) {
 			return
 		}
@@ -455,7 +476,7 @@ func (x *jsonIndex) elements(arr string) []gjson.Result {
 	i := skipSpace(arr, 1)
 	for i < len(arr) && arr[i] != ']' {
 		var v gjson.Result
-		v, i = x.valueAt(arr, i)
+		v, i = x.valueAt(arr, i, true)
 		out = append(out, v)
 		i = skipSpace(arr, i)
 		if i < len(arr) && arr[i] == ',' {
