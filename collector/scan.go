@@ -80,45 +80,12 @@ func (x *jsonIndex) endOf(s string, i int) (int, bool) {
 // nest; it walks iteratively, so any depth costs no stack. With x, it
 // records in x where containers down to indexDepth end.
 func validJSON(data []byte, x *jsonIndex) (ok bool, depth int) {
-	// The open containers, one bit each (1: an object), so that hostile
-	// nesting costs a bit a level; and for the first indexDepth levels,
-	// their entries in x.
-	var stack []uint64
-	n := 0
-	var opened [indexDepth]int
+	st := nesting{x: x}
 	if x != nil {
 		x.base = unsafeString(data)
 		x.start, x.end = x.start[:0], x.end[:0]
 	}
-	open := func(i int, c byte) {
-		if n/64 == len(stack) {
-			stack = append(stack, 0)
-		}
-		if c == '}' {
-			stack[n/64] |= 1 << (n % 64)
-		} else {
-			stack[n/64] &^= 1 << (n % 64)
-		}
-		if x != nil && n < indexDepth {
-			opened[n] = len(x.start)
-			x.start = append(x.start, i)
-			x.end = append(x.end, 0)
-		}
-		n++
-		depth = max(depth, n)
-	}
-	closed := func(i int) {
-		n--
-		if x != nil && n < indexDepth {
-			x.end[opened[n]] = i + 1
-		}
-	}
-	top := func() byte {
-		if stack[(n-1)/64]&(1<<((n-1)%64)) != 0 {
-			return '}'
-		}
-		return ']'
-	}
+	defer func() { depth = st.depth }()
 	i := skipWS(data, 0)
 	if i == len(data) {
 		return false, 0
@@ -130,13 +97,13 @@ value:
 	}
 	switch data[i] {
 	case '{':
-		open(i, '}')
+		st.open(i, '}')
 		i = skipWS(data, i+1)
 		if i >= len(data) {
 			return false, depth
 		}
 		if data[i] == '}' {
-			closed(i)
+			st.closed(i)
 			i++
 			goto after
 		}
@@ -145,10 +112,10 @@ value:
 		}
 		goto key
 	case '[':
-		open(i, ']')
+		st.open(i, ']')
 		i = skipWS(data, i+1)
 		if i < len(data) && data[i] == ']' {
-			closed(i)
+			st.closed(i)
 			i++
 			goto after
 		}
@@ -195,14 +162,14 @@ key: // data[i] is the opening quote of a member's key
 	i++
 	goto value
 after: // a value ended at i
-	if n == 0 {
+	if st.n == 0 {
 		return skipWS(data, i) == len(data), depth
 	}
 	i = skipWS(data, i)
 	if i >= len(data) {
 		return false, depth
 	}
-	switch c := top(); data[i] {
+	switch c := st.top(); data[i] {
 	case ',':
 		i++
 		if c == ']' {
@@ -214,11 +181,54 @@ after: // a value ended at i
 		}
 		goto key
 	case c:
-		closed(i)
+		st.closed(i)
 		i++
 		goto after
 	}
 	return false, depth
+}
+
+// nesting is validJSON's stack of open containers, one bit each (1: an
+// object), so that hostile nesting costs a bit a level; and for the first
+// indexDepth levels, their entries in x.
+type nesting struct {
+	x      *jsonIndex
+	bits   []uint64
+	n      int
+	depth  int
+	opened [indexDepth]int
+}
+
+func (st *nesting) open(i int, c byte) {
+	if st.n/64 == len(st.bits) {
+		st.bits = append(st.bits, 0)
+	}
+	if c == '}' {
+		st.bits[st.n/64] |= 1 << (st.n % 64)
+	} else {
+		st.bits[st.n/64] &^= 1 << (st.n % 64)
+	}
+	if x := st.x; x != nil && st.n < indexDepth {
+		st.opened[st.n] = len(x.start)
+		x.start = append(x.start, i)
+		x.end = append(x.end, 0)
+	}
+	st.n++
+	st.depth = max(st.depth, st.n)
+}
+
+func (st *nesting) closed(i int) {
+	st.n--
+	if st.x != nil && st.n < indexDepth {
+		st.x.end[st.opened[st.n]] = i + 1
+	}
+}
+
+func (st *nesting) top() byte {
+	if st.bits[(st.n-1)/64]&(1<<((st.n-1)%64)) != 0 {
+		return '}'
+	}
+	return ']'
 }
 
 func skipWS(data []byte, i int) int {
