@@ -37,6 +37,7 @@ func parsePayload(js []byte) (payload, error) {
 	if err := checkJSONIndex(js, p.index); err != nil {
 		return p, err
 	}
+	p.index.utf8 = true // repaired above
 	// No copy: the events' strings point into the request's buffer, which
 	// outlives them (the store copies what it keeps before Append returns).
 	root := gjson.Parse(unsafeString(js))

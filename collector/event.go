@@ -190,6 +190,10 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *
 	// properties kept.
 	var pDistinctID, pDollarDistinctID, pToken, pAPIKey, pIgnoreSentAt, pGeoDisable gjson.Result
 	first0 := slab.start()
+	// In a body made valid UTF-8 before it was scanned, every key and
+	// string is valid too (a piece between quotes, or gjson's unescaping,
+	// which writes U+FFFD for what is no character).
+	utf8Body := p.index != nil && p.index.utf8
 	eachProp(p.index, props, func(k string, v gjson.Result) bool {
 		switch k {
 		case "distinct_id":
@@ -209,7 +213,11 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *
 		case "$geoip_disable":
 			first(&pGeoDisable, v)
 		}
-		slab.buf = append(slab.buf, store.Prop{Key: validUTF8(k), Val: jsonValue(v)})
+		if utf8Body {
+			slab.buf = append(slab.buf, store.Prop{Key: k, Val: jsonValueOf(v, true)})
+		} else {
+			slab.buf = append(slab.buf, store.Prop{Key: validUTF8(k), Val: jsonValue(v)})
+		}
 		return true
 	})
 	// Until the event is accepted, the slab's new properties are not kept.
@@ -298,9 +306,15 @@ func firstOf(vs ...gjson.Result) string {
 
 // jsonValue converts a JSON value; strings are made valid UTF-8 and objects
 // and arrays compacted.
-func jsonValue(v gjson.Result) store.Value {
+func jsonValue(v gjson.Result) store.Value { return jsonValueOf(v, false) }
+
+// jsonValueOf is jsonValue; with valid, v is known to be valid UTF-8.
+func jsonValueOf(v gjson.Result, valid bool) store.Value {
 	switch v.Type {
 	case gjson.String:
+		if valid {
+			return store.Value{Kind: store.KindString, S: v.Str}
+		}
 		return store.Value{Kind: store.KindString, S: validUTF8(v.Str)}
 	case gjson.Number:
 		return store.Value{Kind: store.KindNumber, S: v.Raw}
@@ -312,6 +326,9 @@ func jsonValue(v gjson.Result) store.Value {
 		raw := v.Raw
 		if strings.ContainsAny(raw, " \t\r\n") {
 			raw = string(pretty.Ugly([]byte(raw)))
+		}
+		if valid {
+			return store.Value{Kind: store.KindJSON, S: raw}
 		}
 		return store.Value{Kind: store.KindJSON, S: validUTF8(raw)}
 	}

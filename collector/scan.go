@@ -42,6 +42,9 @@ type jsonIndex struct {
 	base  string
 	start []int // offsets of opening brackets, ascending
 	end   []int // the offset after the matching closing bracket
+	// utf8 says base is valid UTF-8 (the capture path repairs bodies
+	// before it scans them).
+	utf8 bool
 }
 
 var indexPool = sync.Pool{New: func() any { return new(jsonIndex) }}
@@ -53,7 +56,7 @@ func (x *jsonIndex) release() {
 	if x == nil || cap(x.start) > 1<<16 {
 		return
 	}
-	x.base = ""
+	x.base, x.utf8 = "", false
 	x.start, x.end = x.start[:0], x.end[:0]
 	indexPool.Put(x)
 }
