@@ -194,32 +194,42 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *
 	// string is valid too (a piece between quotes, or gjson's unescaping,
 	// which writes U+FFFD for what is no character).
 	utf8Body := p.index != nil && p.index.utf8
-	eachProp(p.index, props, func(k string, v gjson.Result) bool {
+	special := func(k string, v gjson.Result) bool {
 		switch k {
 		case "distinct_id":
 			first(&pDistinctID, v)
-			return true
 		case "$distinct_id":
 			first(&pDollarDistinctID, v)
-			return true
 		case "token":
 			first(&pToken, v)
-			return true
 		case "api_key":
 			first(&pAPIKey, v)
-			return true
 		case "$ignore_sent_at":
 			first(&pIgnoreSentAt, v)
+			return false
 		case "$geoip_disable":
 			first(&pGeoDisable, v)
+			return false
+		default:
+			return false
 		}
-		if utf8Body {
-			slab.buf = append(slab.buf, store.Prop{Key: k, Val: jsonValueOf(v, true)})
-		} else {
-			slab.buf = append(slab.buf, store.Prop{Key: validUTF8(k), Val: jsonValue(v)})
-		}
-		return true
-	})
+		return true // not kept as a property
+	}
+	if utf8Body && props.Type == gjson.JSON {
+		slab.buf = p.index.appendProps(slab.buf, props.Raw, special)
+	} else {
+		eachProp(p.index, props, func(k string, v gjson.Result) bool {
+			if special(k, v) {
+				return true
+			}
+			if utf8Body {
+				slab.buf = append(slab.buf, store.Prop{Key: k, Val: jsonValueOf(v, true)})
+			} else {
+				slab.buf = append(slab.buf, store.Prop{Key: validUTF8(k), Val: jsonValue(v)})
+			}
+			return true
+		})
+	}
 	// Until the event is accepted, the slab's new properties are not kept.
 	undo := func() { slab.buf = slab.buf[:first0] }
 

@@ -8,7 +8,9 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/firstpartyhq/firstparty/store"
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/pretty"
 )
 
 // The capture path reads every body once to validate it and then walks the
@@ -497,4 +499,84 @@ func (x *jsonIndex) elements(arr string) []gjson.Result {
 		}
 	}
 	return out
+}
+
+// appendProps appends to ps the members of the valid JSON object obj, in a
+// body known to be valid UTF-8, as jsonValue would make them, without a
+// gjson.Result for each. Members isEventKey names go to special first
+// (with the Result gjson would give), which says whether they are left out.
+func (x *jsonIndex) appendProps(ps store.Props, obj string, special func(string, gjson.Result) bool) store.Props {
+	if len(obj) == 0 || obj[0] != '{' {
+		return ps
+	}
+	i := 1
+	for {
+		i = skipSpace(obj, i)
+		if i >= len(obj) || obj[i] != '"' {
+			return ps // '}'
+		}
+		end, esc := skipString(obj, i+1)
+		key := obj[i+1 : end-1]
+		if esc {
+			key = gjson.Parse(obj[i:end]).Str
+		}
+		i = skipSpace(obj, end)
+		i = skipSpace(obj, i+1) // ':'
+		vs := i
+		var val store.Value
+		switch obj[i] {
+		case '"':
+			end, esc := skipString(obj, i+1)
+			if esc {
+				val = store.Value{Kind: store.KindString, S: gjson.Parse(obj[i:end]).Str}
+			} else {
+				val = store.Value{Kind: store.KindString, S: obj[i+1 : end-1]}
+			}
+			i = end
+		case '{', '[':
+			end := x.skipValue(obj, i)
+			raw := obj[i:end]
+			if strings.ContainsAny(raw, " \t\r\n") {
+				raw = string(pretty.Ugly([]byte(raw)))
+			}
+			val = store.Value{Kind: store.KindJSON, S: raw}
+			i = end
+		case 't':
+			val = store.Value{Kind: store.KindTrue}
+			i += 4
+		case 'f':
+			val = store.Value{Kind: store.KindFalse}
+			i += 5
+		case 'n':
+			val = store.Value{Kind: store.KindNull}
+			i += 4
+		default:
+			end := x.skipValue(obj, i)
+			val = store.Value{Kind: store.KindNumber, S: obj[i:end]}
+			i = end
+		}
+		keep := true
+		if isEventKey(key) {
+			v, _ := x.valueAt(obj, vs, true)
+			keep = !special(key, v)
+		}
+		if keep {
+			ps = append(ps, store.Prop{Key: key, Val: val})
+		}
+		i = skipSpace(obj, i)
+		if i >= len(obj) || obj[i] != ',' {
+			return ps
+		}
+		i++
+	}
+}
+
+// isEventKey reports the properties that say something about the event
+// itself.
+func isEventKey(k string) bool {
+	switch k {
+	case "distinct_id", "$distinct_id", "token", "api_key", "$ignore_sent_at", "$geoip_disable":
+		return true
+	}
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -163,4 +164,54 @@ func FuzzScan(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkValid(t, b) })
+}
+
+// TestAppendPropsMatchesGjson holds the properties fast path (a body known
+// to be valid UTF-8) to the gjson walk it replaces: the same event, read
+// with and without the scan index, gives the same properties, identity and
+// token.
+func TestAppendPropsMatchesGjson(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var objs []string
+	for range 1000 {
+		m := map[string]any{}
+		for range rng.IntN(12) {
+			m[randomString(rng)] = randomJSON(rng, 1)
+		}
+		// The members the fast path hands to parseEvent, some of them twice.
+		for _, k := range []string{"distinct_id", "$distinct_id", "token", "api_key", "$ignore_sent_at", "$geoip_disable"} {
+			if rng.IntN(3) == 0 {
+				m[k] = randomJSON(rng, 3)
+			}
+		}
+		b, _ := json.Marshal(m)
+		s := string(b)
+		if rng.IntN(2) == 0 {
+			s = strings.NewReplacer(",", " ,\n", ":", " : ").Replace(s)
+		}
+		if rng.IntN(4) == 0 && len(s) > 2 {
+			s = `{"token":"t1","distinct_id":"x",` + s[1:len(s)-1] + `,"token":"t2"}`
+		}
+		objs = append(objs, s)
+	}
+	b1k, _ := batch1KBody(4)
+	for _, ev := range gjson.ParseBytes(b1k).Get("batch").Array() {
+		objs = append(objs, ev.Get("properties").Raw)
+	}
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	lim := Limits{}.withDefaults()
+	for _, obj := range objs {
+		body := []byte(`{"batch":[{"event":"e","distinct_id":"d0","timestamp":"2026-11-24T11:00:00Z","properties":` + obj + `}]}`)
+		p, err := parsePayload(body)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		fast := parseEvent(p.events[0], &p, now, newPropSlab(64), &lim)
+		slow := p
+		slow.index = nil
+		ref := parseEvent(gjson.Parse(p.events[0].Raw), &slow, now, newPropSlab(64), &lim)
+		if fmt.Sprint(fast.ev, fast.token, fast.geoDisable, fast.reason) != fmt.Sprint(ref.ev, ref.token, ref.geoDisable, ref.reason) {
+			t.Fatalf("%s:\n fast %v %q %v %q\n gjson %v %q %v %q", obj, fast.ev, fast.token, fast.geoDisable, fast.reason, ref.ev, ref.token, ref.geoDisable, ref.reason)
+		}
+	}
 }
