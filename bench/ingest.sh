@@ -47,8 +47,9 @@ run() { # binary, lua script, path, connections → "req/s server-CPU-µs/event"
 	t0=$(cputicks "$pid"); n0=$(stored)
 	rps=$(wrk -t1 -c"$4" -d"$dur" -s "bench/$2" "http://127.0.0.1:$port/_f/$3" | awk '/Requests\/sec/ {print $2}')
 	t1=$(cputicks "$pid"); n1=$(stored)
-	echo "${rps:-0} $(( (t1 - t0) * 1000000 / $(getconf CLK_TCK) / (n1 - n0 + 1) ))"
+	# Stopped before answering: the caller starts the next run at once.
 	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+	echo "${rps:-0} $(( (t1 - t0) * 1000000 / $(getconf CLK_TCK) / (n1 - n0 + 1) ))"
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
