@@ -4,7 +4,8 @@
 #   bench/run.sh [duration per phase, default 10s] [events for the memory phase, default 1000000]
 #
 # Measures, in one run: Caddy's bare `respond 204` to a POST, our /e/ with one
-# ~600-byte pageview, /batch/ with 50 events; then loads the store to the
+# ~600-byte pageview, /batch/ with 50 events, /batch/ with 50 posthog-js
+# events of ~1.3 KB (batch1k.lua); then loads the store to the
 # given number of events and reports resident memory per stored event; then
 # restarts Caddy and reports how long reopening the database took.
 set -euo pipefail
@@ -41,6 +42,8 @@ echo "== /e/ one pageview per request =="
 e=$(wrk -t1 -c64 -d"$dur" -s bench/pageview.lua http://127.0.0.1:9300/_f/e/ | tee /dev/stderr | rps)
 echo "== /batch/ 50 events per request =="
 b=$(wrk -t1 -c16 -d"$dur" -s bench/batch.lua http://127.0.0.1:9300/_f/batch/ | tee /dev/stderr | rps)
+echo "== /batch/ 50 posthog-js events of ~1.3 KB per request =="
+b1k=$(wrk -t1 -c16 -d"$dur" -s bench/batch1k.lua http://127.0.0.1:9300/_f/batch/ | tee /dev/stderr | rps)
 
 stop
 
@@ -63,11 +66,12 @@ start
 open_line=$(grep -m1 'analytics store opened' "$out/caddy.log" || true)
 stop
 
-awk -v bare="$bare" -v e="$e" -v b="$b" -v n="$n" -v rss="$rss_kb" -v line="$open_line" 'BEGIN {
+awk -v bare="$bare" -v e="$e" -v b="$b" -v b1k="$b1k" -v n="$n" -v rss="$rss_kb" -v line="$open_line" 'BEGIN {
 	printf "\n== results ==\n"
 	printf "bare respond:     %10.0f req/s\n", bare
 	printf "/e/ pageview:     %10.0f req/s  (%.0f%% of bare; target >= 40%%)\n", e, 100*e/bare
 	printf "/batch/ x50:      %10.0f req/s = %.0f events/s (target >= 150000)\n", b, 50*b
+	printf "/batch/ x50 1 KB: %10.0f req/s = %.0f events/s (posthog-js shaped; target >= 150000)\n", b1k, 50*b1k
 	printf "stored events:    %10d\n", n
 	printf "resident memory:  %10.1f MiB = %.0f bytes/event (target <= 300)\n", rss/1024, rss*1024/n
 	match(line, /"took":[^,}]*/); took = substr(line, RSTART+7, RLENGTH-7)

@@ -22,6 +22,8 @@ type payload struct {
 	apiKey string
 	// sentAt is the envelope's sent_at (or created_at of the v1 endpoint).
 	sentAt gjson.Result
+	// index, when set, says where the body's containers end.
+	index *jsonIndex
 }
 
 // parsePayload reads the shapes PostHog clients send: one event object, a
@@ -31,28 +33,50 @@ type payload struct {
 func parsePayload(js []byte) (payload, error) {
 	var p payload
 	js = repairUTF8(js)
-	if err := checkJSON(js); err != nil {
+	p.index = newJSONIndex()
+	if err := checkJSONIndex(js, p.index); err != nil {
 		return p, err
 	}
+	p.index.utf8 = true // repaired above
 	// No copy: the events' strings point into the request's buffer, which
 	// outlives them (the store copies what it keeps before Append returns).
 	root := gjson.Parse(unsafeString(js))
 	switch {
 	case root.IsArray():
-		p.events = root.Array()
+		p.events = p.index.elements(root.Raw)
 	case root.IsObject():
-		p.apiKey = firstString(root, "api_key", "token", "$token")
-		p.sentAt = root.Get("sent_at")
+		// One pass over the envelope (a batch is most of the body).
+		var apiKey, token, dollarToken, sentAt, createdAt, batch, data gjson.Result
+		p.index.eachMember(root.Raw, func(k string, v gjson.Result) bool {
+			switch k {
+			case "api_key":
+				first(&apiKey, v)
+			case "token":
+				first(&token, v)
+			case "$token":
+				first(&dollarToken, v)
+			case "sent_at":
+				first(&sentAt, v)
+			case "created_at":
+				first(&createdAt, v)
+			case "batch":
+				first(&batch, v)
+			case "data":
+				first(&data, v)
+			}
+			return true
+		})
+		p.apiKey = firstOf(apiKey, token, dollarToken)
+		p.sentAt = sentAt
 		if !p.sentAt.Exists() {
-			p.sentAt = root.Get("created_at")
+			p.sentAt = createdAt
 		}
-		batch := root.Get("batch")
 		if !batch.Exists() {
-			batch = root.Get("data")
+			batch = data
 		}
 		switch {
 		case batch.IsArray():
-			p.events = batch.Array()
+			p.events = p.index.elements(batch.Raw)
 		case batch.IsObject():
 			p.events = []gjson.Result{batch}
 		case batch.Exists():
@@ -85,33 +109,16 @@ func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), l
 
 // checkJSON validates js and bounds its nesting, so that no later step
 // recurses without limit.
-func checkJSON(js []byte) error {
-	if !gjson.ValidBytes(js) {
+func checkJSON(js []byte) error { return checkJSONIndex(js, nil) }
+
+// checkJSONIndex is checkJSON that also fills x (see jsonIndex).
+func checkJSONIndex(js []byte, x *jsonIndex) error {
+	ok, depth := validJSON(js, x)
+	if !ok {
 		return badf("body is not valid JSON")
 	}
-	depth := 0
-	inStr := false
-	for i := 0; i < len(js); i++ {
-		c := js[i]
-		if inStr {
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inStr = true
-		case '{', '[':
-			depth++
-			if depth > maxDepth {
-				return badf("JSON nested deeper than %d levels", maxDepth)
-			}
-		case '}', ']':
-			depth--
-		}
+	if depth > maxDepth {
+		return badf("JSON nested deeper than %d levels", maxDepth)
 	}
 	return nil
 }

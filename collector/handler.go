@@ -257,6 +257,7 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	} else {
 		p, err = parsePayload(js)
 	}
+	defer p.index.release() // the events' Results point into js, not into it
 	if err != nil {
 		c.failBody(w, err)
 		return
@@ -288,9 +289,13 @@ func (c *Collector) capture(w http.ResponseWriter, r *http.Request, rt route) {
 	var firstBad *incoming
 	rejected := map[string]int{}
 	truncated := 0
-	slab := propSlab{buf: make(store.Props, 0, len(js)/24+enrichRoom)}
+	slab := newPropSlab(len(js)/24 + enrichRoom)
+	// Nothing keeps an event's properties past the request: the store
+	// copies what it keeps before Append returns (their strings point into
+	// the pooled body buffer too).
+	defer slab.release()
 	for i, e := range p.events {
-		in := parseEvent(e, &p, start, &slab, &c.cfg.Limits)
+		in := parseEvent(e, &p, start, slab, &c.cfg.Limits)
 		if in.reason == "" && c.cfg.Token != "" {
 			tok := in.token
 			if tok == "" {

@@ -71,8 +71,13 @@ func parseTimeString(s string) (int64, bool) {
 // for a timestamp that cannot be read or that lands before 2000 or more than
 // a day ahead.
 func eventTime(ev gjson.Result, envSentAt gjson.Result, now time.Time, ignoreSentAt bool) (int64, bool) {
+	return eventTimeOf(ev.Get("timestamp"), ev.Get("sent_at"), ev.Get("offset"), envSentAt, now, ignoreSentAt)
+}
+
+// eventTimeOf is eventTime given the event's timestamp, sent_at and offset
+// members (each absent when the event has none).
+func eventTimeOf(ts, sent, off gjson.Result, envSentAt gjson.Result, now time.Time, ignoreSentAt bool) (int64, bool) {
 	nowMS := now.UnixMilli()
-	ts := ev.Get("timestamp")
 	var t int64
 	switch {
 	case ts.Exists() && ts.Type != gjson.Null:
@@ -80,7 +85,6 @@ func eventTime(ev gjson.Result, envSentAt gjson.Result, now time.Time, ignoreSen
 		if t, ok = parseTime(ts); !ok {
 			return 0, false
 		}
-		sent := ev.Get("sent_at")
 		if !sent.Exists() || sent.Type == gjson.Null {
 			sent = envSentAt
 		}
@@ -91,7 +95,7 @@ func eventTime(ev gjson.Result, envSentAt gjson.Result, now time.Time, ignoreSen
 		}
 	default:
 		t = nowMS
-		if off := ev.Get("offset"); off.Type == gjson.Number {
+		if off.Type == gjson.Number {
 			t = nowMS - int64(off.Num)
 		}
 	}

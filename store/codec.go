@@ -58,12 +58,22 @@ const (
 
 var (
 	zstdEnc *zstd.Encoder
-	zstdDec *zstd.Decoder
+	// zstdBlockEnc compresses event blocks. Its fastest level costs half
+	// the CPU of the default one on posthog-js shaped blocks of 2,048
+	// events (0.75 against 1.3 µs an event) and its output is smaller
+	// there (57 against 61 bytes an event): the string table has already
+	// taken out what repeats across events.
+	zstdBlockEnc *zstd.Encoder
+	zstdDec      *zstd.Decoder
 )
 
 func init() {
 	var err error
 	zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+	if err != nil {
+		panic(err)
+	}
+	zstdBlockEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
 	if err != nil {
 		panic(err)
 	}
@@ -80,11 +90,54 @@ type blockEncoder struct {
 	nstr  int
 	body  []byte
 	out   []byte
+	// scratch takes the S2 output before it is copied to its exact size.
+	scratch []byte
+
+	// For event: the key and value strings of the previous event, by
+	// property position, with their indexes. Events of one SDK send their
+	// properties in the same order, most keys and many values alike, so a
+	// comparison there spares most lookups in strs.
+	posKeys, posVals []posEntry
+
+	// For raw: each decoded block's string indexes as this block's (plus
+	// one; 0 is not yet known), so that a string of a merged block is
+	// looked up once, not once per use.
+	remaps  map[*decodedBlock][]uint32
+	lastD   *decodedBlock
+	lastMap []uint32
+}
+
+// posEntry is a string of the block and its index.
+type posEntry struct {
+	s string
+	i uint32
+}
+
+// maxPos bounds the property positions event remembers.
+const maxPos = 512
+
+// posStr is str(s) for s at position j of the property list.
+func (e *blockEncoder) posStr(c *[]posEntry, j int, s string) uint32 {
+	pc := *c
+	if j < len(pc) && pc[j].s == s {
+		return pc[j].i
+	}
+	i := e.str(s)
+	switch {
+	case j < len(pc):
+		pc[j] = posEntry{s, i}
+	case j == len(pc) && j < maxPos:
+		*c = append(pc, posEntry{s, i})
+	}
+	return i
 }
 
 var encoderPool = sync.Pool{New: func() any { return &blockEncoder{strs: make(map[string]uint32, 256)} }}
 
 func (e *blockEncoder) reset() {
+	e.forgetPos()
+	clear(e.remaps)
+	e.lastD, e.lastMap = nil, nil
 	clear(e.strs)
 	e.table = e.table[:0]
 	e.body = e.body[:0]
@@ -115,14 +168,35 @@ func (e *blockEncoder) event(ev *Event) {
 	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.Name)))
 	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.DistinctID)))
 	e.body = binary.AppendUvarint(e.body, uint64(len(ev.Props)))
-	for _, p := range ev.Props {
-		e.body = binary.AppendUvarint(e.body, uint64(e.str(p.Key)))
+	for j, p := range ev.Props {
+		e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posKeys, j, p.Key)))
 		e.body = append(e.body, byte(p.Val.Kind))
 		switch p.Val.Kind {
 		case KindString, KindNumber, KindJSON:
-			e.body = binary.AppendUvarint(e.body, uint64(e.str(p.Val.S)))
+			e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posVals, j, p.Val.S)))
 		}
 	}
+}
+
+// rstr is str of the i-th string of d.
+func (e *blockEncoder) rstr(d *decodedBlock, i uint32) uint32 {
+	if d != e.lastD {
+		m, ok := e.remaps[d]
+		if !ok {
+			if e.remaps == nil {
+				e.remaps = make(map[*decodedBlock][]uint32)
+			}
+			m = make([]uint32, len(d.strs))
+			e.remaps[d] = m
+		}
+		e.lastD, e.lastMap = d, m
+	}
+	if j := e.lastMap[i]; j != 0 {
+		return j - 1
+	}
+	j := e.str(d.strs[i])
+	e.lastMap[i] = j + 1
+	return j
 }
 
 // raw adds an event of a decoded block without materialising it.
@@ -132,17 +206,17 @@ func (e *blockEncoder) raw(d *decodedBlock, ev *rawEvent) {
 	if ev.uuidStr == 0 {
 		e.body = append(e.body, 0)
 	} else {
-		e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.uuidStr-1]))+1)
+		e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, ev.uuidStr-1))+1)
 	}
-	e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.name])))
-	e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[ev.did])))
+	e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, ev.name)))
+	e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, ev.did)))
 	e.body = binary.AppendUvarint(e.body, uint64(len(ev.props)))
 	for _, p := range ev.props {
-		e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[p.key])))
+		e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, p.key)))
 		e.body = append(e.body, byte(p.kind))
 		switch p.kind {
 		case KindString, KindNumber, KindJSON:
-			e.body = binary.AppendUvarint(e.body, uint64(e.str(d.strs[p.val])))
+			e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, p.val)))
 		}
 	}
 }
@@ -163,6 +237,9 @@ func encodeRaw(site string, evs []rawRef, level compression) string {
 		e.raw(r.d, &r.d.events[r.i])
 	}
 	b := e.finish(siteIdx, len(evs), level)
+	// The pooled encoder must not keep the decoded blocks alive.
+	clear(e.remaps)
+	e.lastD, e.lastMap = nil, nil
 	encoderPool.Put(e)
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
@@ -187,7 +264,11 @@ func (e *blockEncoder) finish(siteIdx uint32, n int, level compression) []byte {
 	payload = append(payload, e.body...)
 	e.out = payload
 	if level == compressFast {
-		out := make([]byte, 3+s2.MaxEncodedLen(len(payload)))
+		need := 3 + s2.MaxEncodedLen(len(payload))
+		if cap(e.scratch) < need {
+			e.scratch = make([]byte, need)
+		}
+		out := e.scratch[:need]
 		out[0], out[1], out[2] = blockMagic, blockVersion, flagS2
 		n := len(s2.Encode(out[3:], payload))
 		// Keep only what is used: the value lives as long as the block.
@@ -195,14 +276,23 @@ func (e *blockEncoder) finish(siteIdx uint32, n int, level compression) []byte {
 	}
 	out := make([]byte, 3, len(payload)/3+64)
 	out[0], out[1], out[2] = blockMagic, blockVersion, flagZstd
-	out = zstdEnc.EncodeAll(payload, out)
+	out = zstdBlockEnc.EncodeAll(payload, out)
 	return append([]byte(nil), out...)
+}
+
+// forgetPos empties the position caches, which hold strings of the
+// events (of request buffers) and indexes of one block.
+func (e *blockEncoder) forgetPos() {
+	clear(e.posKeys)
+	clear(e.posVals)
+	e.posKeys, e.posVals = e.posKeys[:0], e.posVals[:0]
 }
 
 // encodeBlock encodes events of one site as a block value.
 func encodeBlock(site string, evs []*Event, level compression) string {
 	e := encoderPool.Get().(*blockEncoder)
 	b := e.encode(site, evs, level)
+	e.forgetPos()
 	encoderPool.Put(e)
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }

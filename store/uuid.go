@@ -11,39 +11,61 @@ import (
 // UUIDKey is the 16-byte form of an event uuid used for de-duplication.
 type UUIDKey [16]byte
 
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
+// hexTable maps a byte to its hex value, or 0xff for a byte that is no hex
+// digit.
+var hexTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+		t[c-'a'+'A'] = c - 'a' + 10
+	}
+	return t
+}()
+
+func hexVal(c byte) (byte, bool) {
+	v := hexTable[c]
+	return v, v != 0xff
 }
 
 // parseUUID parses the 36-character hyphenated form (any case).
 func parseUUID(s string) (u UUIDKey, ok bool) {
+	u, ok, _ = parseUUIDCase(s)
+	return u, ok
+}
+
+// parseUUIDCase is parseUUID that also reports whether s has an upper-case
+// digit.
+func parseUUIDCase(s string) (u UUIDKey, ok, upper bool) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, false
+		return u, false, false
 	}
+	var bad, up byte
 	j := 0
 	for i := 0; i < 36; {
 		if i == 8 || i == 13 || i == 18 || i == 23 {
 			i++
 			continue
 		}
-		hi, ok1 := hexVal(s[i])
-		lo, ok2 := hexVal(s[i+1])
-		if !ok1 || !ok2 {
-			return u, false
+		c1, c2 := s[i], s[i+1]
+		hi, lo := hexTable[c1], hexTable[c2]
+		bad |= hi | lo
+		// 'A'-'F' are below 'a': a digit at most 'F' that is no '0'-'9'.
+		if c1 >= 'A' && c1 <= 'F' || c2 >= 'A' && c2 <= 'F' {
+			up = 1
 		}
 		u[j] = hi<<4 | lo
 		j++
 		i += 2
 	}
-	return u, true
+	if bad&0xf0 != 0 { // 0xff marks a byte that is no hex digit
+		return UUIDKey{}, false, false
+	}
+	return u, true, up != 0
 }
 
 // String formats u in the canonical lower-case hyphenated form.
@@ -67,8 +89,9 @@ func (u UUIDKey) String() string {
 // hyphenated form (then the string need not be stored). Other strings map to a
 // 128-bit FNV hash.
 func uuidKey(s string) (k UUIDKey, canonical bool) {
-	if u, ok := parseUUID(s); ok {
-		return u, u.String() == s
+	if u, ok, upper := parseUUIDCase(s); ok {
+		// Hyphens in place and lower-case digits: the canonical form.
+		return u, !upper
 	}
 	h := fnv.New128a()
 	h.Write([]byte(s))
