@@ -49,8 +49,11 @@ func (c *Client) client() *http.Client {
 // do sends body to the HTTP interface with the query in the URL (when
 // query is not empty) and returns the answer. On ctx's end it kills the
 // query on the server: a closed connection alone does not stop it.
-func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool) ([]byte, error) {
+func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool, settings ...string) ([]byte, error) {
 	v := url.Values{}
+	for i := 0; i+1 < len(settings); i += 2 {
+		v.Set(settings[i], settings[i+1])
+	}
 	v.Set("wait_end_of_query", "1") // an error cannot arrive after a 200
 	id := newQueryID()
 	v.Set("query_id", id)
@@ -112,7 +115,10 @@ func (c *Client) ExecNoDB(ctx context.Context, q SQL) error {
 
 // InsertJSON inserts rows, each a JSON object on its own line, into table.
 func (c *Client) InsertJSON(ctx context.Context, table Ident, rows []byte) error {
-	_, err := c.do(ctx, Build("INSERT INTO ? FORMAT JSONEachRow", table), bytes.NewReader(rows), true)
+	// Into a Distributed table the insert reaches every shard before it
+	// answers: a shard that is down fails the insert, and the rows stay in
+	// the outbox.
+	_, err := c.do(ctx, Build("INSERT INTO ? FORMAT JSONEachRow", table), bytes.NewReader(rows), true, "insert_distributed_sync", "1")
 	return err
 }
 

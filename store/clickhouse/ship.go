@@ -1,0 +1,226 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
+)
+
+// ship runs until Stop: it waits for events (at most Flush after the
+// first one), ships the outbox oldest first, and retries a failed batch
+// with the same rows after a growing pause.
+func (b *Backend) ship() {
+	defer close(b.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-b.stop:
+			cancel()
+		case <-b.done:
+		}
+	}()
+	pause := 100 * time.Millisecond
+	tick := time.NewTicker(b.opts.Flush)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-b.wake:
+			if b.total() < b.opts.Batch { // gather up to Flush
+				select {
+				case <-b.stop:
+					return
+				case <-time.After(b.opts.Flush):
+				}
+			}
+		case <-tick.C:
+		}
+		for {
+			n, err := b.shipOnce(ctx)
+			if err != nil {
+				b.noteErr(err)
+				select {
+				case <-b.stop:
+					return
+				case <-time.After(pause):
+				}
+				pause = min(2*pause, 5*time.Second)
+				continue
+			}
+			pause = 100 * time.Millisecond
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+func (b *Backend) total() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, v := range b.backlog {
+		n += v
+	}
+	return n
+}
+
+func (b *Backend) noteErr(err error) {
+	if b.opts.OnError != nil {
+		b.opts.OnError(err)
+	}
+	b.mu.Lock()
+	b.lastErr, b.lastTime = err.Error(), time.Now()
+	b.mu.Unlock()
+}
+
+// personRow is one distinct id's person in ClickHouse.
+type personRow struct {
+	Site       string `json:"site"`
+	DistinctID string `json:"distinct_id"`
+	Person     string `json:"person"`
+	Deleted    uint8  `json:"deleted"`
+	Ver        uint64 `json:"ver"`
+}
+
+// shipOnce ships the oldest outbox entries, up to Batch rows, and returns
+// how many events it shipped.
+func (b *Backend) shipOnce(ctx context.Context) (int, error) {
+	if !b.schemaOK {
+		if err := b.ensureSchema(ctx); err != nil {
+			return 0, err
+		}
+		b.schemaOK = true
+	}
+	var keys []string
+	var rows []string
+	err := b.DB.ScanMeta(outboxPrefix, func(k, v string) bool {
+		keys = append(keys, k)
+		rows = append(rows, strings.Split(strings.TrimSpace(v), "\n")...)
+		return len(rows) < b.opts.Batch
+	})
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	// Each row's person as the local log knows it now; rows whose person
+	// was deleted since are dropped (they are gone from the log too).
+	var out, people []byte
+	sites := map[string]int{}
+	verNow := uint64(time.Now().UnixNano())
+	for _, line := range rows {
+		var r row
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			continue // cannot happen: Append wrote it
+		}
+		sites[r.Site]++
+		link := r.Name == "$identify" || r.Name == "$create_alias"
+		known := b.shippedPerson(r.Site, r.DistinctID) != ""
+		if known && !link {
+			out = append(append(out, line...), '\n')
+			continue
+		}
+		p, err := b.DB.Person(ctx, r.Site, r.DistinctID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		out = append(append(out, line...), '\n')
+		for _, id := range p.DistinctIDs {
+			if b.shippedPerson(r.Site, id) == p.ID {
+				continue
+			}
+			j, _ := json.Marshal(personRow{Site: r.Site, DistinctID: id, Person: p.ID, Ver: verNow})
+			people = append(append(people, j...), '\n')
+		}
+	}
+	c := b.client()
+	if len(people) > 0 {
+		if err := c.InsertJSON(ctx, "person_map", people); err != nil {
+			return 0, err
+		}
+	}
+	if len(out) > 0 {
+		if err := c.InsertJSON(ctx, "events", out); err != nil {
+			return 0, err
+		}
+	}
+	// Remember the persons shipped only once they are in.
+	b.mu.Lock()
+	for _, line := range strings.Split(strings.TrimSpace(string(people)), "\n") {
+		var p personRow
+		if json.Unmarshal([]byte(line), &p) == nil && p.Site != "" {
+			b.persons[p.Site+"\x00"+p.DistinctID] = p.Person
+		}
+	}
+	b.mu.Unlock()
+	for _, k := range keys {
+		if err := b.DB.DeleteMeta(k); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err // shipped again later: the same rows, kept once
+		}
+	}
+	b.mu.Lock()
+	for s, n := range sites {
+		b.backlog[s] -= n
+		b.shipped[s] += int64(n)
+	}
+	b.mu.Unlock()
+	if b.opts.OnShipped != nil {
+		for s, n := range sites {
+			b.opts.OnShipped(s, n)
+		}
+	}
+	return len(rows), nil
+}
+
+// DeletePerson deletes the person in ClickHouse first (a tombstone for
+// each of its ids that every query honours at once, and a mutation that
+// removes the rows), then in the local log.
+func (b *Backend) DeletePerson(ctx context.Context, site, id string) error {
+	p, err := b.DB.Person(ctx, site, id)
+	if err != nil {
+		return err
+	}
+	var tomb []byte
+	ver := uint64(time.Now().UnixNano())
+	for _, d := range p.DistinctIDs {
+		j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Deleted: 1, Ver: ver})
+		tomb = append(append(tomb, j...), '\n')
+	}
+	if !b.schemaOK {
+		if err := b.ensureSchema(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.client().InsertJSON(ctx, "person_map", tomb); err != nil {
+		return err
+	}
+	local := Ident("events")
+	if b.opts.Cluster != "" {
+		local = Ident("events_local")
+	}
+	for _, c := range b.servers {
+		if err := c.Exec(ctx, Build("ALTER TABLE ? DELETE WHERE site = ? AND has(?, distinct_id)", local, site, p.DistinctIDs)); err != nil {
+			b.noteErr(err) // the tombstones already hide the rows
+		}
+	}
+	b.mu.Lock()
+	for _, d := range p.DistinctIDs {
+		delete(b.persons, site+"\x00"+d)
+	}
+	b.mu.Unlock()
+	return b.DB.DeletePerson(ctx, site, id)
+}
+
+func (b *Backend) shippedPerson(site, id string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.persons[site+"\x00"+id]
+}
