@@ -41,7 +41,7 @@ func TestClickHouseBlock(t *testing.T) {
 		"clickhouse http://x {\n batch 0\n}":         `batch: bad value "0"`,
 		"clickhouse http://x {\n flush soon\n}":      `flush: bad duration "soon"`,
 		"clickhouse http://x {\n database a-b\n}":    `database: bad name "a-b"`,
-		"clickhouse http://x {\n cluster `x`\n}":     `cluster: bad name`,
+		"clickhouse http://x {\n cluster a.b\n}":     `cluster: bad name "a.b"`,
 		"clickhouse http://x {\n replicas 2\n}":      `unknown setting "replicas"`,
 		"clickhouse http://x {\n user a\n user b\n}": `user: given twice`,
 	} {
