@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/firstpartyhq/firstparty/store"
@@ -54,6 +55,9 @@ type Backend struct {
 	lastTime time.Time
 	persons  map[string]string // site\x00distinct id -> person id shipped
 	schemaOK bool
+	ver      uint64 // last person row version
+
+	inSQL, inLocal sync.Map // report name -> *atomic.Int64
 
 	wake chan struct{}
 	stop chan struct{}
@@ -137,10 +141,13 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 	if err != nil {
 		return out, err
 	}
-	ver := uint64(math.MaxUint64) - uint64(time.Now().UnixNano()) // the first copy shipped wins
+	// The first copy of a uuid wins (the highest ver): copies appended
+	// later, in this call or another, get lower ones.
+	ver := uint64(math.MaxUint64) - uint64(time.Now().UnixNano())*64
 	var buf []byte
 	sites := map[string]int{}
-	for _, ev := range events {
+	for i, ev := range events {
+		ver := ver - uint64(i)
 		r := row{Site: ev.Site, UUID: ev.UUID, Name: ev.Name, DistinctID: ev.DistinctID, TS: ev.Time,
 			T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"),
 			Keys: make([]string, 0, len(ev.Props)), Vals: make([]string, 0, len(ev.Props)), Ver: ver}
@@ -251,4 +258,23 @@ func (b *Backend) Flush(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// Answered returns how many calls of each report ClickHouse answered and
+// how many the local store answered (what is not in SQL yet).
+func (b *Backend) Answered() (inSQL, inLocal map[string]int64) {
+	read := func(m *sync.Map) map[string]int64 {
+		out := map[string]int64{}
+		m.Range(func(k, v any) bool {
+			out[k.(string)] = v.(*atomic.Int64).Load()
+			return true
+		})
+		return out
+	}
+	return read(&b.inSQL), read(&b.inLocal)
+}
+
+func (b *Backend) count(m *sync.Map, report string) {
+	v, _ := m.LoadOrStore(report, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
 }

@@ -31,7 +31,9 @@ type Error struct {
 	Text   string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("clickhouse: %d %s", e.Status, strings.TrimSpace(e.Text)) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("clickhouse: %d %s", e.Status, strings.TrimSpace(e.Text))
+}
 
 func newQueryID() string {
 	var b [12]byte

@@ -112,7 +112,6 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	// was deleted since are dropped (they are gone from the log too).
 	var out, people []byte
 	sites := map[string]int{}
-	verNow := uint64(time.Now().UnixNano())
 	for _, line := range rows {
 		var r row
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
@@ -137,7 +136,7 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 			if b.shippedPerson(r.Site, id) == p.ID {
 				continue
 			}
-			j, _ := json.Marshal(personRow{Site: r.Site, DistinctID: id, Person: p.ID, Ver: verNow})
+			j, _ := json.Marshal(personRow{Site: r.Site, DistinctID: id, Person: p.ID, Ver: b.nextVer()})
 			people = append(append(people, j...), '\n')
 		}
 	}
@@ -189,9 +188,8 @@ func (b *Backend) DeletePerson(ctx context.Context, site, id string) error {
 		return err
 	}
 	var tomb []byte
-	ver := uint64(time.Now().UnixNano())
 	for _, d := range p.DistinctIDs {
-		j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Deleted: 1, Ver: ver})
+		j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Deleted: 1, Ver: b.nextVer()})
 		tomb = append(append(tomb, j...), '\n')
 	}
 	if !b.schemaOK {
@@ -216,11 +214,67 @@ func (b *Backend) DeletePerson(ctx context.Context, site, id string) error {
 		delete(b.persons, site+"\x00"+d)
 	}
 	b.mu.Unlock()
-	return b.DB.DeletePerson(ctx, site, id)
+	if err := b.DB.DeletePerson(ctx, site, id); err != nil {
+		return err
+	}
+	// The log replays the remaining events into persons again (a link the
+	// deleted person took part in may have been refused before): ship
+	// every mapping that changed.
+	return b.reshipPersons(ctx, site)
+}
+
+// reshipPersons ships the person of every distinct id of a site whose
+// shipped person differs from the local log's.
+func (b *Backend) reshipPersons(ctx context.Context, site string) error {
+	var rows []byte
+	cursor := ""
+	for {
+		page, err := b.DB.Persons(ctx, store.PersonQuery{Site: site, Limit: 1000, Cursor: cursor})
+		if err != nil {
+			return err
+		}
+		for _, p := range page.Results {
+			for _, d := range p.DistinctIDs {
+				if b.shippedPerson(site, d) != p.ID {
+					j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Ver: b.nextVer()})
+					rows = append(append(rows, j...), '\n')
+				}
+			}
+		}
+		if page.Next == "" || len(page.Results) == 0 {
+			break
+		}
+		cursor = page.Next
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := b.client().InsertJSON(ctx, "person_map", rows); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	for _, line := range strings.Split(strings.TrimSpace(string(rows)), "\n") {
+		var p personRow
+		if json.Unmarshal([]byte(line), &p) == nil {
+			b.persons[p.Site+"\x00"+p.DistinctID] = p.Person
+		}
+	}
+	b.mu.Unlock()
+	return nil
 }
 
 func (b *Backend) shippedPerson(site, id string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.persons[site+"\x00"+id]
+}
+
+// nextVer orders person rows: a later row of a distinct id wins, also
+// within one insert. It follows the clock so that nodes agree roughly on
+// which merge came last.
+func (b *Backend) nextVer() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ver = max(b.ver+1, uint64(time.Now().UnixNano()))
+	return b.ver
 }

@@ -1,0 +1,548 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
+)
+
+// The reports of SPEC §4 in SQL that runs on ClickHouse 18.16 and on
+// current releases alike: no JSONExtract, CTEs, window functions, Map,
+// DateTime64 or toStartOfInterval; one JOIN per SELECT.
+//
+// A query that needs what is not written in SQL yet (cohorts, session
+// properties, actions, `E|filter` series, math over a property, imported
+// aggregates) is answered by the local store: see sqlReason.
+
+// sqlReason returns why q cannot be answered in SQL, or "" when it can.
+func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string, props ...string) string {
+	if !q.From.Before(q.To) {
+		return "empty range"
+	}
+	if q.Cohort != 0 {
+		return "cohort"
+	}
+	if tzName(q) == "" {
+		return "time zone"
+	}
+	for _, f := range q.Filters {
+		if store.IsSessionProp(f.Prop) {
+			return "session property filter"
+		}
+	}
+	for _, p := range props {
+		if store.IsSessionProp(p) {
+			return "session property"
+		}
+	}
+	for _, e := range events {
+		if strings.HasPrefix(e, "action:") || strings.Contains(e, "|") {
+			return "action or filtered series"
+		}
+	}
+	return ""
+}
+
+// imported reports whether the local store adds imported aggregates to q.
+func (b *Backend) imported(ctx context.Context, q store.Query) bool {
+	_, days, err := b.DB.ImportedTotalsOf(ctx, q)
+	return err != nil || days > 0
+}
+
+func tzName(q store.Query) string {
+	if q.TZ == nil {
+		return "UTC"
+	}
+	n := q.TZ.String()
+	if n == "Local" || n == "" {
+		return ""
+	}
+	return n
+}
+
+// prop is the SQL of an event's property value ("" when absent); "event"
+// is the event's name as reports see it.
+func prop(key string) SQL {
+	if key == "event" {
+		return "ename"
+	}
+	return Build("prop_vals[indexOf(prop_keys, ?)]", key)
+}
+
+// filterSQL is the SQL of one filter, as store.Filter's matchValue.
+func filterSQL(f store.Filter) SQL {
+	v := prop(f.Prop)
+	switch f.Op {
+	case store.OpEq:
+		return Build("(? = ?)", v, f.Value)
+	case store.OpNe:
+		return Build("(? != ?)", v, f.Value)
+	case store.OpContains:
+		return Build("(? != '' AND positionUTF8(lowerUTF8(?), ?) > 0)", v, v, strings.ToLower(f.Value))
+	case store.OpNotContains:
+		return Build("(? = '' OR positionUTF8(lowerUTF8(?), ?) = 0)", v, v, strings.ToLower(f.Value))
+	}
+	return "0"
+}
+
+// passSQL is 1 for events that pass q's filters.
+func passSQL(q store.Query) SQL {
+	if len(q.Filters) == 0 {
+		return "1"
+	}
+	parts := make([]SQL, len(q.Filters))
+	for i, f := range q.Filters {
+		parts[i] = filterSQL(f)
+	}
+	return Join(parts, " AND ")
+}
+
+// hasServerPageviews reports whether the site has server pageviews in
+// range, which a snippet pageview may confirm (and so hide).
+func (b *Backend) hasServerPageviews(ctx context.Context, q store.Query) (bool, error) {
+	n, err := b.one(ctx, Build("SELECT count() FROM events WHERE site = ? AND name = '$server_pageview' AND ts >= ? AND ts < ?",
+		q.Site, q.From.UnixMilli(), q.To.UnixMilli()))
+	return n > 0, err
+}
+
+// base is the relation every report reads: the events of q's range, each
+// uuid once (FINAL), bots left out unless asked for, each with its person
+// (the latest mapping any node shipped; deleted persons' events dropped),
+// its name as reports see it (ename: an unconfirmed server pageview is a
+// $pageview), vis (0 for a server pageview a snippet pageview confirmed)
+// and pass (1 when the event passes q's filters).
+func (b *Backend) base(ctx context.Context, q store.Query) (SQL, error) {
+	bots := SQL("1")
+	if !q.IncludeBots {
+		bots = Build("? != 'true'", prop(store.Datacenter))
+	}
+	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
+		q.Site, q.From.UnixMilli(), q.To.UnixMilli(), bots)
+	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
+	ename, vis := SQL("name"), SQL("1")
+	srv, err := b.hasServerPageviews(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	if srv {
+		ref := prop(store.PageviewRef)
+		refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM events WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
+			store.PageviewRef, q.Site, store.PageviewRef)
+		confirmed := Build("(name = '$server_pageview' AND ? != '' AND ? GLOBAL IN (?))", ref, ref, refs)
+		ename = Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed)
+		vis = Build("NOT ?", confirmed)
+	}
+	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, if(pm_person = '', distinct_id, pm_person) AS person
+FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0`, inner, persons)
+	return Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid), nil
+}
+
+// withPass wraps base with the pass column (filters may read ename).
+func withPass(base SQL, q store.Query) SQL {
+	return Build("SELECT *, ? AS pass FROM (?)", passSQL(q), base)
+}
+
+func scoped(q store.Query) bool { return len(q.Filters) > 0 }
+
+// one runs a query answering one integer.
+func (b *Backend) one(ctx context.Context, q SQL) (int64, error) {
+	rows, err := b.client().Query(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) != 1 || len(rows[0]) < 1 {
+		return 0, fmt.Errorf("clickhouse: %d rows, want 1", len(rows))
+	}
+	return asInt(rows[0][0]), nil
+}
+
+// asInt reads a JSONCompact integer (64-bit ones come quoted).
+func asInt(raw json.RawMessage) int64 {
+	s := strings.Trim(string(raw), `"`)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		f, _ := strconv.ParseFloat(s, 64)
+		return int64(f)
+	}
+	return n
+}
+
+func asStr(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return strings.Trim(string(raw), `"`)
+	}
+	return s
+}
+
+// Stats is SPEC §4's overview in SQL, with Plausible's filter scope: with
+// an event-property filter, pageviews are the passing ones, while
+// visitors, sessions, bounce rate and duration are over the whole
+// sessions with a passing event (and the persons of passing events
+// without a session).
+func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error) {
+	if b.sqlReason(ctx, q, nil) != "" || b.imported(ctx, q) {
+		b.count(&b.inLocal, "stats")
+		return b.DB.Stats(ctx, q)
+	}
+	var st store.Stats
+	b.count(&b.inSQL, "stats")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return st, err
+	}
+	sessions := Build(`SELECT session,
+	max(pass AND vis) AS anypass,
+	if(session = '', 1, anypass) AS incl,
+	if(session = '', groupUniqArrayIf(person, pass AND vis), groupUniqArrayIf(person, vis)) AS ps,
+	countIf(pass AND vis AND ename = '$pageview') AS ppv,
+	countIf(vis AND ename = '$pageview') AS pv,
+	countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
+	minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
+	countIf(pass AND name = '$server_pageview') AS srv,
+	countIf(pass AND NOT vis) AS srvhid
+FROM (?) GROUP BY session`, withPass(base, q))
+	rows, err := b.client().Query(ctx, Build(`SELECT uniqExactArrayIf(ps, incl), sum(ppv),
+	countIf(session != '' AND incl), countIf(session != '' AND incl AND pv = 1 AND other = 0),
+	sumIf(tmax - tmin, session != '' AND incl), sum(srv), sum(srvhid) FROM (?)`, sessions))
+	if err != nil {
+		return st, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 7 {
+		return st, fmt.Errorf("clickhouse: stats answered %v", rows)
+	}
+	r := rows[0]
+	st.Visitors, st.Pageviews, st.Sessions = int(asInt(r[0])), int(asInt(r[1])), int(asInt(r[2]))
+	bounces, durMs := asInt(r[3]), asInt(r[4])
+	if n := asInt(r[5]); n > 0 {
+		share := float64(asInt(r[6])) / float64(n)
+		st.JSShare = &share
+	}
+	if st.Sessions > 0 {
+		n := float64(st.Sessions)
+		st.BounceRate = float64(bounces) / n
+		st.AvgSessionSeconds = float64(durMs) / 1000 / n
+		st.ViewsPerSession = float64(st.Pageviews) / n
+	}
+	return st, nil
+}
+
+// Breakdown counts events and persons by a property's value, count
+// descending, then value.
+func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.BreakdownQuery) ([]store.BreakdownRow, error) {
+	var events []string
+	if bq.Event != "" {
+		events = []string{bq.Event}
+	}
+	if bq.Property == "" || b.sqlReason(ctx, q, events, bq.Property) != "" || b.imported(ctx, q) {
+		b.count(&b.inLocal, "breakdown")
+		return b.DB.Breakdown(ctx, q, bq)
+	}
+	if bq.Limit <= 0 {
+		bq.Limit = 100
+	}
+	bq.Limit = min(bq.Limit, 1000)
+	b.count(&b.inSQL, "breakdown")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	cond := SQL("1")
+	if bq.Event != "" {
+		cond = Build("ename = ?", bq.Event)
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ename, pass, vis FROM (?))
+WHERE pass AND vis AND v != '' AND ? GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), withPass(base, q), cond, bq.Limit))
+	if err != nil {
+		return nil, err
+	}
+	var out []store.BreakdownRow // nil when empty, as the local store answers
+	for _, r := range rows {
+		out = append(out, store.BreakdownRow{Value: asStr(r[0]), Count: int(asInt(r[1])), Visitors: int(asInt(r[2]))})
+	}
+	// ClickHouse compares strings as bytes, as Go does; sort again so
+	// that the order never depends on it.
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Value < out[j].Value
+	})
+	return out, nil
+}
+
+// labelSQL is the SQL of an event's interval label in tz, as
+// store.IntervalLabels writes them.
+func labelSQL(interval, tz string) SQL {
+	switch interval {
+	case store.IntervalHour:
+		return Build("formatDateTime(t, '%Y-%m-%dT%H:00', ?)", tz)
+	case store.IntervalWeek:
+		return Build("toString(toMonday(toDate(t, ?)))", tz)
+	case store.IntervalMonth:
+		return Build("formatDateTime(t, '%Y-%m', ?)", tz)
+	}
+	return Build("toString(toDate(t, ?))", tz)
+}
+
+// Trends counts events (or distinct persons) per interval for each series,
+// optionally broken down by a property (the 25 values with most events).
+func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuery) (store.Trends, error) {
+	if len(tq.Events) == 0 {
+		tq.Events = []string{"$pageview"}
+	}
+	if tq.Interval == "" {
+		tq.Interval = store.IntervalDay
+	}
+	if tq.Math == "" {
+		tq.Math = store.MathTotal
+	}
+	var props []string
+	if tq.Breakdown != "" {
+		props = append(props, tq.Breakdown)
+	}
+	switch {
+	case len(tq.Events) > 20,
+		tq.Interval != store.IntervalHour && tq.Interval != store.IntervalDay && tq.Interval != store.IntervalWeek && tq.Interval != store.IntervalMonth,
+		tq.Math != store.MathTotal && tq.Math != store.MathUnique && tq.Math != store.MathDAU,
+		b.sqlReason(ctx, q, tq.Events, props...) != "", b.imported(ctx, q):
+		b.count(&b.inLocal, "trends")
+		return b.DB.Trends(ctx, q, tq)
+	}
+	labels, err := store.IntervalLabels(q.From, q.To, tq.Interval, q.TZ)
+	if err != nil {
+		return store.Trends{}, err
+	}
+	index := make(map[string]int, len(labels))
+	for i, l := range labels {
+		if _, ok := index[l]; !ok {
+			index[l] = i
+		}
+	}
+	b.count(&b.inSQL, "trends")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return store.Trends{}, err
+	}
+	bv := SQL("''")
+	if tq.Breakdown != "" {
+		bv = prop(tq.Breakdown)
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT ename, v, l, count(), uniqExact(person) FROM (SELECT ename, ? AS v, ? AS l, person, pass, vis FROM (?))
+WHERE pass AND vis AND has(?, ename) AND (? = 0 OR v != '') GROUP BY ename, v, l`,
+		bv, labelSQL(tq.Interval, tzName(q)), withPass(base, q), tq.Events, tq.Breakdown != ""))
+	if err != nil {
+		return store.Trends{}, err
+	}
+	type key struct{ event, value string }
+	data := map[key][]float64{}
+	totals := map[key]int64{}
+	for _, r := range rows {
+		k := key{asStr(r[0]), asStr(r[1])}
+		i, ok := index[asStr(r[2])]
+		if !ok {
+			continue
+		}
+		if data[k] == nil {
+			data[k] = make([]float64, len(labels))
+		}
+		n := asInt(r[3])
+		totals[k] += n
+		if tq.Math != store.MathTotal {
+			n = asInt(r[4])
+		}
+		data[k][i] += float64(n)
+	}
+	out := store.Trends{Labels: labels}
+	for _, ev := range tq.Events {
+		values := []string{""}
+		if tq.Breakdown != "" {
+			values = values[:0]
+			for k := range totals {
+				if k.event == ev {
+					values = append(values, k.value)
+				}
+			}
+			sort.Slice(values, func(i, j int) bool {
+				ti, tj := totals[key{ev, values[i]}], totals[key{ev, values[j]}]
+				if ti != tj {
+					return ti > tj
+				}
+				return values[i] < values[j]
+			})
+			if len(values) > 25 {
+				values = values[:25]
+			}
+		}
+		for _, v := range values {
+			s := store.TrendSeries{Event: ev, Data: data[key{ev, v}]}
+			if s.Data == nil {
+				s.Data = make([]float64, len(labels))
+			}
+			if tq.Breakdown != "" {
+				v := v
+				s.BreakdownValue = &v
+			}
+			out.Series = append(out.Series, s)
+		}
+	}
+	return out, nil
+}
+
+// bigTS is later than every event: a chain that cannot go on (an Int64,
+// as ts is; the bare literal would read as UInt64).
+const bigTS = SQL("toInt64(9223372036854775807)")
+
+// Funnel counts, per step, the persons with a chain from a step-1 event:
+// each next step strictly later than the one before, all within the window
+// of the first. For one start the earliest possible next event is always
+// the best choice, so the chain is a fold of arrayFirst over each step's
+// sorted times; a person's depth is the longest over their starts.
+func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuery) ([]store.FunnelStep, error) {
+	if fq.Window == 0 {
+		fq.Window = store.DefaultFunnelWindow
+	}
+	n := len(fq.Steps)
+	if n == 0 || n > 20 || fq.Window < 0 || fq.Window > 365*24*time.Hour || b.sqlReason(ctx, q, fq.Steps) != "" {
+		b.count(&b.inLocal, "funnel")
+		return b.DB.Funnel(ctx, q, fq)
+	}
+	b.count(&b.inSQL, "funnel")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	arrays, names := make([]SQL, n), make([]SQL, n)
+	for k, s := range fq.Steps {
+		// Every array is selected beside the lambdas that read it: 18.16
+		// otherwise drops a column only a lambda reads from the subquery.
+		names[k] = Build("?", Ident(fmt.Sprint("a", k)))
+		arrays[k] = Build("arraySort(groupArrayIf(ts, ename = ?)) AS ?", s, Ident(fmt.Sprint("a", k)))
+	}
+	w := fq.Window.Milliseconds()
+	// One row per start (ARRAY JOIN), so that each lambda reads only
+	// columns: 18.16 cannot capture a column in a nested lambda.
+	depth := SQL("1")
+	prev := SQL("s")
+	for k := 1; k < n; k++ {
+		tk := Build("arrayFirst(x -> x > ? OR x = ?, arrayPushBack(arrayFilter(x -> x <= s + ?, ?), ?))", prev, bigTS, w, Ident(fmt.Sprint("a", k)), bigTS)
+		depth = Build("? + (? != ?)", depth, tk, bigTS)
+		prev = tk
+	}
+	counts := make([]SQL, n)
+	for k := range counts {
+		counts[k] = Build("countIf(depth >= ?)", k+1)
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT ? FROM (
+	SELECT person, max(d) AS depth FROM (
+		SELECT person, s, ? AS d, ? FROM (
+			SELECT person, ? FROM (?) WHERE pass AND vis GROUP BY person
+		) ARRAY JOIN a0 AS s
+	) GROUP BY person)`, Join(counts, ", "), depth, Join(names, ", "), Join(arrays, ", "), withPass(base, q)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.FunnelStep, n)
+	for k, s := range fq.Steps {
+		out[k].Event = s
+		if len(rows) == 1 && k < len(rows[0]) {
+			out[k].Count = int(asInt(rows[0][k]))
+		}
+	}
+	return out, nil
+}
+
+// Retention: a person's cohort is the period of their first start event in
+// range; values[k] counts the cohort's persons with a return event in
+// period c+k. Periods are days or weeks aligned to from in tz, computed
+// here as bounds and found in SQL by counting bounds at or before the
+// event.
+func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.RetentionQuery) ([]store.RetentionCohort, error) {
+	if rq.StartEvent == "" {
+		rq.StartEvent = "$pageview"
+	}
+	if rq.ReturnEvent == "" {
+		rq.ReturnEvent = "$pageview"
+	}
+	step := 1
+	switch rq.Period {
+	case "", store.PeriodDay:
+	case store.PeriodWeek:
+		step = 7
+	default:
+		b.count(&b.inLocal, "retention")
+		return b.DB.Retention(ctx, q, rq)
+	}
+	if rq.Periods <= 0 {
+		rq.Periods = 8
+	}
+	rq.Periods = min(rq.Periods, 60)
+	if b.sqlReason(ctx, q, []string{rq.StartEvent, rq.ReturnEvent}) != "" {
+		b.count(&b.inLocal, "retention")
+		return b.DB.Retention(ctx, q, rq)
+	}
+	from := q.From.In(q.TZ)
+	if q.TZ == nil {
+		from = q.From.UTC()
+	}
+	var bounds []int64
+	var labels []string
+	bounds = append(bounds, from.UnixMilli())
+	for c := 1; ; c++ {
+		if c > 5000 {
+			b.count(&b.inLocal, "retention")
+			return b.DB.Retention(ctx, q, rq)
+		}
+		bd := from.AddDate(0, 0, c*step)
+		labels = append(labels, from.AddDate(0, 0, (c-1)*step).Format(time.DateOnly))
+		bounds = append(bounds, bd.UnixMilli())
+		if !bd.Before(q.To) {
+			break
+		}
+	}
+	b.count(&b.inSQL, "retention")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	bs := make([]SQL, len(bounds))
+	for i, x := range bounds {
+		bs[i] = Quote(x)
+	}
+	arr := Build("CAST([?] AS Array(Int64))", Join(bs, ","))
+	vals := make([]SQL, rq.Periods)
+	vals[0] = "count()"
+	for k := 1; k < rq.Periods; k++ {
+		vals[k] = Build("countIf(has(rp, c + ?))", k)
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT c, ? FROM (
+	SELECT person, arrayCount((x, y) -> x <= y, ?, arrayResize([fst], ?, fst)) - 1 AS c, arrayMap(r -> arrayCount(x -> x <= r, ?) - 1, rts) AS rp FROM (
+		SELECT person, minIf(ts, ename = ?) AS fst, countIf(ename = ?) AS starts, groupArrayIf(ts, ename = ?) AS rts
+		FROM (?) WHERE pass AND vis GROUP BY person
+	) WHERE starts > 0
+) GROUP BY c`, Join(vals, ", "), arr, len(bounds), arr, rq.StartEvent, rq.StartEvent, rq.ReturnEvent, withPass(base, q)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.RetentionCohort, len(labels))
+	for c := range out {
+		out[c] = store.RetentionCohort{Date: labels[c], Values: make([]int, rq.Periods)}
+	}
+	for _, r := range rows {
+		c := int(asInt(r[0]))
+		if c < 0 || c >= len(out) {
+			continue
+		}
+		out[c].Size = int(asInt(r[1]))
+		for k := 0; k < rq.Periods; k++ {
+			out[c].Values[k] = int(asInt(r[1+k]))
+		}
+	}
+	return out, nil
+}
