@@ -43,7 +43,11 @@ func chCapture(t *testing.T, baseURL string, evs ...map[string]any) {
 }
 
 func pageview(uuid, did, session string) map[string]any {
-	return map[string]any{"event": "$pageview", "uuid": uuid, "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+	return pageviewAt(uuid, did, session, time.Now())
+}
+
+func pageviewAt(uuid, did, session string, at time.Time) map[string]any {
+	return map[string]any{"event": "$pageview", "uuid": uuid, "timestamp": at.UTC().Format(time.RFC3339Nano),
 		"properties": map[string]any{"distinct_id": did, "$session_id": session, "$current_url": "http://test.example/p"}}
 }
 
@@ -150,4 +154,84 @@ func TestClickHouseOutage(t *testing.T) {
 	if st.Pageviews != len(sent) {
 		t.Fatalf("dashboard pageviews %d, want %d", st.Pageviews, len(sent))
 	}
+}
+
+// TestClickHouseTwoNodes: two Caddy processes with their own local dbs
+// ship to one cluster. An anonymous visitor browses through node A; node
+// B gets the $identify that links that anonymous id to a user. The merge
+// B shipped applies to A's events: both dashboards count one person for
+// them, the funnel from A's pageview to B's $identify reaches its second
+// step, and the two dashboards give the same answers.
+func TestClickHouseTwoNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs two Caddy processes")
+	}
+	c := chtest.Start(t)
+	bin := buildCaddy(t)
+	var nodes []string
+	for i, port := range []int{9182, 9183} {
+		dir := t.TempDir()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		cfg := fmt.Sprintf(`{
+	admin off
+	http_port %d
+	persist_config off
+}
+http://%s {
+	bind 127.0.0.1
+	analytics {
+		db %s
+		site test.example
+		rate_limit off
+		endpoint /_f
+		%s
+	}
+}
+`, port, addr, filepath.Join(dir, fmt.Sprint("node", i, ".db")), chBlock(c, "twonodes"))
+		startCaddyProc(t, bin, dir, cfg, addr)
+		nodes = append(nodes, "http://"+addr)
+	}
+	a, b := nodes[0], nodes[1]
+	earlier := time.Now().Add(-time.Minute) // the pageviews come before the $identify
+	chCapture(t, a, pageviewAt("0190bbbb-0000-7000-8000-000000000001", "anon-1", "s1", earlier),
+		pageviewAt("0190bbbb-0000-7000-8000-000000000002", "anon-1", "s1", earlier),
+		pageviewAt("0190bbbb-0000-7000-8000-000000000003", "someone-else", "s2", earlier))
+	identify := map[string]any{"event": "$identify", "uuid": "0190bbbb-0000-7000-8000-000000000004",
+		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"properties": map[string]any{"distinct_id": "user-1", "$anon_distinct_id": "anon-1", "$session_id": "s3"}}
+	chCapture(t, b, identify, pageview("0190bbbb-0000-7000-8000-000000000005", "user-1", "s3"))
+	for _, n := range nodes {
+		waitFor(t, "both nodes to ship", 30*time.Second, func() bool {
+			s := settingsOf(t, n+"/analytics/api")
+			return s.ClickHouse.Backlog == 0 && s.ClickHouse.Shipped > 0
+		})
+	}
+	answers := make([]string, 2)
+	for i, n := range nodes {
+		var st struct {
+			Visitors, Pageviews, Sessions int
+		}
+		getJSON(t, n+"/analytics/api/stats?site=test.example", &st)
+		if st.Visitors != 2 || st.Pageviews != 4 || st.Sessions != 3 {
+			t.Errorf("node %d stats %+v, want 2 visitors (anon-1 and user-1 are one person), 4 pageviews, 3 sessions", i, st)
+		}
+		var fn struct {
+			Steps []struct {
+				Event string
+				Count int
+			}
+		}
+		getJSON(t, n+"/analytics/api/funnel?site=test.example&step=$pageview&step=$identify", &fn)
+		if len(fn.Steps) != 2 || fn.Steps[0].Count != 3-1 || fn.Steps[1].Count != 1 {
+			t.Errorf("node %d funnel %+v, want 2 then 1", i, fn.Steps)
+		}
+		var bd struct{ Results []map[string]any }
+		getJSON(t, n+"/analytics/api/breakdown?site=test.example&property=$pathname", &bd)
+		all, _ := json.Marshal([]any{st, fn, bd})
+		answers[i] = string(all)
+	}
+	if answers[0] != answers[1] {
+		t.Fatalf("the dashboards disagree:\nA %s\nB %s", answers[0], answers[1])
+	}
+	t.Logf("both dashboards: %s", answers[0])
 }
