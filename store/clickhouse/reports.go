@@ -487,10 +487,11 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 		b.count(&b.inLocal, "retention")
 		return b.DB.Retention(ctx, q, rq)
 	}
-	from := q.From.In(q.TZ)
-	if q.TZ == nil {
-		from = q.From.UTC()
+	tz := q.TZ
+	if tz == nil {
+		tz = time.UTC
 	}
+	from := q.From.In(tz)
 	var bounds []int64
 	var labels []string
 	bounds = append(bounds, from.UnixMilli())
