@@ -17,8 +17,9 @@ import (
 // DateTime64 or toStartOfInterval; one JOIN per SELECT.
 //
 // A query that needs what is not written in SQL yet (cohorts, session
-// properties, actions, `E|filter` series, math over a property, imported
-// aggregates) is answered by the local store: see sqlReason.
+// properties, action steps with a selector, text or href, math over a
+// property, imported aggregates) is answered by the local store: see
+// sqlReason.
 
 // sqlReason returns why q cannot be answered in SQL, or "" when it can.
 func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string, props ...string) string {
@@ -42,11 +43,80 @@ func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string,
 		}
 	}
 	for _, e := range events {
-		if strings.HasPrefix(e, "action:") || strings.Contains(e, "|") {
-			return "action or filtered series"
+		if _, ok := b.eventCond(ctx, q.Site, e); !ok {
+			return "action step with a selector, text or href, or a series filter on a session property"
 		}
 	}
 	return ""
+}
+
+// eventCond is the SQL condition of an event name, `action:<id>` or
+// `E|<filter>`, as the local store resolves them; ok is false for what is
+// not in SQL yet (action steps with a selector, text or href, which need
+// the elements chain parsed; a series filter on a session property; an
+// unknown action, which the local store reports).
+func (b *Backend) eventCond(ctx context.Context, site, name string) (SQL, bool) {
+	if base, fs, ok := strings.Cut(name, "|"); ok {
+		f, err := store.ParseFilter(fs)
+		if err != nil || store.IsSessionProp(f.Prop) {
+			return "", false
+		}
+		c, ok := b.eventCond(ctx, site, base)
+		if !ok {
+			return "", false
+		}
+		return Build("(? AND ?)", c, filterSQL(f)), true
+	}
+	idStr, isAction := strings.CutPrefix(name, "action:")
+	if !isAction {
+		if name == "" {
+			return "", false
+		}
+		return stepCond(store.ActionStep{Event: name}), true
+	}
+	id, err := strconv.ParseInt(idStr, 10, 64)
+	if err != nil {
+		return "", false
+	}
+	a, err := b.DB.Action(ctx, site, id)
+	if err != nil {
+		return "", false
+	}
+	parts := []SQL{"0"}
+	for _, st := range a.Steps {
+		if st.Selector != "" || st.Text != "" || st.Href != "" {
+			return "", false
+		}
+		parts = append(parts, stepCond(st))
+	}
+	return Build("(?)", Join(parts, " OR ")), true
+}
+
+// stepCond is one action step without element conditions: the event (a
+// server pageview by its own name, confirmed or not; any other by the
+// name reports see) and the URL containing a text (case matters).
+func stepCond(st store.ActionStep) SQL {
+	c := SQL("1")
+	switch {
+	case st.Event == store.ServerPageview:
+		c = Build("name = ?", st.Event)
+	case st.Event != "":
+		c = Build("ename = ?", st.Event)
+	}
+	if st.URLContains != "" {
+		c = Build("(? AND position(?, ?) > 0)", c, prop("$current_url"), st.URLContains)
+	}
+	return c
+}
+
+// conds returns the conditions of events, all of which sqlReason has
+// accepted.
+func (b *Backend) conds(ctx context.Context, site string, events []string) []SQL {
+	out := make([]SQL, len(events))
+	for i, e := range events {
+		out[i], _ = b.eventCond(ctx, site, e)
+	}
+	return out
 }
 
 // imported reports whether the local store adds imported aggregates to q.
@@ -255,10 +325,10 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 	}
 	cond := SQL("1")
 	if bq.Event != "" {
-		cond = Build("ename = ?", bq.Event)
+		cond = b.conds(ctx, q.Site, events)[0]
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ename, pass, vis FROM (?))
-WHERE pass AND vis AND v != '' AND ? GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), withPass(base, q), cond, bq.Limit))
+	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ? AS m, pass, vis FROM (?))
+WHERE pass AND vis AND v != '' AND m GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, withPass(base, q), bq.Limit))
 	if err != nil {
 		return nil, err
 	}
@@ -334,17 +404,27 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	if tq.Breakdown != "" {
 		bv = prop(tq.Breakdown)
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT ename, v, l, count(), uniqExact(person) FROM (SELECT ename, ? AS v, ? AS l, person, pass, vis FROM (?))
-WHERE pass AND vis AND has(?, ename) AND (? = 0 OR v != '') GROUP BY ename, v, l`,
-		bv, labelSQL(tq.Interval, tzName(q)), withPass(base, q), tq.Events, tq.Breakdown != ""))
+	// Each event counts in every series it matches: k is the series.
+	ks := make([]SQL, len(tq.Events))
+	for i, c := range b.conds(ctx, q.Site, tq.Events) {
+		ks[i] = Build("if(?, ?, 0)", c, i+1)
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person) FROM (
+	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person FROM (?)
+	WHERE pass AND vis AND (? = 0 OR v != '')
+) GROUP BY k, v, l`,
+		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), withPass(base, q), tq.Breakdown != ""))
 	if err != nil {
 		return store.Trends{}, err
 	}
-	type key struct{ event, value string }
+	type key struct {
+		series int64
+		value  string
+	}
 	data := map[key][]float64{}
 	totals := map[key]int64{}
 	for _, r := range rows {
-		k := key{asStr(r[0]), asStr(r[1])}
+		k := key{asInt(r[0]) - 1, asStr(r[1])}
 		i, ok := index[asStr(r[2])]
 		if !ok {
 			continue
@@ -360,17 +440,18 @@ WHERE pass AND vis AND has(?, ename) AND (? = 0 OR v != '') GROUP BY ename, v, l
 		data[k][i] += float64(n)
 	}
 	out := store.Trends{Labels: labels}
-	for _, ev := range tq.Events {
+	for si, ev := range tq.Events {
+		si := int64(si)
 		values := []string{""}
 		if tq.Breakdown != "" {
 			values = values[:0]
 			for k := range totals {
-				if k.event == ev {
+				if k.series == si {
 					values = append(values, k.value)
 				}
 			}
 			sort.Slice(values, func(i, j int) bool {
-				ti, tj := totals[key{ev, values[i]}], totals[key{ev, values[j]}]
+				ti, tj := totals[key{si, values[i]}], totals[key{si, values[j]}]
 				if ti != tj {
 					return ti > tj
 				}
@@ -381,7 +462,7 @@ WHERE pass AND vis AND has(?, ename) AND (? = 0 OR v != '') GROUP BY ename, v, l
 			}
 		}
 		for _, v := range values {
-			s := store.TrendSeries{Event: ev, Data: data[key{ev, v}]}
+			s := store.TrendSeries{Event: ev, Data: data[key{si, v}]}
 			if s.Data == nil {
 				s.Data = make([]float64, len(labels))
 			}
@@ -419,11 +500,12 @@ func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuer
 		return nil, err
 	}
 	arrays, names := make([]SQL, n), make([]SQL, n)
-	for k, s := range fq.Steps {
+	stepConds := b.conds(ctx, q.Site, fq.Steps)
+	for k := range fq.Steps {
 		// Every array is selected beside the lambdas that read it: 18.16
 		// otherwise drops a column only a lambda reads from the subquery.
 		names[k] = Build("?", Ident(fmt.Sprint("a", k)))
-		arrays[k] = Build("arraySort(groupArrayIf(ts, ename = ?)) AS ?", s, Ident(fmt.Sprint("a", k)))
+		arrays[k] = Build("arraySort(groupArrayIf(ts, ?)) AS ?", stepConds[k], Ident(fmt.Sprint("a", k)))
 	}
 	w := fq.Window.Milliseconds()
 	// One row per start (ARRAY JOIN), so that each lambda reads only
@@ -512,6 +594,7 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 	if err != nil {
 		return nil, err
 	}
+	rc := b.conds(ctx, q.Site, []string{rq.StartEvent, rq.ReturnEvent})
 	bs := make([]SQL, len(bounds))
 	for i, x := range bounds {
 		bs[i] = Quote(x)
@@ -524,10 +607,10 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 	}
 	rows, err := b.client().Query(ctx, Build(`SELECT c, ? FROM (
 	SELECT person, arrayCount((x, y) -> x <= y, ?, arrayResize([fst], ?, fst)) - 1 AS c, arrayMap(r -> arrayCount(x -> x <= r, ?) - 1, rts) AS rp FROM (
-		SELECT person, minIf(ts, ename = ?) AS fst, countIf(ename = ?) AS starts, groupArrayIf(ts, ename = ?) AS rts
+		SELECT person, minIf(ts, ?) AS fst, countIf(?) AS starts, groupArrayIf(ts, ?) AS rts
 		FROM (?) WHERE pass AND vis GROUP BY person
 	) WHERE starts > 0
-) GROUP BY c`, Join(vals, ", "), arr, len(bounds), arr, rq.StartEvent, rq.StartEvent, rq.ReturnEvent, withPass(base, q)))
+) GROUP BY c`, Join(vals, ", "), arr, len(bounds), arr, rc[0], rc[0], rc[1], withPass(base, q)))
 	if err != nil {
 		return nil, err
 	}
