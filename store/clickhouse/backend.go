@@ -128,6 +128,7 @@ type row struct {
 	Session    string   `json:"session"`
 	Keys       []string `json:"prop_keys"`
 	Vals       []string `json:"prop_vals"`
+	Kinds      []int    `json:"prop_kinds"` // not []uint8, which JSON writes as base64
 	Raw        string   `json:"raw"`
 	Ver        uint64   `json:"ver"`
 }
@@ -150,13 +151,14 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 		ver := ver - uint64(i)
 		r := row{Site: ev.Site, UUID: ev.UUID, Name: ev.Name, DistinctID: ev.DistinctID, TS: ev.Time,
 			T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"),
-			Keys: make([]string, 0, len(ev.Props)), Vals: make([]string, 0, len(ev.Props)), Ver: ver}
+			Keys: make([]string, 0, len(ev.Props)), Vals: make([]string, 0, len(ev.Props)), Kinds: make([]int, 0, len(ev.Props)), Ver: ver}
 		if r.TS < 0 {
 			r.T = "1970-01-01 00:00:00"
 		}
 		for _, p := range ev.Props {
 			r.Keys = append(r.Keys, p.Key)
 			r.Vals = append(r.Vals, p.Val.String())
+			r.Kinds = append(r.Kinds, int(p.Val.Kind))
 		}
 		r.Raw = string(ev.AppendJSON(nil, ""))
 		j, err := json.Marshal(r)

@@ -192,7 +192,7 @@ func (b *Backend) base(ctx context.Context, q store.Query) (SQL, error) {
 	if !q.IncludeBots {
 		bots = Build("? != 'true'", prop(store.Datacenter))
 	}
-	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
+	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, prop_kinds FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
 		q.Site, q.From.UnixMilli(), q.To.UnixMilli(), bots)
 	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
 	ename, vis := SQL("name"), SQL("1")
@@ -208,9 +208,9 @@ func (b *Backend) base(ctx context.Context, q store.Query) (SQL, error) {
 		ename = Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed)
 		vis = Build("NOT ?", confirmed)
 	}
-	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, if(pm_person = '', distinct_id, pm_person) AS person
+	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, prop_kinds, if(pm_person = '', distinct_id, pm_person) AS person
 FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0`, inner, persons)
-	return Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid), nil
+	return Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, prop_kinds, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid), nil
 }
 
 // withPass wraps base with the pass column (filters may read ename).

@@ -27,7 +27,7 @@ func (b *Backend) schema() []SQL {
 		Build(`CREATE TABLE IF NOT EXISTS ?.? (
 	site String, uuid String, name String, distinct_id String,
 	ts Int64, t DateTime('UTC'), session String,
-	prop_keys Array(String), prop_vals Array(String), raw String, ver UInt64
+	prop_keys Array(String), prop_vals Array(String), prop_kinds Array(UInt8), raw String, ver UInt64
 ) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(t) ORDER BY (site, uuid)`, db, ev),
 		Build(`CREATE TABLE IF NOT EXISTS ?.? (
 	site String, distinct_id String, person String, deleted UInt8, ver UInt64
