@@ -197,7 +197,7 @@ http://%s {
 		pageviewAt("0190bbbb-0000-7000-8000-000000000002", "anon-1", "s1", earlier),
 		pageviewAt("0190bbbb-0000-7000-8000-000000000003", "someone-else", "s2", earlier))
 	identify := map[string]any{"event": "$identify", "uuid": "0190bbbb-0000-7000-8000-000000000004",
-		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"timestamp":  time.Now().UTC().Format(time.RFC3339Nano),
 		"properties": map[string]any{"distinct_id": "user-1", "$anon_distinct_id": "anon-1", "$session_id": "s3"}}
 	chCapture(t, b, identify, pageview("0190bbbb-0000-7000-8000-000000000005", "user-1", "s3"))
 	for _, n := range nodes {
