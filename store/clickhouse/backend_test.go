@@ -218,3 +218,37 @@ func sameJSON(t *testing.T, what string, got, want any) {
 		t.Errorf("%s:\n got %s\nwant %s", what, g, w)
 	}
 }
+
+// TestCancelKillsQuery: a query whose context ends is killed on the
+// server (a closed connection alone does not stop it on 18.16).
+func TestCancelKillsQuery(t *testing.T) {
+	c := chtest.Start(t)
+	cl := &Client{URL: c.URL()}
+	running := func() int {
+		return count(t, cl, "SELECT count() FROM system.processes WHERE query LIKE '%fp_cancel_marker%' AND query NOT LIKE '%system.processes%'")
+	}
+	qctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.Query(qctx, "SELECT count() FROM numbers(100000000000) WHERE NOT ignore('fp_cancel_marker')")
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for running() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the query never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled query answered")
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for running() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the query still runs on the server 10 s after its context ended")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
