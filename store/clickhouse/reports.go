@@ -27,7 +27,13 @@ func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string,
 		return "empty range"
 	}
 	if q.Cohort != 0 {
-		return "cohort"
+		c, err := b.DB.Cohort(ctx, q.Site, q.Cohort)
+		if err != nil || c.Kind != store.CohortBehavioral {
+			return "cohort by person properties (or unknown)"
+		}
+		if _, ok := b.eventCond(ctx, q.Site, c.Event); !ok {
+			return "cohort event"
+		}
 	}
 	if tzName(q) == "" {
 		return "time zone"
@@ -208,8 +214,32 @@ func (b *Backend) base(ctx context.Context, q store.Query) (SQL, error) {
 		ename = Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed)
 		vis = Build("NOT ?", confirmed)
 	}
+	members := SQL("1")
+	if q.Cohort != 0 {
+		// A behavioural cohort: the persons with the cohort's event in
+		// the Days before q.To (in q's time zone).
+		c, err := b.DB.Cohort(ctx, q.Site, q.Cohort)
+		if err != nil {
+			return "", err
+		}
+		cond, _ := b.eventCond(ctx, q.Site, c.Event)
+		tz := q.TZ
+		if tz == nil {
+			tz = time.UTC
+		}
+		to := q.To.In(tz)
+		cq := store.Query{Site: q.Site, From: to.AddDate(0, 0, -c.Days), To: to, TZ: q.TZ, IncludeBots: q.IncludeBots}
+		cbase, err := b.base(ctx, cq)
+		if err != nil {
+			return "", err
+		}
+		members = Build("person GLOBAL IN (SELECT person FROM (?) WHERE vis AND ?)", cbase, cond)
+	}
 	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, prop_kinds, if(pm_person = '', distinct_id, pm_person) AS person
 FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0`, inner, persons)
+	if q.Cohort != 0 {
+		mid = Build("SELECT * FROM (?) WHERE ?", mid, members)
+	}
 	return Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, prop_kinds, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid), nil
 }
 
