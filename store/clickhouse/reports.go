@@ -88,17 +88,67 @@ func (b *Backend) eventCond(ctx context.Context, site, name string) (SQL, bool) 
 	if err != nil {
 		return "", false
 	}
+	type chain struct {
+		value string
+		hash  uint64 // sipHash64, as ClickHouse computes it
+	}
+	var chains []chain // the site's distinct chains
 	parts := []SQL{"0"}
 	for _, st := range a.Steps {
+		c := stepCond(st)
 		if st.Selector != "" || st.Text != "" || st.Href != "" {
-			return "", false
+			// Element conditions: the store's own matcher picks the
+			// site's chains that pass, and SQL keeps the events with one
+			// of them (by hash, so that the query stays short).
+			if chains == nil {
+				rows, err := b.client().Query(ctx, Build("SELECT DISTINCT ? AS c, toString(sipHash64(c)) FROM events WHERE site = ?", prop("$elements_chain"), site))
+				if err != nil {
+					return "", false
+				}
+				chains = []chain{}
+				for _, r := range rows {
+					h, err := strconv.ParseUint(asStr(r[1]), 10, 64)
+					if err != nil {
+						return "", false
+					}
+					chains = append(chains, chain{asStr(r[0]), h})
+				}
+			}
+			var elems, texts []SQL
+			for _, ch := range chains {
+				e, tx, err := store.MatchChain(st, ch.value)
+				if err != nil {
+					return "", false
+				}
+				if e {
+					elems = append(elems, Quote(ch.hash))
+				}
+				if tx {
+					texts = append(texts, Quote(ch.hash))
+				}
+			}
+			hash := Build("sipHash64(?)", prop("$elements_chain"))
+			if st.Selector != "" || st.Href != "" {
+				c = Build("(? AND ?)", c, inHashes(hash, elems))
+			}
+			if st.Text != "" {
+				c = Build("(? AND (? = ? OR ?))", c, prop("$el_text"), st.Text, inHashes(hash, texts))
+			}
 		}
-		parts = append(parts, stepCond(st))
+		parts = append(parts, c)
 	}
 	return Build("(?)", Join(parts, " OR ")), true
 }
 
-// stepCond is one action step without element conditions: the event (a
+// inHashes is "h IN (hashes)", or false for none.
+func inHashes(h SQL, hashes []SQL) SQL {
+	if len(hashes) == 0 {
+		return "0"
+	}
+	return Build("? IN (?)", h, Join(hashes, ", "))
+}
+
+// stepCond is one action step's event and URL conditions: the event (a
 // server pageview by its own name, confirmed or not; any other by the
 // name reports see) and the URL containing a text (case matters).
 func stepCond(st store.ActionStep) SQL {
