@@ -124,7 +124,14 @@ func TestSQLMatchesLocal(t *testing.T) {
 		page := []string{"/", "/pricing", "/docs/a", "/blog"}[i%4]
 		ev("$pageview", did, i*7, sess, str("$pathname", page), str("$current_url", "https://x.test"+page), str("$browser", []string{"Chrome", "Safari"}[i%2]))
 		if i%3 == 0 {
-			ev("purchase", did, i*7+3, sess, str("$current_url", "https://x.test/pricing?plan=pro"))
+			rev := store.Prop{Key: "revenue", Val: store.NumberValue(float64(i) * 1.1)}
+			switch i % 4 {
+			case 1:
+				rev = str("revenue", []string{"abc", "0x1p4", "Infinity", " 7", "12.5"}[i%5])
+			case 2:
+				rev = str("other", "x") // no revenue
+			}
+			ev("purchase", did, i*7+3, sess, str("$current_url", "https://x.test/pricing?plan=pro"), rev)
 		}
 		if i%5 == 0 { // a server pageview, confirmed by the snippet every other time
 			ref := fmt.Sprint("ref-", i)
@@ -161,6 +168,12 @@ func TestSQLMatchesLocal(t *testing.T) {
 			}
 			tq := store.TrendsQuery{Events: []string{"$pageview", action, "$pageview|$browser==Safari", action}, Interval: store.IntervalHour, Math: store.MathUnique, Breakdown: "$browser"}
 			sameJSON(t, name+" trends", must(b.Trends(ctx, q, tq)), must(b.DB.Trends(ctx, q, tq)))
+			for _, m := range []string{store.MathSum, store.MathAvg, store.MathMin, store.MathMax} {
+				for _, bd := range []string{"", "$browser"} {
+					tq := store.TrendsQuery{Events: []string{"purchase", action}, Interval: store.IntervalDay, Math: m, MathProperty: "revenue", Breakdown: bd}
+					sameJSON(t, name+" trends "+m+" "+bd, must(b.Trends(ctx, q, tq)), must(b.DB.Trends(ctx, q, tq)))
+				}
+			}
 			fq := store.FunnelQuery{Steps: []string{"$pageview", action, "purchase"}, Window: time.Hour}
 			sameJSON(t, name+" funnel", must(b.Funnel(ctx, q, fq)), must(b.DB.Funnel(ctx, q, fq)))
 			rq := store.RetentionQuery{StartEvent: action, ReturnEvent: "$pageview", Period: store.PeriodDay, Periods: 3}
@@ -198,7 +211,7 @@ func TestSQLMatchesLocal(t *testing.T) {
 	}
 	check("after deleting v3")
 	inSQL, local := b.Answered()
-	if len(local) != 0 || inSQL["trends"] != 6 || inSQL["funnel"] != 6 || inSQL["events"] < 10 {
+	if len(local) != 0 || inSQL["trends"] != 6*9 || inSQL["funnel"] != 6 || inSQL["events"] < 10 {
 		t.Fatalf("answered in SQL %v, locally %v: every query here must run in SQL", inSQL, local)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -457,10 +458,12 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	if tq.Breakdown != "" {
 		props = append(props, tq.Breakdown)
 	}
+	agg := tq.Math == store.MathSum || tq.Math == store.MathAvg || tq.Math == store.MathMin || tq.Math == store.MathMax
 	switch {
 	case len(tq.Events) > 20,
 		tq.Interval != store.IntervalHour && tq.Interval != store.IntervalDay && tq.Interval != store.IntervalWeek && tq.Interval != store.IntervalMonth,
-		tq.Math != store.MathTotal && tq.Math != store.MathUnique && tq.Math != store.MathDAU,
+		tq.Math != store.MathTotal && tq.Math != store.MathUnique && tq.Math != store.MathDAU && !agg,
+		agg && (tq.MathProperty == "" || store.IsSessionProp(tq.MathProperty)),
 		b.sqlReason(ctx, q, tq.Events, props...) != "", b.imported(ctx, q):
 		b.count(&b.inLocal, "trends")
 		return b.DB.Trends(ctx, q, tq)
@@ -489,11 +492,18 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	for i, c := range b.conds(ctx, q.Site, tq.Events) {
 		ks[i] = Build("if(?, ?, 0)", c, i+1)
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person) FROM (
-	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person FROM (?)
-	WHERE pass AND vis AND (? = 0 OR v != '')
-) GROUP BY k, v, l`,
-		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), withPass(base, q), tq.Breakdown != ""))
+	// With math over a property, each distinct value's events are
+	// counted, and the values read as numbers here as the local store
+	// reads them.
+	num, numCond := SQL("''"), SQL("1")
+	if agg {
+		num, numCond = prop(tq.MathProperty), Build("? != ''", prop(tq.MathProperty))
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person), n FROM (
+	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person, ? AS n FROM (?)
+	WHERE pass AND vis AND (? = 0 OR v != '') AND ?
+) GROUP BY k, v, l, n`,
+		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), num, withPass(base, q), tq.Breakdown != "", numCond))
 	if err != nil {
 		return store.Trends{}, err
 	}
@@ -502,6 +512,7 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 		value  string
 	}
 	data := map[key][]float64{}
+	seen := map[key][]int64{} // events aggregated per interval (math over a property)
 	totals := map[key]int64{}
 	for _, r := range rows {
 		k := key{asInt(r[0]) - 1, asStr(r[1])}
@@ -509,15 +520,51 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 		if !ok {
 			continue
 		}
+		n := asInt(r[3])
+		var x float64
+		if agg {
+			v, err := strconv.ParseFloat(asStr(r[5]), 64)
+			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+				continue // not a number: left out, as the local store does
+			}
+			x = v
+		}
 		if data[k] == nil {
 			data[k] = make([]float64, len(labels))
+			seen[k] = make([]int64, len(labels))
 		}
-		n := asInt(r[3])
 		totals[k] += n
-		if tq.Math != store.MathTotal {
-			n = asInt(r[4])
+		switch {
+		case agg:
+			d := &data[k][i]
+			for j := int64(0); j < n; j++ {
+				switch {
+				case seen[k][i] == 0:
+					*d = x
+				case tq.Math == store.MathMin:
+					*d = min(*d, x)
+				case tq.Math == store.MathMax:
+					*d = max(*d, x)
+				default:
+					*d += x
+				}
+				seen[k][i]++
+			}
+		case tq.Math == store.MathTotal:
+			data[k][i] += float64(n)
+		default:
+			data[k][i] += float64(asInt(r[4]))
 		}
-		data[k][i] += float64(n)
+	}
+	if agg {
+		for k, d := range data {
+			for i := range d {
+				if tq.Math == store.MathAvg && seen[k][i] > 0 {
+					d[i] /= float64(seen[k][i])
+				}
+				d[i] = math.Round(d[i]*1e9) / 1e9
+			}
+		}
 	}
 	out := store.Trends{Labels: labels}
 	for si, ev := range tq.Events {
