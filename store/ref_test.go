@@ -846,3 +846,11 @@ func RunReferenceSuite(t *testing.T, divide int, open func(t *testing.T, path st
 	checkPersons(db)
 	check(db, 60/divide)
 }
+
+// GenerateReference calls emit with the generated events the reference
+// tests use (merges, retries, equal timestamps, server events, sessions
+// with referrers and UTM tags), so that another backend's tests can
+// compare it with the embedded store on the same data.
+func GenerateReference(seed uint64, start time.Time, days, persons, events int, emit func(*Event)) {
+	generate(genConfig{Seed: seed, Start: start, Days: days, Persons: persons, Events: events, Tick: time.Minute}, emit)
+}

@@ -37,3 +37,9 @@ func MatchChain(st ActionStep, chain string) (elements, text bool, err error) {
 	text = st.Text != "" && len(els) > 0 && els[0].text() == st.Text
 	return elements, text, nil
 }
+
+// ChannelType is the channel of a session's entry (PostHog's web
+// analytics channel types), as the store computes `$channel_type`.
+func ChannelType(referringDomain, source, medium, campaign, currentURL string) string {
+	return channelType(referringDomain, source, medium, campaign, currentURL)
+}

@@ -126,6 +126,7 @@ type row struct {
 	TS         int64    `json:"ts"`
 	T          string   `json:"t"`
 	Session    string   `json:"session"`
+	Seq        uint64   `json:"seq"`
 	Keys       []string `json:"prop_keys"`
 	Vals       []string `json:"prop_vals"`
 	Kinds      []int    `json:"prop_kinds"` // not []uint8, which JSON writes as base64
@@ -147,10 +148,13 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 	ver := uint64(math.MaxUint64) - uint64(time.Now().UnixNano())*64
 	var buf []byte
 	sites := map[string]int{}
+	b.mu.Lock() // the outbox key and seq follow the order of the appends
+	defer b.mu.Unlock()
+	seq := b.seq
 	for i, ev := range events {
 		ver := ver - uint64(i)
 		r := row{Site: ev.Site, UUID: ev.UUID, Name: ev.Name, DistinctID: ev.DistinctID, TS: ev.Time,
-			T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"),
+			T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"), Seq: seq<<24 | uint64(i),
 			Keys: make([]string, 0, len(ev.Props)), Vals: make([]string, 0, len(ev.Props)), Kinds: make([]int, 0, len(ev.Props)), Ver: ver}
 		if r.TS < 0 {
 			r.T = "1970-01-01 00:00:00"
@@ -171,8 +175,7 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 	if len(buf) == 0 {
 		return out, nil
 	}
-	b.mu.Lock()
-	key := outboxPrefix + pad20(b.seq)
+	key := outboxPrefix + pad20(seq)
 	b.seq++
 	err = b.DB.PutMeta(key, string(buf))
 	if err == nil {
@@ -180,7 +183,6 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 			b.backlog[s] += n
 		}
 	}
-	b.mu.Unlock()
 	if err != nil {
 		return nil, err // the client resends; the log keeps the first copy
 	}

@@ -62,7 +62,7 @@ func (b *Backend) Events(ctx context.Context, q store.EventQuery) (store.EventPa
 		who = Build("person = ?", p)
 	}
 	b.count(&b.inSQL, "events")
-	base, err := b.base(ctx, sq)
+	base, err := b.base(ctx, sq, seriesProps(q.Event)...)
 	if err != nil {
 		return page, err
 	}

@@ -39,16 +39,6 @@ func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string,
 	if tzName(q) == "" {
 		return "time zone"
 	}
-	for _, f := range q.Filters {
-		if store.IsSessionProp(f.Prop) {
-			return "session property filter"
-		}
-	}
-	for _, p := range props {
-		if store.IsSessionProp(p) {
-			return "session property"
-		}
-	}
 	for _, e := range events {
 		if _, ok := b.eventCond(ctx, q.Site, e); !ok {
 			return "action step with a selector, text or href, or a series filter on a session property"
@@ -65,7 +55,7 @@ func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string,
 func (b *Backend) eventCond(ctx context.Context, site, name string) (SQL, bool) {
 	if base, fs, ok := strings.Cut(name, "|"); ok {
 		f, err := store.ParseFilter(fs)
-		if err != nil || store.IsSessionProp(f.Prop) {
+		if err != nil {
 			return "", false
 		}
 		c, ok := b.eventCond(ctx, site, base)
@@ -166,6 +156,20 @@ func stepCond(st store.ActionStep) SQL {
 	return c
 }
 
+// seriesProps are the properties `E|filter` series test (base joins
+// the session properties when one is among them).
+func seriesProps(events ...string) []string {
+	var out []string
+	for _, e := range events {
+		if _, fs, ok := strings.Cut(e, "|"); ok {
+			if f, err := store.ParseFilter(fs); err == nil {
+				out = append(out, f.Prop)
+			}
+		}
+	}
+	return out
+}
+
 // conds returns the conditions of events, all of which sqlReason has
 // accepted.
 func (b *Backend) conds(ctx context.Context, site string, events []string) []SQL {
@@ -199,6 +203,9 @@ func prop(key string) SQL {
 	if key == "event" {
 		return "ename"
 	}
+	if c, ok := sessionCol(key); ok {
+		return c
+	}
 	return Build("prop_vals[indexOf(prop_keys, ?)]", key)
 }
 
@@ -220,12 +227,30 @@ func filterSQL(f store.Filter) SQL {
 
 // passSQL is 1 for events that pass q's filters.
 func passSQL(q store.Query) SQL {
-	if len(q.Filters) == 0 {
-		return "1"
+	parts := []SQL{"1"}
+	for _, f := range q.Filters {
+		if eventScoped(f) {
+			parts = append(parts, filterSQL(f))
+		}
 	}
-	parts := make([]SQL, len(q.Filters))
-	for i, f := range q.Filters {
-		parts[i] = filterSQL(f)
+	return Join(parts, " AND ")
+}
+
+// eventScoped reports whether a filter tests an event property (Plausible's
+// scope) rather than the session (a session property or $session_id),
+// which keeps or drops whole sessions.
+func eventScoped(f store.Filter) bool {
+	return !store.IsSessionProp(f.Prop) && f.Prop != "$session_id"
+}
+
+// sessionFilters is the SQL of q's filters on the session, which apply to
+// every event as it is.
+func sessionFilters(q store.Query) SQL {
+	parts := []SQL{"1"}
+	for _, f := range q.Filters {
+		if !eventScoped(f) {
+			parts = append(parts, filterSQL(f))
+		}
 	}
 	return Join(parts, " AND ")
 }
@@ -244,12 +269,12 @@ func (b *Backend) hasServerPageviews(ctx context.Context, q store.Query) (bool, 
 // its name as reports see it (ename: an unconfirmed server pageview is a
 // $pageview), vis (0 for a server pageview a snippet pageview confirmed)
 // and pass (1 when the event passes q's filters).
-func (b *Backend) base(ctx context.Context, q store.Query) (SQL, error) {
+func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL, error) {
 	bots := SQL("1")
 	if !q.IncludeBots {
 		bots = Build("? != 'true'", prop(store.Datacenter))
 	}
-	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, prop_kinds FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
+	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
 		q.Site, q.From.UnixMilli(), q.To.UnixMilli(), bots)
 	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
 	ename, vis := SQL("name"), SQL("1")
@@ -280,18 +305,33 @@ func (b *Backend) base(ctx context.Context, q store.Query) (SQL, error) {
 		}
 		to := q.To.In(tz)
 		cq := store.Query{Site: q.Site, From: to.AddDate(0, 0, -c.Days), To: to, TZ: q.TZ, IncludeBots: q.IncludeBots}
-		cbase, err := b.base(ctx, cq)
+		cbase, err := b.base(ctx, cq, seriesProps(c.Event)...)
 		if err != nil {
 			return "", err
 		}
 		members = Build("person GLOBAL IN (SELECT person FROM (?) WHERE vis AND ?)", cbase, cond)
 	}
-	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, prop_kinds, if(pm_person = '', distinct_id, pm_person) AS person
+	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, if(pm_person = '', distinct_id, pm_person) AS person
 FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0`, inner, persons)
 	if q.Cohort != 0 {
 		mid = Build("SELECT * FROM (?) WHERE ?", mid, members)
 	}
-	return Build("SELECT uuid, name, distinct_id, ts, t, session, prop_keys, prop_vals, prop_kinds, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid), nil
+	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid)
+	need := false
+	for _, f := range q.Filters {
+		need = need || store.IsSessionProp(f.Prop)
+	}
+	for _, k := range keys {
+		need = need || store.IsSessionProp(k)
+	}
+	if need {
+		sess, err := b.sessionsSQL(ctx, q.Site)
+		if err != nil {
+			return "", err
+		}
+		out = Build("SELECT * FROM (?) GLOBAL ANY LEFT JOIN (?) USING session", out, sess)
+	}
+	return Build("SELECT * FROM (?) WHERE ?", out, sessionFilters(q)), nil
 }
 
 // withPass wraps base with the pass column (filters may read ename).
@@ -299,7 +339,14 @@ func withPass(base SQL, q store.Query) SQL {
 	return Build("SELECT *, ? AS pass FROM (?)", passSQL(q), base)
 }
 
-func scoped(q store.Query) bool { return len(q.Filters) > 0 }
+func scoped(q store.Query) bool {
+	for _, f := range q.Filters {
+		if eventScoped(f) {
+			return true
+		}
+	}
+	return false
+}
 
 // one runs a query answering one integer.
 func (b *Backend) one(ctx context.Context, q SQL) (int64, error) {
@@ -400,7 +447,7 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 	}
 	bq.Limit = min(bq.Limit, 1000)
 	b.count(&b.inSQL, "breakdown")
-	base, err := b.base(ctx, q)
+	base, err := b.base(ctx, q, append(seriesProps(events...), bq.Property)...)
 	if err != nil {
 		return nil, err
 	}
@@ -408,8 +455,14 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 	if bq.Event != "" {
 		cond = b.conds(ctx, q.Site, events)[0]
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ? AS m, pass, vis FROM (?))
-WHERE pass AND vis AND v != '' AND m GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, withPass(base, q), bq.Limit))
+	keep := SQL("pass")
+	if scoped(q) && store.IsSessionProp(bq.Property) {
+		// A session property under an event filter: the events of the
+		// whole sessions that have a passing event.
+		keep = Build("session != '' AND session GLOBAL IN (SELECT session FROM (?) WHERE pass AND vis AND session != '')", withPass(base, q))
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ? AS m, ? AS keep, vis FROM (?))
+WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, keep, withPass(base, q), bq.Limit))
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +516,7 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	case len(tq.Events) > 20,
 		tq.Interval != store.IntervalHour && tq.Interval != store.IntervalDay && tq.Interval != store.IntervalWeek && tq.Interval != store.IntervalMonth,
 		tq.Math != store.MathTotal && tq.Math != store.MathUnique && tq.Math != store.MathDAU && !agg,
-		agg && (tq.MathProperty == "" || store.IsSessionProp(tq.MathProperty)),
+		agg && tq.MathProperty == "",
 		b.sqlReason(ctx, q, tq.Events, props...) != "", b.imported(ctx, q):
 		b.count(&b.inLocal, "trends")
 		return b.DB.Trends(ctx, q, tq)
@@ -479,7 +532,7 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 		}
 	}
 	b.count(&b.inSQL, "trends")
-	base, err := b.base(ctx, q)
+	base, err := b.base(ctx, q, append(seriesProps(tq.Events...), tq.Breakdown, tq.MathProperty)...)
 	if err != nil {
 		return store.Trends{}, err
 	}
@@ -622,7 +675,7 @@ func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuer
 		return b.DB.Funnel(ctx, q, fq)
 	}
 	b.count(&b.inSQL, "funnel")
-	base, err := b.base(ctx, q)
+	base, err := b.base(ctx, q, seriesProps(fq.Steps...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -717,7 +770,7 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 		}
 	}
 	b.count(&b.inSQL, "retention")
-	base, err := b.base(ctx, q)
+	base, err := b.base(ctx, q, seriesProps(rq.StartEvent, rq.ReturnEvent)...)
 	if err != nil {
 		return nil, err
 	}

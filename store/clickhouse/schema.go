@@ -12,7 +12,8 @@ import "context"
 // retried batch is the same rows (ver is fixed when the event enters the
 // outbox), and queries read it with FINAL so that a uuid counts once even
 // before the parts are merged. person_map holds, for each distinct id, the
-// person it belongs to; the row with the highest ver wins (argMax), so the
+// person it belongs to (seq orders one node's events as they were
+// appended, for session properties); the row with the highest ver wins (argMax), so the
 // latest merge seen by any node applies to every node's events.
 
 // schema returns the statements that create the tables on one server.
@@ -26,7 +27,7 @@ func (b *Backend) schema() []SQL {
 		Build("CREATE DATABASE IF NOT EXISTS ?", db),
 		Build(`CREATE TABLE IF NOT EXISTS ?.? (
 	site String, uuid String, name String, distinct_id String,
-	ts Int64, t DateTime('UTC'), session String,
+	ts Int64, t DateTime('UTC'), session String, seq UInt64,
 	prop_keys Array(String), prop_vals Array(String), prop_kinds Array(UInt8), raw String, ver UInt64
 ) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(t) ORDER BY (site, uuid)`, db, ev),
 		Build(`CREATE TABLE IF NOT EXISTS ?.? (
