@@ -18,12 +18,16 @@ import (
 )
 
 func chBlock(c *chtest.Cluster, database string) string {
+	return chBlockFlush(c, database, "50ms")
+}
+
+func chBlockFlush(c *chtest.Cluster, database, flush string) string {
 	return fmt.Sprintf(`clickhouse %s %s {
 			database %s
 			cluster %s
-			flush 50ms
+			flush %s
 			batch 200
-		}`, c.Shards[0].URL(), c.Shards[1].URL(), database, chtest.ClusterName)
+		}`, c.Shards[0].URL(), c.Shards[1].URL(), database, chtest.ClusterName, flush)
 }
 
 // chCapture sends one batch of pageviews with the given uuids through the
@@ -169,6 +173,9 @@ func TestClickHouseTwoNodes(t *testing.T) {
 	c := chtest.Start(t)
 	bin := buildCaddy(t)
 	var nodes []string
+	// Node A ships its view of anon-1 (alone) well after node B shipped
+	// the merge: the merge must still win.
+	flush := []string{"3s", "50ms"}
 	for i, port := range []int{9182, 9183} {
 		dir := t.TempDir()
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -187,7 +194,7 @@ http://%s {
 		%s
 	}
 }
-`, port, addr, filepath.Join(dir, fmt.Sprint("node", i, ".db")), chBlock(c, "twonodes"))
+`, port, addr, filepath.Join(dir, fmt.Sprint("node", i, ".db")), chBlockFlush(c, "twonodes", flush[i]))
 		startCaddyProc(t, bin, dir, cfg, addr)
 		nodes = append(nodes, "http://"+addr)
 	}

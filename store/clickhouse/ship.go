@@ -136,7 +136,11 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 			if b.shippedPerson(r.Site, id) == p.ID {
 				continue
 			}
-			j, _ := json.Marshal(personRow{Site: r.Site, DistinctID: id, Person: p.ID, Ver: b.nextVer()})
+			tier := tierAlone
+			if len(p.DistinctIDs) > 1 {
+				tier = tierMerged
+			}
+			j, _ := json.Marshal(personRow{Site: r.Site, DistinctID: id, Person: p.ID, Ver: b.nextVer(tier)})
 			people = append(append(people, j...), '\n')
 		}
 	}
@@ -189,7 +193,7 @@ func (b *Backend) DeletePerson(ctx context.Context, site, id string) error {
 	}
 	var tomb []byte
 	for _, d := range p.DistinctIDs {
-		j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Deleted: 1, Ver: b.nextVer()})
+		j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Deleted: 1, Ver: b.nextVer(tierDeleted)})
 		tomb = append(append(tomb, j...), '\n')
 	}
 	if !b.schemaOK {
@@ -236,7 +240,7 @@ func (b *Backend) reshipPersons(ctx context.Context, site string) error {
 		for _, p := range page.Results {
 			for _, d := range p.DistinctIDs {
 				if b.shippedPerson(site, d) != p.ID {
-					j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Ver: b.nextVer()})
+					j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Ver: b.nextVer(tierReplayed)})
 					rows = append(append(rows, j...), '\n')
 				}
 			}
@@ -269,12 +273,23 @@ func (b *Backend) shippedPerson(site, id string) string {
 	return b.persons[site+"\x00"+id]
 }
 
-// nextVer orders person rows: a later row of a distinct id wins, also
-// within one insert. It follows the clock so that nodes agree roughly on
-// which merge came last.
-func (b *Backend) nextVer() uint64 {
+// Tiers of person rows: which node's view of a distinct id wins. A node
+// that saw an id alone ships it alone; one that saw it linked ships its
+// merged person, which must win whichever arrives last (the merge applies
+// to every node's events); a node that deleted a person ships the persons
+// its log replayed after it, and the tombstones, over both.
+const (
+	tierAlone uint64 = iota + 1
+	tierMerged
+	tierReplayed
+	tierDeleted
+)
+
+// nextVer orders person rows: the tier first, then time (later wins, also
+// within one insert, so that nodes agree roughly on which came last).
+func (b *Backend) nextVer(tier uint64) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.ver = max(b.ver+1, uint64(time.Now().UnixNano()))
-	return b.ver
+	b.ver = max(b.ver+1, uint64(time.Now().UnixNano())>>8)
+	return tier<<56 | b.ver&(1<<56-1)
 }
