@@ -54,6 +54,7 @@ type Backend struct {
 	lastErr  string
 	lastTime time.Time
 	persons  map[string]string // site\x00distinct id -> person id shipped
+	deleted  map[string]bool   // site\x00distinct id of persons deleted here
 	schemaOK bool
 	ver      uint64 // last person row version
 
@@ -88,7 +89,7 @@ func New(db *store.DB, o Options) (*Backend, error) {
 		o.Flush = time.Second
 	}
 	b := &Backend{DB: db, opts: o, backlog: map[string]int{}, shipped: map[string]int64{},
-		persons: map[string]string{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		persons: map[string]string{}, deleted: map[string]bool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	hc := &http.Client{Timeout: 5 * time.Minute}
 	for _, u := range o.URLs {
 		b.servers = append(b.servers, &Client{URL: u, User: o.User, Password: o.Password, Database: o.Database, HTTP: hc})

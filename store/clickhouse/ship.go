@@ -108,20 +108,41 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	if err != nil || len(keys) == 0 {
 		return 0, err
 	}
-	// Each row's person as the local log knows it now; rows whose person
-	// was deleted since are dropped (they are gone from the log too).
+	// Each row's person: an id first seen here goes alone (its person id is
+	// the one the local log gives a person of one id, no lookup needed);
+	// a link ships the merged person the local log has now, on a higher
+	// tier, so that it wins whatever order rows arrive in. Rows of persons
+	// deleted here since are dropped (they are gone from the log too).
 	var out, people []byte
 	sites := map[string]int{}
+	batch := map[string]string{} // site\x00id -> person shipped in this batch
+	add := func(site, id, person string, tier uint64) {
+		k := site + "\x00" + id
+		if batch[k] == person || b.shippedPerson(site, id) == person && batch[k] == "" {
+			return
+		}
+		batch[k] = person
+		j, _ := json.Marshal(personRow{Site: site, DistinctID: id, Person: person, Ver: b.nextVer(tier)})
+		people = append(append(people, j...), '\n')
+	}
 	for _, line := range rows {
-		var r row
+		var r struct {
+			Site       string `json:"site"`
+			Name       string `json:"name"`
+			DistinctID string `json:"distinct_id"`
+		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			continue // cannot happen: Append wrote it
 		}
 		sites[r.Site]++
-		link := r.Name == "$identify" || r.Name == "$create_alias"
-		known := b.shippedPerson(r.Site, r.DistinctID) != ""
-		if known && !link {
-			out = append(append(out, line...), '\n')
+		if b.wasDeleted(r.Site, r.DistinctID) {
+			continue
+		}
+		out = append(append(out, line...), '\n')
+		if r.Name != "$identify" && r.Name != "$create_alias" {
+			if b.shippedPerson(r.Site, r.DistinctID) == "" {
+				add(r.Site, r.DistinctID, store.PersonID(r.Site, r.DistinctID), tierAlone)
+			}
 			continue
 		}
 		p, err := b.DB.Person(ctx, r.Site, r.DistinctID)
@@ -131,17 +152,12 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		out = append(append(out, line...), '\n')
+		tier := tierAlone
+		if len(p.DistinctIDs) > 1 {
+			tier = tierMerged
+		}
 		for _, id := range p.DistinctIDs {
-			if b.shippedPerson(r.Site, id) == p.ID {
-				continue
-			}
-			tier := tierAlone
-			if len(p.DistinctIDs) > 1 {
-				tier = tierMerged
-			}
-			j, _ := json.Marshal(personRow{Site: r.Site, DistinctID: id, Person: p.ID, Ver: b.nextVer(tier)})
-			people = append(append(people, j...), '\n')
+			add(r.Site, id, p.ID, tier)
 		}
 	}
 	c := b.client()
@@ -216,6 +232,7 @@ func (b *Backend) DeletePerson(ctx context.Context, site, id string) error {
 	b.mu.Lock()
 	for _, d := range p.DistinctIDs {
 		delete(b.persons, site+"\x00"+d)
+		b.deleted[site+"\x00"+d] = true
 	}
 	b.mu.Unlock()
 	if err := b.DB.DeletePerson(ctx, site, id); err != nil {
@@ -292,4 +309,12 @@ func (b *Backend) nextVer(tier uint64) uint64 {
 	defer b.mu.Unlock()
 	b.ver = max(b.ver+1, uint64(time.Now().UnixNano())>>8)
 	return tier<<56 | b.ver&(1<<56-1)
+}
+
+// wasDeleted reports whether this node deleted the person of an id since
+// it started: its rows still in the outbox are not shipped.
+func (b *Backend) wasDeleted(site, id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.deleted[site+"\x00"+id]
 }
