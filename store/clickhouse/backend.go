@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -259,7 +260,10 @@ func (b *Backend) Flush(ctx context.Context) error {
 			b.mu.Lock()
 			e := b.lastErr
 			b.mu.Unlock()
-			return errors.Join(ctx.Err(), errors.New(e))
+			if e == "" {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w (last shipping error: %s)", ctx.Err(), e)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
