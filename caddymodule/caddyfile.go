@@ -122,6 +122,14 @@ func (a *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			continue
 		}
+		if name == "clickhouse" {
+			ch, err := unmarshalClickHouse(d, args)
+			if err != nil {
+				return err
+			}
+			a.ClickHouse = ch
+			continue
+		}
 		if d.NextBlock(1) {
 			return d.Errf("analytics %s: takes no block", name)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/firstpartyhq/firstparty/collector"
 	"github.com/firstpartyhq/firstparty/dashboard"
 	"github.com/firstpartyhq/firstparty/store"
+	"github.com/firstpartyhq/firstparty/store/clickhouse"
 	"github.com/firstpartyhq/firstparty/tools/adblock"
 )
 
@@ -139,10 +140,16 @@ type Handler struct {
 	// recordings 2GiB.
 	Limits Limits `json:"limits,omitzero"`
 
+	// ClickHouse ships events to ClickHouse and answers reports from it
+	// (SPEC §7).
+	ClickHouse *ClickHouse `json:"clickhouse,omitempty"`
+
 	countServer bool // CountServer resolved
 	watching    bool // responses are watched for server events
 
 	store     *store.DB
+	ch        *clickhouse.Backend // with a clickhouse block
+	chKey     string
 	storeKey  string
 	geo       *collector.GeoLookup
 	collector *collector.Collector
@@ -225,6 +232,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		st.SetRetention(h.Site, time.Duration(h.Retention))
 	}
 
+	var st2 store.Store
+	if st2, err = h.provisionClickHouse(ctx, st); err != nil {
+		return err
+	}
+
 	h.geo, err = collector.OpenGeo(h.GeoIP)
 	if err != nil {
 		return fmt.Errorf("analytics geoip: %w", err)
@@ -249,7 +261,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		RecordSample: h.RecordSample,
 		RespectDNT:   *h.RespectDNT,
 		Limits:       h.Limits.collector(),
-	}, st, collector.Options{
+	}, st2, collector.Options{
 		Geo:        h.geo,
 		UA:         sharedUAParser,
 		Metrics:    m,
@@ -271,7 +283,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Accounts: accounts,
 			Snippet:  h.snippetTag,
 			Settings: h.settings,
-		}, st, dashboard.Options{ClientIP: clientIP, Logger: h.logger})
+		}, st2, dashboard.Options{ClientIP: clientIP, Logger: h.logger})
 	}
 	return nil
 }
@@ -337,6 +349,9 @@ func (h *Handler) Cleanup() error {
 	}
 	if h.geo != nil {
 		h.geo.Close()
+	}
+	if err := h.releaseClickHouse(); err != nil {
+		h.logger.Warn("analytics clickhouse: release", zap.Error(err))
 	}
 	if h.storeKey != "" {
 		_, err := storePool.Delete(h.storeKey)

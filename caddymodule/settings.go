@@ -58,6 +58,7 @@ func (h *Handler) settings() any {
 		"max_body":        h.MaxBody,
 		"rate_limit":      h.RateLimit,
 		"snippet":         h.snippetTag(h.Site),
+		"clickhouse":      h.clickHouseSettings(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -553,19 +554,40 @@ func (r *ref) paths(q Query, pq PathsQuery) []PathLink {
 // merges, retries, equal timestamps and server events, and compares every
 // report with the reference, before and after reopening the database.
 func TestReportsMatchReference(t *testing.T) {
+	RunReferenceSuite(t, 1, func(t *testing.T, path string, o Options) RefStore {
+		db, err := Open(path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
+// RefStore is what the reference suite needs of a store: the embedded one,
+// or another backend over it (store/clickhouse runs the same suite).
+type RefStore interface {
+	Store
+	Compact() error
+}
+
+// RunReferenceSuite is the body of TestReportsMatchReference over the
+// stores open makes (open is called again to reopen path), with the
+// rounds of random queries divided by divide (a slower backend runs
+// fewer). A store that answers from elsewhere than its log may have a
+// Flush(ctx) error method: it is called before each round of queries.
+func RunReferenceSuite(t *testing.T, divide int, open func(t *testing.T, path string, o Options) RefStore) {
 	ny, _ := time.LoadLocation("America/New_York")
 	kolkata, _ := time.LoadLocation("Asia/Kolkata")
 	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC) // US DST starts on the 8th
 	path := filepath.Join(t.TempDir(), "ref.db")
-	db, err := Open(path, Options{BlockEvents: 256, CompactAfter: 1000, CompactEvery: time.Hour, OnError: func(err error) { t.Error(err) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := open(t, path, Options{BlockEvents: 256, CompactAfter: 1000, CompactEvery: time.Hour, OnError: func(err error) { t.Error(err) }})
 	rf := newRef()
 	seen := map[string]bool{}
 	var batch []*Event
 	flush := func() {
-		mustAppend(t, db, batch...)
+		if _, err := db.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
 		rf.add(seen, batch...)
 		batch = nil
 	}
@@ -614,7 +636,7 @@ func TestReportsMatchReference(t *testing.T) {
 		t.Fatalf("%d of %d hijack attempts refused: the data should have both kinds", len(rf.refused), attacks)
 	}
 	t.Logf("%d events, %d hijack attempts, %d refused", len(rf.events), attacks, len(rf.refused))
-	checkPersons := func(db *DB) {
+	checkPersons := func(db RefStore) {
 		t.Helper()
 		live := map[string]bool{}
 		for _, e := range rf.events {
@@ -699,8 +721,16 @@ func TestReportsMatchReference(t *testing.T) {
 		}
 		return q
 	}
-	check := func(db *DB, rounds int) {
+	check := func(db RefStore, rounds int) {
 		t.Helper()
+		if f, ok := db.(interface{ Flush(context.Context) error }); ok {
+			fctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := f.Flush(fctx)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 		for i := 0; i < rounds && !t.Failed(); i++ {
 			q := randomQuery()
 			name := fmt.Sprintf("query %d %s..%s %s %v cohort %d", i, q.From.Format(time.RFC3339), q.To.Format(time.RFC3339), q.TZ, q.Filters, q.Cohort)
@@ -758,7 +788,7 @@ func TestReportsMatchReference(t *testing.T) {
 			same(t, name+" export", got2, want2)
 		}
 	}
-	check(db, 150)
+	check(db, 150/divide)
 
 	// A deleted person is gone from every report, and its ids from the
 	// refused links that named them (the events stay, without that
@@ -808,14 +838,19 @@ func TestReportsMatchReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPersons(db)
-	check(db, 40)
+	check(db, 40/divide)
 
 	db.Close()
-	db, err = Open(path, Options{CompactEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = open(t, path, Options{CompactEvery: time.Hour})
 	defer db.Close()
 	checkPersons(db)
-	check(db, 60)
+	check(db, 60/divide)
+}
+
+// GenerateReference calls emit with the generated events the reference
+// tests use (merges, retries, equal timestamps, server events, sessions
+// with referrers and UTM tags), so that another backend's tests can
+// compare it with the embedded store on the same data.
+func GenerateReference(seed uint64, start time.Time, days, persons, events int, emit func(*Event)) {
+	generate(genConfig{Seed: seed, Start: start, Days: days, Persons: persons, Events: events, Tick: time.Minute}, emit)
 }

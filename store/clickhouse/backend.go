@@ -1,0 +1,289 @@
+// Package clickhouse is the ClickHouse backend of SPEC §7: the embedded
+// store stays the local log (every event is committed there first, exactly
+// as without ClickHouse), and a background shipper sends the committed
+// events, in order and at least once, to ClickHouse, which answers the
+// reports.
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
+)
+
+// Options configure the backend (the Caddyfile's clickhouse block).
+type Options struct {
+	// URLs are the HTTP interfaces of the servers. Queries and inserts go
+	// to the first that answers; with Cluster, the tables are created on
+	// every one (the cluster's shards).
+	URLs     []string
+	Database string // default "firstparty"; created if missing
+	User     string
+	Password string
+	Cluster  string        // remote_servers cluster name; "" for one server
+	Batch    int           // most rows in one insert; default 10000
+	Flush    time.Duration // longest wait before a batch ships; default 1s
+	Keep     time.Duration // how long shipped events stay in the local log (see README)
+
+	// OnError is told every shipping failure (logged by the caller).
+	OnError func(error)
+	// OnShipped is told how many events of a site reached ClickHouse.
+	OnShipped func(site string, n int)
+}
+
+// Backend is a store.Store whose reports come from ClickHouse. Methods it
+// does not override are the local store's.
+type Backend struct {
+	*store.DB
+	opts    Options
+	servers []*Client
+
+	mu       sync.Mutex
+	seq      uint64         // next outbox key
+	backlog  map[string]int // events per site waiting in the outbox
+	shipped  map[string]int64
+	lastErr  string
+	lastTime time.Time
+	persons  map[string]string // site\x00distinct id -> person id shipped
+	deleted  map[string]bool   // site\x00distinct id of persons deleted here
+	schemaOK bool
+	ver      uint64 // last person row version
+
+	inSQL, inLocal sync.Map // report name -> *atomic.Int64
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+var _ store.Store = (*Backend)(nil)
+
+// outboxPrefix keys the events waiting to ship, in the local log's meta
+// space: "ch:out:<seq, 20 digits>" → their rows as JSONEachRow. The
+// outbox is the shipping cursor: a key is deleted once its rows are in
+// ClickHouse, so a restart resumes at the first key left.
+const outboxPrefix = "ch:out:"
+
+// New wraps db and starts shipping.
+func New(db *store.DB, o Options) (*Backend, error) {
+	if len(o.URLs) == 0 {
+		return nil, errors.New("clickhouse: no url")
+	}
+	if o.Database == "" {
+		o.Database = "firstparty"
+	}
+	if o.Batch <= 0 {
+		o.Batch = 10000
+	}
+	if o.Flush <= 0 {
+		o.Flush = time.Second
+	}
+	b := &Backend{DB: db, opts: o, backlog: map[string]int{}, shipped: map[string]int64{},
+		persons: map[string]string{}, deleted: map[string]bool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	hc := &http.Client{Timeout: 5 * time.Minute}
+	for _, u := range o.URLs {
+		b.servers = append(b.servers, &Client{URL: u, User: o.User, Password: o.Password, Database: o.Database, HTTP: hc})
+	}
+	// The outbox left by the last run: its size per site, and the next key.
+	err := db.ScanMeta(outboxPrefix, func(k, v string) bool {
+		n, _ := strconv.ParseUint(k[len(outboxPrefix):], 10, 64)
+		b.seq = max(b.seq, n+1)
+		for _, row := range strings.Split(strings.TrimSpace(v), "\n") {
+			var r struct {
+				Site string `json:"site"`
+			}
+			if json.Unmarshal([]byte(row), &r) == nil && r.Site != "" {
+				b.backlog[r.Site]++
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	go b.ship()
+	return b, nil
+}
+
+// client is the server that answers queries and inserts.
+func (b *Backend) client() *Client { return b.servers[0] }
+
+// row is one event as ClickHouse stores it.
+type row struct {
+	Site       string   `json:"site"`
+	UUID       string   `json:"uuid"`
+	Name       string   `json:"name"`
+	DistinctID string   `json:"distinct_id"`
+	TS         int64    `json:"ts"`
+	T          string   `json:"t"`
+	Session    string   `json:"session"`
+	Seq        uint64   `json:"seq"`
+	Keys       []string `json:"prop_keys"`
+	Vals       []string `json:"prop_vals"`
+	Kinds      []int    `json:"prop_kinds"` // not []uint8, which JSON writes as base64
+	Raw        string   `json:"raw"`
+	Ver        uint64   `json:"ver"`
+}
+
+// Append commits events to the local log, then puts the stored ones (and
+// repeats of stored ones, so that a crash between the two writes cannot
+// keep an event from shipping: the client resends what got no 200) in the
+// outbox before it returns.
+func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Outcome, error) {
+	out, err := b.DB.Append(ctx, events)
+	if err != nil {
+		return out, err
+	}
+	// The first copy of a uuid wins (the highest ver): copies appended
+	// later, in this call or another, get lower ones.
+	ver := uint64(math.MaxUint64) - uint64(time.Now().UnixNano())*64
+	var buf []byte
+	sites := map[string]int{}
+	b.mu.Lock() // the outbox key and seq follow the order of the appends
+	defer b.mu.Unlock()
+	seq := b.seq
+	for i, ev := range events {
+		ver := ver - uint64(i)
+		r := row{Site: ev.Site, UUID: ev.UUID, Name: ev.Name, DistinctID: ev.DistinctID, TS: ev.Time,
+			T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"), Seq: seq<<24 | uint64(i),
+			Keys: make([]string, 0, len(ev.Props)), Vals: make([]string, 0, len(ev.Props)), Kinds: make([]int, 0, len(ev.Props)), Ver: ver}
+		if r.TS < 0 {
+			r.T = "1970-01-01 00:00:00"
+		}
+		for _, p := range ev.Props {
+			r.Keys = append(r.Keys, p.Key)
+			r.Vals = append(r.Vals, p.Val.String())
+			r.Kinds = append(r.Kinds, int(p.Val.Kind))
+		}
+		r.Raw = string(ev.AppendJSON(nil, ""))
+		j, err := json.Marshal(r)
+		if err != nil {
+			continue
+		}
+		buf = append(append(buf, j...), '\n')
+		sites[ev.Site]++
+	}
+	if len(buf) == 0 {
+		return out, nil
+	}
+	key := outboxPrefix + pad20(seq)
+	b.seq++
+	err = b.DB.PutMeta(key, string(buf))
+	if err == nil {
+		for s, n := range sites {
+			b.backlog[s] += n
+		}
+	}
+	if err != nil {
+		return nil, err // the client resends; the log keeps the first copy
+	}
+	b.nudge()
+	return out, nil
+}
+
+func pad20(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	return strings.Repeat("0", 20-len(s)) + s
+}
+
+func (b *Backend) nudge() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status is the shipping state for /api/settings.
+type Status struct {
+	Backlog   int       `json:"backlog"`
+	Shipped   int64     `json:"shipped"`
+	LastError string    `json:"last_error,omitempty"`
+	ErrorAt   time.Time `json:"last_error_at,omitzero"`
+}
+
+// Status returns the shipping state of a site.
+func (b *Backend) Status(site string) Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return Status{Backlog: b.backlog[site], Shipped: b.shipped[site], LastError: b.lastErr, ErrorAt: b.lastTime}
+}
+
+// Backlogs returns the events waiting to ship, by site.
+func (b *Backend) Backlogs() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]int, len(b.backlog))
+	for s, n := range b.backlog {
+		out[s] = n
+	}
+	return out
+}
+
+// Close stops shipping (what is left ships at the next start) and closes
+// the local store.
+func (b *Backend) Close() error {
+	b.Stop()
+	return b.DB.Close()
+}
+
+// Stop stops shipping without closing the local store (which may be
+// shared).
+func (b *Backend) Stop() {
+	b.once.Do(func() { close(b.stop) })
+	<-b.done
+}
+
+// Flush ships until the outbox is empty or ctx ends.
+func (b *Backend) Flush(ctx context.Context) error {
+	for {
+		n := 0
+		for _, v := range b.Backlogs() {
+			n += v
+		}
+		if n == 0 {
+			return nil
+		}
+		b.nudge()
+		select {
+		case <-ctx.Done():
+			b.mu.Lock()
+			e := b.lastErr
+			b.mu.Unlock()
+			if e == "" {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w (last shipping error: %s)", ctx.Err(), e)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Answered returns how many calls of each report ClickHouse answered and
+// how many the local store answered (what is not in SQL yet).
+func (b *Backend) Answered() (inSQL, inLocal map[string]int64) {
+	read := func(m *sync.Map) map[string]int64 {
+		out := map[string]int64{}
+		m.Range(func(k, v any) bool {
+			out[k.(string)] = v.(*atomic.Int64).Load()
+			return true
+		})
+		return out
+	}
+	return read(&b.inSQL), read(&b.inLocal)
+}
+
+func (b *Backend) count(m *sync.Map, report string) {
+	v, _ := m.LoadOrStore(report, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}

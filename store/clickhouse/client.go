@@ -1,0 +1,153 @@
+package clickhouse
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client speaks ClickHouse's HTTP interface, which every version from 18.16
+// on answers the same way.
+type Client struct {
+	URL      string // e.g. http://127.0.0.1:8123
+	User     string
+	Password string
+	Database string // default database of queries; "" for the server's
+	HTTP     *http.Client
+}
+
+// Error is an error ClickHouse answered.
+type Error struct {
+	Status int
+	Text   string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("clickhouse: %d %s", e.Status, strings.TrimSpace(e.Text))
+}
+
+func newQueryID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "fp-" + hex.EncodeToString(b[:])
+}
+
+func (c *Client) client() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+// do sends body to the HTTP interface with the query in the URL (when
+// query is not empty) and returns the answer. On ctx's end it kills the
+// query on the server: a closed connection alone does not stop it.
+func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool, settings ...string) ([]byte, error) {
+	v := url.Values{}
+	for i := 0; i+1 < len(settings); i += 2 {
+		v.Set(settings[i], settings[i+1])
+	}
+	v.Set("wait_end_of_query", "1") // an error cannot arrive after a 200
+	id := newQueryID()
+	v.Set("query_id", id)
+	if db && c.Database != "" {
+		v.Set("database", c.Database)
+	}
+	if query != "" {
+		v.Set("query", string(query))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.URL, "/")+"/?"+v.Encode(), body)
+	if err != nil {
+		return nil, err
+	}
+	if c.User != "" {
+		req.Header.Set("X-ClickHouse-User", c.User)
+	}
+	if c.Password != "" {
+		req.Header.Set("X-ClickHouse-Key", c.Password)
+	}
+	resp, err := c.client().Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			c.kill(id)
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		if ctx.Err() != nil {
+			c.kill(id)
+		}
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &Error{Status: resp.StatusCode, Text: string(b)}
+	}
+	return b, nil
+}
+
+// kill stops a query the caller gave up on.
+func (c *Client) kill(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.do(ctx, Build("KILL QUERY WHERE query_id = ? ASYNC", id), nil, false)
+}
+
+// Exec runs a statement that returns nothing.
+func (c *Client) Exec(ctx context.Context, q SQL) error {
+	_, err := c.do(ctx, "", strings.NewReader(string(q)), true)
+	return err
+}
+
+// ExecNoDB runs a statement without the default database (to create it).
+func (c *Client) ExecNoDB(ctx context.Context, q SQL) error {
+	_, err := c.do(ctx, "", strings.NewReader(string(q)), false)
+	return err
+}
+
+// InsertJSON inserts rows, each a JSON object on its own line, into table.
+func (c *Client) InsertJSON(ctx context.Context, table Ident, rows []byte) error {
+	// Into a Distributed table the insert reaches every shard before it
+	// answers: a shard that is down fails the insert, and the rows stay in
+	// the outbox.
+	_, err := c.do(ctx, Build("INSERT INTO ? FORMAT JSONEachRow", table), bytes.NewReader(rows), true, "insert_distributed_sync", "1")
+	return err
+}
+
+// Query runs a SELECT and returns its rows, each a list of JSON values.
+func (c *Client) Query(ctx context.Context, q SQL) ([][]json.RawMessage, error) {
+	b, err := c.do(ctx, "", strings.NewReader(string(q)+" FORMAT JSONCompact"), true)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Data [][]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("clickhouse: bad answer: %w", err)
+	}
+	return out.Data, nil
+}
+
+// Ping checks that the server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Query(ctx, "SELECT 1")
+	return err
+}
+
+// isUnavailable reports whether err is a failure to reach the server
+// rather than an answer.
+func isUnavailable(err error) bool {
+	var e *Error
+	return err != nil && !errors.As(err, &e)
+}

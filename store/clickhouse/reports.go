@@ -1,0 +1,812 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
+)
+
+// The reports of SPEC §4 in SQL that runs on ClickHouse 18.16 and on
+// current releases alike: no JSONExtract, CTEs, window functions, Map,
+// DateTime64 or toStartOfInterval; one JOIN per SELECT.
+//
+// A query that needs what is not written in SQL yet (cohorts, session
+// properties, action steps with a selector, text or href, math over a
+// property, imported aggregates) is answered by the local store: see
+// sqlReason.
+
+// sqlReason returns why q cannot be answered in SQL, or "" when it can.
+func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string, props ...string) string {
+	if !q.From.Before(q.To) {
+		return "empty range"
+	}
+	if q.Cohort != 0 {
+		c, err := b.DB.Cohort(ctx, q.Site, q.Cohort)
+		if err != nil || c.Kind != store.CohortBehavioral {
+			return "cohort by person properties (or unknown)"
+		}
+		if _, ok := b.eventCond(ctx, q.Site, c.Event); !ok {
+			return "cohort event"
+		}
+	}
+	if tzName(q) == "" {
+		return "time zone"
+	}
+	for _, e := range events {
+		if _, ok := b.eventCond(ctx, q.Site, e); !ok {
+			return "action step with a selector, text or href, or a series filter on a session property"
+		}
+	}
+	return ""
+}
+
+// eventCond is the SQL condition of an event name, `action:<id>` or
+// `E|<filter>`, as the local store resolves them; ok is false for what is
+// not in SQL yet (action steps with a selector, text or href, which need
+// the elements chain parsed; a series filter on a session property; an
+// unknown action, which the local store reports).
+func (b *Backend) eventCond(ctx context.Context, site, name string) (SQL, bool) {
+	if base, fs, ok := strings.Cut(name, "|"); ok {
+		f, err := store.ParseFilter(fs)
+		if err != nil {
+			return "", false
+		}
+		c, ok := b.eventCond(ctx, site, base)
+		if !ok {
+			return "", false
+		}
+		return Build("(? AND ?)", c, filterSQL(f)), true
+	}
+	idStr, isAction := strings.CutPrefix(name, "action:")
+	if !isAction {
+		if name == "" {
+			return "", false
+		}
+		return stepCond(store.ActionStep{Event: name}), true
+	}
+	id, err := strconv.ParseInt(idStr, 10, 64)
+	if err != nil {
+		return "", false
+	}
+	a, err := b.DB.Action(ctx, site, id)
+	if err != nil {
+		return "", false
+	}
+	type chain struct {
+		value string
+		hash  uint64 // sipHash64, as ClickHouse computes it
+	}
+	var chains []chain // the site's distinct chains
+	parts := []SQL{"0"}
+	for _, st := range a.Steps {
+		c := stepCond(st)
+		if st.Selector != "" || st.Text != "" || st.Href != "" {
+			// Element conditions: the store's own matcher picks the
+			// site's chains that pass, and SQL keeps the events with one
+			// of them (by hash, so that the query stays short).
+			if chains == nil {
+				rows, err := b.client().Query(ctx, Build("SELECT DISTINCT ? AS c, toString(sipHash64(c)) FROM events WHERE site = ?", prop("$elements_chain"), site))
+				if err != nil {
+					return "", false
+				}
+				chains = []chain{}
+				for _, r := range rows {
+					h, err := strconv.ParseUint(asStr(r[1]), 10, 64)
+					if err != nil {
+						return "", false
+					}
+					chains = append(chains, chain{asStr(r[0]), h})
+				}
+			}
+			var elems, texts []SQL
+			for _, ch := range chains {
+				e, tx, err := store.MatchChain(st, ch.value)
+				if err != nil {
+					return "", false
+				}
+				if e {
+					elems = append(elems, Quote(ch.hash))
+				}
+				if tx {
+					texts = append(texts, Quote(ch.hash))
+				}
+			}
+			hash := Build("sipHash64(?)", prop("$elements_chain"))
+			if st.Selector != "" || st.Href != "" {
+				c = Build("(? AND ?)", c, inHashes(hash, elems))
+			}
+			if st.Text != "" {
+				c = Build("(? AND (? = ? OR ?))", c, prop("$el_text"), st.Text, inHashes(hash, texts))
+			}
+		}
+		parts = append(parts, c)
+	}
+	return Build("(?)", Join(parts, " OR ")), true
+}
+
+// inHashes is "h IN (hashes)", or false for none.
+func inHashes(h SQL, hashes []SQL) SQL {
+	if len(hashes) == 0 {
+		return "0"
+	}
+	return Build("? IN (?)", h, Join(hashes, ", "))
+}
+
+// stepCond is one action step's event and URL conditions: the event (a
+// server pageview by its own name, confirmed or not; any other by the
+// name reports see) and the URL containing a text (case matters).
+func stepCond(st store.ActionStep) SQL {
+	c := SQL("1")
+	switch {
+	case st.Event == store.ServerPageview:
+		c = Build("name = ?", st.Event)
+	case st.Event != "":
+		c = Build("ename = ?", st.Event)
+	}
+	if st.URLContains != "" {
+		c = Build("(? AND position(?, ?) > 0)", c, prop("$current_url"), st.URLContains)
+	}
+	return c
+}
+
+// seriesProps are the properties `E|filter` series test (base joins
+// the session properties when one is among them).
+func seriesProps(events ...string) []string {
+	var out []string
+	for _, e := range events {
+		if _, fs, ok := strings.Cut(e, "|"); ok {
+			if f, err := store.ParseFilter(fs); err == nil {
+				out = append(out, f.Prop)
+			}
+		}
+	}
+	return out
+}
+
+// conds returns the conditions of events, all of which sqlReason has
+// accepted.
+func (b *Backend) conds(ctx context.Context, site string, events []string) []SQL {
+	out := make([]SQL, len(events))
+	for i, e := range events {
+		out[i], _ = b.eventCond(ctx, site, e)
+	}
+	return out
+}
+
+// imported reports whether the local store adds imported aggregates to q.
+func (b *Backend) imported(ctx context.Context, q store.Query) bool {
+	_, days, err := b.DB.ImportedTotalsOf(ctx, q)
+	return err != nil || days > 0
+}
+
+func tzName(q store.Query) string {
+	if q.TZ == nil {
+		return "UTC"
+	}
+	n := q.TZ.String()
+	if n == "Local" || n == "" {
+		return ""
+	}
+	return n
+}
+
+// prop is the SQL of an event's property value ("" when absent); "event"
+// is the event's name as reports see it.
+func prop(key string) SQL {
+	if key == "event" {
+		return "ename"
+	}
+	if c, ok := sessionCol(key); ok {
+		return c
+	}
+	return Build("prop_vals[indexOf(prop_keys, ?)]", key)
+}
+
+// filterSQL is the SQL of one filter, as store.Filter's matchValue.
+func filterSQL(f store.Filter) SQL {
+	v := prop(f.Prop)
+	switch f.Op {
+	case store.OpEq:
+		return Build("(? = ?)", v, f.Value)
+	case store.OpNe:
+		return Build("(? != ?)", v, f.Value)
+	case store.OpContains:
+		return Build("(? != '' AND positionUTF8(lowerUTF8(?), ?) > 0)", v, v, strings.ToLower(f.Value))
+	case store.OpNotContains:
+		return Build("(? = '' OR positionUTF8(lowerUTF8(?), ?) = 0)", v, v, strings.ToLower(f.Value))
+	}
+	return "0"
+}
+
+// passSQL is 1 for events that pass q's filters.
+func passSQL(q store.Query) SQL {
+	parts := []SQL{"1"}
+	for _, f := range q.Filters {
+		if eventScoped(f) {
+			parts = append(parts, filterSQL(f))
+		}
+	}
+	return Join(parts, " AND ")
+}
+
+// eventScoped reports whether a filter tests an event property (Plausible's
+// scope) rather than the session (a session property or $session_id),
+// which keeps or drops whole sessions.
+func eventScoped(f store.Filter) bool {
+	return !store.IsSessionProp(f.Prop) && f.Prop != "$session_id"
+}
+
+// sessionFilters is the SQL of q's filters on the session, which apply to
+// every event as it is.
+func sessionFilters(q store.Query) SQL {
+	parts := []SQL{"1"}
+	for _, f := range q.Filters {
+		if !eventScoped(f) {
+			parts = append(parts, filterSQL(f))
+		}
+	}
+	return Join(parts, " AND ")
+}
+
+// hasServerPageviews reports whether the site has server pageviews in
+// range, which a snippet pageview may confirm (and so hide).
+func (b *Backend) hasServerPageviews(ctx context.Context, q store.Query) (bool, error) {
+	n, err := b.one(ctx, Build("SELECT count() FROM events WHERE site = ? AND name = '$server_pageview' AND ts >= ? AND ts < ?",
+		q.Site, q.From.UnixMilli(), q.To.UnixMilli()))
+	return n > 0, err
+}
+
+// base is the relation every report reads: the events of q's range, each
+// uuid once (FINAL), bots left out unless asked for, each with its person
+// (the latest mapping any node shipped; deleted persons' events dropped),
+// its name as reports see it (ename: an unconfirmed server pageview is a
+// $pageview), vis (0 for a server pageview a snippet pageview confirmed)
+// and pass (1 when the event passes q's filters).
+func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL, error) {
+	bots := SQL("1")
+	if !q.IncludeBots {
+		bots = Build("? != 'true'", prop(store.Datacenter))
+	}
+	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
+		q.Site, q.From.UnixMilli(), q.To.UnixMilli(), bots)
+	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
+	ename, vis := SQL("name"), SQL("1")
+	srv, err := b.hasServerPageviews(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	if srv {
+		ref := prop(store.PageviewRef)
+		refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM events WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
+			store.PageviewRef, q.Site, store.PageviewRef)
+		confirmed := Build("(name = '$server_pageview' AND ? != '' AND ? GLOBAL IN (?))", ref, ref, refs)
+		ename = Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed)
+		vis = Build("NOT ?", confirmed)
+	}
+	members := SQL("1")
+	if q.Cohort != 0 {
+		// A behavioural cohort: the persons with the cohort's event in
+		// the Days before q.To (in q's time zone).
+		c, err := b.DB.Cohort(ctx, q.Site, q.Cohort)
+		if err != nil {
+			return "", err
+		}
+		cond, _ := b.eventCond(ctx, q.Site, c.Event)
+		tz := q.TZ
+		if tz == nil {
+			tz = time.UTC
+		}
+		to := q.To.In(tz)
+		cq := store.Query{Site: q.Site, From: to.AddDate(0, 0, -c.Days), To: to, TZ: q.TZ, IncludeBots: q.IncludeBots}
+		cbase, err := b.base(ctx, cq, seriesProps(c.Event)...)
+		if err != nil {
+			return "", err
+		}
+		members = Build("person GLOBAL IN (SELECT person FROM (?) WHERE vis AND ?)", cbase, cond)
+	}
+	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, if(pm_person = '', distinct_id, pm_person) AS person
+FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0`, inner, persons)
+	if q.Cohort != 0 {
+		mid = Build("SELECT * FROM (?) WHERE ?", mid, members)
+	}
+	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid)
+	need := false
+	for _, f := range q.Filters {
+		need = need || store.IsSessionProp(f.Prop)
+	}
+	for _, k := range keys {
+		need = need || store.IsSessionProp(k)
+	}
+	if need {
+		sess, err := b.sessionsSQL(ctx, q.Site)
+		if err != nil {
+			return "", err
+		}
+		out = Build("SELECT * FROM (?) GLOBAL ANY LEFT JOIN (?) USING session", out, sess)
+	}
+	return Build("SELECT * FROM (?) WHERE ?", out, sessionFilters(q)), nil
+}
+
+// withPass wraps base with the pass column (filters may read ename).
+func withPass(base SQL, q store.Query) SQL {
+	return Build("SELECT *, ? AS pass FROM (?)", passSQL(q), base)
+}
+
+func scoped(q store.Query) bool {
+	for _, f := range q.Filters {
+		if eventScoped(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// one runs a query answering one integer.
+func (b *Backend) one(ctx context.Context, q SQL) (int64, error) {
+	rows, err := b.client().Query(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) != 1 || len(rows[0]) < 1 {
+		return 0, fmt.Errorf("clickhouse: %d rows, want 1", len(rows))
+	}
+	return asInt(rows[0][0]), nil
+}
+
+// asInt reads a JSONCompact integer (64-bit ones come quoted).
+func asInt(raw json.RawMessage) int64 {
+	s := strings.Trim(string(raw), `"`)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		f, _ := strconv.ParseFloat(s, 64)
+		return int64(f)
+	}
+	return n
+}
+
+func asStr(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return strings.Trim(string(raw), `"`)
+	}
+	return s
+}
+
+// Stats is SPEC §4's overview in SQL, with Plausible's filter scope: with
+// an event-property filter, pageviews are the passing ones, while
+// visitors, sessions, bounce rate and duration are over the whole
+// sessions with a passing event (and the persons of passing events
+// without a session).
+func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error) {
+	if b.sqlReason(ctx, q, nil) != "" || b.imported(ctx, q) {
+		b.count(&b.inLocal, "stats")
+		return b.DB.Stats(ctx, q)
+	}
+	var st store.Stats
+	b.count(&b.inSQL, "stats")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return st, err
+	}
+	sessions := Build(`SELECT session,
+	max(pass AND vis) AS anypass,
+	if(session = '', 1, anypass) AS incl,
+	if(session = '', groupUniqArrayIf(person, pass AND vis), groupUniqArrayIf(person, vis)) AS ps,
+	countIf(pass AND vis AND ename = '$pageview') AS ppv,
+	countIf(vis AND ename = '$pageview') AS pv,
+	countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
+	minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
+	countIf(pass AND name = '$server_pageview') AS srv,
+	countIf(pass AND NOT vis) AS srvhid
+FROM (?) GROUP BY session`, withPass(base, q))
+	rows, err := b.client().Query(ctx, Build(`SELECT uniqExactArrayIf(ps, incl), sum(ppv),
+	countIf(session != '' AND incl), countIf(session != '' AND incl AND pv = 1 AND other = 0),
+	sumIf(tmax - tmin, session != '' AND incl), sum(srv), sum(srvhid) FROM (?)`, sessions))
+	if err != nil {
+		return st, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 7 {
+		return st, fmt.Errorf("clickhouse: stats answered %v", rows)
+	}
+	r := rows[0]
+	st.Visitors, st.Pageviews, st.Sessions = int(asInt(r[0])), int(asInt(r[1])), int(asInt(r[2]))
+	bounces, durMs := asInt(r[3]), asInt(r[4])
+	if n := asInt(r[5]); n > 0 {
+		share := float64(asInt(r[6])) / float64(n)
+		st.JSShare = &share
+	}
+	if st.Sessions > 0 {
+		n := float64(st.Sessions)
+		st.BounceRate = float64(bounces) / n
+		st.AvgSessionSeconds = float64(durMs) / 1000 / n
+		st.ViewsPerSession = float64(st.Pageviews) / n
+	}
+	return st, nil
+}
+
+// Breakdown counts events and persons by a property's value, count
+// descending, then value.
+func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.BreakdownQuery) ([]store.BreakdownRow, error) {
+	var events []string
+	if bq.Event != "" {
+		events = []string{bq.Event}
+	}
+	if bq.Property == "" || b.sqlReason(ctx, q, events, bq.Property) != "" || b.imported(ctx, q) {
+		b.count(&b.inLocal, "breakdown")
+		return b.DB.Breakdown(ctx, q, bq)
+	}
+	if bq.Limit <= 0 {
+		bq.Limit = 100
+	}
+	bq.Limit = min(bq.Limit, 1000)
+	b.count(&b.inSQL, "breakdown")
+	base, err := b.base(ctx, q, append(seriesProps(events...), bq.Property)...)
+	if err != nil {
+		return nil, err
+	}
+	cond := SQL("1")
+	if bq.Event != "" {
+		cond = b.conds(ctx, q.Site, events)[0]
+	}
+	keep := SQL("pass")
+	if scoped(q) && store.IsSessionProp(bq.Property) {
+		// A session property under an event filter: the events of the
+		// whole sessions that have a passing event.
+		keep = Build("session != '' AND session GLOBAL IN (SELECT session FROM (?) WHERE pass AND vis AND session != '')", withPass(base, q))
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ? AS m, ? AS keep, vis FROM (?))
+WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, keep, withPass(base, q), bq.Limit))
+	if err != nil {
+		return nil, err
+	}
+	var out []store.BreakdownRow // nil when empty, as the local store answers
+	for _, r := range rows {
+		out = append(out, store.BreakdownRow{Value: asStr(r[0]), Count: int(asInt(r[1])), Visitors: int(asInt(r[2]))})
+	}
+	// ClickHouse compares strings as bytes, as Go does; sort again so
+	// that the order never depends on it.
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Value < out[j].Value
+	})
+	return out, nil
+}
+
+// labelSQL is the SQL of an event's interval label in tz, as
+// store.IntervalLabels writes them.
+func labelSQL(interval, tz string) SQL {
+	switch interval {
+	case store.IntervalHour:
+		return Build("formatDateTime(t, '%Y-%m-%dT%H:00', ?)", tz)
+	case store.IntervalWeek:
+		return Build("toString(toMonday(toDate(t, ?)))", tz)
+	case store.IntervalMonth:
+		return Build("formatDateTime(t, '%Y-%m', ?)", tz)
+	}
+	return Build("toString(toDate(t, ?))", tz)
+}
+
+// Trends counts events (or distinct persons) per interval for each series,
+// optionally broken down by a property (the 25 values with most events).
+func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuery) (store.Trends, error) {
+	if len(tq.Events) == 0 {
+		tq.Events = []string{"$pageview"}
+	}
+	if tq.Interval == "" {
+		tq.Interval = store.IntervalDay
+	}
+	if tq.Math == "" {
+		tq.Math = store.MathTotal
+	}
+	var props []string
+	if tq.Breakdown != "" {
+		props = append(props, tq.Breakdown)
+	}
+	agg := tq.Math == store.MathSum || tq.Math == store.MathAvg || tq.Math == store.MathMin || tq.Math == store.MathMax
+	switch {
+	case len(tq.Events) > 20,
+		tq.Interval != store.IntervalHour && tq.Interval != store.IntervalDay && tq.Interval != store.IntervalWeek && tq.Interval != store.IntervalMonth,
+		tq.Math != store.MathTotal && tq.Math != store.MathUnique && tq.Math != store.MathDAU && !agg,
+		agg && tq.MathProperty == "",
+		b.sqlReason(ctx, q, tq.Events, props...) != "", b.imported(ctx, q):
+		b.count(&b.inLocal, "trends")
+		return b.DB.Trends(ctx, q, tq)
+	}
+	labels, err := store.IntervalLabels(q.From, q.To, tq.Interval, q.TZ)
+	if err != nil {
+		return store.Trends{}, err
+	}
+	index := make(map[string]int, len(labels))
+	for i, l := range labels {
+		if _, ok := index[l]; !ok {
+			index[l] = i
+		}
+	}
+	b.count(&b.inSQL, "trends")
+	base, err := b.base(ctx, q, append(seriesProps(tq.Events...), tq.Breakdown, tq.MathProperty)...)
+	if err != nil {
+		return store.Trends{}, err
+	}
+	bv := SQL("''")
+	if tq.Breakdown != "" {
+		bv = prop(tq.Breakdown)
+	}
+	// Each event counts in every series it matches: k is the series.
+	ks := make([]SQL, len(tq.Events))
+	for i, c := range b.conds(ctx, q.Site, tq.Events) {
+		ks[i] = Build("if(?, ?, 0)", c, i+1)
+	}
+	// With math over a property, each distinct value's events are
+	// counted, and the values read as numbers here as the local store
+	// reads them.
+	num, numCond := SQL("''"), SQL("1")
+	if agg {
+		num, numCond = prop(tq.MathProperty), Build("? != ''", prop(tq.MathProperty))
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person), n FROM (
+	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person, ? AS n FROM (?)
+	WHERE pass AND vis AND (? = 0 OR v != '') AND ?
+) GROUP BY k, v, l, n`,
+		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), num, withPass(base, q), tq.Breakdown != "", numCond))
+	if err != nil {
+		return store.Trends{}, err
+	}
+	type key struct {
+		series int64
+		value  string
+	}
+	data := map[key][]float64{}
+	seen := map[key][]int64{} // events aggregated per interval (math over a property)
+	totals := map[key]int64{}
+	for _, r := range rows {
+		k := key{asInt(r[0]) - 1, asStr(r[1])}
+		i, ok := index[asStr(r[2])]
+		if !ok {
+			continue
+		}
+		n := asInt(r[3])
+		var x float64
+		if agg {
+			v, err := strconv.ParseFloat(asStr(r[5]), 64)
+			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+				continue // not a number: left out, as the local store does
+			}
+			x = v
+		}
+		if data[k] == nil {
+			data[k] = make([]float64, len(labels))
+			seen[k] = make([]int64, len(labels))
+		}
+		totals[k] += n
+		switch {
+		case agg:
+			d := &data[k][i]
+			for j := int64(0); j < n; j++ {
+				switch {
+				case seen[k][i] == 0:
+					*d = x
+				case tq.Math == store.MathMin:
+					*d = min(*d, x)
+				case tq.Math == store.MathMax:
+					*d = max(*d, x)
+				default:
+					*d += x
+				}
+				seen[k][i]++
+			}
+		case tq.Math == store.MathTotal:
+			data[k][i] += float64(n)
+		default:
+			data[k][i] += float64(asInt(r[4]))
+		}
+	}
+	if agg {
+		for k, d := range data {
+			for i := range d {
+				if tq.Math == store.MathAvg && seen[k][i] > 0 {
+					d[i] /= float64(seen[k][i])
+				}
+				d[i] = math.Round(d[i]*1e9) / 1e9
+			}
+		}
+	}
+	out := store.Trends{Labels: labels}
+	for si, ev := range tq.Events {
+		si := int64(si)
+		values := []string{""}
+		if tq.Breakdown != "" {
+			values = values[:0]
+			for k := range totals {
+				if k.series == si {
+					values = append(values, k.value)
+				}
+			}
+			sort.Slice(values, func(i, j int) bool {
+				ti, tj := totals[key{si, values[i]}], totals[key{si, values[j]}]
+				if ti != tj {
+					return ti > tj
+				}
+				return values[i] < values[j]
+			})
+			if len(values) > 25 {
+				values = values[:25]
+			}
+		}
+		for _, v := range values {
+			s := store.TrendSeries{Event: ev, Data: data[key{si, v}]}
+			if s.Data == nil {
+				s.Data = make([]float64, len(labels))
+			}
+			if tq.Breakdown != "" {
+				v := v
+				s.BreakdownValue = &v
+			}
+			out.Series = append(out.Series, s)
+		}
+	}
+	return out, nil
+}
+
+// bigTS is later than every event: a chain that cannot go on (an Int64,
+// as ts is; the bare literal would read as UInt64).
+const bigTS = SQL("toInt64(9223372036854775807)")
+
+// Funnel counts, per step, the persons with a chain from a step-1 event:
+// each next step strictly later than the one before, all within the window
+// of the first. For one start the earliest possible next event is always
+// the best choice, so the chain is a fold of arrayFirst over each step's
+// sorted times; a person's depth is the longest over their starts.
+func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuery) ([]store.FunnelStep, error) {
+	if fq.Window == 0 {
+		fq.Window = store.DefaultFunnelWindow
+	}
+	n := len(fq.Steps)
+	if n == 0 || n > 20 || fq.Window < 0 || fq.Window > 365*24*time.Hour || b.sqlReason(ctx, q, fq.Steps) != "" {
+		b.count(&b.inLocal, "funnel")
+		return b.DB.Funnel(ctx, q, fq)
+	}
+	b.count(&b.inSQL, "funnel")
+	base, err := b.base(ctx, q, seriesProps(fq.Steps...)...)
+	if err != nil {
+		return nil, err
+	}
+	arrays, names := make([]SQL, n), make([]SQL, n)
+	stepConds := b.conds(ctx, q.Site, fq.Steps)
+	for k := range fq.Steps {
+		// Every array is selected beside the lambdas that read it: 18.16
+		// otherwise drops a column only a lambda reads from the subquery.
+		names[k] = Build("?", Ident(fmt.Sprint("a", k)))
+		arrays[k] = Build("arraySort(groupArrayIf(ts, ?)) AS ?", stepConds[k], Ident(fmt.Sprint("a", k)))
+	}
+	w := fq.Window.Milliseconds()
+	// One row per start (ARRAY JOIN), so that each lambda reads only
+	// columns: 18.16 cannot capture a column in a nested lambda.
+	depth := SQL("1")
+	prev := SQL("s")
+	for k := 1; k < n; k++ {
+		tk := Build("arrayFirst(x -> x > ? OR x = ?, arrayPushBack(arrayFilter(x -> x <= s + ?, ?), ?))", prev, bigTS, w, Ident(fmt.Sprint("a", k)), bigTS)
+		depth = Build("? + (? != ?)", depth, tk, bigTS)
+		prev = tk
+	}
+	counts := make([]SQL, n)
+	for k := range counts {
+		counts[k] = Build("countIf(depth >= ?)", k+1)
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT ? FROM (
+	SELECT person, max(d) AS depth FROM (
+		SELECT person, s, ? AS d, ? FROM (
+			SELECT person, ? FROM (?) WHERE pass AND vis GROUP BY person
+		) ARRAY JOIN a0 AS s
+	) GROUP BY person)`, Join(counts, ", "), depth, Join(names, ", "), Join(arrays, ", "), withPass(base, q)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.FunnelStep, n)
+	for k, s := range fq.Steps {
+		out[k].Event = s
+		if len(rows) == 1 && k < len(rows[0]) {
+			out[k].Count = int(asInt(rows[0][k]))
+		}
+	}
+	return out, nil
+}
+
+// Retention: a person's cohort is the period of their first start event in
+// range; values[k] counts the cohort's persons with a return event in
+// period c+k. Periods are days or weeks aligned to from in tz, computed
+// here as bounds and found in SQL by counting bounds at or before the
+// event.
+func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.RetentionQuery) ([]store.RetentionCohort, error) {
+	if rq.StartEvent == "" {
+		rq.StartEvent = "$pageview"
+	}
+	if rq.ReturnEvent == "" {
+		rq.ReturnEvent = "$pageview"
+	}
+	step := 1
+	switch rq.Period {
+	case "", store.PeriodDay:
+	case store.PeriodWeek:
+		step = 7
+	default:
+		b.count(&b.inLocal, "retention")
+		return b.DB.Retention(ctx, q, rq)
+	}
+	if rq.Periods <= 0 {
+		rq.Periods = 8
+	}
+	rq.Periods = min(rq.Periods, 60)
+	if b.sqlReason(ctx, q, []string{rq.StartEvent, rq.ReturnEvent}) != "" {
+		b.count(&b.inLocal, "retention")
+		return b.DB.Retention(ctx, q, rq)
+	}
+	tz := q.TZ
+	if tz == nil {
+		tz = time.UTC
+	}
+	from := q.From.In(tz)
+	var bounds []int64
+	var labels []string
+	bounds = append(bounds, from.UnixMilli())
+	for c := 1; ; c++ {
+		if c > 5000 {
+			b.count(&b.inLocal, "retention")
+			return b.DB.Retention(ctx, q, rq)
+		}
+		bd := from.AddDate(0, 0, c*step)
+		labels = append(labels, from.AddDate(0, 0, (c-1)*step).Format(time.DateOnly))
+		bounds = append(bounds, bd.UnixMilli())
+		if !bd.Before(q.To) {
+			break
+		}
+	}
+	b.count(&b.inSQL, "retention")
+	base, err := b.base(ctx, q, seriesProps(rq.StartEvent, rq.ReturnEvent)...)
+	if err != nil {
+		return nil, err
+	}
+	rc := b.conds(ctx, q.Site, []string{rq.StartEvent, rq.ReturnEvent})
+	bs := make([]SQL, len(bounds))
+	for i, x := range bounds {
+		bs[i] = Quote(x)
+	}
+	arr := Build("CAST([?] AS Array(Int64))", Join(bs, ","))
+	vals := make([]SQL, rq.Periods)
+	vals[0] = "count()"
+	for k := 1; k < rq.Periods; k++ {
+		vals[k] = Build("countIf(has(rp, c + ?))", k)
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT c, ? FROM (
+	SELECT person, arrayCount((x, y) -> x <= y, ?, arrayResize([fst], ?, fst)) - 1 AS c, arrayMap(r -> arrayCount(x -> x <= r, ?) - 1, rts) AS rp FROM (
+		SELECT person, minIf(ts, ?) AS fst, countIf(?) AS starts, groupArrayIf(ts, ?) AS rts
+		FROM (?) WHERE pass AND vis GROUP BY person
+	) WHERE starts > 0
+) GROUP BY c`, Join(vals, ", "), arr, len(bounds), arr, rc[0], rc[0], rc[1], withPass(base, q)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.RetentionCohort, len(labels))
+	for c := range out {
+		out[c] = store.RetentionCohort{Date: labels[c], Values: make([]int, rq.Periods)}
+	}
+	for _, r := range rows {
+		c := int(asInt(r[0]))
+		if c < 0 || c >= len(out) {
+			continue
+		}
+		out[c].Size = int(asInt(r[1]))
+		for k := 0; k < rq.Periods; k++ {
+			out[c].Values[k] = int(asInt(r[1+k]))
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,58 @@
+package clickhouse
+
+import "context"
+
+// The tables, on every server named in the configuration. With a cluster,
+// events_local and person_map_local hold each shard's part and events and
+// person_map are Distributed tables over them, sharded by a hash of the
+// distinct id; without one, events and person_map are the tables
+// themselves.
+//
+// events keeps one row per uuid: ReplacingMergeTree on (site, uuid), a
+// retried batch is the same rows (ver is fixed when the event enters the
+// outbox), and queries read it with FINAL so that a uuid counts once even
+// before the parts are merged. person_map holds, for each distinct id, the
+// person it belongs to (seq orders one node's events as they were
+// appended, for session properties); the row with the highest ver wins (argMax), so the
+// latest merge seen by any node applies to every node's events.
+
+// schema returns the statements that create the tables on one server.
+func (b *Backend) schema() []SQL {
+	db := Ident(b.opts.Database)
+	ev, pm := Ident("events"), Ident("person_map")
+	if b.opts.Cluster != "" {
+		ev, pm = Ident("events_local"), Ident("person_map_local")
+	}
+	out := []SQL{
+		Build("CREATE DATABASE IF NOT EXISTS ?", db),
+		Build(`CREATE TABLE IF NOT EXISTS ?.? (
+	site String, uuid String, name String, distinct_id String,
+	ts Int64, t DateTime('UTC'), session String, seq UInt64,
+	prop_keys Array(String), prop_vals Array(String), prop_kinds Array(UInt8), raw String, ver UInt64
+) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(t) ORDER BY (site, uuid)`, db, ev),
+		Build(`CREATE TABLE IF NOT EXISTS ?.? (
+	site String, distinct_id String, person String, deleted UInt8, ver UInt64
+) ENGINE = ReplacingMergeTree(ver) ORDER BY (site, distinct_id)`, db, pm),
+	}
+	if b.opts.Cluster != "" {
+		cl := Ident(b.opts.Cluster)
+		out = append(out,
+			Build("CREATE TABLE IF NOT EXISTS ?.`events` AS ?.? ENGINE = Distributed(?, ?, ?, sipHash64(distinct_id))", db, db, ev, cl, db, ev),
+			Build("CREATE TABLE IF NOT EXISTS ?.`person_map` AS ?.? ENGINE = Distributed(?, ?, ?, sipHash64(distinct_id))", db, db, pm, cl, db, pm))
+	}
+	return out
+}
+
+// ensureSchema creates the database and tables on every configured
+// server (ON CLUSTER needs ZooKeeper, and 18.16 crashes running it while
+// ZooKeeper is unreachable, so each server is asked in turn).
+func (b *Backend) ensureSchema(ctx context.Context) error {
+	for _, c := range b.servers {
+		for _, q := range b.schema() {
+			if err := c.ExecNoDB(ctx, q); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
