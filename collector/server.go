@@ -60,8 +60,12 @@ const (
 type serverSide struct {
 	once  sync.Once
 	queue chan *store.Event
-	stop  chan struct{}
-	done  chan struct{}
+	// full tells the shipper a batch is waiting, so it need not wait for
+	// the linger to end. The shipper sleeps through its linger and is
+	// woken once per batch, not once per event.
+	full chan struct{}
+	stop chan struct{}
+	done chan struct{}
 
 	mu       sync.Mutex
 	sessions map[string]serverSession
@@ -148,6 +152,12 @@ func (c *Collector) ServerHit(r *http.Request, hit ServerHit) {
 	c.server.once.Do(c.startServer)
 	select {
 	case c.server.queue <- ev:
+		if len(c.server.queue) >= serverBatch {
+			select {
+			case c.server.full <- struct{}{}:
+			default:
+			}
+		}
 	default:
 		c.metrics.Rejected(site, ReasonOverload, 1)
 	}
@@ -250,6 +260,7 @@ func (c *Collector) cookieless(ev *store.Event, v *visitor, now time.Time) error
 func (c *Collector) startServer() {
 	s := &c.server
 	s.queue = make(chan *store.Event, serverQueue)
+	s.full = make(chan struct{}, 1)
 	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
 	go c.shipServer()
@@ -282,20 +293,30 @@ func (c *Collector) shipServer() {
 		select {
 		case ev := <-s.queue:
 			batch = append(batch, ev)
-			// Gather what comes within the linger, up to a batch.
+			// Let what comes within the linger gather in the queue, up
+			// to a batch, then take it.
 			linger := time.NewTimer(serverLinger)
-		gather:
+			if len(s.queue) < serverBatch-1 {
+				select {
+				case <-linger.C:
+				case <-s.full:
+				case <-s.stop:
+				}
+			}
+			linger.Stop()
+		take:
 			for len(batch) < serverBatch {
 				select {
 				case ev := <-s.queue:
 					batch = append(batch, ev)
-				case <-linger.C:
-					break gather
-				case <-s.stop:
-					break gather
+				default:
+					break take
 				}
 			}
-			linger.Stop()
+			select { // a signal for what was just taken
+			case <-s.full:
+			default:
+			}
 			flush()
 		case <-s.stop:
 			for {
