@@ -73,7 +73,7 @@ const maxBodyTag = 8 << 10
 // time to first byte and whether the snippet went in (with ref, which the
 // tag then carries) once the response is done. in may be nil: observed only.
 func (in *injector) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, watch pageWatcher) (err error) {
-	iw := &injectWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, in: in, head: r.Method == http.MethodHead, watch: watch}
+	iw := &injectWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, in: in, head: r.Method == http.MethodHead, watch: watch}
 	if watch != nil {
 		iw.start = time.Now()
 	}
@@ -185,7 +185,7 @@ const (
 
 // injectWriter wraps the response of one request.
 type injectWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	in           *injector // nil: nothing is injected, the response is only watched
 	head         bool
 	revalidating bool
@@ -318,8 +318,7 @@ func (iw *injectWriter) wantsInjection(code int, h http.Header) bool {
 	if h.Get("Content-Range") != "" || strings.Contains(strings.ToLower(h.Get("Cache-Control")), "no-transform") {
 		return false
 	}
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil || mt != "text/html" {
+	if !isHTMLType(h.Get("Content-Type")) {
 		return false
 	}
 	if v := h.Values("Content-Encoding"); len(v) > 1 {
@@ -330,6 +329,16 @@ func (iw *injectWriter) wantsInjection(code int, h http.Header) bool {
 		return true
 	}
 	return false
+}
+
+// isHTMLType reports whether a Content-Type is text/html and well-formed.
+func isHTMLType(ct string) bool {
+	switch ct {
+	case "text/html; charset=utf-8", "text/html":
+		return true // what servers send, without the parser's allocations
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "text/html"
 }
 
 // markETag turns the page's ETag into a weak one of the injected page.
