@@ -453,3 +453,56 @@ func TestInjectKeepsLength(t *testing.T) {
 		})
 	}
 }
+
+// FuzzInjectLength: whatever the page and however the handler behind cuts
+// it into writes (and flushes), a page of known length comes out as the
+// scanner makes it, and the length the header carries, if any, is the
+// length of what was sent.
+func FuzzInjectLength(f *testing.F) {
+	for _, s := range []string{
+		"<!doctype html><html><head><title>x</title></head><body><p>hi</p></body></html>",
+		"<html><BODY class=a>text</BODY>",
+		"<head><script src=\"/_f/app.js\"></script></head>",
+		"no tags at all", "<", "</hea", "<body", "<body x='>'>", "</HEAD >",
+	} {
+		f.Add([]byte(s), []byte{1, 3, 7}, uint8(0))
+		f.Add([]byte(s), []byte{2}, uint8(1))
+	}
+	in := testInjector()
+	f.Fuzz(func(t *testing.T, page []byte, cuts []byte, flushAt uint8) {
+		var want bytes.Buffer
+		s := &htmlScanner{dst: &want, tag: in.tag, marker: in.marker}
+		s.Write(page)
+		s.flush()
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			w.WriteHeader(http.StatusOK)
+			rest := page
+			for i, c := range cuts {
+				if flushAt != 0 && i == int(flushAt) {
+					http.NewResponseController(w).Flush()
+				}
+				n := min(int(c), len(rest))
+				if _, err := w.Write(rest[:n]); err != nil {
+					return err
+				}
+				rest = rest[n:]
+			}
+			_, err := w.Write(rest)
+			return err
+		})
+		w := httptest.NewRecorder()
+		if err := in.serve(w, httptest.NewRequest("GET", "/", nil), next, nil); err != nil {
+			t.Fatal(err)
+		}
+		res := w.Result()
+		body, _ := io.ReadAll(res.Body)
+		if !bytes.Equal(body, want.Bytes()) {
+			t.Fatalf("cut into writes %v (flush at %d), the page came out differently:\n%q\n%q", cuts, flushAt, want.Bytes(), body)
+		}
+		if cl := res.Header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(body)) {
+			t.Fatalf("Content-Length %s for %d bytes", cl, len(body))
+		}
+	})
+}
