@@ -9,6 +9,7 @@ import (
 	"iter"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,24 +33,22 @@ type injector struct {
 	// etagSuffix marks the ETag of an injected page, so that its
 	// revalidation can be told apart and passed on without it.
 	etagSuffix string
+	// refAt is where a data-ref attribute goes into tag (-1: nowhere).
+	refAt int
 }
 
 // tagWithRef returns the tag with a data-ref attribute: the page's
 // $pageview_ref, which the snippet's pageview echoes (SPEC §8).
 func (in *injector) tagWithRef(ref string) []byte {
-	if ref == "" {
-		return in.tag
-	}
-	end := bytes.LastIndex(in.tag, []byte("></script>"))
-	if end < 0 {
+	if ref == "" || in.refAt < 0 {
 		return in.tag
 	}
 	b := make([]byte, 0, len(in.tag)+len(ref)+12)
-	b = append(b, in.tag[:end]...)
+	b = append(b, in.tag[:in.refAt]...)
 	b = append(b, ` data-ref="`...)
 	b = append(b, ref...)
 	b = append(b, '"')
-	return append(b, in.tag[end:]...)
+	return append(b, in.tag[in.refAt:]...)
 }
 
 func newInjector(tag, snippetPath string) *injector {
@@ -58,6 +57,7 @@ func newInjector(tag, snippetPath string) *injector {
 		tag:        []byte(tag),
 		marker:     []byte(snippetPath),
 		etagSuffix: "-fp" + hex.EncodeToString(sum[:4]),
+		refAt:      strings.LastIndex(tag, "></script>"),
 	}
 }
 
@@ -73,7 +73,7 @@ const maxBodyTag = 8 << 10
 // time to first byte and whether the snippet went in (with ref, which the
 // tag then carries) once the response is done. in may be nil: observed only.
 func (in *injector) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, watch pageWatcher) (err error) {
-	iw := &injectWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, in: in, head: r.Method == http.MethodHead, watch: watch}
+	iw := &injectWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, in: in, head: r.Method == http.MethodHead, watch: watch}
 	if watch != nil {
 		iw.start = time.Now()
 	}
@@ -185,13 +185,24 @@ const (
 
 // injectWriter wraps the response of one request.
 type injectWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	in           *injector // nil: nothing is injected, the response is only watched
 	head         bool
 	revalidating bool
 	state        int
 	scan         htmlScanner
 	rec          *recoder
+
+	// A plain page whose length is known keeps a length: its header
+	// waits (pending, the status) until the scanner knows whether the tag
+	// goes in, holding what comes before (at most maxHeld bytes); then the
+	// length is the page's, plus the tag's if it went in. Past maxHeld, or
+	// when flushed first, the header goes without a length, as for any
+	// page of unknown length.
+	pending int
+	length  int64
+	tagLen  int
+	held    []byte
 
 	ref    string // the page's $pageview_ref, "" for none
 	watch  pageWatcher
@@ -221,23 +232,81 @@ func (iw *injectWriter) WriteHeader(code int) {
 		iw.markETag(h)
 	case iw.wantsInjection(code, h):
 		iw.markETag(h)
-		h.Del("Content-Length")
 		h.Del("Accept-Ranges")
+		length := h.Get("Content-Length")
+		h.Del("Content-Length")
 		if iw.head {
 			break
 		}
-		if iw.watch != nil && !iw.head {
+		if iw.watch != nil {
 			iw.ref = iw.watch.pageRef()
 		}
 		tag := iw.in.tagWithRef(iw.ref)
-		iw.scan = htmlScanner{dst: iw.ResponseWriter, tag: tag, marker: iw.in.marker}
 		iw.state = scanning
 		if enc := strings.ToLower(h.Get("Content-Encoding")); enc == "gzip" || enc == "zstd" {
+			iw.scan = htmlScanner{dst: iw.ResponseWriter, tag: tag, marker: iw.in.marker}
 			iw.rec = newRecoder(enc, iw.ResponseWriter, iw.in, tag)
 			iw.state = recoding
+			break
+		}
+		iw.scan = htmlScanner{dst: heldOut{iw}, tag: tag, marker: iw.in.marker}
+		if n, err := strconv.ParseInt(length, 10, 64); err == nil && n >= 0 && length[0] != '+' {
+			iw.pending, iw.length, iw.tagLen = code, n, len(tag)
+			return
 		}
 	}
 	iw.ResponseWriter.WriteHeader(code)
+}
+
+// maxHeld bounds what a page's header waits for (see injectWriter.pending).
+const maxHeld = 32 << 10
+
+// heldOut is where the scanner of a plain page writes: held while the
+// header waits, then through.
+type heldOut struct{ iw *injectWriter }
+
+func (o heldOut) Write(p []byte) (int, error) {
+	iw := o.iw
+	if iw.pending != 0 {
+		switch {
+		case iw.scan.done:
+			// Decided: the tag went in or never will.
+			n := iw.length
+			if iw.scan.injected {
+				n += int64(iw.tagLen)
+			}
+			if err := iw.sendHeader(n); err != nil {
+				return 0, err
+			}
+		case len(iw.held)+len(p) <= maxHeld:
+			iw.held = append(iw.held, p...)
+			return len(p), nil
+		default:
+			if err := iw.sendHeader(-1); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return iw.ResponseWriter.Write(p)
+}
+
+// sendHeader sends the waiting header with Content-Length n (-1: none),
+// then what was held.
+func (iw *injectWriter) sendHeader(n int64) error {
+	if n >= 0 {
+		iw.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	}
+	code := iw.pending
+	iw.pending = 0
+	iw.ResponseWriter.WriteHeader(code)
+	held := iw.held
+	iw.held = nil
+	if len(held) > 0 {
+		if _, err := iw.ResponseWriter.Write(held); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // wantsInjection: a full HTML page (2xx), in an encoding we can recode,
@@ -249,8 +318,7 @@ func (iw *injectWriter) wantsInjection(code int, h http.Header) bool {
 	if h.Get("Content-Range") != "" || strings.Contains(strings.ToLower(h.Get("Cache-Control")), "no-transform") {
 		return false
 	}
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil || mt != "text/html" {
+	if !isHTMLType(h.Get("Content-Type")) {
 		return false
 	}
 	if v := h.Values("Content-Encoding"); len(v) > 1 {
@@ -261,6 +329,16 @@ func (iw *injectWriter) wantsInjection(code int, h http.Header) bool {
 		return true
 	}
 	return false
+}
+
+// isHTMLType reports whether a Content-Type is text/html and well-formed.
+func isHTMLType(ct string) bool {
+	switch ct {
+	case "text/html; charset=utf-8", "text/html":
+		return true // what servers send, without the parser's allocations
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "text/html"
 }
 
 // markETag turns the page's ETag into a weak one of the injected page.
@@ -301,10 +379,19 @@ func (iw *injectWriter) ReadFrom(r io.Reader) (int64, error) {
 	if iw.state == passing {
 		return iw.ResponseWriterWrapper.ReadFrom(r)
 	}
-	return io.Copy(writerOnly{iw}, r)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	// readerOnly: an *os.File would otherwise copy itself with a buffer
+	// of its own (File.WriteTo), made anew for every page.
+	return io.CopyBuffer(writerOnly{iw}, readerOnly{r}, *bp)
 }
 
 type writerOnly struct{ io.Writer }
+
+type readerOnly struct{ io.Reader }
+
+// copyBufs are the buffers pages are copied through.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // FlushError sends what the page has given so far: the scanner's held-back
 // bytes and the encoder's buffer go out first.
@@ -313,6 +400,11 @@ func (iw *injectWriter) FlushError() error {
 	case scanning:
 		if err := iw.scan.flush(); err != nil {
 			return err
+		}
+		if iw.pending != 0 {
+			if err := iw.sendHeader(-1); err != nil {
+				return err
+			}
 		}
 	case recoding:
 		if err := iw.rec.flush(); err != nil {
@@ -330,7 +422,13 @@ func (iw *injectWriter) close() error {
 	switch iw.state {
 	case scanning:
 		iw.state = passing
-		return iw.scan.flush()
+		err := iw.scan.flush()
+		if iw.pending != 0 && err == nil {
+			// Still undecided at the end: nothing went in, and the page
+			// is what was held.
+			err = iw.sendHeader(int64(len(iw.held)))
+		}
+		return err
 	case recoding:
 		iw.state = passing
 		return iw.rec.close()
@@ -356,8 +454,13 @@ func (s *htmlScanner) Write(p []byte) (int, error) {
 	if s.done {
 		return s.dst.Write(p)
 	}
-	s.buf = append(s.buf, p...)
-	if err := s.advance(false); err != nil {
+	b := p
+	if len(s.buf) > 0 {
+		s.buf = append(s.buf, p...)
+		b = s.buf
+	}
+	// Else p is scanned where it is: only what must be held is copied.
+	if err := s.advance(b, false); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -368,11 +471,11 @@ func (s *htmlScanner) flush() error {
 	if s.done {
 		return nil
 	}
-	return s.advance(true)
+	return s.advance(s.buf, true)
 }
 
-func (s *htmlScanner) advance(final bool) error {
-	b := s.buf
+// advance scans b, which is what is held followed by what came since.
+func (s *htmlScanner) advance(b []byte, final bool) error {
 	at, keep := s.find(b, final)
 	switch {
 	case s.done: // no sane place for the tag: leave the page alone

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +165,8 @@ func zst(b []byte) []byte {
 func TestInjectResponses(t *testing.T) {
 	html := []byte("<!doctype html><html><head><title>t</title></head><body>" + strings.Repeat("<p>lorem ipsum</p>", 5000) + "</body></html>")
 	want := bytes.Replace(html, []byte("</head>"), []byte(testTag+"</head>"), 1)
-	htmlHdr := map[string]string{"Content-Type": "text/html; charset=utf-8", "Content-Length": "999", "ETag": `"abc"`, "Accept-Ranges": "bytes"}
+	length := strconv.Itoa(len(html))
+	htmlHdr := map[string]string{"Content-Type": "text/html; charset=utf-8", "Content-Length": length, "ETag": `"abc"`, "Accept-Ranges": "bytes"}
 	with := func(m map[string]string, k, v string) map[string]string {
 		c := map[string]string{}
 		for a, b := range m {
@@ -182,8 +185,10 @@ func TestInjectResponses(t *testing.T) {
 		if !bytes.Equal(w.Body.Bytes(), want) {
 			t.Fatalf("body not injected: %.300q", w.Body.String())
 		}
+		// The length is the injected page's (the header waited for the
+		// scanner to find the place of the tag).
 		h := w.Header()
-		if h.Get("Content-Length") != "" || h.Get("Accept-Ranges") != "" || !strings.HasPrefix(h.Get("ETag"), `W/"abc-fp`) {
+		if h.Get("Content-Length") != strconv.Itoa(len(want)) || h.Get("Accept-Ranges") != "" || !strings.HasPrefix(h.Get("ETag"), `W/"abc-fp`) {
 			t.Errorf("headers %v", h)
 		}
 	})
@@ -240,7 +245,7 @@ func TestInjectResponses(t *testing.T) {
 	for _, c := range untouched {
 		t.Run(c.name, func(t *testing.T) {
 			w := serveInject(t, "GET", nil, page(c.status, c.hdr, html))
-			if !bytes.Equal(w.Body.Bytes(), html) || w.Header().Get("Content-Length") != "999" || w.Header().Get("ETag") != `"abc"` || w.Code != c.status {
+			if !bytes.Equal(w.Body.Bytes(), html) || w.Header().Get("Content-Length") != length || w.Header().Get("ETag") != `"abc"` || w.Code != c.status {
 				t.Fatalf("touched: %d %v %.100q", w.Code, w.Header(), w.Body.String())
 			}
 		})
@@ -302,13 +307,17 @@ func TestInjectRequestHeaders(t *testing.T) {
 }
 
 // TestInjectStreams: a page that flushes its head and then waits reaches the
-// client with the tag before the rest is written, plain and gzipped.
+// client with the tag before the rest is written, plain (of unknown or
+// known length) and gzipped.
 func TestInjectStreams(t *testing.T) {
-	for _, enc := range []string{"", "gzip"} {
+	for _, enc := range []string{"", "length", "gzip"} {
 		t.Run("encoding "+enc, func(t *testing.T) {
 			release := make(chan struct{})
 			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 				w.Header().Set("Content-Type", "text/html")
+				if enc == "length" {
+					w.Header().Set("Content-Length", strconv.Itoa(len("<html><head><title>slow</title></head><body>rest</body></html>")))
+				}
 				var out io.Writer = w
 				var zw *gzip.Writer
 				if enc == "gzip" {
@@ -337,7 +346,11 @@ func TestInjectStreams(t *testing.T) {
 			defer srv.Close()
 			defer close(release)
 			req, _ := http.NewRequest("GET", srv.URL, nil)
-			req.Header.Set("Accept-Encoding", enc) // no transparent decoding by the client
+			if enc == "gzip" {
+				req.Header.Set("Accept-Encoding", enc) // no transparent decoding by the client
+			} else {
+				req.Header.Set("Accept-Encoding", "identity")
+			}
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -365,4 +378,131 @@ func TestInjectStreams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInjectKeepsLength: a plain page of known length keeps a length on the
+// wire — its own plus the tag's when the tag went in, its own when not —
+// however it is written; a page whose head is too long to wait for goes
+// without one (chunked). Seen by a real client, through a real server.
+func TestInjectKeepsLength(t *testing.T) {
+	head := "<!doctype html><html><head><title>t</title></head><body>"
+	html := head + strings.Repeat("<p>lorem ipsum</p>", 600) + "</body></html>"
+	injected := strings.Replace(html, "</head>", testTag+"</head>", 1)
+	longHead := "<html><head><script>" + strings.Repeat("x", 2*maxHeld) + "</script></head><body>b</body></html>"
+	dir := t.TempDir()
+	file := dir + "/index.html"
+	if err := os.WriteFile(file, []byte(html), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pieces := func(body string, n int) caddyhttp.Handler {
+		return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			for b := body; len(b) > 0; {
+				k := min(len(b), n)
+				if _, err := io.WriteString(w, b[:k]); err != nil {
+					return err
+				}
+				b = b[k:]
+			}
+			return nil
+		})
+	}
+	cases := []struct {
+		name   string
+		next   caddyhttp.Handler
+		want   string
+		length int64 // -1: none
+	}{
+		{"one write", pieces(html, len(html)), injected, int64(len(injected))},
+		{"in pieces", pieces(html, 7), injected, int64(len(injected))},
+		{"from a file", caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			f, err := os.Open(file)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			http.ServeContent(w, r, "index.html", time.Time{}, f)
+			return nil
+		}), injected, int64(len(injected))},
+		{"has the snippet", pieces(strings.Replace(html, "</head>", testTag+"</head>", 1), 7), injected, int64(len(injected))},
+		{"no place for the tag", pieces("just text, no head or body", 5), "just text, no head or body", 26},
+		{"head too long to wait", pieces(longHead, 4096), strings.Replace(longHead, "</head>", testTag+"</head>", 1), -1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := testInjector()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if err := in.serve(w, r, c.next, nil); err != nil {
+					t.Error(err)
+				}
+			}))
+			defer srv.Close()
+			res, err := http.Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || string(body) != c.want {
+				t.Fatalf("%v: body %.200q", err, body)
+			}
+			if res.ContentLength != c.length {
+				t.Errorf("length %d on the wire, want %d (Transfer-Encoding %v)", res.ContentLength, c.length, res.TransferEncoding)
+			}
+		})
+	}
+}
+
+// FuzzInjectLength: whatever the page and however the handler behind cuts
+// it into writes (and flushes), a page of known length comes out as the
+// scanner makes it, and the length the header carries, if any, is the
+// length of what was sent.
+func FuzzInjectLength(f *testing.F) {
+	for _, s := range []string{
+		"<!doctype html><html><head><title>x</title></head><body><p>hi</p></body></html>",
+		"<html><BODY class=a>text</BODY>",
+		"<head><script src=\"/_f/app.js\"></script></head>",
+		"no tags at all", "<", "</hea", "<body", "<body x='>'>", "</HEAD >",
+	} {
+		f.Add([]byte(s), []byte{1, 3, 7}, uint8(0))
+		f.Add([]byte(s), []byte{2}, uint8(1))
+	}
+	in := testInjector()
+	f.Fuzz(func(t *testing.T, page []byte, cuts []byte, flushAt uint8) {
+		var want bytes.Buffer
+		s := &htmlScanner{dst: &want, tag: in.tag, marker: in.marker}
+		s.Write(page)
+		s.flush()
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			w.WriteHeader(http.StatusOK)
+			rest := page
+			for i, c := range cuts {
+				if flushAt != 0 && i == int(flushAt) {
+					http.NewResponseController(w).Flush()
+				}
+				n := min(int(c), len(rest))
+				if _, err := w.Write(rest[:n]); err != nil {
+					return err
+				}
+				rest = rest[n:]
+			}
+			_, err := w.Write(rest)
+			return err
+		})
+		w := httptest.NewRecorder()
+		if err := in.serve(w, httptest.NewRequest("GET", "/", nil), next, nil); err != nil {
+			t.Fatal(err)
+		}
+		res := w.Result()
+		body, _ := io.ReadAll(res.Body)
+		if !bytes.Equal(body, want.Bytes()) {
+			t.Fatalf("cut into writes %v (flush at %d), the page came out differently:\n%q\n%q", cuts, flushAt, want.Bytes(), body)
+		}
+		if cl := res.Header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(body)) {
+			t.Fatalf("Content-Length %s for %d bytes", cl, len(body))
+		}
+	})
 }

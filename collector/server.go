@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,9 +60,13 @@ const (
 // serverSide is the collector's state for server events and cookieless ids.
 type serverSide struct {
 	once  sync.Once
-	queue chan *store.Event
-	stop  chan struct{}
-	done  chan struct{}
+	queue chan *serverRaw
+	// full tells the shipper a batch is waiting, so it need not wait for
+	// the linger to end. The shipper sleeps through its linger and is
+	// woken once per batch, not once per event.
+	full chan struct{}
+	stop chan struct{}
+	done chan struct{}
 
 	mu       sync.Mutex
 	sessions map[string]serverSession
@@ -70,6 +75,22 @@ type serverSide struct {
 type serverSession struct {
 	id   string
 	last time.Time
+}
+
+// serverRaw is what ServerHit takes from a request: the raw facts, copied
+// on the request's goroutine. The shipper makes the event of it (ids,
+// session, properties, enrichment) in the background, so a page pays only
+// for the copy.
+type serverRaw struct {
+	hit     ServerHit
+	now     time.Time
+	ip      netip.Addr
+	ua      string
+	device  Device
+	host    string
+	url     url.URL // the request's, for $pathname, UTM and $current_url
+	referer string
+	https   bool
 }
 
 // ServerHit stores what the server saw of r, unless r is a bot's, a
@@ -83,27 +104,47 @@ func (c *Collector) ServerHit(r *http.Request, hit ServerHit) {
 		c.metrics.Rejected(site, ReasonDNT, 1)
 		return
 	}
-	now := c.now()
-	v := visitor{ip: c.clientIP(r), ua: r.UserAgent()}
-	v.device, v.bot = c.ua.Parse(v.ua)
-	if v.bot && hit.Event != store.FeedFetch {
+	raw := &serverRaw{hit: hit, now: c.now(), ip: c.clientIP(r), ua: r.UserAgent(), host: r.Host, url: *r.URL, referer: r.Referer(), https: r.TLS != nil}
+	var bot bool
+	raw.device, bot = c.ua.Parse(raw.ua) // cached: the same few strings make most traffic
+	if bot && hit.Event != store.FeedFetch {
 		c.metrics.Rejected(site, ReasonBot, 1)
 		return
 	}
-	did, err := c.visitorID(v.ip, v.ua, now)
+	c.server.once.Do(c.startServer)
+	select {
+	case c.server.queue <- raw:
+		if len(c.server.queue) >= serverBatch {
+			select {
+			case c.server.full <- struct{}{}:
+			default:
+			}
+		}
+	default:
+		c.metrics.Rejected(site, ReasonOverload, 1)
+	}
+}
+
+// serverProps is the room the properties of one server event take: its
+// own (at most 15), enrichment's (11), $current_url and $datacenter.
+const serverProps = 28
+
+// serverEvent makes the event of a server hit (nil when the store cannot
+// give the day's salt: dropped, counted).
+func (c *Collector) serverEvent(raw *serverRaw) *store.Event {
+	site := c.cfg.Site
+	hit := &raw.hit
+	v := visitor{ip: raw.ip, ua: raw.ua, device: raw.device}
+	did, err := c.visitorID(v.ip, v.ua, raw.now)
 	if err != nil {
 		c.metrics.Rejected(site, ReasonUnavailable, 1)
-		return
+		return nil
 	}
-	ev := &store.Event{Site: site, Name: hit.Event, DistinctID: did, Time: now.UnixMilli()}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	ps := make(store.Props, 0, 14+enrichRoom)
+	ev := &store.Event{Site: site, Name: hit.Event, DistinctID: did, Time: raw.now.UnixMilli()}
+	ps := make(store.Props, 0, serverProps)
 	// What enrichment would read back from $current_url, set directly:
 	// parsing the URL we just built is a good part of the cost.
-	path := r.URL.Path
+	path := raw.url.Path
 	if path == "" {
 		path = "/"
 	}
@@ -111,18 +152,18 @@ func (c *Collector) ServerHit(r *http.Request, hit ServerHit) {
 		store.Prop{Key: "$lib", Val: store.StringValue("server")},
 		store.Prop{Key: "$status", Val: store.Value{Kind: store.KindNumber, S: strconv.Itoa(hit.Status)}},
 		store.Prop{Key: "$server_ms", Val: store.Value{Kind: store.KindNumber, S: strconv.FormatFloat(hit.ServerMs, 'f', 1, 64)}},
-		store.Prop{Key: "$host", Val: store.StringValue(r.Host)},
+		store.Prop{Key: "$host", Val: store.StringValue(raw.host)},
 		store.Prop{Key: "$pathname", Val: store.StringValue(cutUTF8(path, c.cfg.Limits.Value))},
 	)
-	if q := r.URL.RawQuery; q != "" && strings.Contains(q, "utm_") {
-		vals := r.URL.Query()
+	if q := raw.url.RawQuery; q != "" && strings.Contains(q, "utm_") {
+		vals := raw.url.Query()
 		for _, k := range utmKeys {
 			if v := vals.Get(k); v != "" {
 				ps = append(ps, store.Prop{Key: k, Val: store.StringValue(cutUTF8(v, c.cfg.Limits.Value))})
 			}
 		}
 	}
-	ref := r.Referer()
+	ref := raw.referer
 	if ref != "" {
 		ps = append(ps, store.Prop{Key: "$referrer", Val: store.StringValue(cutUTF8(ref, c.cfg.Limits.Value*longValueFactor))})
 	}
@@ -136,21 +177,20 @@ func (c *Collector) ServerHit(r *http.Request, hit ServerHit) {
 			ps = append(ps, store.Prop{Key: store.FeedSubscribers, Val: store.Value{Kind: store.KindNumber, S: strconv.Itoa(n)}})
 		}
 	} else {
-		ps = append(ps, store.Prop{Key: "$session_id", Val: store.StringValue(c.serverSession(did, now))})
+		ps = append(ps, store.Prop{Key: "$session_id", Val: store.StringValue(c.serverSession(did, raw.now))})
 	}
 	ev.Props = ps
 	c.enrich.enrich(ev, &v, false)
 	// After enrichment, which would parse it again.
-	ev.Props = append(ev.Props, store.Prop{Key: "$current_url", Val: store.StringValue(cutUTF8(scheme+"://"+r.Host+r.URL.RequestURI(), c.cfg.Limits.Value*longValueFactor))})
+	scheme := "http"
+	if raw.https {
+		scheme = "https"
+	}
+	ev.Props = append(ev.Props, store.Prop{Key: "$current_url", Val: store.StringValue(cutUTF8(scheme+"://"+raw.host+raw.url.RequestURI(), c.cfg.Limits.Value*longValueFactor))})
 	if c.datacenter != nil && v.ip.IsValid() && c.datacenter(v.ip) {
 		ev.Props.Set(store.Datacenter, store.Value{Kind: store.KindTrue})
 	}
-	c.server.once.Do(c.startServer)
-	select {
-	case c.server.queue <- ev:
-	default:
-		c.metrics.Rejected(site, ReasonOverload, 1)
-	}
+	return ev
 }
 
 // isPrefetch reports a speculative load, which is no visit.
@@ -249,17 +289,24 @@ func (c *Collector) cookieless(ev *store.Event, v *visitor, now time.Time) error
 
 func (c *Collector) startServer() {
 	s := &c.server
-	s.queue = make(chan *store.Event, serverQueue)
+	s.queue = make(chan *serverRaw, serverQueue)
+	s.full = make(chan struct{}, 1)
 	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
 	go c.shipServer()
 }
 
-// shipServer commits queued server events in batches.
+// shipServer makes the events of queued server hits and commits them in
+// batches.
 func (c *Collector) shipServer() {
 	s := &c.server
 	defer close(s.done)
 	batch := make([]*store.Event, 0, serverBatch)
+	add := func(raw *serverRaw) {
+		if ev := c.serverEvent(raw); ev != nil {
+			batch = append(batch, ev)
+		}
+	}
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -280,28 +327,38 @@ func (c *Collector) shipServer() {
 	}
 	for {
 		select {
-		case ev := <-s.queue:
-			batch = append(batch, ev)
-			// Gather what comes within the linger, up to a batch.
+		case raw := <-s.queue:
+			// Let what comes within the linger gather in the queue, up
+			// to a batch, then take it.
 			linger := time.NewTimer(serverLinger)
-		gather:
-			for len(batch) < serverBatch {
+			if len(s.queue) < serverBatch-1 {
 				select {
-				case ev := <-s.queue:
-					batch = append(batch, ev)
 				case <-linger.C:
-					break gather
+				case <-s.full:
 				case <-s.stop:
-					break gather
 				}
 			}
 			linger.Stop()
+			add(raw)
+		take:
+			for n := 1; n < serverBatch; n++ {
+				select {
+				case raw := <-s.queue:
+					add(raw)
+				default:
+					break take
+				}
+			}
+			select { // a signal for what was just taken
+			case <-s.full:
+			default:
+			}
 			flush()
 		case <-s.stop:
 			for {
 				select {
-				case ev := <-s.queue:
-					batch = append(batch, ev)
+				case raw := <-s.queue:
+					add(raw)
 					if len(batch) == serverBatch {
 						flush()
 					}
