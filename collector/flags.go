@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ func (c *Collector) serveFlagPaths(w http.ResponseWriter, r *http.Request, path 
 type flagBuf struct {
 	body    bytes.Buffer
 	out     []byte
-	results []store.FlagResult
+	wires   []*store.FlagWire
 	props   store.Props
 	keys    []string
 }
@@ -91,35 +92,72 @@ func (c *Collector) serveFlags(w http.ResponseWriter, r *http.Request, decide bo
 			c.failBody(w, err)
 			return
 		}
-		root := gjson.ParseBytes(js)
+		// Nothing of the body outlives the request (the store copies what
+		// it keeps), so gjson reads it in place.
+		root := gjson.Parse(unsafeString(js))
 		if !root.IsObject() {
 			c.failBody(w, badf("body must be a JSON object"))
 			return
 		}
-		req.DistinctID = jsonText(root.Get("distinct_id"))
-		token = firstString(root, "token", "api_key", "$token")
-		fb.props = fb.props[:0]
-		root.Get("person_properties").ForEach(func(k, v gjson.Result) bool {
-			fb.props = append(fb.props, store.Prop{Key: k.String(), Val: store.ValueFromJSON(v)})
-			return len(fb.props) < maxFlagProps
+		// One pass over the top level: distinct_id, the token (the first
+		// of token, api_key, $token that is set), person_properties and
+		// flag_keys_to_evaluate.
+		// A key given twice counts the first time, as gjson's Get has it.
+		var toks [3]string
+		var seen [6]bool
+		once := func(i int) bool {
+			first := !seen[i]
+			seen[i] = true
+			return first
+		}
+		fb.props, fb.keys = fb.props[:0], fb.keys[:0]
+		root.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "distinct_id":
+				if once(3) {
+					req.DistinctID = jsonText(v)
+				}
+			case "token", "api_key", "$token":
+				i := strings.Index("token api_key $token", k.Str) / 6 // 0, 1, 2
+				if once(i) {
+					toks[i] = jsonText(v)
+				}
+			case "person_properties":
+				if !once(4) {
+					break
+				}
+				v.ForEach(func(k, v gjson.Result) bool {
+					fb.props = append(fb.props, store.Prop{Key: k.String(), Val: store.ValueFromJSON(v)})
+					return len(fb.props) < maxFlagProps
+				})
+			case "flag_keys_to_evaluate":
+				if !once(5) {
+					break
+				}
+				v.ForEach(func(_, v gjson.Result) bool {
+					fb.keys = append(fb.keys, v.String())
+					return len(fb.keys) < 10000
+				})
+			}
+			return true
 		})
-		req.Props = fb.props
-		fb.keys = fb.keys[:0]
-		root.Get("flag_keys_to_evaluate").ForEach(func(_, v gjson.Result) bool {
-			fb.keys = append(fb.keys, v.String())
-			return len(fb.keys) < 10000
-		})
-		req.Keys = fb.keys
+		for _, t := range toks {
+			if t != "" {
+				token = t
+				break
+			}
+		}
+		req.Props, req.Keys = fb.props, fb.keys
 	}
 	if c.cfg.Token != "" && token != "" && token != c.cfg.Token {
 		writeError(w, http.StatusUnauthorized, "wrong token")
 		return
 	}
-	fb.results = fb.results[:0]
+	fb.wires = fb.wires[:0]
 	if fs := c.flagStore(); fs != nil && req.DistinctID != "" {
-		fb.results = fs.EvaluateFlags(req, fb.results)
+		fb.wires = fs.EvaluateFlagWires(req, fb.wires)
 	}
-	b := appendFlagsAnswer(fb.out[:0], fb.results)
+	b := appendFlagsAnswer(fb.out[:0], fb.wires)
 	b = append(b, `,"errorsWhileComputingFlags":false,"quotaLimited":[],"requestId":`...)
 	b = store.AppendJSONString(b, store.NewUUID(c.now()))
 	if decide || r.URL.Query().Get("config") == "true" {
@@ -150,33 +188,37 @@ func jsonText(v gjson.Result) string {
 
 // appendFlagsAnswer writes `{"flags":{...},"featureFlags":{...},
 // "featureFlagPayloads":{...}` (open: the caller closes it).
-func appendFlagsAnswer(b []byte, results []store.FlagResult) []byte {
+func appendFlagsAnswer(b []byte, wires []*store.FlagWire) []byte {
+	n := 64
+	for _, w := range wires {
+		n += len(w.Entry) + len(w.Value) + len(w.Payload) + 3
+	}
+	b = slices.Grow(b, n)
 	b = append(b, `{"flags":{`...)
-	for i := range results {
+	for i, w := range wires {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, results[i].Wire.Entry...)
+		b = append(b, w.Entry...)
 	}
 	b = append(b, `},"featureFlags":{`...)
-	for i := range results {
+	for i, w := range wires {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, results[i].Wire.Value...)
+		b = append(b, w.Value...)
 	}
 	b = append(b, `},"featureFlagPayloads":{`...)
 	first := true
-	for i := range results {
-		p := results[i].Wire.Payload
-		if p == nil {
+	for _, w := range wires {
+		if w.Payload == nil {
 			continue
 		}
 		if !first {
 			b = append(b, ',')
 		}
 		first = false
-		b = append(b, p...)
+		b = append(b, w.Payload...)
 	}
 	return append(b, '}')
 }

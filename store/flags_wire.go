@@ -64,31 +64,22 @@ func renderWire(f *compiledFlag, r *FlagResult) *FlagWire {
 	return w
 }
 
-// wireFor returns the rendering of r's outcome, made at publish time.
-func (f *compiledFlag) wireFor(r *FlagResult) *FlagWire {
-	switch r.Reason {
-	case ReasonNoConditionMatch:
+// wire returns the rendering of an outcome (flagEval.outcome), made at
+// publish time.
+func (f *compiledFlag) wire(kind, gi, vi int) *FlagWire {
+	switch kind {
+	case outNoMatch:
 		return f.wireNoMatch
-	case ReasonOutOfRollout:
-		if r.ConditionIndex >= 0 && r.ConditionIndex < len(f.wireOut) {
-			return f.wireOut[r.ConditionIndex]
+	case outOutOfRollout:
+		if gi >= 0 && gi < len(f.wireOut) {
+			return f.wireOut[gi]
 		}
-	case ReasonConditionMatch:
-		if gi := r.ConditionIndex; gi >= 0 && gi < len(f.wireMatch) {
-			vi := 0
-			if r.Variant != "" {
-				for i, v := range f.variants {
-					if v.key == r.Variant {
-						vi = i + 1
-					}
-				}
-			}
-			if vi < len(f.wireMatch[gi]) {
-				return f.wireMatch[gi][vi]
-			}
+	case outMatch:
+		if gi >= 0 && gi < len(f.wireMatch) && vi < len(f.wireMatch[gi]) {
+			return f.wireMatch[gi][vi]
 		}
 	}
-	return renderWire(f, r)
+	return f.wireError
 }
 
 // prerender renders every outcome of f.
@@ -96,6 +87,8 @@ func (f *compiledFlag) prerender() {
 	base := FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, ConditionIndex: -1, Reason: ReasonNoConditionMatch}
 	r := base
 	f.wireNoMatch = renderWire(f, &r)
+	r.Reason = ReasonError
+	f.wireError = renderWire(f, &r)
 	for gi, g := range f.groups {
 		r = base
 		r.Reason, r.ConditionIndex = ReasonOutOfRollout, gi
