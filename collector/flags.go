@@ -53,11 +53,11 @@ func (c *Collector) serveFlagPaths(w http.ResponseWriter, r *http.Request, path 
 
 // flagBuf holds what one answer needs, reused across requests.
 type flagBuf struct {
-	body    bytes.Buffer
-	out     []byte
-	wires   []*store.FlagWire
-	props   store.Props
-	keys    []string
+	body  bytes.Buffer
+	out   []byte
+	wires []*store.FlagWire
+	props store.Props
+	keys  []string
 }
 
 var flagBufs = sync.Pool{New: func() any { return new(flagBuf) }}

@@ -50,8 +50,8 @@ type siteFlags struct {
 	// needsDerived says a condition names a property derived from the
 	// person's events ($initial_<name> or <name>, persons.go).
 	needsDerived bool
-	local       []byte  // the local-evaluation answer
-	hashes      hashCache
+	local        []byte // the local-evaluation answer
+	hashes       hashCache
 	// seen remembers a fingerprint of recent distinct ids (seenBefore).
 	seen [1 << 14]atomic.Uint32
 }
