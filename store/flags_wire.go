@@ -1,6 +1,9 @@
 package store
 
-import "strconv"
+import (
+	"strconv"
+	"sync/atomic"
+)
 
 // FlagWire is one flag's value in PostHog's /flags/ answer, rendered once
 // per possible outcome of the flag (no match, out of rollout in group i,
@@ -15,11 +18,19 @@ type FlagWire struct {
 	// Payload is `"<key>":"<payload JSON>"` for `featureFlagPayloads`, nil
 	// without a payload.
 	Payload []byte
+
+	keyLen    int // of the key as a JSON string, which Entry, Value and Payload start with
+	payloadAt int // where the payload starts in Entry
+	// Entry compressed after each rendering of the previous flag seen so
+	// far, and on its own (flags_gzip.go).
+	segs  atomic.Pointer[[]wireSeg]
+	alone atomic.Pointer[bitSeg]
 }
 
 func renderWire(f *compiledFlag, r *FlagResult) *FlagWire {
 	w := &FlagWire{}
 	key := AppendJSONString(nil, r.Key)
+	w.keyLen = len(key)
 	b := append([]byte(nil), key...)
 	b = append(b, `:{"key":`...)
 	b = append(b, key...)
@@ -47,6 +58,7 @@ func renderWire(f *compiledFlag, r *FlagResult) *FlagWire {
 	b = strconv.AppendInt(b, r.Version, 10)
 	if r.Payload != nil {
 		b = append(b, `,"payload":`...)
+		w.payloadAt = len(b)
 		b = append(b, r.Payload...)
 	}
 	w.Entry = append(b, "}}"...)
