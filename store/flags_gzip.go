@@ -321,9 +321,9 @@ func init() {
 
 // bitWriter writes deflate codes least significant bit first.
 type bitWriter struct {
-	acc   uint64
-	n     uint
-	out   []byte
+	acc     uint64
+	n       uint
+	out     []byte
 	words   []uint32 // whole words, when toWords (a run for segment)
 	toWords bool
 }
