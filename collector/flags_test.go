@@ -212,3 +212,26 @@ func TestFlagsGzip(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFlags100NewGzip is BenchmarkFlags100New for a client that
+// accepts gzip.
+func BenchmarkFlags100NewGzip(b *testing.B) {
+	db, err := store.Open(":memory:", store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	benchFlags(b, db)
+	c := New(Config{Site: "bench.example"}, db, Options{})
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		body := bytes.Replace([]byte(benchFlagsBody), []byte("000000000042"), fmt.Appendf(nil, "%012d", n), 1)
+		r, _ := http.NewRequest("POST", "http://bench.example/flags/?v=2", bytes.NewReader(body))
+		r.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+		w.Body.Reset()
+		c.ServeHTTP(w, r)
+	}
+}

@@ -111,6 +111,7 @@ type compiledFlag struct {
 	// rollout of group i, match in group i with variant v (0: none).
 	wireNoMatch *FlagWire
 	wireError   *FlagWire
+	nwires      int // renderings made
 	wireOut     []*FlagWire
 	wireMatch   [][]*FlagWire
 	groups      []compiledGroup

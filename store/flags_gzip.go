@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"math/bits"
+	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // The /flags/ answer, gzip-compressed without running a compressor per
@@ -15,7 +18,10 @@ import (
 // their keys and payloads from the entries, at distances known as the
 // answer is laid out. Everything goes into one deflate block with the
 // fixed Huffman codes (RFC 1951), so that precompressed pieces join at any
-// bit. The CRC is taken over the plain answer, which the caller has.
+// bit. The CRC is taken over the plain answer, which the caller has. An
+// answer that comes a second time (the same outcome of every flag: a
+// visitor asks on every page load) is kept compressed up to what differs
+// between requests, and then only that rest is encoded.
 
 // AppendFlagsJSON appends `{"flags":{...},"featureFlags":{...},
 // "featureFlagPayloads":{...}` (open: the caller closes it) for wires.
@@ -67,6 +73,22 @@ const (
 // returns dst unchanged and false when plain is not laid out so.
 func AppendFlagsGzip(dst []byte, wires []*FlagWire, plain []byte) ([]byte, bool) {
 	start := len(dst)
+	key := uint64(len(wires))
+	for _, fw := range wires {
+		key = (key ^ fw.id) * 0x100000001b3
+	}
+	if p := gzPrefixes.get(key, wires); p != nil && p.plainLen < len(plain) {
+		// The same flags' answer was compressed before: only the rest
+		// (the request's id and the like) is new.
+		dst = append(dst, p.out...)
+		w := bitWriter{out: dst, acc: p.acc, n: p.n}
+		tail := plain[p.plainLen:]
+		w.literals(tail)
+		w.code(256)
+		w.flush()
+		dst = binary.LittleEndian.AppendUint32(w.out, crc32.Update(p.crc, crc32.IEEETable, tail))
+		return binary.LittleEndian.AppendUint32(dst, uint32(len(plain))), true
+	}
 	dst = append(dst, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff)
 	w := bitWriter{out: dst}
 	w.bits(1, 1) // the last block,
@@ -130,13 +152,79 @@ func AppendFlagsGzip(dst []byte, wires []*FlagWire, plain []byte) ([]byte, bool)
 	if pos >= len(plain) {
 		return dst[:start], false
 	}
+	crc := crc32.ChecksumIEEE(plain[:pos])
+	if gzPrefixes.again(key) {
+		gzPrefixes.put(key, &gzPrefix{wires: slices.Clone(wires), out: slices.Clone(w.out[start:]),
+			acc: w.acc, n: w.n, crc: crc, plainLen: pos})
+	}
 	w.literals(plain[pos:]) // "}" and the rest
 	w.code(256)             // end of block
 	w.flush()
-	dst = w.out
-	dst = binary.LittleEndian.AppendUint32(dst, crc32.ChecksumIEEE(plain))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(plain)))
-	return dst, true
+	dst = binary.LittleEndian.AppendUint32(w.out, crc32.Update(crc, crc32.IEEETable, plain[pos:]))
+	return binary.LittleEndian.AppendUint32(dst, uint32(len(plain))), true
+}
+
+// gzPrefix is a compressed answer up to what differs between requests:
+// the gzip header and the codes of AppendFlagsJSON(wires), whole bytes in
+// out and the bits after them in acc.
+type gzPrefix struct {
+	wires    []*FlagWire
+	out      []byte
+	acc      uint64
+	n        uint
+	crc      uint32 // of the plainLen bytes
+	plainLen int
+}
+
+// gzPrefixes keeps the compressed answers that came twice (a visitor
+// asks on every page load), up to maxGzPrefixBytes, emptied when full.
+var gzPrefixes gzCache
+
+const maxGzPrefixBytes = 16 << 20
+
+type gzCache struct {
+	mu    sync.Mutex
+	m     map[uint64]*gzPrefix
+	bytes int
+	seen  [4096]atomic.Uint64 // keys seen once, by key mod 4096
+}
+
+func (c *gzCache) get(key uint64, wires []*FlagWire) *gzPrefix {
+	c.mu.Lock()
+	p := c.m[key]
+	c.mu.Unlock()
+	if p == nil || len(p.wires) != len(wires) {
+		return nil
+	}
+	for i, w := range p.wires {
+		if wires[i] != w {
+			return nil
+		}
+	}
+	return p
+}
+
+// again reports whether key came before, and notes that it came.
+func (c *gzCache) again(key uint64) bool {
+	s := &c.seen[key%uint64(len(c.seen))]
+	if s.Load() == key {
+		return true
+	}
+	s.Store(key)
+	return false
+}
+
+func (c *gzCache) put(key uint64, p *gzPrefix) {
+	size := len(p.out) + 8*len(p.wires) + 64
+	c.mu.Lock()
+	if c.m == nil || c.bytes+size > maxGzPrefixBytes {
+		c.m, c.bytes = map[uint64]*gzPrefix{}, 0
+	}
+	if c.m[key] == nil {
+		c.m[key] = p
+		c.bytes += size
+	}
+	c.mu.Unlock()
 }
 
 // bitSeg is a run of deflate codes, whole 32-bit words then nbits%32 bits.
@@ -160,56 +248,68 @@ type wireSeg struct {
 	seg  bitSeg
 }
 
-// maxWireSegs bounds the precompressed entries one rendering keeps; past
-// it, an entry goes compressed on its own, which fits after anything.
-const maxWireSegs = 64
+// maxWireSegs bounds the renderings of the previous flag an entry keeps a
+// compression after; past it, an entry goes compressed on its own, which
+// fits after anything.
+const maxWireSegs = 256
 
 // segment returns fw's entry, preceded by a comma unless first, compressed
-// to follow prev's entry (or the answer's head when first).
+// to follow prev's entry (or the answer's head when first). The
+// compressions are kept by prev's ordinal among its flag's renderings.
 func (fw *FlagWire) segment(prev *FlagWire, first bool) *bitSeg {
-	if first {
-		prev = nil
+	idx := 0
+	if !first {
+		if prev == nil {
+			return fw.aloneSeg()
+		}
+		idx = prev.ord + 1
 	}
-	segs := fw.segs.Load()
-	if segs != nil {
-		for i := range *segs {
-			if s := &(*segs)[i]; s.prev == prev {
+	if segs := fw.segs.Load(); segs != nil && idx < len(*segs) {
+		if s := (*segs)[idx]; s != nil {
+			if s.prev == prev {
 				return &s.seg
 			}
+			// A rendering of another flag came before (an answer for some
+			// of the flags only).
+			return fw.aloneSeg()
 		}
 	}
-	if segs != nil && len(*segs) >= maxWireSegs {
-		if first {
-			s := compressAfter([]byte(gzHead), fw.Entry)
-			return &s
-		}
-		if s := fw.alone.Load(); s != nil {
-			return s
-		}
-		s := compressAfter(nil, append([]byte{','}, fw.Entry...))
-		fw.alone.Store(&s)
-		return &s
+	if idx > maxWireSegs {
+		return fw.aloneSeg()
 	}
-	var s bitSeg
+	s := &wireSeg{prev: prev}
 	if first {
-		s = compressAfter([]byte(gzHead), fw.Entry)
+		s.seg = compressAfter([]byte(gzHead), fw.Entry)
 	} else {
-		s = compressAfter(prev.Entry, append([]byte{','}, fw.Entry...))
+		s.seg = compressAfter(prev.Entry, append([]byte{','}, fw.Entry...))
 	}
 	for {
 		old := fw.segs.Load()
-		var next []wireSeg
+		var next []*wireSeg
 		if old != nil {
 			next = append(next, *old...)
 		}
-		if len(next) >= maxWireSegs {
+		for len(next) <= idx {
+			next = append(next, nil)
+		}
+		if next[idx] != nil {
 			break
 		}
-		next = append(next, wireSeg{prev, s})
+		next[idx] = s
 		if fw.segs.CompareAndSwap(old, &next) {
 			break
 		}
 	}
+	return &s.seg
+}
+
+// aloneSeg is fw's entry after a comma, compressed on its own.
+func (fw *FlagWire) aloneSeg() *bitSeg {
+	if s := fw.alone.Load(); s != nil {
+		return s
+	}
+	s := compressAfter(nil, append([]byte{','}, fw.Entry...))
+	fw.alone.Store(&s)
 	return &s
 }
 

@@ -77,6 +77,11 @@ func TestFlagsGzipAnswer(t *testing.T) {
 		t.Errorf("%d bytes compressed to %d", total, zipped)
 	}
 	t.Logf("an answer of %d bytes compressed to %d", total, zipped)
+	// The same answer again: from the kept prefix, with another rest.
+	for i := 0; i < 4; i++ {
+		check(FlagRequest{Site: "s", DistinctID: "again"}, fmt.Sprintf(`,"requestId":"%d"}`, i))
+		check(FlagRequest{Site: "s", DistinctID: "again"}, strings.Repeat(",", i)+"}")
+	}
 	check(FlagRequest{Site: "s", DistinctID: "subset", Keys: []string{"pro-6", "big-4", "split-2"}}, "}")
 	// A plain answer not laid out from the wires is refused, not garbled.
 	wires := db.EvaluateFlagWires(FlagRequest{Site: "s", DistinctID: "x"}, nil)

@@ -23,12 +23,18 @@ type FlagWire struct {
 	payloadAt int // where the payload starts in Entry
 	// Entry compressed after each rendering of the previous flag seen so
 	// far, and on its own (flags_gzip.go).
-	segs  atomic.Pointer[[]wireSeg]
+	segs  atomic.Pointer[[]*wireSeg]
 	alone atomic.Pointer[bitSeg]
+	ord   int    // among the renderings of its flag
+	id    uint64 // tells answers apart (gzPrefixes)
 }
 
+var wireIDs atomic.Uint64
+
 func renderWire(f *compiledFlag, r *FlagResult) *FlagWire {
-	w := &FlagWire{}
+	w := &FlagWire{id: wireIDs.Add(1) * 0x9e3779b97f4a7c15}
+	f.nwires++
+	w.ord = f.nwires - 1
 	key := AppendJSONString(nil, r.Key)
 	w.keyLen = len(key)
 	b := append([]byte(nil), key...)
