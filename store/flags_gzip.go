@@ -89,6 +89,7 @@ func AppendFlagsGzip(dst []byte, wires []*FlagWire, plain []byte) ([]byte, bool)
 		dst = binary.LittleEndian.AppendUint32(w.out, crc32.Update(p.crc, crc32.IEEETable, tail))
 		return binary.LittleEndian.AppendUint32(dst, uint32(len(plain))), true
 	}
+	dst = slices.Grow(dst, len(plain)/3+256)
 	dst = append(dst, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff)
 	w := bitWriter{out: dst}
 	w.bits(1, 1) // the last block,
@@ -124,7 +125,7 @@ func AppendFlagsGzip(dst []byte, wires []*FlagWire, plain []byte) ([]byte, bool)
 		k := fw.keyLen + 1 // `"<key>":`
 		w.copy(plain, pos, k, pos-entryPos[i])
 		pos += k
-		w.literals(fw.Value[k:])
+		w.seg(fw.valueTail())
 		pos += len(fw.Value) - k
 	}
 	w.seg(&gzMid2Seg)
@@ -303,6 +304,16 @@ func (fw *FlagWire) segment(prev *FlagWire, first bool) *bitSeg {
 	return &s.seg
 }
 
+// valueTail is what follows the key in fw.Value, as literals.
+func (fw *FlagWire) valueTail() *bitSeg {
+	if s := fw.tail.Load(); s != nil {
+		return s
+	}
+	s := literalSeg(string(fw.Value[fw.keyLen+1:]))
+	fw.tail.Store(&s)
+	return &s
+}
+
 // aloneSeg is fw's entry after a comma, compressed on its own.
 func (fw *FlagWire) aloneSeg() *bitSeg {
 	if s := fw.alone.Load(); s != nil {
@@ -379,6 +390,11 @@ var (
 	fixedLitLen [288]uint8
 	fixedDist   [30]uint16
 	lengthCode  [259]uint8 // length → code - 257
+	// lengthBits is a length's code and extra bits, as written.
+	lengthBits [259]struct {
+		v uint32
+		n uint8
+	}
 )
 
 var (
@@ -416,6 +432,12 @@ func init() {
 			lengthCode[l] = uint8(i)
 		}
 	}
+	for l := 3; l <= 258; l++ {
+		lc := int(lengthCode[l])
+		c := 257 + lc
+		lengthBits[l].v = uint32(fixedLit[c]) | uint32(l-int(lengthBase[lc]))<<fixedLitLen[c]
+		lengthBits[l].n = fixedLitLen[c] + lengthExtra[lc]
+	}
 	gzHeadSeg, gzMid1Seg, gzMid2Seg = literalSeg(gzHead), literalSeg(gzMid1), literalSeg(gzMid2)
 }
 
@@ -452,13 +474,10 @@ func (w *bitWriter) literals(p []byte) {
 	}
 }
 
-// match writes a copy of length 3..258 from dist 1..32768 back.
+// match writes a copy of length 3..258 from dist 1..32768 back, in one
+// go: the length's code and extra bits (lengthBits), then the distance's.
 func (w *bitWriter) match(length, dist int) {
-	lc := int(lengthCode[length])
-	w.code(257 + lc)
-	if e := lengthExtra[lc]; e > 0 {
-		w.bits(uint64(length-int(lengthBase[lc])), uint(e))
-	}
+	lb := lengthBits[length]
 	var dc int
 	if x := dist - 1; x < 4 {
 		dc = x
@@ -466,10 +485,8 @@ func (w *bitWriter) match(length, dist int) {
 		l := bits.Len(uint(x))
 		dc = 2*(l-1) + int(x>>(l-2)&1)
 	}
-	w.bits(uint64(fixedDist[dc]), 5)
-	if e := distExtra[dc]; e > 0 {
-		w.bits(uint64(dist-int(distBase[dc])), uint(e))
-	}
+	v := uint64(lb.v) | (uint64(fixedDist[dc])|uint64(dist-int(distBase[dc]))<<5)<<lb.n
+	w.bits(v, uint(lb.n)+5+uint(distExtra[dc]))
 }
 
 // copy writes plain[pos:pos+n], which repeats what lies dist bytes back:
@@ -497,9 +514,15 @@ func (w *bitWriter) copy(plain []byte, pos, n, dist int) {
 // seg writes a precompressed run.
 func (w *bitWriter) seg(s *bitSeg) {
 	full := s.nbits / 32
+	// Fewer than 32 bits wait in acc between calls, so each word fills
+	// one more.
+	acc, n, out := w.acc, w.n, w.out
 	for _, x := range s.words[:full] {
-		w.bits(uint64(x), 32)
+		acc |= uint64(x) << n
+		out = binary.LittleEndian.AppendUint32(out, uint32(acc))
+		acc >>= 32
 	}
+	w.acc, w.out = acc, out
 	if r := uint(s.nbits % 32); r > 0 {
 		// The last word holds the remaining bits in its low bits.
 		w.bits(uint64(s.words[full])&(1<<r-1), r)

@@ -25,8 +25,9 @@ type FlagWire struct {
 	// far, and on its own (flags_gzip.go).
 	segs  atomic.Pointer[[]*wireSeg]
 	alone atomic.Pointer[bitSeg]
-	ord   int    // among the renderings of its flag
-	id    uint64 // tells answers apart (gzPrefixes)
+	tail  atomic.Pointer[bitSeg] // Value after the key, as literals
+	ord   int                    // among the renderings of its flag
+	id    uint64                 // tells answers apart (gzPrefixes)
 }
 
 var wireIDs atomic.Uint64
