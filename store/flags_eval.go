@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"crypto/sha1"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"hash/maphash"
 	"math"
 	"regexp"
@@ -21,14 +23,63 @@ import (
 // FlagHash is PostHog's bucketing hash: the first 15 hex digits of
 // sha1("<key>.<distinctID><salt>") as an integer, over 0xFFFFFFFFFFFFFFF.
 func FlagHash(key, distinctID, salt string) float64 {
-	var stack [192]byte
-	b := append(stack[:0], key...)
-	b = append(b, '.')
-	b = append(b, distinctID...)
-	b = append(b, salt...)
-	sum := sha1.Sum(b)
-	// 15 hex digits are the top 60 bits of the first 8 bytes.
-	return float64(binary.BigEndian.Uint64(sum[:8])>>4) / 0xFFFFFFFFFFFFFFF
+	h := flagHashers.Get().(*flagHasher)
+	v := h.hash(key, distinctID, salt)
+	flagHashers.Put(h)
+	return v
+}
+
+// flagHasher computes FlagHash without sha1.Sum's padding work, which is
+// as costly as the hashing itself for messages this short: it pads the
+// message itself (FIPS 180-4 §5.1.1), has the digest hash the padded
+// blocks, and reads the result from the digest's state.
+type flagHasher struct {
+	d   hash.Hash
+	app encoding.BinaryAppender
+	buf [256]byte
+	st  [128]byte
+}
+
+var flagHashers = sync.Pool{New: func() any {
+	d := sha1.New()
+	app, _ := d.(encoding.BinaryAppender)
+	return &flagHasher{d: d, app: app}
+}}
+
+func (h *flagHasher) hash(key, distinctID, salt string) float64 {
+	n := len(key) + 1 + len(distinctID) + len(salt)
+	padded := (n + 1 + 8 + 63) &^ 63
+	if padded > len(h.buf) || h.app == nil {
+		b := make([]byte, 0, n)
+		b = append(append(append(append(b, key...), '.'), distinctID...), salt...)
+		sum := sha1.Sum(b)
+		return flagHashValue(sum[:8])
+	}
+	b := h.buf[:padded]
+	i := copy(b, key)
+	b[i] = '.'
+	i++
+	i += copy(b[i:], distinctID)
+	i += copy(b[i:], salt)
+	b[i] = 0x80
+	clear(b[i+1 : padded-8])
+	binary.BigEndian.PutUint64(b[padded-8:], uint64(n)*8)
+	h.d.Reset()
+	h.d.Write(b)
+	// The state after the last block is the hash: after a 4-byte tag, its
+	// five words, big-endian.
+	st, err := h.app.AppendBinary(h.st[:0])
+	if err != nil || len(st) < 12 {
+		sum := sha1.Sum(b[:n])
+		return flagHashValue(sum[:8])
+	}
+	return flagHashValue(st[4:12])
+}
+
+// flagHashValue is the first 15 hex digits of a hash whose first 8 bytes
+// are b (the top 60 bits), over 0xFFFFFFFFFFFFFFF.
+func flagHashValue(b []byte) float64 {
+	return float64(binary.BigEndian.Uint64(b)>>4) / 0xFFFFFFFFFFFFFFF
 }
 
 // flagSnapshot is what evaluation reads: immutable, swapped whole on every
@@ -441,6 +492,9 @@ func (s *DB) evaluate(req *FlagRequest, emit func(f *compiledFlag, kind, gi, vi 
 	if fresh {
 		sf.remember(req.DistinctID, ev.hashes)
 	}
+	if ev.h != nil {
+		flagHashers.Put(ev.h)
+	}
 }
 
 func containsString(list []string, s string) bool {
@@ -462,6 +516,7 @@ type flagEval struct {
 	hashes  []float64 // hashes of the distinct id by flag, or nil
 	fill    bool      // hashes is this evaluation's own: fill it in
 	i       int       // index of the flag being evaluated
+	h       *flagHasher
 	// slots hold the properties the conditions name, looked up once.
 	slots   []propSlot
 	slotBuf [16]propSlot
@@ -490,16 +545,24 @@ func (e *flagEval) hash(f *compiledFlag, variant bool) float64 {
 		if variant {
 			salt = "variant"
 		}
-		h := FlagHash(f.Key, e.req.DistinctID, salt)
+		h := e.hasher().hash(f.Key, e.req.DistinctID, salt)
 		if e.fill {
 			e.hashes[k] = h
 		}
 		return h
 	}
 	if variant {
-		return FlagHash(f.Key, e.req.DistinctID, "variant")
+		return e.hasher().hash(f.Key, e.req.DistinctID, "variant")
 	}
-	return FlagHash(f.Key, e.req.DistinctID, "")
+	return e.hasher().hash(f.Key, e.req.DistinctID, "")
+}
+
+// hasher is the evaluation's flagHasher, taken from the pool on first use.
+func (e *flagEval) hasher() *flagHasher {
+	if e.h == nil {
+		e.h = flagHashers.Get().(*flagHasher)
+	}
+	return e.h
 }
 
 // prop is the person property key: the request's, else the stored one.

@@ -24,6 +24,16 @@ func refHash(key, id, salt string) float64 {
 }
 
 func TestFlagHash(t *testing.T) {
+	// Every message length around the padding boundaries, up to past the
+	// hasher's buffer.
+	for n := 0; n < 300; n++ {
+		id := strings.Repeat("x", n)
+		for _, salt := range []string{"", "variant"} {
+			if got, want := FlagHash("k", id, salt), refHash("k", id, salt); got != want {
+				t.Fatalf("id of %d bytes %q: %v, want %v", n, salt, got, want)
+			}
+		}
+	}
 	for i := 0; i < 2000; i++ {
 		key, id := fmt.Sprintf("flag-%d", i%7), fmt.Sprintf("user-%d", i)
 		for _, salt := range []string{"", "variant"} {
