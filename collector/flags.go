@@ -160,7 +160,7 @@ func (c *Collector) serveFlags(w http.ResponseWriter, r *http.Request, decide bo
 	b := store.AppendFlagsJSON(fb.out[:0], fb.wires)
 	b = append(b, `,"errorsWhileComputingFlags":false,"quotaLimited":[],"requestId":`...)
 	b = store.AppendJSONString(b, store.NewUUID(c.now()))
-	if decide || r.URL.Query().Get("config") == "true" {
+	if decide || strings.Contains(r.URL.RawQuery, "config") && r.URL.Query().Get("config") == "true" {
 		cfg := c.remoteConfig(c.cfg.Token, c.hasFlags(req.Site))
 		// The decide answer carries the remote config fields at its top level.
 		b = append(b, ',')
@@ -194,14 +194,18 @@ const gzipFlagsFrom = 1024
 // (or anything), with a weight above 0.
 func acceptsGzip(r *http.Request) bool {
 	for _, line := range r.Header.Values("Accept-Encoding") {
-		for _, part := range strings.Split(line, ",") {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ",")
 			name, params, _ := strings.Cut(part, ";")
-			name = strings.ToLower(strings.TrimSpace(name))
-			if name != "gzip" && name != "x-gzip" && name != "*" {
+			name = strings.TrimSpace(name)
+			if !strings.EqualFold(name, "gzip") && !strings.EqualFold(name, "x-gzip") && name != "*" {
 				continue
 			}
 			q := 1.0
-			for _, p := range strings.Split(params, ";") {
+			for params != "" {
+				var p string
+				p, params, _ = strings.Cut(params, ";")
 				if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
 					if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
 						q = f

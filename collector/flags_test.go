@@ -190,6 +190,9 @@ func TestFlagsGzip(t *testing.T) {
 			if pw.Header().Get("Content-Encoding") != "" || zw.Header().Get("Content-Encoding") != "gzip" {
 				t.Fatalf("%s: encodings %q and %q", path, pw.Header().Get("Content-Encoding"), zw.Header().Get("Content-Encoding"))
 			}
+			if _, cfg := plain["hasFeatureFlags"]; cfg != (path != "/flags/?v=2") {
+				t.Fatalf("%s: remote config fields present: %v", path, cfg)
+			}
 			if !reflect.DeepEqual(plain, zipped) {
 				t.Fatalf("%s %d: gzip answer differs:\n%v\n%v", path, i, plain, zipped)
 			}
