@@ -459,9 +459,13 @@ func (s *DB) evaluate(req *FlagRequest, emit func(f *compiledFlag, kind, gi, vi 
 	if sf == nil || len(sf.active) == 0 {
 		return
 	}
-	ev := flagEval{s: s, req: req, sf: sf}
-	if n := len(sf.propKeys); n <= len(ev.slotBuf) {
-		ev.slots = ev.slotBuf[:n]
+	// What the evaluation fills in lives beside ev, not in it, so that
+	// nothing of ev outlives the call and ev stays on the stack.
+	var hs hasherSlot
+	ev := flagEval{s: s, req: req, sf: sf, hs: &hs}
+	var slotBuf [16]propSlot
+	if n := len(sf.propKeys); n <= len(slotBuf) {
+		ev.slots = slotBuf[:n]
 	} else {
 		ev.slots = make([]propSlot, n)
 	}
@@ -471,14 +475,15 @@ func (s *DB) evaluate(req *FlagRequest, emit func(f *compiledFlag, kind, gi, vi 
 			ev.cohorts = s.flags.coh.get(s, req.Site)
 		}
 	}
-	fresh := false
+	var fresh []float64
 	if len(req.Keys) == 0 {
 		if ev.hashes = sf.cached(req.DistinctID); ev.hashes == nil && sf.seenBefore(req.DistinctID) {
 			// Computed as needed during this evaluation, then shared.
-			ev.hashes, ev.fill, fresh = make([]float64, 2*len(sf.active)), true, true
-			for i := range ev.hashes {
-				ev.hashes[i] = math.NaN()
+			fresh = make([]float64, 2*len(sf.active))
+			for i := range fresh {
+				fresh[i] = math.NaN()
 			}
+			ev.hashes, ev.fill = fresh, true
 		}
 	}
 	for i, f := range sf.active {
@@ -489,11 +494,11 @@ func (s *DB) evaluate(req *FlagRequest, emit func(f *compiledFlag, kind, gi, vi 
 		kind, gi, vi := ev.outcome(f)
 		emit(f, kind, gi, vi)
 	}
-	if fresh {
-		sf.remember(req.DistinctID, ev.hashes)
+	if fresh != nil {
+		sf.remember(req.DistinctID, fresh)
 	}
-	if ev.h != nil {
-		flagHashers.Put(ev.h)
+	if hs.h != nil {
+		flagHashers.Put(hs.h)
 	}
 }
 
@@ -516,10 +521,9 @@ type flagEval struct {
 	hashes  []float64 // hashes of the distinct id by flag, or nil
 	fill    bool      // hashes is this evaluation's own: fill it in
 	i       int       // index of the flag being evaluated
-	h       *flagHasher
+	hs      *hasherSlot
 	// slots hold the properties the conditions name, looked up once.
-	slots   []propSlot
-	slotBuf [16]propSlot
+	slots []propSlot
 }
 
 // propSlot is one person property of a request, as the conditions compare
@@ -559,11 +563,13 @@ func (e *flagEval) hash(f *compiledFlag, variant bool) float64 {
 
 // hasher is the evaluation's flagHasher, taken from the pool on first use.
 func (e *flagEval) hasher() *flagHasher {
-	if e.h == nil {
-		e.h = flagHashers.Get().(*flagHasher)
+	if e.hs.h == nil {
+		e.hs.h = flagHashers.Get().(*flagHasher)
 	}
-	return e.h
+	return e.hs.h
 }
+
+type hasherSlot struct{ h *flagHasher }
 
 // prop is the person property key: the request's, else the stored one.
 func (e *flagEval) prop(key string) (Value, bool) {
