@@ -18,10 +18,11 @@ import (
 // their keys and payloads from the entries, at distances known as the
 // answer is laid out. Everything goes into one deflate block with the
 // fixed Huffman codes (RFC 1951), so that precompressed pieces join at any
-// bit. The CRC is taken over the plain answer, which the caller has. An
-// answer that comes a second time (the same outcome of every flag: a
-// visitor asks on every page load) is kept compressed up to what differs
-// between requests, and then only that rest is encoded.
+// bit. The CRC is taken over the plain answer, which the caller has.
+// Answers are compressed from the second time they come (the same outcome
+// of every flag: a returning visitor asks on every page load) and kept
+// compressed up to what differs between requests, so that from the third
+// time only that rest is encoded; an answer seen once goes plain.
 
 // AppendFlagsJSON appends `{"flags":{...},"featureFlags":{...},
 // "featureFlagPayloads":{...}` (open: the caller closes it) for wires.
@@ -69,8 +70,12 @@ const (
 )
 
 // AppendFlagsGzip appends the gzip file of plain, which is
-// AppendFlagsJSON(wires) followed by anything (the rest of the answer). It
-// returns dst unchanged and false when plain is not laid out so.
+// AppendFlagsJSON(wires) followed by anything (the rest of the answer),
+// when it pays off: when the same flags' answer came before, so that it
+// will likely come again and its compressed prefix is kept (compressing
+// an answer afresh costs about what writing the bytes it saves does). It
+// returns dst unchanged and false otherwise, or when plain is not laid
+// out so.
 func AppendFlagsGzip(dst []byte, wires []*FlagWire, plain []byte) ([]byte, bool) {
 	start := len(dst)
 	key := uint64(len(wires))
@@ -88,6 +93,9 @@ func AppendFlagsGzip(dst []byte, wires []*FlagWire, plain []byte) ([]byte, bool)
 		w.flush()
 		dst = binary.LittleEndian.AppendUint32(w.out, crc32.Update(p.crc, crc32.IEEETable, tail))
 		return binary.LittleEndian.AppendUint32(dst, uint32(len(plain))), true
+	}
+	if !gzPrefixes.again(key) {
+		return dst, false
 	}
 	dst = slices.Grow(dst, len(plain)/3+256)
 	dst = append(dst, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff)
@@ -154,10 +162,8 @@ func AppendFlagsGzip(dst []byte, wires []*FlagWire, plain []byte) ([]byte, bool)
 		return dst[:start], false
 	}
 	crc := crc32.ChecksumIEEE(plain[:pos])
-	if gzPrefixes.again(key) {
-		gzPrefixes.put(key, &gzPrefix{wires: slices.Clone(wires), out: slices.Clone(w.out[start:]),
-			acc: w.acc, n: w.n, crc: crc, plainLen: pos})
-	}
+	gzPrefixes.put(key, &gzPrefix{wires: slices.Clone(wires), out: slices.Clone(w.out[start:]),
+		acc: w.acc, n: w.n, crc: crc, plainLen: pos})
 	w.literals(plain[pos:]) // "}" and the rest
 	w.code(256)             // end of block
 	w.flush()
@@ -177,8 +183,9 @@ type gzPrefix struct {
 	plainLen int
 }
 
-// gzPrefixes keeps the compressed answers that came twice (a visitor
-// asks on every page load), up to maxGzPrefixBytes, emptied when full.
+// gzPrefixes keeps the compressed answers that came twice (a returning
+// visitor asks on every page load), up to maxGzPrefixBytes, emptied when
+// full.
 var gzPrefixes gzCache
 
 const maxGzPrefixBytes = 16 << 20
