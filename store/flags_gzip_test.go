@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -94,6 +95,39 @@ func TestFlagsGzipAnswer(t *testing.T) {
 		check(FlagRequest{Site: "s", DistinctID: "again"}, strings.Repeat(",", i)+"}")
 	}
 	check(FlagRequest{Site: "s", DistinctID: "subset", Keys: []string{"pro-6", "big-4", "split-2"}}, "}")
+	// Many at once (go test -race): the kept compressions are shared.
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 60; i++ {
+				wires := db.EvaluateFlagWires(FlagRequest{Site: "s", DistinctID: fmt.Sprintf("shared-%d", i%15)}, nil)
+				plain := append(AppendFlagsJSON(nil, wires), '}')
+				gz, ok := AppendFlagsGzip(nil, wires, plain)
+				if !ok {
+					continue
+				}
+				zr, err := gzip.NewReader(bytes.NewReader(gz))
+				if err == nil {
+					var got []byte
+					if got, err = io.ReadAll(zr); err == nil && !bytes.Equal(got, plain) {
+						err = fmt.Errorf("differs at %d", diffAt(got, plain))
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 	// A plain answer not laid out from the wires is refused, not garbled.
 	wires := db.EvaluateFlagWires(FlagRequest{Site: "s", DistinctID: "x"}, nil)
 	for range 3 {
