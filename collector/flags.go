@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -75,7 +76,7 @@ func (c *Collector) serveFlags(w http.ResponseWriter, r *http.Request, decide bo
 	req := store.FlagRequest{Site: c.site(r)}
 	token := ""
 	if r.Method == http.MethodPost {
-		if err := readBody(r, c.cfg.MaxBody, &fb.body); err != nil {
+		if err := readFlagsBody(r, c.cfg.MaxBody, &fb.body); err != nil {
 			c.failBody(w, err)
 			return
 		}
@@ -216,6 +217,27 @@ func acceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// readFlagsBody is readBody reading a body of announced length in one
+// read (each read through Caddy sets the connection's deadline again, and
+// one more read would only find its end).
+func readFlagsBody(r *http.Request, max int64, buf *bytes.Buffer) error {
+	n := r.ContentLength
+	if n <= 0 || n > max {
+		return readBody(r, max, buf)
+	}
+	buf.Grow(int(n))
+	b := buf.AvailableBuffer()[:n]
+	if _, err := io.ReadFull(r.Body, b); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errTooLarge
+		}
+		return badf("reading body: %v", err)
+	}
+	buf.Write(b)
+	return nil
 }
 
 // jsonText is a JSON string as is and a number as its literal (some
