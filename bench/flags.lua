@@ -1,7 +1,12 @@
 -- posthog-js's /flags/?v=2 body (person_properties with the $initial_*
--- fields it sends), for FLAGS_IDS (default 1000) distinct ids in turn.
+-- fields it sends), for FLAGS_IDS (default 1000) distinct ids in turn,
+-- with the Accept-Encoding Chromium sends (FLAGS_GZIP=0: none, as a client
+-- that takes no compression).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+if os.getenv("FLAGS_GZIP") ~= "0" then
+	wrk.headers["Accept-Encoding"] = "gzip, deflate, br, zstd"
+end
 local n = 0
 local ids = tonumber(os.getenv("FLAGS_IDS") or "1000")
 request = function()

@@ -292,6 +292,9 @@ type flagState struct {
 	snap   atomic.Pointer[flagSnapshot]
 	coh    cohortCache
 	loaded atomic.Bool
+	// spans indexes, by site, the first and latest rows of every distinct
+	// id, for the derived person properties (flags_person.go).
+	spans sync.Map
 }
 
 // flagCohortsChanged republishes the flags after a cohort was saved or
@@ -542,6 +545,7 @@ func (s *DB) HasActiveFlags(site string) bool {
 // Store, so another Store without flags simply answers none.
 type FlagStore interface {
 	EvaluateFlags(req FlagRequest, out []FlagResult) []FlagResult
+	EvaluateFlagWires(req FlagRequest, out []*FlagWire) []*FlagWire
 	HasActiveFlags(site string) bool
 	CheckFlagsKey(site, key string) bool
 	LocalEvaluation(site string) []byte

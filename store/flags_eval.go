@@ -3,11 +3,15 @@ package store
 import (
 	"context"
 	"crypto/sha1"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash"
+	"hash/maphash"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,14 +23,63 @@ import (
 // FlagHash is PostHog's bucketing hash: the first 15 hex digits of
 // sha1("<key>.<distinctID><salt>") as an integer, over 0xFFFFFFFFFFFFFFF.
 func FlagHash(key, distinctID, salt string) float64 {
-	var stack [192]byte
-	b := append(stack[:0], key...)
-	b = append(b, '.')
-	b = append(b, distinctID...)
-	b = append(b, salt...)
-	sum := sha1.Sum(b)
-	// 15 hex digits are the top 60 bits of the first 8 bytes.
-	return float64(binary.BigEndian.Uint64(sum[:8])>>4) / 0xFFFFFFFFFFFFFFF
+	h := flagHashers.Get().(*flagHasher)
+	v := h.hash(key, distinctID, salt)
+	flagHashers.Put(h)
+	return v
+}
+
+// flagHasher computes FlagHash without sha1.Sum's padding work, which is
+// as costly as the hashing itself for messages this short: it pads the
+// message itself (FIPS 180-4 §5.1.1), has the digest hash the padded
+// blocks, and reads the result from the digest's state.
+type flagHasher struct {
+	d   hash.Hash
+	app encoding.BinaryAppender
+	buf [256]byte
+	st  [128]byte
+}
+
+var flagHashers = sync.Pool{New: func() any {
+	d := sha1.New()
+	app, _ := d.(encoding.BinaryAppender)
+	return &flagHasher{d: d, app: app}
+}}
+
+func (h *flagHasher) hash(key, distinctID, salt string) float64 {
+	n := len(key) + 1 + len(distinctID) + len(salt)
+	padded := (n + 1 + 8 + 63) &^ 63
+	if padded > len(h.buf) || h.app == nil {
+		b := make([]byte, 0, n)
+		b = append(append(append(append(b, key...), '.'), distinctID...), salt...)
+		sum := sha1.Sum(b)
+		return flagHashValue(sum[:8])
+	}
+	b := h.buf[:padded]
+	i := copy(b, key)
+	b[i] = '.'
+	i++
+	i += copy(b[i:], distinctID)
+	i += copy(b[i:], salt)
+	b[i] = 0x80
+	clear(b[i+1 : padded-8])
+	binary.BigEndian.PutUint64(b[padded-8:], uint64(n)*8)
+	h.d.Reset()
+	h.d.Write(b)
+	// The state after the last block is the hash: after a 4-byte tag, its
+	// five words, big-endian.
+	st, err := h.app.AppendBinary(h.st[:0])
+	if err != nil || len(st) < 12 {
+		sum := sha1.Sum(b[:n])
+		return flagHashValue(sum[:8])
+	}
+	return flagHashValue(st[4:12])
+}
+
+// flagHashValue is the first 15 hex digits of a hash whose first 8 bytes
+// are b (the top 60 bits), over 0xFFFFFFFFFFFFFFF.
+func flagHashValue(b []byte) float64 {
+	return float64(binary.BigEndian.Uint64(b)>>4) / 0xFFFFFFFFFFFFFFF
 }
 
 // flagSnapshot is what evaluation reads: immutable, swapped whole on every
@@ -42,8 +95,16 @@ type siteFlags struct {
 	// cohorts, so evaluation looks the person up.
 	needsPerson bool
 	cohorts     []int64 // cohorts the active flags name
-	local       []byte  // the local-evaluation answer
-	hashes      hashCache
+	// propKeys are the person properties the conditions name; a request
+	// looks each up once (flagEval.slots).
+	propKeys []string
+	// needsDerived says a condition names a property derived from the
+	// person's events ($initial_<name> or <name>, persons.go).
+	needsDerived bool
+	local        []byte // the local-evaluation answer
+	hashes       hashCache
+	// seen remembers a fingerprint of recent distinct ids (seenBefore).
+	seen [1 << 14]atomic.Uint32
 }
 
 // hashCache keeps the bucketing hashes of recently seen distinct ids: a
@@ -68,6 +129,22 @@ func (sf *siteFlags) cached(distinctID string) []float64 {
 	return h
 }
 
+// seenBefore reports whether distinctID (probably) asked before, and
+// notes that it asked: only the hashes of those are cached, so that a
+// stream of ids never seen again does not churn the cache.
+func (sf *siteFlags) seenBefore(distinctID string) bool {
+	h := maphash.String(seenSeed, distinctID)
+	slot := &sf.seen[h%uint64(len(sf.seen))]
+	fp := uint32(h>>32) | 1
+	if slot.Load() == fp {
+		return true
+	}
+	slot.Store(fp)
+	return false
+}
+
+var seenSeed = maphash.MakeSeed()
+
 // remember caches the hashes an evaluation computed.
 func (sf *siteFlags) remember(distinctID string, h []float64) {
 	c := &sf.hashes
@@ -84,6 +161,8 @@ type compiledFlag struct {
 	// Renderings of the outcomes (flags_wire.go): no match, out of the
 	// rollout of group i, match in group i with variant v (0: none).
 	wireNoMatch *FlagWire
+	wireError   *FlagWire
+	nwires      int // renderings made
 	wireOut     []*FlagWire
 	wireMatch   [][]*FlagWire
 	groups      []compiledGroup
@@ -102,8 +181,17 @@ type compiledGroup struct {
 	variant string
 }
 
+// Outcomes of one flag's evaluation, as flagEval.outcome gives them.
+const (
+	outNoMatch = iota
+	outOutOfRollout
+	outMatch
+	outError
+)
+
 type compiledCond struct {
 	key    string
+	slot   int // of key in siteFlags.propKeys; -1 for a cohort
 	op     string
 	cohort int64
 	values []string // lower-cased string forms of the value (a list for exact/is_not)
@@ -141,10 +229,20 @@ func (st *flagState) publish(s *DB) {
 			}
 			sf.active = append(sf.active, cf)
 			for _, g := range cf.groups {
-				for _, c := range g.conds {
+				for ci := range g.conds {
+					c := &g.conds[ci]
 					sf.needsPerson = true
 					if c.cohort != 0 {
 						sf.cohorts = append(sf.cohorts, c.cohort)
+						continue
+					}
+					c.slot = slices.Index(sf.propKeys, c.key)
+					if c.slot < 0 {
+						c.slot = len(sf.propKeys)
+						sf.propKeys = append(sf.propKeys, c.key)
+					}
+					if isDerivedProp(c.key) {
+						sf.needsDerived = true
 					}
 				}
 			}
@@ -153,6 +251,12 @@ func (st *flagState) publish(s *DB) {
 	}
 	for name, sf := range sn.sites {
 		sf.local = s.localEvaluation(name, sf)
+		for _, id := range sf.cohorts {
+			// A property cohort may name a derived property too.
+			if c, err := s.Cohort(context.Background(), name, id); err == nil && c.Kind == CohortProperty && isDerivedProp(c.Property) {
+				sf.needsDerived = true
+			}
+		}
 	}
 	st.snap.Store(sn)
 	// Cohort definitions and behavioral members are computed here, on the
@@ -200,7 +304,7 @@ func compileFlag(f Flag) (cf *compiledFlag, err error) {
 }
 
 func compileCond(p FlagProperty) (compiledCond, error) {
-	c := compiledCond{key: p.Key, op: p.Operator, truthy: -1}
+	c := compiledCond{key: p.Key, slot: -1, op: p.Operator, truthy: -1}
 	if p.Type == "cohort" {
 		id, ok := cohortID(p.Value)
 		if !ok {
@@ -327,28 +431,59 @@ func ReasonDescription(r FlagResult) string {
 // immutable snapshot and never waits for a writer: when the person's table
 // is being written, the stored properties are left out.
 func (s *DB) EvaluateFlags(req FlagRequest, out []FlagResult) []FlagResult {
+	s.evaluate(&req, func(f *compiledFlag, kind, gi, vi int) {
+		r := f.result(kind, gi, vi)
+		r.Wire = f.wire(kind, gi, vi)
+		out = append(out, r)
+	})
+	return out
+}
+
+// EvaluateFlagWires is EvaluateFlags giving only each flag's answer in
+// PostHog's format, rendered when the flags were published: the hot path
+// of /flags/, which then only concatenates.
+func (s *DB) EvaluateFlagWires(req FlagRequest, out []*FlagWire) []*FlagWire {
+	s.evaluate(&req, func(f *compiledFlag, kind, gi, vi int) {
+		out = append(out, f.wire(kind, gi, vi))
+	})
+	return out
+}
+
+// evaluate calls emit with the outcome of every active flag of the site
+// (or of req.Keys), in the order of their ids.
+func (s *DB) evaluate(req *FlagRequest, emit func(f *compiledFlag, kind, gi, vi int)) {
 	if s.flagsLoaded() != nil {
-		return out
+		return
 	}
 	sf := s.flags.snap.Load().sites[req.Site]
 	if sf == nil || len(sf.active) == 0 {
-		return out
+		return
 	}
-	ev := flagEval{s: s, req: &req}
+	// What the evaluation fills in lives beside ev, not in it, so that
+	// nothing of ev outlives the call and ev stays on the stack.
+	var hs hasherSlot
+	ev := flagEval{s: s, req: req, sf: sf, hs: &hs}
+	var slotBuf [16]propSlot
+	if n := len(sf.propKeys); n <= len(slotBuf) {
+		ev.slots = slotBuf[:n]
+	} else {
+		ev.slots = make([]propSlot, n)
+	}
 	if sf.needsPerson {
-		ev.stored, ev.root = s.flagPerson(req.Site, req.DistinctID)
+		ev.stored, ev.root = s.flagPerson(req.Site, req.DistinctID, sf.needsDerived)
 		if len(sf.cohorts) > 0 {
 			ev.cohorts = s.flags.coh.get(s, req.Site)
 		}
 	}
-	fresh := false
+	var fresh []float64
 	if len(req.Keys) == 0 {
-		if ev.hashes = sf.cached(req.DistinctID); ev.hashes == nil {
+		if ev.hashes = sf.cached(req.DistinctID); ev.hashes == nil && sf.seenBefore(req.DistinctID) {
 			// Computed as needed during this evaluation, then shared.
-			ev.hashes, ev.fill, fresh = make([]float64, 2*len(sf.active)), true, true
-			for i := range ev.hashes {
-				ev.hashes[i] = math.NaN()
+			fresh = make([]float64, 2*len(sf.active))
+			for i := range fresh {
+				fresh[i] = math.NaN()
 			}
+			ev.hashes, ev.fill = fresh, true
 		}
 	}
 	for i, f := range sf.active {
@@ -356,14 +491,15 @@ func (s *DB) EvaluateFlags(req FlagRequest, out []FlagResult) []FlagResult {
 			continue
 		}
 		ev.i = i
-		r := ev.flag(f)
-		r.Wire = f.wireFor(&r)
-		out = append(out, r)
+		kind, gi, vi := ev.outcome(f)
+		emit(f, kind, gi, vi)
 	}
-	if fresh {
-		sf.remember(req.DistinctID, ev.hashes)
+	if fresh != nil {
+		sf.remember(req.DistinctID, fresh)
 	}
-	return out
+	if hs.h != nil {
+		flagHashers.Put(hs.h)
+	}
 }
 
 func containsString(list []string, s string) bool {
@@ -378,12 +514,25 @@ func containsString(list []string, s string) bool {
 type flagEval struct {
 	s       *DB
 	req     *FlagRequest
+	sf      *siteFlags
 	stored  Props
 	root    string
 	cohorts *cohortSnap
 	hashes  []float64 // hashes of the distinct id by flag, or nil
 	fill    bool      // hashes is this evaluation's own: fill it in
 	i       int       // index of the flag being evaluated
+	hs      *hasherSlot
+	// slots hold the properties the conditions name, looked up once.
+	slots []propSlot
+}
+
+// propSlot is one person property of a request, as the conditions compare
+// it.
+type propSlot struct {
+	state uint8 // 0: not looked up; 1: absent; 2: present
+	lower bool  // low holds the lower-cased text
+	val   Value
+	low   string
 }
 
 // hash is FlagHash of the current flag, from the cache when there is one.
@@ -400,18 +549,29 @@ func (e *flagEval) hash(f *compiledFlag, variant bool) float64 {
 		if variant {
 			salt = "variant"
 		}
-		h := FlagHash(f.Key, e.req.DistinctID, salt)
+		h := e.hasher().hash(f.Key, e.req.DistinctID, salt)
 		if e.fill {
 			e.hashes[k] = h
 		}
 		return h
 	}
 	if variant {
-		return FlagHash(f.Key, e.req.DistinctID, "variant")
+		return e.hasher().hash(f.Key, e.req.DistinctID, "variant")
 	}
-	return FlagHash(f.Key, e.req.DistinctID, "")
+	return e.hasher().hash(f.Key, e.req.DistinctID, "")
 }
 
+// hasher is the evaluation's flagHasher, taken from the pool on first use.
+func (e *flagEval) hasher() *flagHasher {
+	if e.hs.h == nil {
+		e.hs.h = flagHashers.Get().(*flagHasher)
+	}
+	return e.hs.h
+}
+
+type hasherSlot struct{ h *flagHasher }
+
+// prop is the person property key: the request's, else the stored one.
 func (e *flagEval) prop(key string) (Value, bool) {
 	if v, ok := e.req.Props.Get(key); ok {
 		return v, v.Kind != KindNull
@@ -420,20 +580,43 @@ func (e *flagEval) prop(key string) (Value, bool) {
 	return v, ok && v.Kind != KindNull
 }
 
-// flag evaluates one flag; a panic makes it false, never the request fail.
-func (e *flagEval) flag(f *compiledFlag) (r FlagResult) {
-	r = FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, Reason: ReasonNoConditionMatch, ConditionIndex: -1}
+// slot is prop of the condition's property, looked up once per request.
+func (e *flagEval) slot(c *compiledCond) *propSlot {
+	ps := &e.slots[c.slot]
+	if ps.state == 0 {
+		ps.state = 1
+		if v, ok := e.prop(c.key); ok {
+			ps.state, ps.val = 2, v
+		}
+	}
+	return ps
+}
+
+// lowered is the slot's value as text, lower-cased, made once.
+func (ps *propSlot) lowered() string {
+	if !ps.lower {
+		ps.low, ps.lower = strings.ToLower(valueString(ps.val)), true
+	}
+	return ps.low
+}
+
+// outcome evaluates one flag: the kind of outcome, the deciding group
+// (-1: none) and the variant (1 + its index; 0: none, or the group's own
+// variant). A panic makes the flag an error, never the request fail.
+func (e *flagEval) outcome(f *compiledFlag) (kind, gi, vi int) {
 	defer func() {
 		if p := recover(); p != nil {
-			r = FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, Reason: ReasonError, ConditionIndex: -1}
+			kind, gi, vi = outError, -1, 0
 		}
 	}()
+	kind, gi = outNoMatch, -1
 	var hash float64
 	hashed := false
-	for gi, g := range f.groups {
+	for i := range f.groups {
+		g := &f.groups[i]
 		matched := true
-		for i := range g.conds {
-			if !e.cond(&g.conds[i]) {
+		for ci := range g.conds {
+			if !e.cond(&g.conds[ci]) {
 				matched = false
 				break
 			}
@@ -446,30 +629,46 @@ func (e *flagEval) flag(f *compiledFlag) (r FlagResult) {
 				hash, hashed = e.hash(f, false), true
 			}
 			if hash > g.rollout/100 {
-				if r.Reason != ReasonOutOfRollout {
-					r.Reason, r.ConditionIndex = ReasonOutOfRollout, gi
+				if kind != outOutOfRollout {
+					kind, gi = outOutOfRollout, i
 				}
 				continue
 			}
 		}
-		r.Enabled, r.Reason, r.ConditionIndex = true, ReasonConditionMatch, gi
-		if g.variant != "" {
-			r.Variant = g.variant
-		} else if len(f.variants) > 0 {
+		if g.variant == "" && len(f.variants) > 0 {
 			vh := e.hash(f, true)
-			for _, v := range f.variants {
-				if vh >= v.min && vh < v.max {
-					r.Variant = v.key
+			for k := range f.variants {
+				if v := &f.variants[k]; vh >= v.min && vh < v.max {
+					vi = k + 1
 					break
 				}
 			}
+		}
+		return outMatch, i, vi
+	}
+	return kind, gi, 0
+}
+
+// result is an outcome as a FlagResult (without Wire).
+func (f *compiledFlag) result(kind, gi, vi int) FlagResult {
+	r := FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, Reason: ReasonNoConditionMatch, ConditionIndex: gi}
+	switch kind {
+	case outOutOfRollout:
+		r.Reason = ReasonOutOfRollout
+	case outError:
+		r.Reason, r.ConditionIndex = ReasonError, -1
+	case outMatch:
+		r.Enabled, r.Reason = true, ReasonConditionMatch
+		if vi > 0 {
+			r.Variant = f.variants[vi-1].key
+		} else {
+			r.Variant = f.groups[gi].variant
 		}
 		pk := r.Variant
 		if pk == "" {
 			pk = "true"
 		}
 		r.Payload = f.payloads[pk]
-		return r
 	}
 	return r
 }
@@ -482,7 +681,8 @@ func (e *flagEval) cond(c *compiledCond) bool {
 		}
 		return in
 	}
-	v, ok := e.prop(c.key)
+	ps := e.slot(c)
+	ok := ps.state == 2
 	switch c.op {
 	case "is_set":
 		return ok
@@ -492,9 +692,10 @@ func (e *flagEval) cond(c *compiledCond) bool {
 	if !ok {
 		return false
 	}
-	s := strings.ToLower(valueString(v))
+	v := ps.val
 	switch c.op {
 	case "exact", "is_not":
+		s := ps.lowered()
 		eq := false
 		if c.truthy >= 0 && (v.Kind == KindTrue || v.Kind == KindFalse || s == "true" || s == "false") {
 			eq = (s == "true") == (c.truthy == 1)
@@ -508,16 +709,16 @@ func (e *flagEval) cond(c *compiledCond) bool {
 		}
 		return eq == (c.op == "exact")
 	case "icontains":
-		return strings.Contains(s, c.values[0])
+		return strings.Contains(ps.lowered(), c.values[0])
 	case "not_icontains":
-		return !strings.Contains(s, c.values[0])
+		return !strings.Contains(ps.lowered(), c.values[0])
 	case "regex":
 		return c.re.MatchString(valueString(v))
 	case "not_regex":
 		return !c.re.MatchString(valueString(v))
 	case "gt", "gte", "lt", "lte":
 		var cmp int
-		if f, err := strconv.ParseFloat(s, 64); err == nil && c.isNum {
+		if f, err := strconv.ParseFloat(ps.lowered(), 64); err == nil && c.isNum {
 			switch {
 			case f < c.num:
 				cmp = -1
@@ -556,25 +757,6 @@ func (e *flagEval) inCohort(id int64) bool {
 		return Filter{Prop: ci.def.Property, Op: ci.def.Op, Value: ci.def.Value}.matchValue(v.String())
 	}
 	return e.root != "" && ci.members[e.root]
-}
-
-// flagPerson returns the stored properties of the person of distinctID
-// and the distinct id of its root, without waiting for a writer.
-func (s *DB) flagPerson(site, distinctID string) (Props, string) {
-	t := s.table(site)
-	if t == nil || !t.mu.TryRLock() {
-		return nil, ""
-	}
-	defer t.mu.RUnlock()
-	if t.closed {
-		return nil, ""
-	}
-	d, ok := t.dids.lookup(distinctID)
-	if !ok || d == 0 {
-		return nil, ""
-	}
-	r := t.people.rootOf(d)
-	return append(Props(nil), t.people.props[r]...), t.dids.str(r)
 }
 
 // cohortCache keeps, per site, the definitions of the cohorts flags use and

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +24,16 @@ func refHash(key, id, salt string) float64 {
 }
 
 func TestFlagHash(t *testing.T) {
+	// Every message length around the padding boundaries, up to past the
+	// hasher's buffer.
+	for n := 0; n < 300; n++ {
+		id := strings.Repeat("x", n)
+		for _, salt := range []string{"", "variant"} {
+			if got, want := FlagHash("k", id, salt), refHash("k", id, salt); got != want {
+				t.Fatalf("id of %d bytes %q: %v, want %v", n, salt, got, want)
+			}
+		}
+	}
 	for i := 0; i < 2000; i++ {
 		key, id := fmt.Sprintf("flag-%d", i%7), fmt.Sprintf("user-%d", i)
 		for _, salt := range []string{"", "variant"} {
@@ -235,5 +247,156 @@ func TestBrokenFlagEvaluatesFalse(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "map[bad-cohort:false bad-op:false bad-regex:false good:true]" || len(problems) != 3 {
 		t.Errorf("%v; reported %v", got, problems)
+	}
+}
+
+// TestFlagsSeeDerivedPersonProperties: flag conditions see the properties
+// a person derives from their events ($initial_<name> from the first,
+// <name> from the latest), as the persons list gives them, their own $set
+// winning, also after more events arrive and after a person is deleted.
+func TestFlagsSeeDerivedPersonProperties(t *testing.T) {
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	db, err := Open(filepath.Join(t.TempDir(), "derived.db"), Options{BlockEvents: 512, CompactEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rf := newRef()
+	var evs []*Event
+	// More rows than a request indexes itself: the first requests find the
+	// index being built in the background.
+	generate(genConfig{Seed: 5, Start: start, Days: 4, Persons: 150, Events: 3 * inlineSpanRows, Tick: time.Minute}, func(e *Event) {
+		evs = append(evs, e)
+	})
+	mustAppend(t, db, evs...)
+	rf.add(map[string]bool{}, evs...)
+	type span struct{ first, last *Event }
+	spans := map[string]*span{}
+	for _, e := range rf.events {
+		p := rf.person(e)
+		if s := spans[p]; s == nil {
+			spans[p] = &span{e, e}
+		} else {
+			if e.Time < s.first.Time {
+				s.first = e
+			}
+			if e.Time >= s.last.Time {
+				s.last = e
+			}
+		}
+	}
+	// One flag per value: init-<i> for $initial_$pathname, last-<i> for
+	// $browser (the latest), so that exactly the flags of a person's values
+	// are on.
+	values := map[string]map[string]string{"$initial_$pathname": {}, "$browser": {}}
+	for _, s := range spans {
+		if v := s.first.Props.Str("$pathname"); v != "" {
+			values["$initial_$pathname"][v] = ""
+		}
+		if v := s.last.Props.Str("$browser"); v != "" {
+			values["$browser"][v] = ""
+		}
+	}
+	values["$browser"]["Lynx"] = ""
+	for prop, vals := range values {
+		i := 0
+		for v := range vals {
+			prefix := "init"
+			if prop == "$browser" {
+				prefix = "last"
+			}
+			key := fmt.Sprintf("%s-%d", prefix, i)
+			vals[v] = key
+			i++
+			js := fmt.Sprintf(`{"key":%q,"active":true,"filters":{"groups":[{"properties":[{"key":%q,"operator":"exact","value":%q}]}]}}`, key, prop, v)
+			if _, err := db.SaveFlag(ctx, "s", mustFlag(t, js)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(values["$initial_$pathname"]) < 2 || len(values["$browser"]) < 3 {
+		t.Fatalf("too few values to tell persons apart: %v", values)
+	}
+	// want lists the flags on for the person of did, from the reference.
+	want := func(did string, lastBrowser string) string {
+		s := spans[rf.find(did)]
+		var on []string
+		own := s.first.Props.Str("$set") + s.last.Props.Str("$set")
+		if v := s.first.Props.Str("$pathname"); v != "" && !strings.Contains(own, `"$pathname"`) {
+			on = append(on, values["$initial_$pathname"][v])
+		}
+		if lastBrowser == "" {
+			lastBrowser = s.last.Props.Str("$browser")
+		}
+		if lastBrowser != "" && !strings.Contains(own, `"$browser"`) {
+			on = append(on, values["$browser"][lastBrowser])
+		}
+		sort.Strings(on)
+		return strings.Join(on, " ")
+	}
+	got := func(did string) string {
+		var on []string
+		for _, r := range db.EvaluateFlags(FlagRequest{Site: "s", DistinctID: did}, nil) {
+			if r.Enabled {
+				on = append(on, r.Key)
+			}
+		}
+		sort.Strings(on)
+		return strings.Join(on, " ")
+	}
+	var dids []string
+	for _, e := range evs {
+		dids = append(dids, e.DistinctID)
+	}
+	sort.Strings(dids)
+	dids = slices.Compact(dids)
+	// The index is built in the background: wait for it on one id, then
+	// every id must agree with the reference.
+	deadline := time.Now().Add(10 * time.Second)
+	for got(dids[0]) != want(dids[0], "") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: flags %q, want %q", dids[0], got(dids[0]), want(dids[0], ""))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	checked := 0
+	for _, did := range dids {
+		if g, w := got(did), want(did, ""); g != w {
+			t.Errorf("%s: flags %q, want %q", did, g, w)
+		}
+		if want(did, "") != "" {
+			checked++
+		}
+	}
+	if checked < len(spans)/2 {
+		t.Fatalf("only %d of %d distinct ids had a derived property on", checked, len(dids))
+	}
+
+	// A later event changes the latest browser at once, not the initial
+	// source.
+	did := dids[len(dids)/2]
+	mustAppend(t, db, ev("s", "$pageview", did, start.Add(30*24*time.Hour).UnixMilli(), "$browser", "Lynx", "$pathname", "/late"))
+	if g, w := got(did), want(did, "Lynx"); g != w || !strings.Contains(g, values["$browser"]["Lynx"]) {
+		t.Errorf("after a later event %s: flags %q, want %q", did, g, w)
+	}
+
+	// Deleting another person starts the index afresh; the others keep
+	// their properties.
+	victim := dids[0]
+	if rf.find(victim) == rf.find(did) {
+		victim = dids[len(dids)-1]
+	}
+	if err := db.DeletePerson(ctx, "s", victim); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for got(did) != want(did, "Lynx") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a deletion %s: flags %q, want %q", did, got(did), want(did, "Lynx"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if g := got(victim); g != "" {
+		t.Errorf("deleted person %s still has flags %q", victim, g)
 	}
 }

@@ -1,6 +1,9 @@
 package store
 
-import "strconv"
+import (
+	"strconv"
+	"sync/atomic"
+)
 
 // FlagWire is one flag's value in PostHog's /flags/ answer, rendered once
 // per possible outcome of the flag (no match, out of rollout in group i,
@@ -15,11 +18,26 @@ type FlagWire struct {
 	// Payload is `"<key>":"<payload JSON>"` for `featureFlagPayloads`, nil
 	// without a payload.
 	Payload []byte
+
+	keyLen    int // of the key as a JSON string, which Entry, Value and Payload start with
+	payloadAt int // where the payload starts in Entry
+	// Entry compressed after each rendering of the previous flag seen so
+	// far, and on its own (flags_gzip.go).
+	segs  atomic.Pointer[[]*wireSeg]
+	alone atomic.Pointer[bitSeg]
+	tail  atomic.Pointer[bitSeg] // Value after the key, as literals
+	ord   int                    // among the renderings of its flag
+	id    uint64                 // tells answers apart (gzPrefixes)
 }
 
+var wireIDs atomic.Uint64
+
 func renderWire(f *compiledFlag, r *FlagResult) *FlagWire {
-	w := &FlagWire{}
+	w := &FlagWire{id: wireIDs.Add(1) * 0x9e3779b97f4a7c15}
+	f.nwires++
+	w.ord = f.nwires - 1
 	key := AppendJSONString(nil, r.Key)
+	w.keyLen = len(key)
 	b := append([]byte(nil), key...)
 	b = append(b, `:{"key":`...)
 	b = append(b, key...)
@@ -47,6 +65,7 @@ func renderWire(f *compiledFlag, r *FlagResult) *FlagWire {
 	b = strconv.AppendInt(b, r.Version, 10)
 	if r.Payload != nil {
 		b = append(b, `,"payload":`...)
+		w.payloadAt = len(b)
 		b = append(b, r.Payload...)
 	}
 	w.Entry = append(b, "}}"...)
@@ -64,31 +83,22 @@ func renderWire(f *compiledFlag, r *FlagResult) *FlagWire {
 	return w
 }
 
-// wireFor returns the rendering of r's outcome, made at publish time.
-func (f *compiledFlag) wireFor(r *FlagResult) *FlagWire {
-	switch r.Reason {
-	case ReasonNoConditionMatch:
+// wire returns the rendering of an outcome (flagEval.outcome), made at
+// publish time.
+func (f *compiledFlag) wire(kind, gi, vi int) *FlagWire {
+	switch kind {
+	case outNoMatch:
 		return f.wireNoMatch
-	case ReasonOutOfRollout:
-		if r.ConditionIndex >= 0 && r.ConditionIndex < len(f.wireOut) {
-			return f.wireOut[r.ConditionIndex]
+	case outOutOfRollout:
+		if gi >= 0 && gi < len(f.wireOut) {
+			return f.wireOut[gi]
 		}
-	case ReasonConditionMatch:
-		if gi := r.ConditionIndex; gi >= 0 && gi < len(f.wireMatch) {
-			vi := 0
-			if r.Variant != "" {
-				for i, v := range f.variants {
-					if v.key == r.Variant {
-						vi = i + 1
-					}
-				}
-			}
-			if vi < len(f.wireMatch[gi]) {
-				return f.wireMatch[gi][vi]
-			}
+	case outMatch:
+		if gi >= 0 && gi < len(f.wireMatch) && vi < len(f.wireMatch[gi]) {
+			return f.wireMatch[gi][vi]
 		}
 	}
-	return renderWire(f, r)
+	return f.wireError
 }
 
 // prerender renders every outcome of f.
@@ -96,6 +106,8 @@ func (f *compiledFlag) prerender() {
 	base := FlagResult{Key: f.Key, ID: f.ID, Version: f.Version, ConditionIndex: -1, Reason: ReasonNoConditionMatch}
 	r := base
 	f.wireNoMatch = renderWire(f, &r)
+	r.Reason = ReasonError
+	f.wireError = renderWire(f, &r)
 	for gi, g := range f.groups {
 		r = base
 		r.Reason, r.ConditionIndex = ReasonOutOfRollout, gi
