@@ -35,6 +35,37 @@ type sessionAcc struct {
 	others      uint32 // events other than $pageview and $pageleave
 }
 
+// sessionWindow holds the accumulators of the sessions a query meets, by
+// code, for the codes between the lowest and the highest met: codes are
+// given in order of first appearance, so a day's sessions take a narrow
+// band of them, and a query over one day of years of history neither
+// allocates nor walks an entry for every session ever seen.
+type sessionWindow struct {
+	lo   uint32
+	accs []sessionAcc
+}
+
+func (w *sessionWindow) at(code uint32) *sessionAcc {
+	switch {
+	case len(w.accs) == 0:
+		w.lo = code
+		w.accs = make([]sessionAcc, 1, 1024)
+	case code < w.lo:
+		grown := make([]sessionAcc, int(w.lo-code)+len(w.accs), (int(w.lo-code)+len(w.accs))*2)
+		copy(grown[w.lo-code:], w.accs)
+		w.lo, w.accs = code, grown
+	case int(code-w.lo) >= len(w.accs):
+		n := int(code-w.lo) + 1
+		if n > cap(w.accs) {
+			grown := make([]sessionAcc, n, n*2)
+			copy(grown, w.accs)
+			w.accs = grown
+		}
+		w.accs = w.accs[:n]
+	}
+	return &w.accs[code-w.lo]
+}
+
 // Stats computes the overview of q's events in range (SPEC §4). Filters on
 // session properties keep whole sessions. With a filter on an event
 // property, pageviews are the passing pageviews, while visitors, sessions,
@@ -50,7 +81,7 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	defer r.end()
 	pv, pl := r.nameCode("$pageview"), r.nameCode("$pageleave")
 	sessCol := r.t.column("$session_id")
-	sessions := make([]sessionAcc, sessCol.dict.size())
+	var sessions sessionWindow
 	seen := make([]bool, r.nPersons())
 	names, sids := newColReader(r.t.name), newColReader(sessCol)
 	// add takes rows into the figures: every row's person is a visitor,
@@ -72,7 +103,7 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 			if sid == 0 {
 				continue
 			}
-			a := &sessions[sid]
+			a := sessions.at(sid)
 			t := ts[off]
 			if a.events == 0 {
 				a.first, a.last = t, t
@@ -112,8 +143,8 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	}
 	r.end()
 	var bounces, durMs int64
-	for i := range sessions {
-		a := &sessions[i]
+	for i := range sessions.accs {
+		a := &sessions.accs[i]
 		if a.events == 0 {
 			continue
 		}
