@@ -479,15 +479,17 @@ func (hf *histFile) codeChunkOf(name string) (codeChunk, error) {
 }
 
 func (hf *histFile) dictStrings(col string) ([]string, error) {
-	b := hf.sec("d:" + col)
+	// One copy of the section, which the strings share: one allocation
+	// instead of one a string (millions of session ids at start).
+	all := string(hf.sec("d:" + col))
 	var out []string
-	for len(b) > 0 {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
+	for i := 0; i < len(all); {
+		l, n := binary.Uvarint([]byte(all[i:min(i+binary.MaxVarintLen64, len(all))]))
+		if n <= 0 || l > uint64(len(all)-i-n) {
 			return nil, fmt.Errorf("%w: dictionary %s", errBadHist, col)
 		}
-		out = append(out, string(b[n:n+int(l)]))
-		b = b[n+int(l):]
+		out = append(out, all[i+n:i+n+int(l)])
+		i += n + int(l)
 	}
 	return out, nil
 }
@@ -675,6 +677,7 @@ func (t *table) attach(hf *histFile) error {
 		if uint32(d.size()) != r.From || int(r.To-r.From) != len(strs) {
 			return fmt.Errorf("%w: dictionary %s holds codes [%d,%d), the table is at %d", errBadHist, r.Col, r.From, r.To, d.size())
 		}
+		d.strs = slices.Grow(d.strs, len(strs))
 		for _, s := range strs {
 			d.restore(s)
 		}
