@@ -4,7 +4,7 @@
 
 import { h, replace, errorBox, empty, spinner, text, num, ago, dateTime } from '../dom.js';
 import { get, send, url, navigate, sharedQuery, currentSite, ops, opNames } from '../api.js';
-import { eventDatalist, eventLabel, propDatalist } from '../components.js';
+import { eventDatalist, eventLabel, eventText, eventValue, propDatalist } from '../components.js';
 import { displayName } from './persons.js';
 
 function describe(c) {
@@ -23,7 +23,7 @@ function cohortForm(c, onSave, onCancel) {
         h('option', { value: 'behavioral', selected: kind === 'behavioral' }, 'Did an event'),
         h('option', { value: 'property', selected: kind === 'property' }, 'Has a property')))),
     h('div', { class: 'form-row', dataset: { kind: 'behavioral' } },
-      h('label', 'Event', h('input', { name: 'event', value: c?.event || '$pageview', list: 'fp-events', autocomplete: 'off' })),
+      h('label', 'Event', h('input', { name: 'event', value: eventText(c?.event || '$pageview'), list: 'fp-events', autocomplete: 'off' })),
       h('label', 'Within the last … days', h('input', { name: 'days', type: 'number', min: 1, value: c?.days || 30 }))),
     h('div', { class: 'form-row', dataset: { kind: 'property' } },
       h('label', 'Person property', h('input', { name: 'property', value: c?.property || '', list: 'fp-props', placeholder: 'e.g. email', autocomplete: 'off' })),
@@ -41,7 +41,7 @@ function cohortForm(c, onSave, onCancel) {
     e.preventDefault();
     const body = f.kind.value === 'property'
       ? { name: f.name.value.trim(), kind: 'property', property: f.property.value.trim(), op: f.op.value, value: f.value.value }
-      : { name: f.name.value.trim(), kind: 'behavioral', event: f.event.value.trim(), days: parseInt(f.days.value, 10) || 30 };
+      : { name: f.name.value.trim(), kind: 'behavioral', event: eventValue(f.event.value), days: parseInt(f.days.value, 10) || 30 };
     try {
       await onSave(body);
     } catch (x) {
