@@ -3,6 +3,7 @@ package store
 import (
 	"hash/maphash"
 	"math/bits"
+	"slices"
 	"strings"
 )
 
@@ -120,6 +121,25 @@ func (d *dict) index(s string, c uint32) {
 	i, _ := d.slot(s)
 	d.slots[i] = c
 	d.n++
+}
+
+// reserve makes room for n codes: the string list and the index grow once.
+func (d *dict) reserve(n int) {
+	if n <= len(d.strs) {
+		return
+	}
+	d.strs = slices.Grow(d.strs, n-len(d.strs))
+	if size := n*4/3 + 1; size > len(d.slots) {
+		old := d.slots
+		d.slots, d.n = make([]uint32, size), 0
+		for _, oc := range old {
+			if oc != 0 && d.strs[oc] != "" {
+				i, _ := d.slot(d.strs[oc])
+				d.slots[i] = oc
+				d.n++
+			}
+		}
+	}
 }
 
 // code returns the code of s, adding it if new. s is copied when added, so

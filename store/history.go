@@ -27,6 +27,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -870,13 +871,47 @@ func (s *DB) loadHistory() error {
 		close(toIndex)
 		<-indexed
 	}()
-	for _, x := range ls {
-		path := filepath.Join(s.hist.dir, x.l.File)
-		hf, err := openHist(x.id, path)
+	// The files are mapped first, so that every dictionary can be sized
+	// once for all of them; and the collector runs less often meanwhile
+	// (millions of strings are added at once), then as it was.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	opened := make([]*histFile, len(ls))
+	errs := make([]error, len(ls))
+	upTo := map[string]map[string]uint32{} // site → dictionary → codes
+	for i, x := range ls {
+		hf, err := openHist(x.id, filepath.Join(s.hist.dir, x.l.File))
 		if err == nil && (hf.hdr.Site != x.l.Site || hf.hdr.Chunk != x.l.Chunk) {
 			unmapFile(hf.data)
 			err = fmt.Errorf("%w: %s is for %s/%d, listed as %s/%d", errBadHist, hf.path, hf.hdr.Site, hf.hdr.Chunk, x.l.Site, x.l.Chunk)
 		}
+		opened[i], errs[i] = hf, err
+		if err != nil {
+			continue
+		}
+		if upTo[x.l.Site] == nil {
+			upTo[x.l.Site] = map[string]uint32{}
+		}
+		for _, r := range hf.hdr.Dicts {
+			upTo[x.l.Site][r.Col] = max(upTo[x.l.Site][r.Col], r.To)
+		}
+	}
+	for site, m := range upTo {
+		for _, d := range s.tableFor(site).dictsOf() {
+			d.d.reserve(int(m[d.name]))
+		}
+	}
+	next := 0 // files from here on are not attached (unmapped if Open fails)
+	defer func() {
+		for _, hf := range opened[next:] {
+			if hf != nil {
+				unmapFile(hf.data)
+			}
+		}
+	}()
+	for i, x := range ls {
+		next = i + 1
+		path := filepath.Join(s.hist.dir, x.l.File)
+		hf, err := opened[i], errs[i]
 		if err != nil {
 			// A file that is missing or cannot be read costs its own rows,
 			// not the store: the chunk is taken as deleted, the file is
