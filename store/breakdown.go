@@ -54,6 +54,16 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 	}
 	counts := make([]int, len(strs))
 	var keys, persons []uint32
+	// Visitors by value: with few values (pages, browsers, countries), a
+	// set of persons per value met, as bits (at most 64 MB for all); with
+	// many, the (value, person) pairs, counted after. The pairs of 30 days
+	// of a busy site are hundreds of MB that the bits never allocate.
+	nP := r.nPersons()
+	var met [][]uint64
+	var visitorsMet []int
+	if uint64(len(strs))*uint64(nP) <= 1<<29 {
+		met, visitorsMet = make([][]uint64, len(strs)), make([]int, len(strs))
+	}
 	vals, names := newColReader(col), newColReader(r.t.name)
 	each := r.chunks
 	if r.scoped && IsSessionProp(bq.Property) {
@@ -74,13 +84,28 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 				continue
 			}
 			counts[v]++
-			keys = append(keys, v)
-			persons = append(persons, r.roots[dids[off]])
+			p := r.roots[dids[off]]
+			if met == nil {
+				keys = append(keys, v)
+				persons = append(persons, p)
+				continue
+			}
+			b := met[v]
+			if b == nil {
+				b = make([]uint64, (nP+63)/64)
+				met[v] = b
+			}
+			if b[p>>6]&(1<<(p&63)) == 0 {
+				b[p>>6] |= 1 << (p & 63)
+				visitorsMet[v]++
+			}
 		}
 	})
-	nPersons := r.nPersons()
 	r.end()
-	visitors := countDistinct(keys, persons, len(strs), nPersons)
+	visitors := visitorsMet
+	if met == nil {
+		visitors = countDistinct(keys, persons, len(strs), nP)
+	}
 	var out []BreakdownRow
 	for v, n := range counts {
 		if n > 0 {
