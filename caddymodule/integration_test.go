@@ -72,7 +72,26 @@ func startCaddy(t *testing.T, cfg string) *caddytest.Tester {
 	// period 1ns); a kept-alive connection to it would answer EOF.
 	http.DefaultClient.CloseIdleConnections()
 	tc.Client.CloseIdleConnections()
+	settle(base)
 	return tc
+}
+
+// settle waits until three new connections in a row to url are answered
+// (with any status): while the previous config's server is being stopped,
+// a connection can still land in its accept queue and be reset. HEAD, so
+// that no server pageview is counted.
+func settle(url string) {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+	for ok, tries := 0, 0; ok < 3 && tries < 100; tries++ {
+		res, err := c.Head(url + "/")
+		if err != nil {
+			ok = 0
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		res.Body.Close()
+		ok++
+	}
 }
 
 // requireTool skips when a tool is missing on a developer's machine, and
