@@ -16,7 +16,7 @@ func TestClickHouseBlock(t *testing.T) {
 	var h Handler
 	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`analytics {
 		db /tmp/a.db
-		clickhouse http://127.0.0.1:8123 http://127.0.0.1:8124 {
+		clickhouse http://ch-a.internal:8123 http://ch-b.internal:8123 {
 			database firstparty
 			user default
 			password s3cret
@@ -30,7 +30,7 @@ func TestClickHouseBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &ClickHouse{URLs: []string{"http://127.0.0.1:8123", "http://127.0.0.1:8124"}, Database: "firstparty", User: "default",
+	want := &ClickHouse{URLs: []string{"http://ch-a.internal:8123", "http://ch-b.internal:8123"}, Database: "firstparty", User: "default",
 		Password: "s3cret", Cluster: "fp", Batch: 5000, Flush: caddy.Duration(250 * time.Millisecond), Keep: caddy.Duration(7 * 24 * time.Hour)}
 	if !reflect.DeepEqual(h.ClickHouse, want) || h.Sync != "always" {
 		t.Fatalf("got %+v (sync %q), want %+v", h.ClickHouse, h.Sync, want)
