@@ -107,16 +107,7 @@ func (d *dict) slot(s string) (uint64, uint32) {
 // index adds code c (of string s, not in the index) to the index.
 func (d *dict) index(s string, c uint32) {
 	if (d.n+1)*4 > len(d.slots)*3 {
-		old := d.slots
-		d.slots = make([]uint32, max(64, len(old)*2))
-		d.n = 0
-		for _, oc := range old {
-			if oc != 0 && d.strs[oc] != "" {
-				i, _ := d.slot(d.strs[oc])
-				d.slots[i] = oc
-				d.n++
-			}
-		}
+		d.rehash(max(64, len(d.slots)*2))
 	}
 	i, _ := d.slot(s)
 	d.slots[i] = c
@@ -130,14 +121,20 @@ func (d *dict) reserve(n int) {
 	}
 	d.strs = slices.Grow(d.strs, n-len(d.strs))
 	if size := n*4/3 + 1; size > len(d.slots) {
-		old := d.slots
-		d.slots, d.n = make([]uint32, size), 0
-		for _, oc := range old {
-			if oc != 0 && d.strs[oc] != "" {
-				i, _ := d.slot(d.strs[oc])
-				d.slots[i] = oc
-				d.n++
-			}
+		d.rehash(size)
+	}
+}
+
+// rehash moves the index into a table of size slots; blanked strings are
+// left out.
+func (d *dict) rehash(size int) {
+	old := d.slots
+	d.slots, d.n = make([]uint32, size), 0
+	for _, oc := range old {
+		if oc != 0 && d.strs[oc] != "" {
+			i, _ := d.slot(d.strs[oc])
+			d.slots[i] = oc
+			d.n++
 		}
 	}
 }
@@ -436,18 +433,7 @@ func (x *uuidIndex) put(row int, keys *vec[UUIDKey]) {
 }
 
 func (x *uuidIndex) grow(keys *vec[UUIDKey]) {
-	n := len(x.slots) * 3 / 2
-	if n == 0 {
-		n = 1024
-	}
-	old := x.slots
-	x.slots = makeSlice[uint32](n, n) // zeroed, as make and mmap both give
-	for _, s := range old {
-		if s != 0 {
-			x.put(int(s-1), keys)
-		}
-	}
-	freeSlice(old)
+	x.rehash(max(1024, len(x.slots)*3/2), keys)
 }
 
 // home maps a hash onto the slots (any number of them: a table sized to
@@ -468,12 +454,15 @@ func next(i, n uint64) uint64 {
 // reserve sizes the index for n keys at once (at start, when the number
 // of rows in history files is known), sparing the rehash of every doubling.
 func (x *uuidIndex) reserve(n int, keys *vec[UUIDKey]) {
-	size := max(1024, n*4/3+1)
-	if size <= len(x.slots) {
-		return
+	if size := max(1024, n*4/3+1); size > len(x.slots) {
+		x.rehash(size, keys)
 	}
+}
+
+// rehash moves the index into a table of size slots.
+func (x *uuidIndex) rehash(size int, keys *vec[UUIDKey]) {
 	old := x.slots
-	x.slots = makeSlice[uint32](size, size)
+	x.slots = makeSlice[uint32](size, size) // zeroed, as make and mmap both give
 	for _, s := range old {
 		if s != 0 {
 			x.put(int(s-1), keys)

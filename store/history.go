@@ -187,12 +187,49 @@ func (w *histWriter) bytes() []byte {
 	w.hdr.Body = int64(len(w.body))
 	w.hdr.BodyCRC = crc32.ChecksumIEEE(w.body)
 	hj, _ := json.Marshal(&w.hdr)
-	start := alignUp(16+len(hj), histPage)
-	out := make([]byte, start, start+len(w.body))
-	copy(out, histMagic)
-	binary.LittleEndian.PutUint64(out[8:], uint64(len(hj)))
-	copy(out[16:], hj)
-	return append(out, w.body...)
+	return frame(histMagic, hj, w.body)
+}
+
+// block appends an event block's value at the next aligned offset of the
+// body and lists it under meta.
+func (w *histWriter) block(meta histBlockMeta, val string) {
+	for len(w.body)%histAlign != 0 {
+		w.body = append(w.body, 0)
+	}
+	meta.Off, meta.Size = int64(len(w.body)), int64(len(val))
+	w.body = append(w.body, val...)
+	w.hdr.Blocks = append(w.hdr.Blocks, meta)
+}
+
+// frame lays out a history or recording file: the magic, the header's
+// length and the header, then the body at the next page boundary.
+func frame(magic string, header, body []byte) []byte {
+	start := alignUp(16+len(header), histPage)
+	out := make([]byte, start, start+len(body))
+	copy(out, magic)
+	binary.LittleEndian.PutUint64(out[8:], uint64(len(header)))
+	copy(out[16:], header)
+	return append(out, body...)
+}
+
+// unframe parses what frame laid out into hdr (JSON) and returns the body,
+// which must be bodyLen(hdr) bytes.
+func unframe(data []byte, magic string, hdr any, bodyLen func() int64) ([]byte, error) {
+	if len(data) < 16 || string(data[:8]) != magic {
+		return nil, fmt.Errorf("%w: not a %s file", errBadHist, magic)
+	}
+	hl := binary.LittleEndian.Uint64(data[8:])
+	if hl > histHeaderMax || int(hl) > len(data)-16 {
+		return nil, fmt.Errorf("%w: header length", errBadHist)
+	}
+	if err := json.Unmarshal(data[16:16+hl], hdr); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadHist, err)
+	}
+	start := alignUp(16+int(hl), histPage)
+	if start > len(data) || int64(len(data)-start) != bodyLen() {
+		return nil, fmt.Errorf("%w: body is %d bytes, header says %d", errBadHist, len(data)-min(start, len(data)), bodyLen())
+	}
+	return data[start:], nil
 }
 
 func alignUp(n, a int) int { return (n + a - 1) / a * a }
@@ -398,22 +435,11 @@ func openHist(id uint64, path string) (*histFile, error) {
 }
 
 func (hf *histFile) parse() error {
-	d := hf.data
-	if len(d) < 16 || string(d[:8]) != histMagic {
-		return errBadHist
+	body, err := unframe(hf.data, histMagic, &hf.hdr, func() int64 { return hf.hdr.Body })
+	if err != nil {
+		return err
 	}
-	hl := binary.LittleEndian.Uint64(d[8:])
-	if hl > histHeaderMax || int(hl) > len(d)-16 {
-		return errBadHist
-	}
-	if err := json.Unmarshal(d[16:16+hl], &hf.hdr); err != nil {
-		return fmt.Errorf("%w: %v", errBadHist, err)
-	}
-	start := alignUp(16+int(hl), histPage)
-	if start > len(d) || int64(len(d)-start) != hf.hdr.Body {
-		return fmt.Errorf("%w: body is %d bytes, header says %d", errBadHist, len(d)-max(start, 0), hf.hdr.Body)
-	}
-	hf.body = d[start:]
+	hf.body = body
 	hf.secs = make(map[string]histSection, len(hf.hdr.Sections))
 	for _, s := range hf.hdr.Sections {
 		if s.Off < 0 || s.Len < 0 || s.Off+s.Len > int64(len(hf.body)) || s.Off%histAlign != 0 {
@@ -1070,12 +1096,7 @@ func (s *DB) moveChunk(t *table, ci int) error {
 				return fmt.Errorf("block %s: %w", b.key, err)
 			}
 		}
-		for len(w.body)%histAlign != 0 {
-			w.body = append(w.body, 0)
-		}
-		meta.Off, meta.Size = int64(len(w.body)), int64(len(val))
-		w.body = append(w.body, val...)
-		w.hdr.Blocks = append(w.hdr.Blocks, meta)
+		w.block(meta, val)
 		nMovedBlocks++
 	}
 
@@ -1283,12 +1304,7 @@ func (s *DB) prepareRewrite(t *table, hf *histFile, id uint64, e histEdit) (*his
 			slices.Sort(meta.Skips)
 			meta.Skips = slices.Compact(meta.Skips)
 		}
-		for len(w.body)%histAlign != 0 {
-			w.body = append(w.body, 0)
-		}
-		meta.Off, meta.Size = int64(len(w.body)), int64(len(val))
-		w.body = append(w.body, val...)
-		w.hdr.Blocks = append(w.hdr.Blocks, meta)
+		w.block(meta, val)
 	}
 	name := histName(id)
 	path := filepath.Join(s.hist.dir, name)

@@ -9,7 +9,6 @@ package store
 // the files that hold them again without those chunks.
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -79,12 +78,7 @@ func writeRecFile(path string, keys []string, vals []string, crash func(string))
 	}
 	hdr.Body, hdr.BodyCRC = int64(len(body)), crc32.ChecksumIEEE(body)
 	hj, _ := json.Marshal(&hdr)
-	start := alignUp(16+len(hj), histPage)
-	out := make([]byte, start, start+len(body))
-	copy(out, recMagic)
-	binary.LittleEndian.PutUint64(out[8:], uint64(len(hj)))
-	copy(out[16:], hj)
-	return writeFileAtomic(path, append(out, body...), crash)
+	return writeFileAtomic(path, frame(recMagic, hj, body), crash)
 }
 
 func openRecFile(id uint64, path string) (*recFile, error) {
@@ -97,21 +91,11 @@ func openRecFile(id uint64, path string) (*recFile, error) {
 		unmapFile(data)
 		return nil, fmt.Errorf("%w: %s: %s", errBadHist, path, why)
 	}
-	if len(data) < 16 || string(data[:8]) != recMagic {
-		return bad("not a recording file")
-	}
-	hl := binary.LittleEndian.Uint64(data[8:])
-	if hl > histHeaderMax || int(hl) > len(data)-16 {
-		return bad("header length")
-	}
-	if err := json.Unmarshal(data[16:16+hl], &rf.hdr); err != nil {
+	body, err := unframe(data, recMagic, &rf.hdr, func() int64 { return rf.hdr.Body })
+	if err != nil {
 		return bad(err.Error())
 	}
-	start := alignUp(16+int(hl), histPage)
-	if start > len(data) || int64(len(data)-start) != rf.hdr.Body {
-		return bad("body length")
-	}
-	rf.body = data[start:]
+	rf.body = body
 	for _, c := range rf.hdr.Chunks {
 		if c.Off < 0 || c.Size < 0 || c.Off+c.Size > rf.hdr.Body {
 			return bad("chunk out of range")
