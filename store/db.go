@@ -395,3 +395,7 @@ func ctxDone(ctx context.Context) bool {
 		return false
 	}
 }
+
+// Now is the store's clock (Options.Now), which LiveCount reads; a
+// backend that answers LiveCount elsewhere reads the same clock.
+func (s *DB) Now() time.Time { return s.opts.Now() }

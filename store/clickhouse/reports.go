@@ -29,11 +29,11 @@ func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string,
 	}
 	if q.Cohort != 0 {
 		c, err := b.DB.Cohort(ctx, q.Site, q.Cohort)
-		if err != nil || c.Kind != store.CohortBehavioral {
-			return "cohort by person properties (or unknown)"
+		if err != nil {
+			return "unknown cohort"
 		}
-		if _, ok := b.eventCond(ctx, q.Site, c.Event); !ok {
-			return "cohort event"
+		if r := b.cohortReason(ctx, q.Site, c); r != "" {
+			return r
 		}
 	}
 	if tzName(q) == "" {
@@ -274,7 +274,7 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 	if !q.IncludeBots {
 		bots = Build("? != 'true'", prop(store.Datacenter))
 	}
-	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
+	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
 		q.Site, q.From.UnixMilli(), q.To.UnixMilli(), bots)
 	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
 	ename, vis := SQL("name"), SQL("1")
@@ -292,31 +292,20 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 	}
 	members := SQL("1")
 	if q.Cohort != 0 {
-		// A behavioural cohort: the persons with the cohort's event in
-		// the Days before q.To (in q's time zone).
 		c, err := b.DB.Cohort(ctx, q.Site, q.Cohort)
 		if err != nil {
 			return "", err
 		}
-		cond, _ := b.eventCond(ctx, q.Site, c.Event)
-		tz := q.TZ
-		if tz == nil {
-			tz = time.UTC
-		}
-		to := q.To.In(tz)
-		cq := store.Query{Site: q.Site, From: to.AddDate(0, 0, -c.Days), To: to, TZ: q.TZ, IncludeBots: q.IncludeBots}
-		cbase, err := b.base(ctx, cq, seriesProps(c.Event)...)
-		if err != nil {
+		if members, err = b.cohortSQL(ctx, q, c); err != nil {
 			return "", err
 		}
-		members = Build("person GLOBAL IN (SELECT person FROM (?) WHERE vis AND ?)", cbase, cond)
 	}
-	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, if(pm_person = '', distinct_id, pm_person) AS person
+	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, if(pm_person = '', distinct_id, pm_person) AS person
 FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0`, inner, persons)
 	if q.Cohort != 0 {
 		mid = Build("SELECT * FROM (?) WHERE ?", mid, members)
 	}
-	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid)
+	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid)
 	need := false
 	for _, f := range q.Filters {
 		need = need || store.IsSessionProp(f.Prop)

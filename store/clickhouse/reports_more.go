@@ -1,0 +1,791 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
+	"github.com/tidwall/gjson"
+)
+
+// The reports beyond stats, breakdown, trends, funnel and retention:
+// paths, heatmaps, goals, the server report, the live count and cohorts'
+// persons, and cohorts by person properties. SQL selects and groups;
+// where the local store reads a value as a number (heatmap coordinates,
+// revenue, $server_ms, subscriber counts) or matches it by Go's rules, SQL
+// returns each distinct value with its count and Go reads it the same way
+// the local store does, so that the answers are the same to the bit.
+
+// maxCohortList bounds the persons a cohort by person properties lists in
+// a query (by hash): beyond it the query goes to the local store, counted.
+const maxCohortList = 4000
+
+// cohortReason returns why a cohort cannot be applied in SQL, or "".
+func (b *Backend) cohortReason(ctx context.Context, site string, c store.Cohort) string {
+	switch c.Kind {
+	case store.CohortBehavioral:
+		if _, ok := b.eventCond(ctx, site, c.Event); !ok {
+			return "cohort event"
+		}
+		return ""
+	case store.CohortProperty:
+		// Every person with a property event bounds both lists.
+		n, err := b.one(ctx, Build("SELECT uniqExact(distinct_id) FROM events WHERE site = ? AND ?", site, personPropEvents))
+		if err != nil || n > maxCohortList {
+			return "cohort by person properties with too many persons"
+		}
+		return ""
+	}
+	return "cohort kind"
+}
+
+// personPropEvents is true for events that shape person properties.
+const personPropEvents = SQL("(has(prop_keys, '$set') OR has(prop_keys, '$set_once') OR has(prop_keys, '$unset'))")
+
+// personsOf is the relation (person, distinct_id, unmapped, and the
+// columns cols of events, by their names) of every event of a site that is not deleted,
+// each uuid once, whatever its time.
+func personsOf(site string, cols, names, where SQL) SQL {
+	return Build(`SELECT if(pm_person = '', distinct_id, pm_person) AS person, pm_person = '' AS unmapped, distinct_id, ? FROM (
+	SELECT distinct_id, ? FROM events FINAL WHERE site = ? AND ?
+) GLOBAL ANY LEFT JOIN (
+	SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id
+) USING distinct_id WHERE pm_deleted = 0`, names, cols, site, where, site)
+}
+
+// cohortSQL is the condition on base's person column that keeps c's
+// members as of q.To.
+func (b *Backend) cohortSQL(ctx context.Context, q store.Query, c store.Cohort) (SQL, error) {
+	if c.Kind == store.CohortProperty {
+		return b.propertyCohortSQL(ctx, q.Site, c)
+	}
+	// A behavioural cohort: the persons with the cohort's event in the
+	// Days before q.To (in q's time zone), bots included and filters
+	// ignored, as the local store counts them.
+	cond, _ := b.eventCond(ctx, q.Site, c.Event)
+	tz := q.TZ
+	if tz == nil {
+		tz = time.UTC
+	}
+	to := q.To.In(tz)
+	cq := store.Query{Site: q.Site, From: to.AddDate(0, 0, -c.Days), To: to, TZ: q.TZ, IncludeBots: true}
+	cbase, err := b.base(ctx, cq, seriesProps(c.Event)...)
+	if err != nil {
+		return "", err
+	}
+	return Build("person GLOBAL IN (SELECT person FROM (?) WHERE vis AND ?)", cbase, cond), nil
+}
+
+// propertyCohortSQL: a person's properties are those their events' $set,
+// $set_once and $unset give them, applied in the order the events were
+// appended (ver descending), as the local store applies them; the cohort
+// compares one of them. Persons without the property compare the empty
+// value, so the condition lists (by hash) only the persons that have it:
+// those who pass, or those who fail when the empty value passes.
+func (b *Backend) propertyCohortSQL(ctx context.Context, site string, c store.Cohort) (SQL, error) {
+	cols := SQL(`ver, prop_vals[indexOf(prop_keys, '$set')] AS set, prop_kinds[indexOf(prop_keys, '$set')] AS setk,
+	prop_vals[indexOf(prop_keys, '$set_once')] AS once, prop_kinds[indexOf(prop_keys, '$set_once')] AS oncek,
+	prop_vals[indexOf(prop_keys, '$unset')] AS unset, prop_kinds[indexOf(prop_keys, '$unset')] AS unsetk`)
+	rows, err := b.client().Query(ctx, Build("SELECT person, set, setk, once, oncek, unset, unsetk FROM (?) ORDER BY ver DESC",
+		personsOf(site, cols, "ver, set, setk, once, oncek, unset, unsetk", personPropEvents)))
+	if err != nil {
+		return "", err
+	}
+	type state struct {
+		has bool
+		v   string
+	}
+	props := map[string]*state{}
+	kj := uint64(store.KindJSON)
+	for _, r := range rows {
+		p := asStr(r[0])
+		st := props[p]
+		if st == nil {
+			st = &state{}
+			props[p] = st
+		}
+		if uint64(asInt(r[2])) == kj {
+			gjson.Parse(asStr(r[1])).ForEach(func(k, v gjson.Result) bool {
+				if k.String() == c.Property {
+					st.has, st.v = true, store.ValueFromJSON(v).String()
+				}
+				return true
+			})
+		}
+		if uint64(asInt(r[4])) == kj {
+			gjson.Parse(asStr(r[3])).ForEach(func(k, v gjson.Result) bool {
+				if k.String() == c.Property && !st.has {
+					st.has, st.v = true, store.ValueFromJSON(v).String()
+				}
+				return true
+			})
+		}
+		if uint64(asInt(r[6])) == kj {
+			gjson.Parse(asStr(r[5])).ForEach(func(_, v gjson.Result) bool {
+				if v.String() == c.Property {
+					st.has, st.v = false, ""
+				}
+				return true
+			})
+		}
+	}
+	f := store.Filter{Prop: c.Property, Op: c.Op, Value: c.Value}
+	empty := matchValue(f, "")
+	var list []SQL
+	for p, st := range props {
+		if st.v != "" && matchValue(f, st.v) != empty {
+			list = append(list, Build("sipHash64(?)", p))
+		}
+	}
+	if len(list) > maxCohortList {
+		return "", errors.New("clickhouse: cohort lists too many persons")
+	}
+	in := SQL("0")
+	if len(list) > 0 {
+		in = Build("sipHash64(person) IN (?)", Join(list, ", "))
+	}
+	if empty {
+		return Build("NOT ?", in), nil
+	}
+	return in, nil
+}
+
+// matchValue is store.Filter's test of a value (PostHog's operators,
+// "contains" ignoring case).
+func matchValue(f store.Filter, v string) bool {
+	switch f.Op {
+	case store.OpEq:
+		return v == f.Value
+	case store.OpNe:
+		return v != f.Value
+	case store.OpContains:
+		return v != "" && strings.Contains(strings.ToLower(v), strings.ToLower(f.Value))
+	case store.OpNotContains:
+		return v == "" || !strings.Contains(strings.ToLower(v), strings.ToLower(f.Value))
+	}
+	return false
+}
+
+// Paths follows each session's pageviews (a person's, for events without
+// a session) in time order, equal times in the order they were appended.
+func (b *Backend) Paths(ctx context.Context, q store.Query, pq store.PathsQuery) ([]store.PathLink, error) {
+	if b.sqlReason(ctx, q, nil) != "" {
+		b.count(&b.inLocal, "paths")
+		return b.DB.Paths(ctx, q, pq)
+	}
+	if pq.Steps <= 0 {
+		pq.Steps = 5
+	}
+	pq.Steps = min(pq.Steps, 20)
+	b.count(&b.inSQL, "paths")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	// p: the group's pages in order; from the first Start when given;
+	// c: consecutive repeats collapsed, the first Steps kept.
+	start := SQL("p")
+	if pq.Start != "" {
+		start = Build("arraySlice(p, indexOf(p, ?))", pq.Start)
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT tupleElement(l, 1), tupleElement(l, 2), tupleElement(l, 3), count() FROM (
+	SELECT arrayJoin(arrayMap((x, y, k) -> (k, x, y), arrayPopBack(c), arrayPopFront(c), arrayEnumerate(arrayPopBack(c)))) AS l FROM (
+		SELECT arraySlice(arrayFilter((x, y) -> x != y, s, arrayPushFront(arrayPopBack(s), '')), 1, ?) AS c FROM (
+			SELECT ? AS s FROM (
+				SELECT arraySort((x, k) -> k, groupArray(pg), groupArray((ts, bitNot(ver)))) AS p FROM (
+					SELECT if(session != '', concat('s', session), concat('p', person)) AS g, ? AS pg, ts, ver FROM (?)
+					WHERE pass AND vis AND ename = '$pageview' AND pg != ''
+				) GROUP BY g
+			) WHERE ? = 0 OR has(p, ?)
+		)
+	)
+) GROUP BY l`, pq.Steps, start, prop("$pathname"), withPass(base, q), pq.Start != "", pq.Start))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.PathLink, 0, len(rows))
+	for _, r := range rows {
+		k := strconv.FormatInt(asInt(r[0]), 10)
+		k1 := strconv.FormatInt(asInt(r[0])+1, 10)
+		out = append(out, store.PathLink{Source: k + "_" + asStr(r[1]), Target: k1 + "_" + asStr(r[2]), Value: int(asInt(r[3]))})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := &out[i], &out[j]
+		if a.Value != b.Value {
+			return a.Value > b.Value
+		}
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		return a.Target < b.Target
+	})
+	return out, nil
+}
+
+// number reads a value as the local store's heatmaps do.
+func number(s string) (float64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, false
+	}
+	return f, true
+}
+
+// nearestWidth is the width class of a viewport width (store.ViewportWidths).
+func nearestWidth(w float64) int {
+	best := store.ViewportWidths[0]
+	for _, c := range store.ViewportWidths[1:] {
+		if math.Abs(w-float64(c)) < math.Abs(w-float64(best)) {
+			best = c
+		}
+	}
+	return best
+}
+
+func viewportClass(w float64) string {
+	switch {
+	case w < 768:
+		return "mobile"
+	case w < 1024:
+		return "tablet"
+	}
+	return "desktop"
+}
+
+// Heatmap aggregates a page's clicks or scroll depth.
+func (b *Backend) Heatmap(ctx context.Context, q store.Query, hq store.HeatmapQuery) ([]store.HeatmapPoint, error) {
+	width := 0
+	valid := hq.URL != ""
+	switch hq.Viewport {
+	case "", "mobile", "tablet", "desktop":
+	default:
+		w, err := strconv.Atoi(hq.Viewport)
+		valid = valid && err == nil && w > 0 && w <= 100000
+		width = nearestWidth(float64(w))
+	}
+	switch hq.Type {
+	case "":
+		hq.Type = store.HeatmapClick
+	case store.HeatmapClick, store.HeatmapScroll:
+	default:
+		valid = false
+	}
+	if !valid {
+		return b.DB.Heatmap(ctx, q, hq) // the local store's error
+	}
+	if b.sqlReason(ctx, q, nil) != "" {
+		b.count(&b.inLocal, "heatmap")
+		return b.DB.Heatmap(ctx, q, hq)
+	}
+	b.count(&b.inSQL, "heatmap")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	viewportOK := func(w string) bool {
+		if hq.Viewport == "" {
+			return true
+		}
+		x, ok := number(w)
+		if width != 0 {
+			return ok && nearestWidth(x) == width
+		}
+		return ok && viewportClass(x) == hq.Viewport
+	}
+	vw := SQL("''")
+	if hq.Viewport != "" {
+		vw = prop("$viewport_width")
+	}
+	if hq.Type == store.HeatmapScroll {
+		rows, err := b.client().Query(ctx, Build(`SELECT d, w, count() FROM (SELECT ? AS d, ? AS w, ? AS pp, name, pass, vis FROM (?))
+WHERE pass AND vis AND name = '$pageleave' AND pp = ? GROUP BY d, w`, prop("$prev_pageview_max_content"), vw, prop("$prev_pageview_pathname"), withPass(base, q), hq.URL))
+		if err != nil {
+			return nil, err
+		}
+		var reached []int
+		for _, r := range rows {
+			d, ok := number(asStr(r[0]))
+			if !ok || d < 0 || !viewportOK(asStr(r[1])) {
+				continue
+			}
+			band := min(int(d/100), 9999)
+			if band < 0 {
+				continue
+			}
+			for len(reached) <= band {
+				reached = append(reached, 0)
+			}
+			reached[band] += int(asInt(r[2]))
+		}
+		out := make([]store.HeatmapPoint, len(reached))
+		n := 0
+		for i := len(reached) - 1; i >= 0; i-- {
+			n += reached[i]
+			out[i] = store.HeatmapPoint{Y: float64(i * 100), Count: n}
+		}
+		return out, nil
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT x, y, w, count() FROM (SELECT ? AS x, ? AS y, ? AS w, ? AS pg, ? AS et, name, pass, vis FROM (?))
+WHERE pass AND vis AND name = '$autocapture' AND pg = ? AND et = 'click' GROUP BY x, y, w`,
+		prop("$click_x"), prop("$click_y"), vw, prop("$pathname"), prop("$event_type"), withPass(base, q), hq.URL))
+	if err != nil {
+		return nil, err
+	}
+	type cell struct{ x, y int64 }
+	cells := map[cell]int{}
+	for _, r := range rows {
+		x, okx := number(asStr(r[0]))
+		y, oky := number(asStr(r[1]))
+		if !okx || !oky || x < 0 || x > 1 || y < 0 || !viewportOK(asStr(r[2])) {
+			continue
+		}
+		cells[cell{int64(math.Round(x * 100)), int64(math.Round(y / 10))}] += int(asInt(r[3]))
+	}
+	out := make([]store.HeatmapPoint, 0, len(cells))
+	for c, n := range cells {
+		out = append(out, store.HeatmapPoint{X: float64(c.x) / 100, Y: float64(c.y * 10), Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.Y != b.Y {
+			return a.Y < b.Y
+		}
+		return a.X < b.X
+	})
+	return out, nil
+}
+
+// HeatmapViewports counts a page's clicks by viewport width class.
+func (b *Backend) HeatmapViewports(ctx context.Context, q store.Query, url string) ([]store.ViewportCount, error) {
+	if url == "" {
+		return b.DB.HeatmapViewports(ctx, q, url) // the local store's error
+	}
+	if b.sqlReason(ctx, q, nil) != "" {
+		b.count(&b.inLocal, "heatmap")
+		return b.DB.HeatmapViewports(ctx, q, url)
+	}
+	b.count(&b.inSQL, "heatmap")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT w, count() FROM (SELECT ? AS w, ? AS pg, ? AS et, name, pass, vis FROM (?))
+WHERE pass AND vis AND name = '$autocapture' AND pg = ? AND et = 'click' GROUP BY w`,
+		prop("$viewport_width"), prop("$pathname"), prop("$event_type"), withPass(base, q), url))
+	if err != nil {
+		return nil, err
+	}
+	counts := map[int]int{}
+	for _, r := range rows {
+		if w, ok := number(asStr(r[0])); ok {
+			counts[nearestWidth(w)] += int(asInt(r[1]))
+		}
+	}
+	out := []store.ViewportCount{}
+	for w, n := range counts {
+		out = append(out, store.ViewportCount{Width: w, Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Count > out[j].Count || out[i].Count == out[j].Count && out[i].Width < out[j].Width
+	})
+	return out, nil
+}
+
+// globSQL is the SQL of "v matches glob" as the local store's globRE
+// matches it: `*` any run of characters but a newline, the rest literal.
+// ok is false for a glob whose literal parts hold a newline (left to the
+// local store).
+func globSQL(v SQL, glob string) (SQL, bool) {
+	parts := strings.Split(glob, "*")
+	if len(parts) == 1 {
+		return Build("(? = ?)", v, glob), true
+	}
+	if strings.Contains(glob, "\n") {
+		return "", false
+	}
+	first, last := parts[0], parts[len(parts)-1]
+	conds := []SQL{
+		Build("position(?, '\\n') = 0", v),
+		Build("length(?) >= ?", v, len(first)+len(last)),
+		Build("substring(?, 1, ?) = ?", v, len(first), first),
+		Build("substring(?, length(?) - ? + 1) = ?", v, v, len(last), last),
+	}
+	if len(last) == 0 {
+		conds[3] = "1"
+	}
+	// The middle parts in order, each at its first place after the one
+	// before (the leftmost match is always the best for a glob).
+	rest := Build("substring(?, ? + 1, length(?) - ?)", v, len(first), v, len(first)+len(last))
+	for _, m := range parts[1 : len(parts)-1] {
+		if m == "" {
+			continue
+		}
+		conds = append(conds, Build("position(?, ?) > 0", rest, m))
+		rest = Build("substring(?, position(?, ?) + ?)", rest, rest, m, len(m))
+	}
+	return Build("(?)", Join(conds, " AND ")), true
+}
+
+// GoalStats counts each goal's visitors, events and revenue.
+func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Goal) ([]store.GoalResult, error) {
+	out := make([]store.GoalResult, len(goals))
+	for i, g := range goals {
+		out[i] = store.GoalResult{Goal: g.Name, GoalID: g.ID}
+	}
+	if len(goals) == 0 {
+		return out, nil
+	}
+	events := make([]string, len(goals))
+	ok := len(goals) <= 100
+	for i, g := range goals {
+		switch {
+		case g.Event != "":
+			events[i] = g.Event
+		case g.Action != 0:
+			events[i] = "action:" + strconv.FormatInt(g.Action, 10)
+		default:
+			events[i] = "$pageview"
+			_, okg := globSQL("pg", g.Path)
+			ok = ok && okg
+		}
+	}
+	if !ok || b.sqlReason(ctx, q, events) != "" {
+		b.count(&b.inLocal, "goals")
+		return b.DB.GoalStats(ctx, q, goals)
+	}
+	b.count(&b.inSQL, "goals")
+	base, err := b.base(ctx, q, seriesProps(events...)...)
+	if err != nil {
+		return nil, err
+	}
+	ks := make([]SQL, len(goals))
+	for i, c := range b.conds(ctx, q.Site, events) {
+		if goals[i].Event == "" && goals[i].Action == 0 {
+			g, _ := globSQL(prop("$pathname"), goals[i].Path)
+			c = Build("(? AND ? != '' AND ?)", c, prop("$pathname"), g)
+		}
+		ks[i] = Build("if(?, ?, 0)", c, i+1)
+	}
+	// k 0: every passing event (the query's visitors).
+	rows, err := b.client().Query(ctx, Build(`SELECT k, count(), uniqExact(person) FROM (
+	SELECT arrayJoin(arrayConcat([0], arrayFilter(x -> x > 0, [?]))) AS k, person FROM (?) WHERE pass AND vis
+) GROUP BY k`, Join(ks, ", "), withPass(base, q)))
+	if err != nil {
+		return nil, err
+	}
+	total := int64(0)
+	for _, r := range rows {
+		k := int(asInt(r[0]))
+		switch {
+		case k == 0:
+			total = asInt(r[2])
+		case k <= len(out):
+			out[k-1].Events, out[k-1].Visitors = int(asInt(r[1])), int(asInt(r[2]))
+		}
+	}
+	// Revenue: `revenue`, else `$revenue`; currency: `currency`, else
+	// `$currency`; each distinct value read here as the local store reads it.
+	pick := func(a, b string) SQL { return Build("if(? != '', ?, ?)", prop(a), prop(a), prop(b)) }
+	rows, err = b.client().Query(ctx, Build(`SELECT k, rv, cu, count() FROM (
+	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS rv, ? AS cu FROM (?) WHERE pass AND vis
+) WHERE rv != '' OR cu != '' GROUP BY k, rv, cu`, Join(ks, ", "), pick("revenue", "$revenue"), pick("currency", "$currency"), withPass(base, q)))
+	if err != nil {
+		return nil, err
+	}
+	currencies := make([]map[string]int, len(out))
+	for _, r := range rows {
+		k := int(asInt(r[0])) - 1
+		if k < 0 || k >= len(out) {
+			continue
+		}
+		n := int(asInt(r[3]))
+		if v, err := strconv.ParseFloat(asStr(r[1]), 64); err == nil && !math.IsInf(v, 0) && !math.IsNaN(v) {
+			for j := 0; j < n; j++ {
+				out[k].Revenue += v
+			}
+		}
+		if c := asStr(r[2]); c != "" {
+			if currencies[k] == nil {
+				currencies[k] = map[string]int{}
+			}
+			currencies[k][strings.ToUpper(c)] += n
+		}
+	}
+	for k := range out {
+		best, bn := "", 0
+		for c, n := range currencies[k] {
+			if n > bn || n == bn && c < best {
+				best, bn = c, n
+			}
+		}
+		out[k].Currency = best
+		if total > 0 {
+			out[k].ConversionRate = float64(out[k].Visitors) / float64(total)
+		}
+		out[k].Revenue = math.Round(out[k].Revenue*1e6) / 1e6
+	}
+	return out, nil
+}
+
+// Server is the report of what only the server sees (SPEC §8): every
+// server pageview counts, confirmed or not.
+func (b *Backend) Server(ctx context.Context, q store.Query, limit int) (store.ServerReport, error) {
+	out := store.ServerReport{NotFound: []store.NotFoundRow{}, Slow: []store.SlowRow{}, Feeds: []store.FeedRow{}}
+	if limit <= 0 {
+		limit = 10
+	}
+	if b.sqlReason(ctx, q, nil) != "" {
+		b.count(&b.inLocal, "server")
+		return b.DB.Server(ctx, q, limit)
+	}
+	b.count(&b.inSQL, "server")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return out, err
+	}
+	rel := Build(`SELECT name, vis, person, ts, ? AS pg, ? AS st, ? AS ms, ? AS rf, ? AS rd, ? AS sb FROM (?) WHERE pass`,
+		prop("$pathname"), prop("$status"), prop("$server_ms"), prop("$referrer"), prop(store.FeedReader), prop(store.FeedSubscribers), withPass(base, q))
+	// Server pageviews: kind 1 answered 404/410 (by path and referrer),
+	// kind 2 the others with a time (by path and time).
+	rows, err := b.client().Query(ctx, Build(`SELECT kind, pg, x, count(), countIf(NOT vis) FROM (
+	SELECT if(st IN ('404', '410'), 1, 2) AS kind, pg, if(kind = 1, rf, ms) AS x, vis FROM (?) WHERE name = '$server_pageview'
+) GROUP BY kind, pg, x`, rel))
+	if err != nil {
+		return out, err
+	}
+	type nf struct {
+		count int
+		refs  map[string]int
+	}
+	notFound := map[string]*nf{}
+	times := map[string][]float64{}
+	confirmed := 0
+	for _, r := range rows {
+		pg, x, n := asStr(r[1]), asStr(r[2]), int(asInt(r[3]))
+		out.ServerPageviews += n
+		confirmed += int(asInt(r[4]))
+		if asInt(r[0]) == 1 {
+			e := notFound[pg]
+			if e == nil {
+				e = &nf{refs: map[string]int{}}
+				notFound[pg] = e
+			}
+			e.count += n
+			if x != "" {
+				e.refs[x] += n
+			}
+			continue
+		}
+		if x != "" {
+			v, _ := strconv.ParseFloat(x, 64)
+			for j := 0; j < n; j++ {
+				times[pg] = append(times[pg], v)
+			}
+		}
+	}
+	if out.ServerPageviews > 0 {
+		out.JSShare = float64(confirmed) / float64(out.ServerPageviews)
+	}
+	for p, e := range notFound {
+		row := store.NotFoundRow{Path: p, Count: e.count}
+		for v, n := range e.refs {
+			row.Referrers = append(row.Referrers, store.BreakdownRow{Value: v, Count: n})
+		}
+		sort.Slice(row.Referrers, func(i, j int) bool {
+			a, b := row.Referrers[i], row.Referrers[j]
+			return a.Count > b.Count || a.Count == b.Count && a.Value < b.Value
+		})
+		row.Referrers = row.Referrers[:min(len(row.Referrers), 5)]
+		out.NotFound = append(out.NotFound, row)
+	}
+	sort.Slice(out.NotFound, func(i, j int) bool {
+		a, b := out.NotFound[i], out.NotFound[j]
+		return a.Count > b.Count || a.Count == b.Count && a.Path < b.Path
+	})
+	out.NotFound = out.NotFound[:min(len(out.NotFound), limit)]
+	for p, ts := range times {
+		sort.Float64s(ts)
+		out.Slow = append(out.Slow, store.SlowRow{Path: p, Count: len(ts), MedianMs: quantile(ts, 0.5), P90Ms: quantile(ts, 0.9)})
+	}
+	sort.Slice(out.Slow, func(i, j int) bool {
+		a, b := out.Slow[i], out.Slow[j]
+		return a.P90Ms > b.P90Ms || a.P90Ms == b.P90Ms && a.Path < b.Path
+	})
+	out.Slow = out.Slow[:min(len(out.Slow), limit)]
+
+	// Feeds: a fetch with a reader and a count (as strconv.Atoi reads it)
+	// counts that reader's largest; any other counts its person on its
+	// (UTC) day.
+	rows, err = b.client().Query(ctx, Build("SELECT DISTINCT sb FROM (?) WHERE name = ? AND rd != ''", rel, store.FeedFetch))
+	if err != nil {
+		return out, err
+	}
+	var counts []string
+	for _, r := range rows {
+		if s := asStr(r[0]); s != "" {
+			if _, err := strconv.Atoi(s); err == nil {
+				counts = append(counts, s)
+			}
+		}
+	}
+	if len(counts) > 10000 {
+		return b.DB.Server(ctx, q, limit) // counted in SQL already; rare
+	}
+	isReader := SQL("0")
+	if len(counts) > 0 {
+		isReader = Build("(rd != '' AND has(?, sb))", counts)
+	}
+	rows, err = b.client().Query(ctx, Build(`SELECT pg, r, if(r, rd, '') AS rdr, if(r, sb, '') AS sbs, if(r, 0, intDiv(ts, 86400000)) AS day, count(), uniqExact(person) FROM (
+	SELECT pg, rd, sb, ts, person, ? AS r FROM (?) WHERE name = ?
+) GROUP BY pg, r, rdr, sbs, day`, isReader, rel, store.FeedFetch))
+	if err != nil {
+		return out, err
+	}
+	type feed struct {
+		fetches int
+		readers map[string]int
+		most    int
+	}
+	feeds := map[string]*feed{}
+	for _, r := range rows {
+		pg := asStr(r[0])
+		f := feeds[pg]
+		if f == nil {
+			f = &feed{readers: map[string]int{}}
+			feeds[pg] = f
+		}
+		f.fetches += int(asInt(r[5]))
+		if asInt(r[1]) != 0 {
+			n, _ := strconv.Atoi(asStr(r[3]))
+			rd := asStr(r[2])
+			f.readers[rd] = max(f.readers[rd], n)
+			continue
+		}
+		f.most = max(f.most, int(asInt(r[6])))
+	}
+	for p, f := range feeds {
+		row := store.FeedRow{Path: p, Fetches: f.fetches, Subscribers: f.most}
+		for _, n := range f.readers {
+			row.Subscribers += n
+		}
+		out.Feeds = append(out.Feeds, row)
+	}
+	sort.Slice(out.Feeds, func(i, j int) bool {
+		a, b := out.Feeds[i], out.Feeds[j]
+		return a.Subscribers > b.Subscribers || a.Subscribers == b.Subscribers && a.Path < b.Path
+	})
+	out.Feeds = out.Feeds[:min(len(out.Feeds), limit)]
+	return out, nil
+}
+
+// quantile of sorted values, by linear interpolation between closest
+// ranks (as the local store computes it).
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	pos := q * float64(len(sorted)-1)
+	i := int(pos)
+	if i+1 >= len(sorted) {
+		return sorted[len(sorted)-1]
+	}
+	return sorted[i] + (sorted[i+1]-sorted[i])*(pos-float64(i))
+}
+
+// LiveCount counts the persons with an event in the last five minutes by
+// the store's clock, on every node.
+func (b *Backend) LiveCount(ctx context.Context, site string) (int, error) {
+	now := b.DB.Now()
+	q := store.Query{Site: site, From: now.Add(-store.LiveWindow), To: now.Add(time.Millisecond)}
+	if b.sqlReason(ctx, q, nil) != "" {
+		b.count(&b.inLocal, "live")
+		return b.DB.LiveCount(ctx, site)
+	}
+	b.count(&b.inSQL, "live")
+	base, err := b.base(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	n, err := b.one(ctx, Build("SELECT uniqExact(person) FROM (?) WHERE vis", base))
+	return int(n), err
+}
+
+// CohortPersons lists a cohort's persons that have events (as of q.To for
+// a behavioural one), most recently created first, and their number.
+func (b *Backend) CohortPersons(ctx context.Context, q store.Query, id int64, limit int) ([]store.Person, int, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	c, err := b.DB.Cohort(ctx, q.Site, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	q.Cohort, q.Filters = id, nil
+	if q.To.Before(q.From) || tzName(q) == "" || b.cohortReason(ctx, q.Site, c) != "" {
+		b.count(&b.inLocal, "cohort")
+		return b.DB.CohortPersons(ctx, q, id, limit)
+	}
+	b.count(&b.inSQL, "cohort")
+	members, err := b.cohortSQL(ctx, q, c)
+	if err != nil {
+		return nil, 0, err
+	}
+	rel := Build("SELECT person, any(unmapped) AS um, min(ts) AS first FROM (?) GROUP BY person HAVING ?",
+		personsOf(q.Site, "ts", "ts", "1"), members)
+	total, err := b.one(ctx, Build("SELECT count() FROM (?)", rel))
+	if err != nil || total == 0 {
+		return []store.Person{}, 0, err
+	}
+	// The persons created at or after the limit-th most recent creation
+	// (ties at the edge are ordered by id here).
+	rows, err := b.client().Query(ctx, Build("SELECT person, um, first FROM (?) WHERE first >= (SELECT min(first) FROM (SELECT first FROM (?) ORDER BY first DESC LIMIT ?))",
+		rel, rel, limit))
+	if err != nil {
+		return nil, 0, err
+	}
+	type cand struct {
+		id    string
+		first int64
+	}
+	cands := make([]cand, 0, len(rows))
+	for _, r := range rows {
+		p := asStr(r[0])
+		if asInt(r[1]) != 0 {
+			p = store.PersonID(q.Site, p)
+		}
+		cands = append(cands, cand{p, asInt(r[2])})
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].first != cands[j].first {
+			return cands[i].first > cands[j].first
+		}
+		return cands[i].id > cands[j].id
+	})
+	cands = cands[:min(limit, len(cands))]
+	out := make([]store.Person, 0, len(cands))
+	for _, c := range cands {
+		p, err := b.Person(ctx, q.Site, c.id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// A person only another node has seen.
+			out = append(out, store.Person{ID: c.id, CreatedAt: c.first})
+		case err != nil:
+			return nil, 0, err
+		default:
+			out = append(out, *p)
+		}
+	}
+	return out, int(total), nil
+}
