@@ -284,7 +284,7 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 	}
 	if srv {
 		ref := prop(store.PageviewRef)
-		refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM events WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
+		refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM events FINAL WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
 			store.PageviewRef, q.Site, store.PageviewRef)
 		confirmed := Build("(name = '$server_pageview' AND ? != '' AND ? GLOBAL IN (?))", ref, ref, refs)
 		ename = Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed)
