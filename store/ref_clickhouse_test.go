@@ -216,7 +216,7 @@ func TestMoreReportsMatchLocalClickHouse(t *testing.T) {
 				e.Props.Set("$click_x", str(pick("1.5", "-0.1", "abc", "0.125")))
 			}
 		}
-		if rnd.IntN(40) == 0 { // person properties
+		if rnd.IntN(10) == 0 { // person properties
 			ps := []store.Prop{}
 			switch rnd.IntN(5) {
 			case 0:

@@ -90,43 +90,80 @@ func (b *Backend) cohortSQL(ctx context.Context, q store.Query, c store.Cohort) 
 func (b *Backend) propertyCohortSQL(ctx context.Context, site string, c store.Cohort) (SQL, error) {
 	cols := SQL(`ver, prop_vals[indexOf(prop_keys, '$set')] AS set, prop_kinds[indexOf(prop_keys, '$set')] AS setk,
 	prop_vals[indexOf(prop_keys, '$set_once')] AS once, prop_kinds[indexOf(prop_keys, '$set_once')] AS oncek,
-	prop_vals[indexOf(prop_keys, '$unset')] AS unset, prop_kinds[indexOf(prop_keys, '$unset')] AS unsetk`)
-	rows, err := b.client().Query(ctx, Build("SELECT person, set, setk, once, oncek, unset, unsetk FROM (?) ORDER BY ver DESC",
-		personsOf(site, cols, "ver, set, setk, once, oncek, unset, unsetk", personPropEvents)))
+	prop_vals[indexOf(prop_keys, '$unset')] AS unset, prop_kinds[indexOf(prop_keys, '$unset')] AS unsetk,
+	multiIf(name = '$identify', prop_vals[indexOf(prop_keys, '$anon_distinct_id')], name = '$create_alias', prop_vals[indexOf(prop_keys, 'alias')], '') AS other`)
+	names := SQL("ver, set, setk, once, oncek, unset, unsetk, other")
+	// Each row with, for a link, whether its two ids are one person now
+	// (the merge applies; a refused link leaves them apart).
+	rel := Build(`SELECT person, distinct_id, ?, other != '' AND other != distinct_id AND od = 0 AND person = if(op = '', other, op) AS merged FROM (?)
+GLOBAL ANY LEFT JOIN (SELECT distinct_id AS other, argMax(person, ver) AS op, argMax(deleted, ver) AS od FROM person_map WHERE site = ? GROUP BY distinct_id) USING other`,
+		names, personsOf(site, cols, names, Build("(? OR name IN ('$identify', '$create_alias'))", personPropEvents)), site)
+	rows, err := b.client().Query(ctx, Build("SELECT person, distinct_id, set, setk, once, oncek, unset, unsetk, other, merged FROM (?) ORDER BY ver DESC", rel))
 	if err != nil {
 		return "", err
 	}
+	// The local store's rule, replayed in the order the events were
+	// appended: a merge keeps the sender's value of the property, else the
+	// other id's; $set, then $set_once, then $unset apply to the merged
+	// person.
 	type state struct {
 		has bool
 		v   string
 	}
-	props := map[string]*state{}
+	lead := map[string]string{} // distinct id -> the id that leads its merged ids
+	find := func(d string) string {
+		for {
+			l, ok := lead[d]
+			if !ok || l == d {
+				return d
+			}
+			if ll, ok := lead[l]; ok && ll != l {
+				lead[d] = ll
+			}
+			d = l
+		}
+	}
+	props := map[string]*state{} // by leader
+	personOf := map[string]string{}
 	kj := uint64(store.KindJSON)
 	for _, r := range rows {
-		p := asStr(r[0])
-		st := props[p]
+		d := asStr(r[1])
+		personOf[d] = asStr(r[0])
+		if asInt(r[9]) != 0 {
+			o := asStr(r[8])
+			if ld, lo := find(d), find(o); ld != lo {
+				keep, other := props[ld], props[lo]
+				if (keep == nil || !keep.has) && other != nil && other.has {
+					props[ld] = other
+				}
+				delete(props, lo)
+				lead[lo] = ld
+			}
+		}
+		l := find(d)
+		st := props[l]
 		if st == nil {
 			st = &state{}
-			props[p] = st
+			props[l] = st
 		}
-		if uint64(asInt(r[2])) == kj {
-			gjson.Parse(asStr(r[1])).ForEach(func(k, v gjson.Result) bool {
+		if uint64(asInt(r[3])) == kj {
+			gjson.Parse(asStr(r[2])).ForEach(func(k, v gjson.Result) bool {
 				if k.String() == c.Property {
 					st.has, st.v = true, store.ValueFromJSON(v).String()
 				}
 				return true
 			})
 		}
-		if uint64(asInt(r[4])) == kj {
-			gjson.Parse(asStr(r[3])).ForEach(func(k, v gjson.Result) bool {
+		if uint64(asInt(r[5])) == kj {
+			gjson.Parse(asStr(r[4])).ForEach(func(k, v gjson.Result) bool {
 				if k.String() == c.Property && !st.has {
 					st.has, st.v = true, store.ValueFromJSON(v).String()
 				}
 				return true
 			})
 		}
-		if uint64(asInt(r[6])) == kj {
-			gjson.Parse(asStr(r[5])).ForEach(func(_, v gjson.Result) bool {
+		if uint64(asInt(r[7])) == kj {
+			gjson.Parse(asStr(r[6])).ForEach(func(_, v gjson.Result) bool {
 				if v.String() == c.Property {
 					st.has, st.v = false, ""
 				}
@@ -134,11 +171,20 @@ func (b *Backend) propertyCohortSQL(ctx context.Context, site string, c store.Co
 			})
 		}
 	}
+	// A person's value: its leaders' (one, unless its ids were merged by
+	// links not seen here), the first that has the property.
+	value := map[string]string{}
+	has := map[string]bool{}
+	for d, p := range personOf {
+		if st := props[find(d)]; st != nil && st.has && !has[p] {
+			value[p], has[p] = st.v, true
+		}
+	}
 	f := store.Filter{Prop: c.Property, Op: c.Op, Value: c.Value}
 	empty := matchValue(f, "")
 	var list []SQL
-	for p, st := range props {
-		if st.v != "" && matchValue(f, st.v) != empty {
+	for p, v := range value {
+		if v != "" && matchValue(f, v) != empty {
 			list = append(list, Build("sipHash64(?)", p))
 		}
 	}
