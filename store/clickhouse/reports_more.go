@@ -53,9 +53,9 @@ const personPropEvents = SQL("(has(prop_keys, '$set') OR has(prop_keys, '$set_on
 func personsOf(site string, cols, names, where SQL) SQL {
 	return Build(`SELECT if(pm_person = '', distinct_id, pm_person) AS person, pm_person = '' AS unmapped, distinct_id, ? FROM (
 	SELECT distinct_id, ? FROM events FINAL WHERE site = ? AND ?
-) GLOBAL ANY LEFT JOIN (
+) AS ev GLOBAL ANY LEFT JOIN (
 	SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id
-) USING distinct_id WHERE pm_deleted = 0`, names, cols, site, where, site)
+) AS pm USING distinct_id WHERE pm_deleted = 0`, names, cols, site, where, site)
 }
 
 // cohortSQL is the condition on base's person column that keeps c's
@@ -88,17 +88,17 @@ func (b *Backend) cohortSQL(ctx context.Context, q store.Query, c store.Cohort) 
 // value, so the condition lists (by hash) only the persons that have it:
 // those who pass, or those who fail when the empty value passes.
 func (b *Backend) propertyCohortSQL(ctx context.Context, site string, c store.Cohort) (SQL, error) {
-	cols := SQL(`ver, prop_vals[indexOf(prop_keys, '$set')] AS set, prop_kinds[indexOf(prop_keys, '$set')] AS setk,
-	prop_vals[indexOf(prop_keys, '$set_once')] AS once, prop_kinds[indexOf(prop_keys, '$set_once')] AS oncek,
-	prop_vals[indexOf(prop_keys, '$unset')] AS unset, prop_kinds[indexOf(prop_keys, '$unset')] AS unsetk,
+	cols := SQL(`ver, prop_vals[indexOf(prop_keys, '$set')] AS pset, prop_kinds[indexOf(prop_keys, '$set')] AS psetk,
+	prop_vals[indexOf(prop_keys, '$set_once')] AS ponce, prop_kinds[indexOf(prop_keys, '$set_once')] AS poncek,
+	prop_vals[indexOf(prop_keys, '$unset')] AS punset, prop_kinds[indexOf(prop_keys, '$unset')] AS punsetk,
 	multiIf(name = '$identify', prop_vals[indexOf(prop_keys, '$anon_distinct_id')], name = '$create_alias', prop_vals[indexOf(prop_keys, 'alias')], '') AS other`)
-	names := SQL("ver, set, setk, once, oncek, unset, unsetk, other")
+	names := SQL("ver, pset, psetk, ponce, poncek, punset, punsetk, other")
 	// Each row with, for a link, whether its two ids are one person now
 	// (the merge applies; a refused link leaves them apart).
-	rel := Build(`SELECT person, distinct_id, ?, other != '' AND other != distinct_id AND od = 0 AND person = if(op = '', other, op) AS merged FROM (?)
-GLOBAL ANY LEFT JOIN (SELECT distinct_id AS other, argMax(person, ver) AS op, argMax(deleted, ver) AS od FROM person_map WHERE site = ? GROUP BY distinct_id) USING other`,
+	rel := Build(`SELECT person, distinct_id, ?, other != '' AND other != distinct_id AND od = 0 AND person = if(op = '', other, op) AS merged FROM (?) AS ev
+GLOBAL ANY LEFT JOIN (SELECT distinct_id AS other, argMax(person, ver) AS op, argMax(deleted, ver) AS od FROM person_map WHERE site = ? GROUP BY distinct_id) AS om USING other`,
 		names, personsOf(site, cols, names, Build("(? OR name IN ('$identify', '$create_alias'))", personPropEvents)), site)
-	rows, err := b.client().Query(ctx, Build("SELECT person, distinct_id, set, setk, once, oncek, unset, unsetk, other, merged FROM (?) ORDER BY ver DESC", rel))
+	rows, err := b.client().Query(ctx, Build("SELECT person, distinct_id, pset, psetk, ponce, poncek, punset, punsetk, other, merged FROM (?) ORDER BY ver DESC", rel))
 	if err != nil {
 		return "", err
 	}
@@ -692,9 +692,9 @@ func (b *Backend) Server(ctx context.Context, q store.Query, limit int) (store.S
 	if len(counts) > 0 {
 		isReader = Build("(rd != '' AND has(?, sb))", counts)
 	}
-	rows, err = b.client().Query(ctx, Build(`SELECT pg, r, if(r, rd, '') AS rdr, if(r, sb, '') AS sbs, if(r, 0, intDiv(ts, 86400000)) AS day, count(), uniqExact(person) FROM (
+	rows, err = b.client().Query(ctx, Build(`SELECT pg, r, if(r, rd, '') AS rdr, if(r, sb, '') AS sbs, if(r, 0, intDiv(ts, 86400000)) AS dy, count(), uniqExact(person) FROM (
 	SELECT pg, rd, sb, ts, person, ? AS r FROM (?) WHERE name = ?
-) GROUP BY pg, r, rdr, sbs, day`, isReader, rel, store.FeedFetch))
+) GROUP BY pg, r, rdr, sbs, dy`, isReader, rel, store.FeedFetch))
 	if err != nil {
 		return out, err
 	}
@@ -788,7 +788,7 @@ func (b *Backend) CohortPersons(ctx context.Context, q store.Query, id int64, li
 	if err != nil {
 		return nil, 0, err
 	}
-	rel := Build("SELECT person, any(unmapped) AS um, min(ts) AS first FROM (?) GROUP BY person HAVING ?",
+	rel := Build("SELECT person, any(unmapped) AS um, min(ts) AS created FROM (?) GROUP BY person HAVING ?",
 		personsOf(q.Site, "ts", "ts", "1"), members)
 	total, err := b.one(ctx, Build("SELECT count() FROM (?)", rel))
 	if err != nil || total == 0 {
@@ -796,7 +796,7 @@ func (b *Backend) CohortPersons(ctx context.Context, q store.Query, id int64, li
 	}
 	// The persons created at or after the limit-th most recent creation
 	// (ties at the edge are ordered by id here).
-	rows, err := b.client().Query(ctx, Build("SELECT person, um, first FROM (?) WHERE first >= (SELECT min(first) FROM (SELECT first FROM (?) ORDER BY first DESC LIMIT ?))",
+	rows, err := b.client().Query(ctx, Build("SELECT person, um, created FROM (?) WHERE created >= (SELECT min(created) FROM (SELECT created FROM (?) ORDER BY created DESC LIMIT ?))",
 		rel, rel, limit))
 	if err != nil {
 		return nil, 0, err
