@@ -238,7 +238,7 @@ func TestMoreReportsMatchLocalClickHouse(t *testing.T) {
 			ps := []store.Prop{{Key: "$pathname", Val: str(pick("/feed.xml", "/atom.xml"))}}
 			if rnd.IntN(2) == 0 {
 				ps = append(ps, store.Prop{Key: store.FeedReader, Val: str(pick("Feedly", "Inoreader"))},
-					store.Prop{Key: store.FeedSubscribers, Val: str(pick("12", "40", "+3", "-2", "x", ""))})
+					store.Prop{Key: store.FeedSubscribers, Val: str(pick("12", "40", "+3", "-2", "x", "", "007", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "00000000000000000000042", "1 2"))})
 			}
 			if rnd.IntN(5) == 0 {
 				ps = append(ps, store.Prop{Key: store.Datacenter, Val: str("true")})

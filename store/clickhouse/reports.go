@@ -17,10 +17,11 @@ import (
 // current releases alike: no JSONExtract, CTEs, window functions, Map,
 // DateTime64 or toStartOfInterval; one JOIN per SELECT.
 //
-// A query that needs what is not written in SQL yet (cohorts, session
-// properties, action steps with a selector, text or href, math over a
-// property, imported aggregates) is answered by the local store: see
-// sqlReason.
+// A query that needs what is not written in SQL (a cohort by person
+// properties whose persons are too many to list in a query, a time zone
+// without a name, imported aggregates) is answered by the local store and
+// counted (Answered): see sqlReason. reports_more.go has the other reports
+// and the cohorts.
 
 // sqlReason returns why q cannot be answered in SQL, or "" when it can.
 func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string, props ...string) string {

@@ -672,26 +672,11 @@ func (b *Backend) Server(ctx context.Context, q store.Query, limit int) (store.S
 
 	// Feeds: a fetch with a reader and a count (as strconv.Atoi reads it)
 	// counts that reader's largest; any other counts its person on its
-	// (UTC) day.
-	rows, err = b.client().Query(ctx, Build("SELECT DISTINCT sb FROM (?) WHERE name = ? AND rd != ''", rel, store.FeedFetch))
-	if err != nil {
-		return out, err
-	}
-	var counts []string
-	for _, r := range rows {
-		if s := asStr(r[0]); s != "" {
-			if _, err := strconv.Atoi(s); err == nil {
-				counts = append(counts, s)
-			}
-		}
-	}
-	if len(counts) > 10000 {
-		return b.DB.Server(ctx, q, limit) // counted in SQL already; rare
-	}
-	isReader := SQL("0")
-	if len(counts) > 0 {
-		isReader = Build("(rd != '' AND has(?, sb))", counts)
-	}
+	// (UTC) day. A count as strconv.Atoi reads one: a sign, digits, and a value that
+	// fits in 64 bits (the significant digits compared as text).
+	digits := SQL("replaceRegexpOne(sb, '^[+-]?0*', '')")
+	isReader := Build(`(rd != '' AND match(sb, ?) AND (length(?) < 19 OR length(?) = 19 AND ? <= if(substring(sb, 1, 1) = '-', '9223372036854775808', '9223372036854775807')))`,
+		"^[+-]?[0-9]+$", digits, digits, digits)
 	rows, err = b.client().Query(ctx, Build(`SELECT pg, r, if(r, rd, '') AS rdr, if(r, sb, '') AS sbs, if(r, 0, intDiv(ts, 86400000)) AS dy, count(), uniqExact(person) FROM (
 	SELECT pg, rd, sb, ts, person, ? AS r FROM (?) WHERE name = ?
 ) GROUP BY pg, r, rdr, sbs, dy`, isReader, rel, store.FeedFetch))
