@@ -381,3 +381,154 @@ func TestMoreReportsMatchLocalClickHouse(t *testing.T) {
 		}
 	}
 }
+
+// TestMoreReportsAcrossNodesClickHouse: two nodes, each with its own local
+// log, ship to one cluster, the generated events dealt between them a
+// batch at a time (so one person's ids and sessions are spread over both);
+// each node's paths, heatmaps, goals, server report and cohorts' persons
+// are those of one embedded store that got every event.
+func TestMoreReportsAcrossNodesClickHouse(t *testing.T) {
+	c := chtest.Start(t)
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	open := func(name string) *store.DB {
+		db, err := store.Open(filepath.Join(t.TempDir(), name), store.Options{BlockEvents: 256, CompactEvery: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	all := open("all.db")
+	defer all.Close()
+	var nodes []*clickhouse.Backend
+	for _, name := range []string{"a.db", "b.db"} {
+		b, err := clickhouse.New(open(name), clickhouse.Options{URLs: []string{c.Shards[0].URL(), c.Shards[1].URL()},
+			Database: "nodes", Cluster: chtest.ClusterName, Flush: 10 * time.Millisecond, Batch: 5000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		nodes = append(nodes, b)
+	}
+	var evs []*store.Event
+	batches := 0
+	deal := func() {
+		if _, err := all.Append(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		// Each node gets its own copies (a store may keep what it is given).
+		cp := make([]*store.Event, len(evs))
+		for i, e := range evs {
+			x := *e
+			x.Props = append(store.Props(nil), e.Props...)
+			cp[i] = &x
+		}
+		if _, err := nodes[batches%2].Append(ctx, cp); err != nil {
+			t.Fatal(err)
+		}
+		batches++
+		evs = nil
+	}
+	rnd := rand.New(rand.NewPCG(8, 9))
+	store.GenerateReference(23, start, 5, 150, 4000, func(e *store.Event) {
+		if e.Name == "$pageview" && rnd.IntN(4) == 0 {
+			add := store.ServerPageview
+			evs = append(evs, &store.Event{Site: "s", Name: add, DistinctID: e.DistinctID, Time: e.Time - 40,
+				UUID: fmt.Sprintf("dddddddd-0000-7000-9000-%012x", len(evs)+batches*1000),
+				Props: store.Props{{Key: "$pathname", Val: store.StringValue(e.Props.Str("$pathname"))}, {Key: "$status", Val: store.StringValue([]string{"200", "404"}[rnd.IntN(2)])},
+					{Key: "$server_ms", Val: store.StringValue(fmt.Sprint(rnd.IntN(300)))}}})
+		}
+		if e.Name == "purchase" {
+			e.Props = append(e.Props, store.Prop{Key: "revenue", Val: store.NumberValue(float64(rnd.IntN(5000)) / 100)})
+		}
+		if evs = append(evs, e); len(evs) == 41 {
+			deal()
+		}
+	})
+	deal()
+	for _, b := range nodes {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := b.Flush(fctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Definitions are kept per node: each node and the whole store get the
+	// same ones.
+	var cohorts []int64
+	for _, ch := range []store.Cohort{
+		{Name: "buyers", Kind: store.CohortBehavioral, Event: "purchase", Days: 3},
+		{Name: "pro", Kind: store.CohortProperty, Property: "plan", Op: store.OpEq, Value: "pro"},
+	} {
+		saved, err := all.SaveCohort(ctx, "s", ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range nodes {
+			if s2, err := b.SaveCohort(ctx, "s", ch); err != nil || s2.ID != saved.ID {
+				t.Fatalf("cohort %+v: %v", s2, err)
+			}
+		}
+		cohorts = append(cohorts, saved.ID)
+	}
+	goals := []store.Goal{{ID: 1, Name: "purchase", Event: "purchase"}, {ID: 2, Name: "docs", Path: "/docs*"}}
+	same := func(what string, got, want any, err1, err2 error) {
+		t.Helper()
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v %v", what, err1, err2)
+		}
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Fatalf("%s:\n got %s\nwant %s", what, g, w)
+		}
+	}
+	nonEmpty := 0
+	for i := 0; i < 6; i++ {
+		b := nodes[i%2]
+		from := start.Add(time.Duration(i%4) * 24 * time.Hour)
+		q := store.Query{Site: "s", From: from, To: from.Add(time.Duration(1+i%3) * 24 * time.Hour)}
+		if i%3 == 2 {
+			q.Cohort = cohorts[i%2]
+		}
+		name := fmt.Sprintf("node %d query %d cohort %d", i%2, i, q.Cohort)
+		p1, err1 := b.Paths(ctx, q, store.PathsQuery{Steps: 4})
+		p2, err2 := all.Paths(ctx, q, store.PathsQuery{Steps: 4})
+		same(name+" paths", p1, p2, err1, err2)
+		if len(p1) > 0 {
+			nonEmpty++
+		}
+		h1, err1 := b.Heatmap(ctx, q, store.HeatmapQuery{URL: "/"})
+		h2, err2 := all.Heatmap(ctx, q, store.HeatmapQuery{URL: "/"})
+		same(name+" heatmap", h1, h2, err1, err2)
+		g1, err1 := b.GoalStats(ctx, q, goals)
+		g2, err2 := all.GoalStats(ctx, q, goals)
+		same(name+" goals", g1, g2, err1, err2)
+		s1, err1 := b.Server(ctx, q, 5)
+		s2, err2 := all.Server(ctx, q, 5)
+		same(name+" server", s1, s2, err1, err2)
+		// Persons: when each was created, and their number (a person's id
+		// names the id a node saw first, which differs between logs; its
+		// details come from the node that knows it).
+		c1, n1, err1 := b.CohortPersons(ctx, q, cohorts[i%2], 1000)
+		c2, n2, err2 := all.CohortPersons(ctx, q, cohorts[i%2], 1000)
+		ids := func(ps []store.Person) []int64 {
+			var out []int64
+			for _, p := range ps {
+				out = append(out, p.CreatedAt)
+			}
+			return out
+		}
+		same(name+" cohort persons", ids(c1), ids(c2), err1, err2)
+		same(name+" cohort total", n1, n2, nil, nil)
+	}
+	if nonEmpty < 3 {
+		t.Fatalf("only %d queries had paths", nonEmpty)
+	}
+	for _, b := range nodes {
+		if _, local := b.Answered(); len(local) != 0 {
+			t.Fatalf("answered by the local store: %v", local)
+		}
+	}
+}

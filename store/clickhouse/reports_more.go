@@ -815,6 +815,7 @@ func (b *Backend) CohortPersons(ctx context.Context, q store.Query, id int64, li
 		case err != nil:
 			return nil, 0, err
 		default:
+			p.CreatedAt = c.first // the first event any node shipped
 			out = append(out, *p)
 		}
 	}
