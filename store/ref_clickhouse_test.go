@@ -532,3 +532,60 @@ func TestMoreReportsAcrossNodesClickHouse(t *testing.T) {
 		}
 	}
 }
+
+// TestPropertyCohortTooManyClickHouse: a cohort by person properties lists
+// its persons in the query; with more persons shaping properties than a
+// query can list, reports with it go to the local store, counted, with the
+// local store's answers.
+func TestPropertyCohortTooManyClickHouse(t *testing.T) {
+	c := chtest.Start(t)
+	db, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{BlockEvents: 1024, CompactEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := clickhouse.New(db, clickhouse.Options{URLs: []string{c.Shards[0].URL(), c.Shards[1].URL()},
+		Database: "many", Cluster: chtest.ClusterName, Flush: 10 * time.Millisecond, Batch: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	cohort, err := b.SaveCohort(ctx, "s", store.Cohort{Name: "pro", Kind: store.CohortProperty, Property: "plan", Value: "pro"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := store.Query{Site: "s", From: start, To: start.Add(24 * time.Hour), Cohort: cohort.ID}
+	add := func(from, to int) {
+		var evs []*store.Event
+		for i := from; i < to; i++ {
+			plan := []string{"pro", "free"}[i%2]
+			evs = append(evs, &store.Event{Site: "s", Name: "$pageview", DistinctID: fmt.Sprint("u", i), Time: start.UnixMilli() + int64(i)*1000,
+				UUID: fmt.Sprintf("cccccccc-0000-7000-9000-%012x", i), Props: store.Props{{Key: "$pathname", Val: store.StringValue("/")},
+					{Key: "$set", Val: store.Value{Kind: store.KindJSON, S: `{"plan":"` + plan + `"}`}}}})
+		}
+		if _, err := b.Append(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := b.Flush(fctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(wantLocal int64) {
+		t.Helper()
+		st, err := b.Stats(ctx, q)
+		want, err2 := b.DB.Stats(ctx, q)
+		if err != nil || err2 != nil || st != want {
+			t.Fatalf("stats %+v %v, want %+v %v", st, err, want, err2)
+		}
+		if _, local := b.Answered(); local["stats"] != wantLocal {
+			t.Fatalf("stats answered by the local store %d times, want %d", local["stats"], wantLocal)
+		}
+	}
+	add(0, 1000)
+	check(0)
+	add(1000, 4100)
+	check(1)
+}
