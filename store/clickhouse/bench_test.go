@@ -113,6 +113,22 @@ func BenchmarkClickHouse(b *testing.B) {
 			_, err := r.Retention(ctx, q, store.RetentionQuery{Period: store.PeriodWeek, Periods: 4})
 			return err
 		}},
+		{"paths", func(r store.Reports, q store.Query) error {
+			_, err := r.Paths(ctx, q, store.PathsQuery{Steps: 5})
+			return err
+		}},
+		{"heatmap", func(r store.Reports, q store.Query) error {
+			_, err := r.Heatmap(ctx, q, store.HeatmapQuery{URL: "/pricing"})
+			return err
+		}},
+		{"goals", func(r store.Reports, q store.Query) error {
+			_, err := r.GoalStats(ctx, q, []store.Goal{{ID: 1, Name: "buy", Event: "purchase"}, {ID: 2, Name: "docs", Path: "/docs*"}})
+			return err
+		}},
+		{"server", func(r store.Reports, q store.Query) error {
+			_, err := r.Server(ctx, q, 10)
+			return err
+		}},
 	}
 	for _, rep := range reports {
 		for _, rng := range []struct {

@@ -2,7 +2,9 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -523,49 +525,52 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 		}
 		ks[i] = Build("if(?, ?, 0)", c, i+1)
 	}
-	// k 0: every passing event (the query's visitors).
-	rows, err := b.client().Query(ctx, Build(`SELECT k, count(), uniqExact(person) FROM (
-	SELECT arrayJoin(arrayConcat([0], arrayFilter(x -> x > 0, [?]))) AS k, person FROM (?) WHERE pass AND vis
-) GROUP BY k`, Join(ks, ", "), withPass(base, q)))
+	// k 0: every passing event (the query's visitors). Revenue:
+	// `revenue`, else `$revenue`; currency: `currency`, else `$currency`;
+	// each goal's distinct values, read here as the local store reads them.
+	pick := func(a, b string) SQL { return Build("if(? != '', ?, ?)", prop(a), prop(a), prop(b)) }
+	rows, err := b.client().Query(ctx, Build(`SELECT k, sum(n), uniqExactMerge(u), groupArrayIf((rv, cu, n), rv != '' OR cu != '') FROM (
+	SELECT k, rv, cu, count() AS n, uniqExactState(person) AS u FROM (
+		SELECT arrayJoin(arrayConcat([0], arrayFilter(x -> x > 0, [?]))) AS k, if(k = 0, '', ?) AS rv, if(k = 0, '', ?) AS cu, person
+		FROM (?) WHERE pass AND vis
+	) GROUP BY k, rv, cu
+) GROUP BY k`, Join(ks, ", "), pick("revenue", "$revenue"), pick("currency", "$currency"), withPass(base, q)))
 	if err != nil {
 		return nil, err
 	}
 	total := int64(0)
+	currencies := make([]map[string]int, len(out))
 	for _, r := range rows {
 		k := int(asInt(r[0]))
 		switch {
 		case k == 0:
 			total = asInt(r[2])
-		case k <= len(out):
-			out[k-1].Events, out[k-1].Visitors = int(asInt(r[1])), int(asInt(r[2]))
-		}
-	}
-	// Revenue: `revenue`, else `$revenue`; currency: `currency`, else
-	// `$currency`; each distinct value read here as the local store reads it.
-	pick := func(a, b string) SQL { return Build("if(? != '', ?, ?)", prop(a), prop(a), prop(b)) }
-	rows, err = b.client().Query(ctx, Build(`SELECT k, rv, cu, count() FROM (
-	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS rv, ? AS cu FROM (?) WHERE pass AND vis
-) WHERE rv != '' OR cu != '' GROUP BY k, rv, cu`, Join(ks, ", "), pick("revenue", "$revenue"), pick("currency", "$currency"), withPass(base, q)))
-	if err != nil {
-		return nil, err
-	}
-	currencies := make([]map[string]int, len(out))
-	for _, r := range rows {
-		k := int(asInt(r[0])) - 1
-		if k < 0 || k >= len(out) {
+			continue
+		case k > len(out):
 			continue
 		}
-		n := int(asInt(r[3]))
-		if v, err := strconv.ParseFloat(asStr(r[1]), 64); err == nil && !math.IsInf(v, 0) && !math.IsNaN(v) {
-			for j := 0; j < n; j++ {
-				out[k].Revenue += v
-			}
+		g := &out[k-1]
+		g.Events, g.Visitors = int(asInt(r[1])), int(asInt(r[2]))
+		var vals [][]json.RawMessage
+		if err := json.Unmarshal(r[3], &vals); err != nil {
+			return nil, fmt.Errorf("clickhouse: goal values: %w", err)
 		}
-		if c := asStr(r[2]); c != "" {
-			if currencies[k] == nil {
-				currencies[k] = map[string]int{}
+		for _, v := range vals {
+			if len(v) != 3 {
+				continue
 			}
-			currencies[k][strings.ToUpper(c)] += n
+			n := int(asInt(v[2]))
+			if x, err := strconv.ParseFloat(asStr(v[0]), 64); err == nil && !math.IsInf(x, 0) && !math.IsNaN(x) {
+				for j := 0; j < n; j++ {
+					g.Revenue += x
+				}
+			}
+			if c := asStr(v[1]); c != "" {
+				if currencies[k-1] == nil {
+					currencies[k-1] = map[string]int{}
+				}
+				currencies[k-1][strings.ToUpper(c)] += n
+			}
 		}
 	}
 	for k := range out {
