@@ -186,6 +186,11 @@ func TestServerReport(t *testing.T) {
 		add(ev("s", ServerPageview, "v1", base+int64(i), "$pathname", "/slow", "$status", "200", "$server_ms", fmt.Sprint(i*100)))
 		add(ev("s", ServerPageview, "v1", base+int64(i), "$pathname", "/fast", "$status", "200", "$server_ms", fmt.Sprint(i)))
 	}
+	// A visitor's timings that are no finite number count as 0 ms: the
+	// report stays JSON (a NaN or an infinity would not).
+	for _, bad := range []string{"NaN", "1e400", "-Inf", "+inf"} {
+		add(ev("s", ServerPageview, "v2", base, "$pathname", "/odd", "$status", "200", "$server_ms", bad))
+	}
 	for day := int64(0); day < 3; day++ {
 		at := base + day*msPerDay
 		add(ev("s", FeedFetch, "feedly", at, "$pathname", "/feed.xml", FeedReader, "Feedly", FeedSubscribers, fmt.Sprint(40+day)))
@@ -203,7 +208,10 @@ func TestServerReport(t *testing.T) {
 	if want := `[{"path":"/missing","count":6,"referrers":[{"value":"https://a.example/","count":5,"visitors":0},{"value":"https://b.example/","count":1,"visitors":0}]},{"path":"/gone","count":1,"referrers":null}]`; string(got) != want {
 		t.Errorf("not found:\n got %s\nwant %s", got, want)
 	}
-	if len(rep.Slow) != 2 || rep.Slow[0].Path != "/slow" || rep.Slow[0].MedianMs != 550 || rep.Slow[0].P90Ms != 910 || rep.Slow[0].Count != 10 {
+	if _, err := json.Marshal(rep); err != nil {
+		t.Errorf("the report is not JSON: %v", err)
+	}
+	if len(rep.Slow) != 3 || rep.Slow[2].Path != "/odd" || rep.Slow[2].P90Ms != 0 || rep.Slow[0].Path != "/slow" || rep.Slow[0].MedianMs != 550 || rep.Slow[0].P90Ms != 910 || rep.Slow[0].Count != 10 {
 		t.Errorf("slow: %+v", rep.Slow)
 	}
 	if len(rep.Feeds) != 1 || rep.Feeds[0].Subscribers != 42+7+3 || rep.Feeds[0].Fetches != 6+6 {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"regexp"
 	"slices"
 	"sort"
@@ -173,7 +174,7 @@ func (s *DB) Server(ctx context.Context, q Query, limit int) (ServerReport, erro
 			if m := mc[off]; m != 0 {
 				v, ok := msValue[m]
 				if !ok {
-					v, _ = strconv.ParseFloat(ms.dict.str(m), 64)
+					v = ServerMs(ms.dict.str(m))
 					msValue[m] = v
 				}
 				times[pc[off]] = append(times[pc[off]], v)
@@ -260,4 +261,16 @@ func FeedSubscribersOf(ua string) int {
 		return -1
 	}
 	return n
+}
+
+// ServerMs reads a $server_ms value as the server report counts it: a
+// number of milliseconds, 0 when it is not a finite number (a visitor's
+// "NaN" or "1e400" must not turn a page's p90 into something JSON cannot
+// carry).
+func ServerMs(s string) float64 {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0
+	}
+	return v
 }

@@ -639,7 +639,7 @@ func (b *Backend) Server(ctx context.Context, q store.Query, limit int) (store.S
 			continue
 		}
 		if x != "" {
-			v, _ := strconv.ParseFloat(x, 64)
+			v := store.ServerMs(x)
 			for j := 0; j < n; j++ {
 				times[pg] = append(times[pg], v)
 			}
