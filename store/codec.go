@@ -99,6 +99,11 @@ type blockEncoder struct {
 	// comparison there spares most lookups in strs.
 	posKeys, posVals []posEntry
 
+	// For merge: a block's decompressed payload, its strings' offsets
+	// there (start, end) and their indexes here plus one.
+	dec        []byte
+	soff, smap []uint32
+
 	// For raw: each decoded block's string indexes as this block's (plus
 	// one; 0 is not yet known), so that a string of a merged block is
 	// looked up once, not once per use.
@@ -150,9 +155,16 @@ func (e *blockEncoder) str(s string) uint32 {
 	}
 	i := uint32(e.nstr)
 	e.nstr++
-	e.strs[s] = i
 	e.table = binary.AppendUvarint(e.table, uint64(len(s)))
 	e.table = append(e.table, s...)
+	// The key is the table's copy: s may live in a buffer its owner
+	// reuses (a request's body, the payload merge decompressed). Bytes of
+	// the table are not written again until reset clears the map.
+	k := ""
+	if len(s) > 0 {
+		k = unsafe.String(&e.table[len(e.table)-len(s)], len(s))
+	}
+	e.strs[k] = i
 	return i
 }
 
@@ -219,6 +231,127 @@ func (e *blockEncoder) raw(d *decodedBlock, ev *rawEvent) {
 			e.body = binary.AppendUvarint(e.body, uint64(e.rstr(d, p.val)))
 		}
 	}
+}
+
+// merge adds the events of the block value v as raw adds decoded events,
+// without decoding the block: its payload is decompressed into a reused
+// buffer, each of its strings is looked up here once, on first use, and
+// its event records are copied with their string indexes translated. It
+// refuses what decodeBlock refuses, and returns how many events it added.
+func (e *blockEncoder) merge(v string) (int, error) {
+	payload, dec, err := blockPayload(v, e.dec)
+	e.dec = dec
+	if err != nil {
+		return 0, err
+	}
+	r := reader{s: payload}
+	n := r.uvarint()
+	if n > uint64(len(payload)) {
+		return 0, errBadBlock
+	}
+	// soff holds each string's start and end in payload; smap its index
+	// here plus one (0: not looked up yet).
+	soff := e.soff[:0]
+	for range n {
+		l := r.uvarint()
+		start := r.pos
+		r.bytes(l)
+		soff = append(soff, uint32(start), uint32(r.pos))
+	}
+	e.soff = soff
+	if cap(e.smap) < int(n) {
+		e.smap = make([]uint32, n)
+	}
+	smap := e.smap[:n]
+	clear(smap)
+	ns := int(n)
+	str := func(i uint32) uint32 {
+		if j := smap[i]; j != 0 {
+			return j - 1
+		}
+		j := e.str(payload[soff[2*i]:soff[2*i+1]])
+		smap[i] = j + 1
+		return j
+	}
+	r.idx(ns) // the site: the merged block names its own
+	ne := r.uvarint()
+	if r.err || ne > uint64(len(payload)) {
+		return 0, errBadBlock
+	}
+	body := e.body
+	for range ne {
+		// Time and uuid key are copied as they are.
+		start := r.pos
+		r.varint()
+		r.bytes(16)
+		body = append(body, payload[start:r.pos]...)
+		u := r.uvarint()
+		switch {
+		case u > uint64(ns):
+			r.err = true
+		case u == 0:
+			body = append(body, 0)
+		default:
+			body = binary.AppendUvarint(body, uint64(str(uint32(u-1)))+1)
+		}
+		name := r.idx(ns)
+		did := r.idx(ns)
+		np := r.uvarint()
+		if r.err || np > uint64(len(payload)) {
+			return 0, errBadBlock
+		}
+		body = binary.AppendUvarint(body, uint64(str(name)))
+		body = binary.AppendUvarint(body, uint64(str(did)))
+		body = binary.AppendUvarint(body, np)
+		for range np {
+			k := r.idx(ns)
+			kind := Kind(r.byte())
+			if r.err {
+				return 0, errBadBlock
+			}
+			body = binary.AppendUvarint(body, uint64(str(k)))
+			body = append(body, byte(kind))
+			switch kind {
+			case KindString, KindNumber, KindJSON:
+				val := r.idx(ns)
+				if r.err {
+					return 0, errBadBlock
+				}
+				body = binary.AppendUvarint(body, uint64(str(val)))
+			case KindNull, KindTrue, KindFalse:
+			default:
+				return 0, errBadBlock
+			}
+		}
+	}
+	e.body = body
+	if r.err || r.pos != len(payload) {
+		return 0, errBadBlock
+	}
+	return int(ne), nil
+}
+
+// mergeBlockValues encodes the events of the block values vals (stored
+// under keys), in order, as one block of site, as encodeRaw would encode
+// their decoded events.
+func mergeBlockValues(site string, keys, vals []string, level compression) (string, error) {
+	e := encoderPool.Get().(*blockEncoder)
+	defer encoderPool.Put(e)
+	e.reset()
+	siteIdx := e.str(site)
+	n := 0
+	for i, v := range vals {
+		k, err := e.merge(v)
+		if err != nil {
+			return "", fmt.Errorf("block %s: %w", keys[i], err)
+		}
+		n += k
+	}
+	b := e.finish(siteIdx, n, level)
+	if cap(e.dec) > 4<<20 {
+		e.dec = nil // a large block's buffer is not kept in the pool
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }
 
 // rawRef is one event of a decoded block.
@@ -322,32 +455,43 @@ type decodedBlock struct {
 	props  []rawProp // backing store of every event's props
 }
 
-// decodeBlock parses a block value. The strings it returns share memory with
-// v (or with the decompressed payload) and must not be modified.
-func decodeBlock(v string) (*decodedBlock, error) {
+// blockPayload returns the uncompressed payload of the block value v,
+// decompressed into buf when it is compressed (buf grows as needed and is
+// returned for reuse; the payload shares its memory).
+func blockPayload(v string, buf []byte) (string, []byte, error) {
 	if len(v) < 3 || v[0] != blockMagic {
-		return nil, errBadBlock
+		return "", buf, errBadBlock
 	}
 	if v[1] != blockVersion {
-		return nil, fmt.Errorf("store: block version %d not supported", v[1])
+		return "", buf, fmt.Errorf("store: block version %d not supported", v[1])
 	}
 	payload := v[3:]
 	if v[2]&flagS2 != 0 {
 		// A damaged length must not make us allocate gigabytes.
 		if n, err := s2.DecodedLen(unsafe.Slice(unsafe.StringData(payload), len(payload))); err != nil || n > maxBlockBytes {
-			return nil, errBadBlock
+			return "", buf, errBadBlock
 		}
-		b, err := s2.Decode(nil, unsafe.Slice(unsafe.StringData(payload), len(payload)))
+		b, err := s2.Decode(buf[:cap(buf)], unsafe.Slice(unsafe.StringData(payload), len(payload)))
 		if err != nil {
-			return nil, fmt.Errorf("store: decompressing block: %w", err)
+			return "", buf, fmt.Errorf("store: decompressing block: %w", err)
 		}
-		payload = unsafe.String(unsafe.SliceData(b), len(b))
+		return unsafe.String(unsafe.SliceData(b), len(b)), b, nil
 	} else if v[2]&flagZstd != 0 {
-		b, err := zstdDec.DecodeAll(unsafe.Slice(unsafe.StringData(payload), len(payload)), nil)
+		b, err := zstdDec.DecodeAll(unsafe.Slice(unsafe.StringData(payload), len(payload)), buf[:0])
 		if err != nil {
-			return nil, fmt.Errorf("store: decompressing block: %w", err)
+			return "", buf, fmt.Errorf("store: decompressing block: %w", err)
 		}
-		payload = unsafe.String(unsafe.SliceData(b), len(b))
+		return unsafe.String(unsafe.SliceData(b), len(b)), b, nil
+	}
+	return payload, buf, nil
+}
+
+// decodeBlock parses a block value. The strings it returns share memory with
+// v (or with the decompressed payload) and must not be modified.
+func decodeBlock(v string) (*decodedBlock, error) {
+	payload, _, err := blockPayload(v, nil)
+	if err != nil {
+		return nil, err
 	}
 	d := &decodedBlock{}
 	r := reader{s: payload}
