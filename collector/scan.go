@@ -47,6 +47,8 @@ type jsonIndex struct {
 	// utf8 says base is valid UTF-8 (the capture path repairs bodies
 	// before it scans them).
 	utf8 bool
+	// elems backs what elements returns, until release.
+	elems []gjson.Result
 }
 
 var indexPool = sync.Pool{New: func() any { return new(jsonIndex) }}
@@ -55,10 +57,11 @@ var indexPool = sync.Pool{New: func() any { return new(jsonIndex) }}
 func newJSONIndex() *jsonIndex { return indexPool.Get().(*jsonIndex) }
 
 func (x *jsonIndex) release() {
-	if x == nil || cap(x.start) > 1<<16 {
+	if x == nil || cap(x.start) > 1<<16 || cap(x.elems) > 1<<12 {
 		return
 	}
-	x.base, x.utf8 = "", false
+	clear(x.elems) // they point into the body
+	x.base, x.utf8, x.elems = "", false, x.elems[:0]
 	x.start, x.end = x.start[:0], x.end[:0]
 	indexPool.Put(x)
 }
@@ -485,9 +488,13 @@ func (x *jsonIndex) walkMembers(obj string, num bool, fn func(key string, v gjso
 }
 
 // elements returns the elements of the valid JSON array arr, as gjson's
-// Array does.
+// Array does; with x, in memory x keeps until release (call it once).
 func (x *jsonIndex) elements(arr string) []gjson.Result {
 	var out []gjson.Result
+	if x != nil {
+		out = x.elems[:0]
+		defer func() { x.elems = out }()
+	}
 	i := skipSpace(arr, 1)
 	for i < len(arr) && arr[i] != ']' {
 		var v gjson.Result

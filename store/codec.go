@@ -90,7 +90,8 @@ type blockEncoder struct {
 	nstr  int
 	body  []byte
 	out   []byte
-	// scratch takes the S2 output before it is copied to its exact size.
+	// scratch takes the compressed output before it is copied to its
+	// exact size.
 	scratch []byte
 
 	// For event: the key and value strings of the previous event, by
@@ -407,9 +408,9 @@ func (e *blockEncoder) finish(siteIdx uint32, n int, level compression) []byte {
 		// Keep only what is used: the value lives as long as the block.
 		return append([]byte(nil), out[:3+n]...)
 	}
-	out := make([]byte, 3, len(payload)/3+64)
-	out[0], out[1], out[2] = blockMagic, blockVersion, flagZstd
+	out := append(e.scratch[:0], blockMagic, blockVersion, flagZstd)
 	out = zstdBlockEnc.EncodeAll(payload, out)
+	e.scratch = out
 	return append([]byte(nil), out...)
 }
 
