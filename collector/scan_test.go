@@ -53,8 +53,10 @@ func TestValidJSONMatchesGjson(t *testing.T) {
 func checkValid(t *testing.T, b []byte) {
 	t.Helper()
 	want := gjson.ValidBytes(b)
-	var x jsonIndex
-	got, _ := validJSON(b, &x)
+	// A pooled index: its tape holds entries of earlier documents.
+	x := newJSONIndex()
+	defer x.release()
+	got, _ := validJSON(b, x)
 	if got != want {
 		t.Fatalf("validJSON(%q) = %v, gjson says %v", b, got, want)
 	}
@@ -62,7 +64,7 @@ func checkValid(t *testing.T, b []byte) {
 		return
 	}
 	// No copy: the walk must find its values in the index of b.
-	compareWalk(t, &x, gjson.Parse(unsafeString(b)))
+	compareWalk(t, x, gjson.Parse(unsafeString(b)))
 }
 
 // compareWalk compares the scanner's walk of r with gjson's, and so on down
