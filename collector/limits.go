@@ -92,8 +92,9 @@ func (l *Limits) capProps(name string, ps store.Props) (store.Props, int) {
 		}
 		switch p.Val.Kind {
 		case store.KindString:
+			// Only a value over the common bound needs its key's.
 			max := l.Value
-			if longProps[p.Key] {
+			if len(p.Val.S) > max && longProps[p.Key] {
 				max *= longValueFactor
 			}
 			if len(p.Val.S) > max {
