@@ -122,13 +122,19 @@ type posEntry struct {
 // maxPos bounds the property positions event remembers.
 const maxPos = 512
 
-// posStr is str(s) for s at position j of the property list.
-func (e *blockEncoder) posStr(c *[]posEntry, j int, s string) uint32 {
+// posStr is str(s) for s at position j of the property list; with
+// noLookup, a string not at hand there is added to the table again.
+func (e *blockEncoder) posStr(c *[]posEntry, j int, s string, noLookup bool) uint32 {
 	pc := *c
 	if j < len(pc) && pc[j].s == s {
 		return pc[j].i
 	}
-	i := e.str(s)
+	var i uint32
+	if noLookup {
+		i = e.add(s)
+	} else {
+		i = e.str(s)
+	}
 	switch {
 	case j < len(pc):
 		pc[j] = posEntry{s, i}
@@ -150,6 +156,15 @@ func (e *blockEncoder) reset() {
 	e.nstr = 0
 }
 
+// add appends s to the string table without looking for it there.
+func (e *blockEncoder) add(s string) uint32 {
+	i := uint32(e.nstr)
+	e.nstr++
+	e.table = binary.AppendUvarint(e.table, uint64(len(s)))
+	e.table = append(e.table, s...)
+	return i
+}
+
 func (e *blockEncoder) str(s string) uint32 {
 	if i, ok := e.strs[s]; ok {
 		return i
@@ -169,24 +184,33 @@ func (e *blockEncoder) str(s string) uint32 {
 	return i
 }
 
-func (e *blockEncoder) event(ev *Event) {
+// event adds ev. With fast (a block the compactor merges soon), values
+// not found at their position in the previous event are not looked up in
+// the string table but added again: most of them are new (ids, times), a
+// lookup would only add them, and the merge looks every string up once
+// anyway. The block decodes to the same events either way, and the merged
+// block is the same.
+func (e *blockEncoder) event(ev *Event, fast bool) {
 	key, canonical := uuidKey(ev.UUID)
 	e.body = binary.AppendVarint(e.body, ev.Time)
 	e.body = append(e.body, key[:]...)
-	if canonical {
+	switch {
+	case canonical:
 		e.body = append(e.body, 0)
-	} else {
+	case fast:
+		e.body = binary.AppendUvarint(e.body, uint64(e.add(ev.UUID))+1)
+	default:
 		e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.UUID))+1)
 	}
 	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.Name)))
 	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.DistinctID)))
 	e.body = binary.AppendUvarint(e.body, uint64(len(ev.Props)))
 	for j, p := range ev.Props {
-		e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posKeys, j, p.Key)))
+		e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posKeys, j, p.Key, false)))
 		e.body = append(e.body, byte(p.Val.Kind))
 		switch p.Val.Kind {
 		case KindString, KindNumber, KindJSON:
-			e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posVals, j, p.Val.S)))
+			e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posVals, j, p.Val.S, fast)))
 		}
 	}
 }
@@ -383,7 +407,7 @@ func (e *blockEncoder) encode(site string, evs []*Event, level compression) []by
 	e.reset()
 	siteIdx := e.str(site)
 	for _, ev := range evs {
-		e.event(ev)
+		e.event(ev, level == compressFast)
 	}
 	return e.finish(siteIdx, len(evs), level)
 }
