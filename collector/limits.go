@@ -81,7 +81,7 @@ var personUpdates = map[string]bool{"$set": true, "$set_once": true}
 func (l *Limits) capProps(name string, ps store.Props) (store.Props, int) {
 	cut := 0
 	out := ps[:0]
-	for _, p := range ps {
+	for i, p := range ps {
 		if len(out) >= l.Properties {
 			cut++
 			continue
@@ -120,6 +120,10 @@ func (l *Limits) capProps(name string, ps store.Props) (store.Props, int) {
 				cut++
 				continue
 			}
+		}
+		if len(out) == i && p == ps[i] {
+			out = out[:i+1] // nothing before it dropped, nothing cut: in place
+			continue
 		}
 		out = append(out, p)
 	}
