@@ -123,17 +123,21 @@ type posEntry struct {
 const maxPos = 512
 
 // posStr is str(s) for s at position j of the property list; with
-// noLookup, a string not at hand there is added to the table again.
-func (e *blockEncoder) posStr(c *[]posEntry, j int, s string, noLookup bool) uint32 {
+// noLookup, a string not at hand there (nor equal to did, whose index is
+// didIdx) is added to the table again.
+func (e *blockEncoder) posStr(c *[]posEntry, j int, s string, noLookup bool, did string, didIdx uint32) uint32 {
 	pc := *c
 	if j < len(pc) && pc[j].s == s {
 		return pc[j].i
 	}
 	var i uint32
-	if noLookup {
-		i = e.add(s)
-	} else {
+	switch {
+	case !noLookup:
 		i = e.str(s)
+	case s == did: // $device_id, $user_id and the like
+		i = didIdx
+	default:
+		i = e.add(s)
 	}
 	switch {
 	case j < len(pc):
@@ -203,14 +207,15 @@ func (e *blockEncoder) event(ev *Event, fast bool) {
 		e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.UUID))+1)
 	}
 	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.Name)))
-	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.DistinctID)))
+	did := e.str(ev.DistinctID)
+	e.body = binary.AppendUvarint(e.body, uint64(did))
 	e.body = binary.AppendUvarint(e.body, uint64(len(ev.Props)))
 	for j, p := range ev.Props {
-		e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posKeys, j, p.Key, false)))
+		e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posKeys, j, p.Key, false, "", 0)))
 		e.body = append(e.body, byte(p.Val.Kind))
 		switch p.Val.Kind {
 		case KindString, KindNumber, KindJSON:
-			e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posVals, j, p.Val.S, fast)))
+			e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posVals, j, p.Val.S, fast, ev.DistinctID, did)))
 		}
 	}
 }

@@ -95,7 +95,8 @@ func TestFastBlockMergesTheSame(t *testing.T) {
 		ev := &Event{UUID: NewUUID(time.UnixMilli(1764000000000 + int64(i))), Site: "s", Name: []string{"$pageview", "$autocapture", "x"}[i%3],
 			DistinctID: fmt.Sprint("d", i%7), Time: 1764000000000 + int64(i),
 			Props: Props{{Key: "$current_url", Val: StringValue(fmt.Sprint("/p", i%5))}, {Key: "id", Val: StringValue(fmt.Sprint(i))},
-				{Key: "n", Val: NumberValue(float64(i % 4))}, {Key: "b", Val: BoolValue(i%2 == 0)}}}
+				{Key: "n", Val: NumberValue(float64(i % 4))}, {Key: "b", Val: BoolValue(i%2 == 0)},
+				{Key: "$device_id", Val: StringValue(fmt.Sprint("d", i%7))}}}
 		if i%11 == 0 {
 			ev.UUID = fmt.Sprint("custom-", i%3) // a non-canonical uuid, repeated
 			ev.Props = append(Props{{Key: "extra", Val: StringValue("/p1")}}, ev.Props...)
