@@ -61,8 +61,9 @@ type jsonIndex struct {
 }
 
 // maxTape is the largest body whose strings the index records: ends
-// takes four bytes a byte of body.
-const maxTape = 1 << 20
+// takes four bytes a byte of body, and is kept in the pool (larger bodies,
+// recordings mostly, are walked as before).
+const maxTape = 1 << 18
 
 const escaped = 1 << 31
 
@@ -93,9 +94,6 @@ func (x *jsonIndex) release() {
 	}
 	clear(x.elems) // they point into the body
 	x.base, x.utf8, x.elems, x.tape = "", false, x.elems[:0], false
-	if cap(x.ends) > 1<<18 { // a large body's tape is not kept
-		x.ends = nil
-	}
 	x.start, x.end = x.start[:0], x.end[:0]
 	indexPool.Put(x)
 }
@@ -129,7 +127,7 @@ func validJSON(data []byte, x *jsonIndex) (ok bool, depth int) {
 		x.tape = len(data) <= maxTape
 		if x.tape {
 			if cap(x.ends) < len(data) {
-				x.ends = make([]uint32, len(data), len(data)+len(data)/4)
+				x.ends = make([]uint32, len(data), min(len(data)+len(data)/4, maxTape))
 			}
 			x.ends = x.ends[:len(data)]
 			st.ends = x.ends

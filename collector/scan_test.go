@@ -217,3 +217,20 @@ func TestAppendPropsMatchesGjson(t *testing.T) {
 		}
 	}
 }
+
+// TestScanTapeBounds: a body over maxTape is walked without the tape, one
+// under it with; both as gjson walks them.
+func TestScanTapeBounds(t *testing.T) {
+	for _, n := range []int{20, 250} {
+		b, _ := batch1KBody(n)
+		x := newJSONIndex()
+		if ok, _ := validJSON(b, x); !ok {
+			t.Fatal("batch body not valid")
+		}
+		if want := len(b) <= maxTape; x.tape != want {
+			t.Fatalf("%d bytes: tape %v, want %v", len(b), x.tape, want)
+		}
+		x.release()
+		checkValid(t, b)
+	}
+}
