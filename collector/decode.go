@@ -20,8 +20,9 @@ type payload struct {
 	events []gjson.Result
 	// apiKey is the envelope's api_key/token.
 	apiKey string
-	// sentAt is the envelope's sent_at (or created_at of the v1 endpoint).
-	sentAt gjson.Result
+	// sentAt is the envelope's sent_at (or created_at of the v1 endpoint),
+	// parsed once when an event needs it.
+	sentAt sentAtMemo
 	// index, when set, says where the body's containers end.
 	index *jsonIndex
 }
@@ -67,9 +68,9 @@ func parsePayload(js []byte) (payload, error) {
 			return true
 		})
 		p.apiKey = firstOf(apiKey, token, dollarToken)
-		p.sentAt = sentAt
-		if !p.sentAt.Exists() {
-			p.sentAt = createdAt
+		p.sentAt.r = sentAt
+		if !sentAt.Exists() {
+			p.sentAt.r = createdAt
 		}
 		if !batch.Exists() {
 			batch = data

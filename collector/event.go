@@ -261,7 +261,7 @@ func parseEvent(r gjson.Result, p *payload, now time.Time, slab *propSlab, lim *
 	}
 
 	ignoreSentAt := pIgnoreSentAt.Type == gjson.True
-	ts, ok := eventTimeOf(f.timestamp, f.sentAt, f.offset, p.sentAt, now, ignoreSentAt)
+	ts, ok := eventTimeEnv(f.timestamp, f.sentAt, f.offset, &p.sentAt, now, ignoreSentAt)
 	if !ok {
 		undo()
 		return reject(ReasonBadTimestamp, "timestamp unreadable, before 2000 or more than a day ahead")

@@ -111,7 +111,7 @@ func New(cfg Config, st store.Store, o Options) *Collector {
 	return &Collector{
 		cfg:        cfg,
 		store:      st,
-		enrich:     enricher{geo: o.Geo, storeIP: cfg.StoreIP},
+		enrich:     enricher{geo: o.Geo, storeIP: cfg.StoreIP, urls: newURLCache()},
 		ua:         o.UA,
 		limiter:    newRateLimiter(cfg.RateLimit),
 		metrics:    o.Metrics,

@@ -81,7 +81,9 @@ var personUpdates = map[string]bool{"$set": true, "$set_once": true}
 func (l *Limits) capProps(name string, ps store.Props) (store.Props, int) {
 	cut := 0
 	out := ps[:0]
-	for _, p := range ps {
+	for i := range ps {
+		// Read in place: most properties stay where they are.
+		p := &ps[i]
 		if len(out) >= l.Properties {
 			cut++
 			continue
@@ -90,14 +92,16 @@ func (l *Limits) capProps(name string, ps store.Props) (store.Props, int) {
 			cut++
 			continue
 		}
+		val, changed := p.Val.S, false
 		switch p.Val.Kind {
 		case store.KindString:
+			// Only a value over the common bound needs its key's.
 			max := l.Value
-			if longProps[p.Key] {
+			if len(val) > max && longProps[p.Key] {
 				max *= longValueFactor
 			}
-			if len(p.Val.S) > max {
-				p.Val.S = cutUTF8(p.Val.S, max)
+			if len(val) > max {
+				val, changed = cutUTF8(val, max), true
 				cut++
 			}
 		case store.KindJSON:
@@ -106,21 +110,28 @@ func (l *Limits) capProps(name string, ps store.Props) (store.Props, int) {
 			}
 			if personUpdates[p.Key] {
 				var n int
-				p.Val.S, n = l.capObject(p.Val.S)
+				val, n = l.capObject(val)
+				changed = true
 				cut += n
 				break
 			}
-			if len(p.Val.S) > l.Value*longValueFactor {
+			if len(val) > l.Value*longValueFactor {
 				cut++
 				continue
 			}
 		case store.KindNumber:
-			if len(p.Val.S) > 64 {
+			if len(val) > 64 {
 				cut++
 				continue
 			}
 		}
-		out = append(out, p)
+		if len(out) == i && !changed {
+			out = out[:i+1] // nothing before it dropped, nothing cut
+			continue
+		}
+		q := *p
+		q.Val.S = val
+		out = append(out, q) // at i or before: never over what is still to read
 	}
 	// Clear the tail so dropped values are not kept alive by the slab.
 	for i := len(out); i < len(ps); i++ {

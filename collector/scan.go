@@ -2,6 +2,7 @@ package collector
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,12 +25,14 @@ const (
 	highs = 0x8080808080808080
 )
 
-// specialString reports, for 8 bytes of a string, whether one of them may
-// end it or need a closer look: '"', '\\' or a control character.
-func specialString(v uint64) bool {
+// specialString marks, for 8 bytes of a string (little-endian), those that
+// may end it or need a closer look: '"', '\\' or a control character. The
+// lowest mark is exact (a borrow may only mark bytes above a marked one),
+// so its position is that of the first such byte; 0 when there is none.
+func specialString(v uint64) uint64 {
 	q := v ^ (lows * '"')
 	b := v ^ (lows * '\\')
-	return ((q-lows)&^q|(b-lows)&^b|(v-lows*0x20)&^v)&highs != 0
+	return ((q-lows)&^q | (b-lows)&^b | (v-lows*0x20)&^v) & highs
 }
 
 // indexDepth is how deep validJSON records where containers end: the
@@ -47,6 +50,37 @@ type jsonIndex struct {
 	// utf8 says base is valid UTF-8 (the capture path repairs bodies
 	// before it scans them).
 	utf8 bool
+	// elems backs what elements returns, until release.
+	elems []gjson.Result
+	// With tape, ends[i] for the opening quote of each string at base[i]
+	// is the offset after its closing quote, with the escaped bit when it
+	// holds escapes; other entries are left from earlier bodies. The walk
+	// then skips strings without reading them again.
+	tape bool
+	ends []uint32
+}
+
+// maxTape is the largest body whose strings the index records: ends
+// takes four bytes a byte of body, and is kept in the pool (larger bodies,
+// recordings mostly, are walked as before).
+const maxTape = 1 << 18
+
+const escaped = 1 << 31
+
+// skipString is the package's skipString for a string of s (s[i] is just
+// after its opening quote), from the tape when the index has one and s
+// lies in its body.
+func (x *jsonIndex) skipString(s string, i int) (int, bool) {
+	if x != nil && x.tape && len(s) > 0 {
+		off := uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.StringData(x.base)))
+		if q := off + uintptr(i) - 1; off < uintptr(len(x.base)) && q < uintptr(len(x.ends)) {
+			e := x.ends[q]
+			if end := int(uintptr(e&^escaped) - off); end > i && end <= len(s) {
+				return end, e&escaped != 0
+			}
+		}
+	}
+	return skipString(s, i)
 }
 
 var indexPool = sync.Pool{New: func() any { return new(jsonIndex) }}
@@ -55,10 +89,11 @@ var indexPool = sync.Pool{New: func() any { return new(jsonIndex) }}
 func newJSONIndex() *jsonIndex { return indexPool.Get().(*jsonIndex) }
 
 func (x *jsonIndex) release() {
-	if x == nil || cap(x.start) > 1<<16 {
+	if x == nil || cap(x.start) > 1<<16 || cap(x.elems) > 1<<12 {
 		return
 	}
-	x.base, x.utf8 = "", false
+	clear(x.elems) // they point into the body
+	x.base, x.utf8, x.elems, x.tape = "", false, x.elems[:0], false
 	x.start, x.end = x.start[:0], x.end[:0]
 	indexPool.Put(x)
 }
@@ -89,6 +124,14 @@ func validJSON(data []byte, x *jsonIndex) (ok bool, depth int) {
 	if x != nil {
 		x.base = unsafeString(data)
 		x.start, x.end = x.start[:0], x.end[:0]
+		x.tape = len(data) <= maxTape
+		if x.tape {
+			if cap(x.ends) < len(data) {
+				x.ends = make([]uint32, len(data), min(len(data)+len(data)/4, maxTape))
+			}
+			x.ends = x.ends[:len(data)]
+			st.ends = x.ends
+		}
 	}
 	defer func() { depth = st.depth }()
 	i := skipWS(data, 0)
@@ -126,7 +169,7 @@ value:
 		}
 		goto value
 	case '"':
-		if i, ok = validString(data, i+1); !ok {
+		if i, ok = st.str(data, i); !ok {
 			return false, depth
 		}
 		goto after
@@ -157,7 +200,7 @@ value:
 		return false, depth
 	}
 key: // data[i] is the opening quote of a member's key
-	if i, ok = validString(data, i+1); !ok {
+	if i, ok = st.str(data, i); !ok {
 		return false, depth
 	}
 	i = skipWS(data, i)
@@ -198,10 +241,25 @@ after: // a value ended at i
 // indexDepth levels, their entries in x.
 type nesting struct {
 	x      *jsonIndex
+	ends   []uint32 // x.ends when x keeps them
 	bits   []uint64
 	n      int
 	depth  int
 	opened [indexDepth]int
+}
+
+// str checks the string whose opening quote is at data[i], records where
+// it ends when the index keeps that, and returns the index after it.
+func (st *nesting) str(data []byte, i int) (int, bool) {
+	end, ok, esc := validString(data, i+1)
+	if ok && st.ends != nil {
+		e := uint32(end)
+		if esc {
+			e |= escaped
+		}
+		st.ends[i] = e
+	}
+	return end, ok
 }
 
 func (st *nesting) open(i int, c byte) {
@@ -249,24 +307,30 @@ func skipWS(data []byte, i int) int {
 }
 
 // validString checks the string whose text starts at i (after the opening
-// quote) and returns the index after its closing quote.
-func validString(data []byte, i int) (int, bool) {
+// quote) and returns the index after its closing quote, and whether the
+// string holds escapes.
+func validString(data []byte, i int) (end int, ok, esc bool) {
 	for {
-		for i+8 <= len(data) && !specialString(binary.LittleEndian.Uint64(data[i:])) {
+		for i+8 <= len(data) {
+			if m := specialString(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		if i >= len(data) {
-			return i, false
+			return i, false, esc
 		}
 		switch c := data[i]; {
 		case c == '"':
-			return i + 1, true
+			return i + 1, true, esc
 		case c < ' ':
-			return i, false
+			return i, false, esc
 		case c == '\\':
+			esc = true
 			i++
 			if i >= len(data) {
-				return i, false
+				return i, false, esc
 			}
 			switch data[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -274,11 +338,11 @@ func validString(data []byte, i int) (int, bool) {
 				for range 4 {
 					i++
 					if i >= len(data) || !ishex(data[i]) {
-						return i, false
+						return i, false, esc
 					}
 				}
 			default:
-				return i, false
+				return i, false, esc
 			}
 		}
 		i++
@@ -349,7 +413,8 @@ func skipString(s string, i int) (int, bool) {
 			v := binary.LittleEndian.Uint64(b[i:])
 			q := v ^ (lows * '"')
 			e := v ^ (lows * '\\')
-			if ((q-lows)&^q|(e-lows)&^e)&highs != 0 {
+			if m := ((q-lows)&^q | (e-lows)&^e) & highs; m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
 			i += 8
@@ -373,7 +438,7 @@ func skipString(s string, i int) (int, bool) {
 func (x *jsonIndex) skipValue(s string, i int) int {
 	switch s[i] {
 	case '"':
-		i, _ = skipString(s, i+1)
+		i, _ = x.skipString(s, i+1)
 		return i
 	case '{', '[':
 		if end, ok := x.endOf(s, i); ok {
@@ -383,7 +448,7 @@ func (x *jsonIndex) skipValue(s string, i int) int {
 		for i < len(s) {
 			switch s[i] {
 			case '"':
-				i, _ = skipString(s, i+1)
+				i, _ = x.skipString(s, i+1)
 				continue
 			case '{', '[':
 				depth++
@@ -420,7 +485,7 @@ func skipSpace(s string, i int) int {
 // the properties need).
 func (x *jsonIndex) valueAt(s string, i int, num bool) (gjson.Result, int) {
 	if s[i] == '"' {
-		end, esc := skipString(s, i+1)
+		end, esc := x.skipString(s, i+1)
 		raw := s[i:end]
 		if esc { // rare: gjson unescapes
 			return gjson.Parse(raw), end
@@ -464,7 +529,7 @@ func (x *jsonIndex) walkMembers(obj string, num bool, fn func(key string, v gjso
 		if i >= len(obj) || obj[i] != '"' {
 			return // '}'
 		}
-		end, esc := skipString(obj, i+1)
+		end, esc := x.skipString(obj, i+1)
 		key := obj[i+1 : end-1]
 		if esc {
 			key = gjson.Parse(obj[i:end]).Str
@@ -485,9 +550,13 @@ func (x *jsonIndex) walkMembers(obj string, num bool, fn func(key string, v gjso
 }
 
 // elements returns the elements of the valid JSON array arr, as gjson's
-// Array does.
+// Array does; with x, in memory x keeps until release (call it once).
 func (x *jsonIndex) elements(arr string) []gjson.Result {
 	var out []gjson.Result
+	if x != nil {
+		out = x.elems[:0]
+		defer func() { x.elems = out }()
+	}
 	i := skipSpace(arr, 1)
 	for i < len(arr) && arr[i] != ']' {
 		var v gjson.Result
@@ -515,7 +584,7 @@ func (x *jsonIndex) appendProps(ps store.Props, obj string, special func(string,
 		if i >= len(obj) || obj[i] != '"' {
 			return ps // '}'
 		}
-		end, esc := skipString(obj, i+1)
+		end, esc := x.skipString(obj, i+1)
 		key := obj[i+1 : end-1]
 		if esc {
 			key = gjson.Parse(obj[i:end]).Str
@@ -526,7 +595,7 @@ func (x *jsonIndex) appendProps(ps store.Props, obj string, special func(string,
 		var val store.Value
 		switch obj[i] {
 		case '"':
-			end, esc := skipString(obj, i+1)
+			end, esc := x.skipString(obj, i+1)
 			if esc {
 				val = store.Value{Kind: store.KindString, S: gjson.Parse(obj[i:end]).Str}
 			} else {

@@ -53,8 +53,10 @@ func TestValidJSONMatchesGjson(t *testing.T) {
 func checkValid(t *testing.T, b []byte) {
 	t.Helper()
 	want := gjson.ValidBytes(b)
-	var x jsonIndex
-	got, _ := validJSON(b, &x)
+	// A pooled index: its tape holds entries of earlier documents.
+	x := newJSONIndex()
+	defer x.release()
+	got, _ := validJSON(b, x)
 	if got != want {
 		t.Fatalf("validJSON(%q) = %v, gjson says %v", b, got, want)
 	}
@@ -62,7 +64,7 @@ func checkValid(t *testing.T, b []byte) {
 		return
 	}
 	// No copy: the walk must find its values in the index of b.
-	compareWalk(t, &x, gjson.Parse(unsafeString(b)))
+	compareWalk(t, x, gjson.Parse(unsafeString(b)))
 }
 
 // compareWalk compares the scanner's walk of r with gjson's, and so on down
@@ -213,5 +215,22 @@ func TestAppendPropsMatchesGjson(t *testing.T) {
 		if fmt.Sprint(fast.ev, fast.token, fast.geoDisable, fast.reason) != fmt.Sprint(ref.ev, ref.token, ref.geoDisable, ref.reason) {
 			t.Fatalf("%s:\n fast %v %q %v %q\n gjson %v %q %v %q", obj, fast.ev, fast.token, fast.geoDisable, fast.reason, ref.ev, ref.token, ref.geoDisable, ref.reason)
 		}
+	}
+}
+
+// TestScanTapeBounds: a body over maxTape is walked without the tape, one
+// under it with; both as gjson walks them.
+func TestScanTapeBounds(t *testing.T) {
+	for _, n := range []int{20, 250} {
+		b, _ := batch1KBody(n)
+		x := newJSONIndex()
+		if ok, _ := validJSON(b, x); !ok {
+			t.Fatal("batch body not valid")
+		}
+		if want := len(b) <= maxTape; x.tape != want {
+			t.Fatalf("%d bytes: tape %v, want %v", len(b), x.tape, want)
+		}
+		x.release()
+		checkValid(t, b)
 	}
 }

@@ -77,6 +77,27 @@ func eventTime(ev gjson.Result, envSentAt gjson.Result, now time.Time, ignoreSen
 // eventTimeOf is eventTime given the event's timestamp, sent_at and offset
 // members (each absent when the event has none).
 func eventTimeOf(ts, sent, off gjson.Result, envSentAt gjson.Result, now time.Time, ignoreSentAt bool) (int64, bool) {
+	return eventTimeEnv(ts, sent, off, &sentAtMemo{r: envSentAt}, now, ignoreSentAt)
+}
+
+// sentAtMemo is an envelope's sent_at, read once for all its events.
+type sentAtMemo struct {
+	r    gjson.Result
+	done bool
+	ms   int64
+	ok   bool
+}
+
+func (m *sentAtMemo) time() (int64, bool) {
+	if !m.done {
+		m.ms, m.ok = parseTime(m.r)
+		m.done = true
+	}
+	return m.ms, m.ok
+}
+
+// eventTimeEnv is eventTimeOf with the envelope's sent_at in env.
+func eventTimeEnv(ts, sent, off gjson.Result, env *sentAtMemo, now time.Time, ignoreSentAt bool) (int64, bool) {
 	nowMS := now.UnixMilli()
 	var t int64
 	switch {
@@ -85,13 +106,20 @@ func eventTimeOf(ts, sent, off gjson.Result, envSentAt gjson.Result, now time.Ti
 		if t, ok = parseTime(ts); !ok {
 			return 0, false
 		}
-		if !sent.Exists() || sent.Type == gjson.Null {
-			sent = envSentAt
+		if ignoreSentAt {
+			break
 		}
-		if !ignoreSentAt && sent.Exists() && sent.Type != gjson.Null {
-			if s, ok := parseTime(sent); ok && s >= earliest {
-				t = nowMS + (t - s)
-			}
+		var s int64
+		switch {
+		case sent.Exists() && sent.Type != gjson.Null:
+			s, ok = parseTime(sent)
+		case env.r.Exists() && env.r.Type != gjson.Null:
+			s, ok = env.time()
+		default:
+			ok = false
+		}
+		if ok && s >= earliest {
+			t = nowMS + (t - s)
 		}
 	default:
 		t = nowMS

@@ -90,7 +90,8 @@ type blockEncoder struct {
 	nstr  int
 	body  []byte
 	out   []byte
-	// scratch takes the S2 output before it is copied to its exact size.
+	// scratch takes the compressed output before it is copied to its
+	// exact size.
 	scratch []byte
 
 	// For event: the key and value strings of the previous event, by
@@ -98,6 +99,11 @@ type blockEncoder struct {
 	// properties in the same order, most keys and many values alike, so a
 	// comparison there spares most lookups in strs.
 	posKeys, posVals []posEntry
+
+	// For merge: a block's decompressed payload, its strings' offsets
+	// there (start, end) and their indexes here plus one.
+	dec        []byte
+	soff, smap []uint32
 
 	// For raw: each decoded block's string indexes as this block's (plus
 	// one; 0 is not yet known), so that a string of a merged block is
@@ -116,13 +122,23 @@ type posEntry struct {
 // maxPos bounds the property positions event remembers.
 const maxPos = 512
 
-// posStr is str(s) for s at position j of the property list.
-func (e *blockEncoder) posStr(c *[]posEntry, j int, s string) uint32 {
+// posStr is str(s) for s at position j of the property list; with
+// noLookup, a string not at hand there (nor equal to did, whose index is
+// didIdx) is added to the table again.
+func (e *blockEncoder) posStr(c *[]posEntry, j int, s string, noLookup bool, did string, didIdx uint32) uint32 {
 	pc := *c
 	if j < len(pc) && pc[j].s == s {
 		return pc[j].i
 	}
-	i := e.str(s)
+	var i uint32
+	switch {
+	case !noLookup:
+		i = e.str(s)
+	case s == did: // $device_id, $user_id and the like
+		i = didIdx
+	default:
+		i = e.add(s)
+	}
 	switch {
 	case j < len(pc):
 		pc[j] = posEntry{s, i}
@@ -144,36 +160,62 @@ func (e *blockEncoder) reset() {
 	e.nstr = 0
 }
 
+// add appends s to the string table without looking for it there.
+func (e *blockEncoder) add(s string) uint32 {
+	i := uint32(e.nstr)
+	e.nstr++
+	e.table = binary.AppendUvarint(e.table, uint64(len(s)))
+	e.table = append(e.table, s...)
+	return i
+}
+
 func (e *blockEncoder) str(s string) uint32 {
 	if i, ok := e.strs[s]; ok {
 		return i
 	}
 	i := uint32(e.nstr)
 	e.nstr++
-	e.strs[s] = i
 	e.table = binary.AppendUvarint(e.table, uint64(len(s)))
 	e.table = append(e.table, s...)
+	// The key is the table's copy: s may live in a buffer its owner
+	// reuses (a request's body, the payload merge decompressed). Bytes of
+	// the table are not written again until reset clears the map.
+	k := ""
+	if len(s) > 0 {
+		k = unsafe.String(&e.table[len(e.table)-len(s)], len(s))
+	}
+	e.strs[k] = i
 	return i
 }
 
-func (e *blockEncoder) event(ev *Event) {
+// event adds ev. With fast (a block the compactor merges soon), values
+// not found at their position in the previous event are not looked up in
+// the string table but added again: most of them are new (ids, times), a
+// lookup would only add them, and the merge looks every string up once
+// anyway. The block decodes to the same events either way, and the merged
+// block is the same.
+func (e *blockEncoder) event(ev *Event, fast bool) {
 	key, canonical := uuidKey(ev.UUID)
 	e.body = binary.AppendVarint(e.body, ev.Time)
 	e.body = append(e.body, key[:]...)
-	if canonical {
+	switch {
+	case canonical:
 		e.body = append(e.body, 0)
-	} else {
+	case fast:
+		e.body = binary.AppendUvarint(e.body, uint64(e.add(ev.UUID))+1)
+	default:
 		e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.UUID))+1)
 	}
 	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.Name)))
-	e.body = binary.AppendUvarint(e.body, uint64(e.str(ev.DistinctID)))
+	did := e.str(ev.DistinctID)
+	e.body = binary.AppendUvarint(e.body, uint64(did))
 	e.body = binary.AppendUvarint(e.body, uint64(len(ev.Props)))
 	for j, p := range ev.Props {
-		e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posKeys, j, p.Key)))
+		e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posKeys, j, p.Key, false, "", 0)))
 		e.body = append(e.body, byte(p.Val.Kind))
 		switch p.Val.Kind {
 		case KindString, KindNumber, KindJSON:
-			e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posVals, j, p.Val.S)))
+			e.body = binary.AppendUvarint(e.body, uint64(e.posStr(&e.posVals, j, p.Val.S, fast, ev.DistinctID, did)))
 		}
 	}
 }
@@ -221,6 +263,127 @@ func (e *blockEncoder) raw(d *decodedBlock, ev *rawEvent) {
 	}
 }
 
+// merge adds the events of the block value v as raw adds decoded events,
+// without decoding the block: its payload is decompressed into a reused
+// buffer, each of its strings is looked up here once, on first use, and
+// its event records are copied with their string indexes translated. It
+// refuses what decodeBlock refuses, and returns how many events it added.
+func (e *blockEncoder) merge(v string) (int, error) {
+	payload, dec, err := blockPayload(v, e.dec)
+	e.dec = dec
+	if err != nil {
+		return 0, err
+	}
+	r := reader{s: payload}
+	n := r.uvarint()
+	if n > uint64(len(payload)) {
+		return 0, errBadBlock
+	}
+	// soff holds each string's start and end in payload; smap its index
+	// here plus one (0: not looked up yet).
+	soff := e.soff[:0]
+	for range n {
+		l := r.uvarint()
+		start := r.pos
+		r.bytes(l)
+		soff = append(soff, uint32(start), uint32(r.pos))
+	}
+	e.soff = soff
+	if cap(e.smap) < int(n) {
+		e.smap = make([]uint32, n)
+	}
+	smap := e.smap[:n]
+	clear(smap)
+	ns := int(n)
+	str := func(i uint32) uint32 {
+		if j := smap[i]; j != 0 {
+			return j - 1
+		}
+		j := e.str(payload[soff[2*i]:soff[2*i+1]])
+		smap[i] = j + 1
+		return j
+	}
+	r.idx(ns) // the site: the merged block names its own
+	ne := r.uvarint()
+	if r.err || ne > uint64(len(payload)) {
+		return 0, errBadBlock
+	}
+	body := e.body
+	for range ne {
+		// Time and uuid key are copied as they are.
+		start := r.pos
+		r.varint()
+		r.bytes(16)
+		body = append(body, payload[start:r.pos]...)
+		u := r.uvarint()
+		switch {
+		case u > uint64(ns):
+			r.err = true
+		case u == 0:
+			body = append(body, 0)
+		default:
+			body = binary.AppendUvarint(body, uint64(str(uint32(u-1)))+1)
+		}
+		name := r.idx(ns)
+		did := r.idx(ns)
+		np := r.uvarint()
+		if r.err || np > uint64(len(payload)) {
+			return 0, errBadBlock
+		}
+		body = binary.AppendUvarint(body, uint64(str(name)))
+		body = binary.AppendUvarint(body, uint64(str(did)))
+		body = binary.AppendUvarint(body, np)
+		for range np {
+			k := r.idx(ns)
+			kind := Kind(r.byte())
+			if r.err {
+				return 0, errBadBlock
+			}
+			body = binary.AppendUvarint(body, uint64(str(k)))
+			body = append(body, byte(kind))
+			switch kind {
+			case KindString, KindNumber, KindJSON:
+				val := r.idx(ns)
+				if r.err {
+					return 0, errBadBlock
+				}
+				body = binary.AppendUvarint(body, uint64(str(val)))
+			case KindNull, KindTrue, KindFalse:
+			default:
+				return 0, errBadBlock
+			}
+		}
+	}
+	e.body = body
+	if r.err || r.pos != len(payload) {
+		return 0, errBadBlock
+	}
+	return int(ne), nil
+}
+
+// mergeBlockValues encodes the events of the block values vals (stored
+// under keys), in order, as one block of site, as encodeRaw would encode
+// their decoded events.
+func mergeBlockValues(site string, keys, vals []string, level compression) (string, error) {
+	e := encoderPool.Get().(*blockEncoder)
+	defer encoderPool.Put(e)
+	e.reset()
+	siteIdx := e.str(site)
+	n := 0
+	for i, v := range vals {
+		k, err := e.merge(v)
+		if err != nil {
+			return "", fmt.Errorf("block %s: %w", keys[i], err)
+		}
+		n += k
+	}
+	b := e.finish(siteIdx, n, level)
+	if cap(e.dec) > 4<<20 {
+		e.dec = nil // a large block's buffer is not kept in the pool
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil
+}
+
 // rawRef is one event of a decoded block.
 type rawRef struct {
 	d *decodedBlock
@@ -249,7 +412,7 @@ func (e *blockEncoder) encode(site string, evs []*Event, level compression) []by
 	e.reset()
 	siteIdx := e.str(site)
 	for _, ev := range evs {
-		e.event(ev)
+		e.event(ev, level == compressFast)
 	}
 	return e.finish(siteIdx, len(evs), level)
 }
@@ -274,9 +437,9 @@ func (e *blockEncoder) finish(siteIdx uint32, n int, level compression) []byte {
 		// Keep only what is used: the value lives as long as the block.
 		return append([]byte(nil), out[:3+n]...)
 	}
-	out := make([]byte, 3, len(payload)/3+64)
-	out[0], out[1], out[2] = blockMagic, blockVersion, flagZstd
+	out := append(e.scratch[:0], blockMagic, blockVersion, flagZstd)
 	out = zstdBlockEnc.EncodeAll(payload, out)
+	e.scratch = out
 	return append([]byte(nil), out...)
 }
 
@@ -322,32 +485,43 @@ type decodedBlock struct {
 	props  []rawProp // backing store of every event's props
 }
 
-// decodeBlock parses a block value. The strings it returns share memory with
-// v (or with the decompressed payload) and must not be modified.
-func decodeBlock(v string) (*decodedBlock, error) {
+// blockPayload returns the uncompressed payload of the block value v,
+// decompressed into buf when it is compressed (buf grows as needed and is
+// returned for reuse; the payload shares its memory).
+func blockPayload(v string, buf []byte) (string, []byte, error) {
 	if len(v) < 3 || v[0] != blockMagic {
-		return nil, errBadBlock
+		return "", buf, errBadBlock
 	}
 	if v[1] != blockVersion {
-		return nil, fmt.Errorf("store: block version %d not supported", v[1])
+		return "", buf, fmt.Errorf("store: block version %d not supported", v[1])
 	}
 	payload := v[3:]
 	if v[2]&flagS2 != 0 {
 		// A damaged length must not make us allocate gigabytes.
 		if n, err := s2.DecodedLen(unsafe.Slice(unsafe.StringData(payload), len(payload))); err != nil || n > maxBlockBytes {
-			return nil, errBadBlock
+			return "", buf, errBadBlock
 		}
-		b, err := s2.Decode(nil, unsafe.Slice(unsafe.StringData(payload), len(payload)))
+		b, err := s2.Decode(buf[:cap(buf)], unsafe.Slice(unsafe.StringData(payload), len(payload)))
 		if err != nil {
-			return nil, fmt.Errorf("store: decompressing block: %w", err)
+			return "", buf, fmt.Errorf("store: decompressing block: %w", err)
 		}
-		payload = unsafe.String(unsafe.SliceData(b), len(b))
+		return unsafe.String(unsafe.SliceData(b), len(b)), b, nil
 	} else if v[2]&flagZstd != 0 {
-		b, err := zstdDec.DecodeAll(unsafe.Slice(unsafe.StringData(payload), len(payload)), nil)
+		b, err := zstdDec.DecodeAll(unsafe.Slice(unsafe.StringData(payload), len(payload)), buf[:0])
 		if err != nil {
-			return nil, fmt.Errorf("store: decompressing block: %w", err)
+			return "", buf, fmt.Errorf("store: decompressing block: %w", err)
 		}
-		payload = unsafe.String(unsafe.SliceData(b), len(b))
+		return unsafe.String(unsafe.SliceData(b), len(b)), b, nil
+	}
+	return payload, buf, nil
+}
+
+// decodeBlock parses a block value. The strings it returns share memory with
+// v (or with the decompressed payload) and must not be modified.
+func decodeBlock(v string) (*decodedBlock, error) {
+	payload, _, err := blockPayload(v, nil)
+	if err != nil {
+		return nil, err
 	}
 	d := &decodedBlock{}
 	r := reader{s: payload}

@@ -55,6 +55,9 @@ func (s *DB) Append(ctx context.Context, events []*Event) ([]Outcome, error) {
 func (s *DB) committer() {
 	defer s.done.Done()
 	var group []*commitReq
+	// seen is reused from group to group (at most maxGroup and one
+	// request's entries).
+	seen := make(map[siteUUID]struct{})
 	for {
 		group = group[:0]
 		select {
@@ -75,7 +78,8 @@ func (s *DB) committer() {
 				break more
 			}
 		}
-		s.commitGroup(group)
+		s.commitGroup(group, seen)
+		clear(seen)
 	}
 }
 
@@ -84,7 +88,7 @@ func (s *DB) drainOnStop() {
 	for {
 		select {
 		case req := <-s.commits:
-			s.commitGroup([]*commitReq{req})
+			s.commitGroup([]*commitReq{req}, make(map[siteUUID]struct{}))
 		default:
 			return
 		}
@@ -101,11 +105,11 @@ type siteBatch struct {
 	compressed bool
 }
 
-func (s *DB) commitGroup(group []*commitReq) {
+// commitGroup commits group; seen is an empty map it may fill.
+func (s *DB) commitGroup(group []*commitReq, seen map[siteUUID]struct{}) {
 	s.nCommits.Add(1)
 	batches := make(map[string]*siteBatch)
 	var order []*siteBatch
-	seen := make(map[siteUUID]struct{})
 	for _, req := range group {
 		for i, ev := range req.events {
 			sb := batches[ev.Site]

@@ -127,8 +127,9 @@ func (s *DB) compactTable(t *table) error {
 // cut short between them, the log holds some events twice, which replay
 // de-duplicates; it never holds them zero times.
 func (s *DB) mergeBlocks(t *table, g []blockRef) error {
-	var events []rawRef
-	var keys []string
+	// The values are read under the log's read lock and merged after it:
+	// a value stays as it was read when its key is set again.
+	var vals, keys []string
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		for _, b := range g {
 			if b.key == "" {
@@ -138,13 +139,7 @@ func (s *DB) mergeBlocks(t *table, g []blockRef) error {
 			if err != nil {
 				return fmt.Errorf("block %s: %w", b.key, err)
 			}
-			d, err := decodeBlock(v)
-			if err != nil {
-				return fmt.Errorf("block %s: %w", b.key, err)
-			}
-			for i := range d.events {
-				events = append(events, rawRef{d, i})
-			}
+			vals = append(vals, v)
 			keys = append(keys, b.key)
 		}
 		return nil
@@ -161,7 +156,10 @@ func (s *DB) mergeBlocks(t *table, g []blockRef) error {
 	}
 	if len(keys) > 0 {
 		merged.key = keys[0]
-		val := encodeRaw(t.site, events, compressBest)
+		val, err := mergeBlockValues(t.site, keys, vals, compressBest)
+		if err != nil {
+			return err
+		}
 		merged.size = len(val)
 		if err := s.db.Update(func(tx *buntdb.Tx) error {
 			_, _, err := tx.Set(keys[0], val, nil)
