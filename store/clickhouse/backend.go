@@ -61,6 +61,8 @@ type Backend struct {
 
 	inSQL, inLocal sync.Map // report name -> *atomic.Int64
 
+	rec *recShipper // recordings (recordings.go)
+
 	wake chan struct{}
 	stop chan struct{}
 	done chan struct{}
@@ -110,6 +112,9 @@ func New(db *store.DB, o Options) (*Backend, error) {
 		return true
 	})
 	if err != nil {
+		return nil, err
+	}
+	if b.rec, err = b.startRecordings(); err != nil {
 		return nil, err
 	}
 	go b.ship()
@@ -242,10 +247,14 @@ func (b *Backend) Close() error {
 func (b *Backend) Stop() {
 	b.once.Do(func() { close(b.stop) })
 	<-b.done
+	<-b.rec.done
 }
 
 // Flush ships until the outbox is empty or ctx ends.
 func (b *Backend) Flush(ctx context.Context) error {
+	if err := b.flushRecordings(ctx); err != nil {
+		return err
+	}
 	for {
 		n := 0
 		for _, v := range b.Backlogs() {

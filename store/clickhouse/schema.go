@@ -34,6 +34,19 @@ func (b *Backend) schema() []SQL {
 	site String, distinct_id String, person String, deleted UInt8, ver UInt64
 ) ENGINE = ReplacingMergeTree(ver) ORDER BY (site, distinct_id)`, db, pm),
 	}
+	// recordings (recordings.go): one row per chunk, sharded by session.
+	rec := Ident("recordings")
+	if b.opts.Cluster != "" {
+		rec = Ident("recordings_local")
+	}
+	out = append(out, Build(`CREATE TABLE IF NOT EXISTS ?.? (
+	site String, session String, node String, ord UInt64, t DateTime('UTC'),
+	window String, distinct_id String, first Int64, last Int64, events UInt32, bytes UInt64, data String
+) ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(t) ORDER BY (site, session, node, ord)`, db, rec))
+	if b.opts.Cluster != "" {
+		out = append(out, Build("CREATE TABLE IF NOT EXISTS ?.`recordings` AS ?.? ENGINE = Distributed(?, ?, ?, sipHash64(session))",
+			db, db, rec, Ident(b.opts.Cluster), db, rec))
+	}
 	if b.opts.Cluster != "" {
 		cl := Ident(b.opts.Cluster)
 		out = append(out,
