@@ -61,7 +61,8 @@ type Backend struct {
 
 	inSQL, inLocal sync.Map // report name -> *atomic.Int64
 
-	rec *recShipper // recordings (recordings.go)
+	rec  *recShipper  // recordings (recordings.go)
+	reps replicaState // tables per server, replicas (replicas.go)
 
 	wake chan struct{}
 	stop chan struct{}
@@ -122,7 +123,7 @@ func New(db *store.DB, o Options) (*Backend, error) {
 }
 
 // client is the server that answers queries and inserts.
-func (b *Backend) client() *Client { return b.servers[0] }
+func (b *Backend) client() *Client { return b.pick() }
 
 // row is one event as ClickHouse stores it.
 type row struct {

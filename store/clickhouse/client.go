@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type Client struct {
 	Password string
 	Database string // default database of queries; "" for the server's
 	HTTP     *http.Client
+
+	down atomic.Bool // could not be reached lately (replicas.go)
 }
 
 // Error is an error ClickHouse answered.
@@ -79,6 +82,8 @@ func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool, set
 	if err != nil {
 		if ctx.Err() != nil {
 			c.kill(id)
+		} else {
+			c.markDown()
 		}
 		return nil, err
 	}

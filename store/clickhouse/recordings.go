@@ -336,6 +336,9 @@ func (b *Backend) flushRecordings(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			if st := b.Status(""); st.LastError != "" {
+				return fmt.Errorf("%w (last shipping error: %s)", ctx.Err(), st.LastError)
+			}
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
