@@ -11,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -67,6 +69,9 @@ func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool, set
 	}
 	if query != "" {
 		v.Set("query", string(query))
+	}
+	if sqlLog.file != nil {
+		body = logSQL(c, query, body, db)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.URL, "/")+"/?"+v.Encode(), body)
 	if err != nil {
@@ -155,4 +160,50 @@ func (c *Client) Ping(ctx context.Context) error {
 func isUnavailable(err error) bool {
 	var e *Error
 	return err != nil && !errors.As(err, &e)
+}
+
+// sqlLog, when FIRSTPARTY_CH_SQL_LOG names a file, receives every
+// statement sent to ClickHouse as a JSON line {"db", "sql", "data"} (data:
+// the rows of an INSERT), for tools/chdb-check, which runs them through
+// current ClickHouse.
+var sqlLog = struct {
+	mu   sync.Mutex
+	file *os.File
+}{file: openSQLLog()}
+
+func openSQLLog() *os.File {
+	if p := os.Getenv("FIRSTPARTY_CH_SQL_LOG"); p != "" {
+		if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// logSQL writes one statement to the SQL log and returns the body to send.
+func logSQL(c *Client, query SQL, body io.Reader, db bool) io.Reader {
+	var text, data []byte
+	if body != nil {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return bytes.NewReader(b)
+		}
+		text, body = b, bytes.NewReader(b)
+	}
+	if query != "" { // the statement in the URL, the rows in the body
+		text, data = []byte(query), text
+	}
+	rec := struct {
+		DB   string `json:"db"`
+		SQL  string `json:"sql"`
+		Data string `json:"data,omitempty"`
+	}{SQL: string(text), Data: string(data)}
+	if db {
+		rec.DB = c.Database
+	}
+	j, _ := json.Marshal(rec)
+	sqlLog.mu.Lock()
+	sqlLog.file.Write(append(j, '\n'))
+	sqlLog.mu.Unlock()
+	return body
 }

@@ -312,7 +312,7 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 		members = Build("person GLOBAL IN (SELECT person FROM (?) WHERE vis AND ?)", cbase, cond)
 	}
 	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, if(pm_person = '', distinct_id, pm_person) AS person
-FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0`, inner, persons)
+FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS pm USING distinct_id WHERE pm_deleted = 0`, inner, persons)
 	if q.Cohort != 0 {
 		mid = Build("SELECT * FROM (?) WHERE ?", mid, members)
 	}
@@ -329,7 +329,7 @@ FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0`, inner
 		if err != nil {
 			return "", err
 		}
-		out = Build("SELECT * FROM (?) GLOBAL ANY LEFT JOIN (?) USING session", out, sess)
+		out = Build("SELECT * FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS ss USING session", out, sess)
 	}
 	return Build("SELECT * FROM (?) WHERE ?", out, sessionFilters(q)), nil
 }
