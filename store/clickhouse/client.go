@@ -27,7 +27,8 @@ type Client struct {
 	Database string // default database of queries; "" for the server's
 	HTTP     *http.Client
 
-	down atomic.Bool // could not be reached lately (replicas.go)
+	down    atomic.Bool  // could not be reached lately (replicas.go)
+	lastUse atomic.Int64 // Unix ns of the last call
 }
 
 // Error is an error ClickHouse answered.
@@ -61,6 +62,7 @@ func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool, set
 	for i := 0; i+1 < len(settings); i += 2 {
 		v.Set(settings[i], settings[i+1])
 	}
+	c.lastUse.Store(time.Now().UnixNano())
 	v.Set("wait_end_of_query", "1") // an error cannot arrive after a 200
 	id := newQueryID()
 	v.Set("query_id", id)

@@ -15,6 +15,7 @@ package clickhouse
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -149,19 +150,26 @@ func (b *Backend) pick() *Client {
 func (c *Client) isDown() bool { return c.down.Load() }
 
 // markDown notes that the server could not be reached and probes it in
-// the background until it answers.
+// the background (GET /ping) until it answers, or until nothing asked
+// for it for a minute (the next call then tries it again).
 func (c *Client) markDown() {
 	if c.down.Swap(true) {
 		return // already probing
 	}
 	go func() {
-		for {
+		defer c.down.Store(false)
+		for time.Since(time.Unix(0, c.lastUse.Load())) < time.Minute {
 			time.Sleep(500 * time.Millisecond)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := c.do(ctx, "", strings.NewReader("SELECT 1"), false)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.URL, "/")+"/ping", nil)
+			if err == nil {
+				var resp *http.Response
+				if resp, err = c.client().Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
 			cancel()
 			if err == nil {
-				c.down.Store(false)
 				return
 			}
 		}

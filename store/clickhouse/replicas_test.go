@@ -45,7 +45,9 @@ func TestReplicas(t *testing.T) {
 	r1 := &Client{URL: c.Shards[0].URL(), Database: "rep"}
 	r2 := &Client{URL: c.Shards[1].URL(), Database: "rep"}
 	for _, r := range []*Client{r1, r2} {
-		awaitCount(t, r, "SELECT count() FROM system.tables WHERE database = 'rep' AND engine LIKE 'Replicated%'", 3)
+		awaitCount(t, r, "SELECT count() FROM system.tables WHERE database = 'rep' AND engine LIKE 'Replicated%' AND name IN ('events_local', 'person_map_local', 'recordings_local')", 3)
+		// Every local table is replicated.
+		awaitCount(t, r, "SELECT count() FROM system.tables WHERE database = 'rep' AND engine LIKE '%MergeTree' AND engine NOT LIKE 'Replicated%'", 0)
 	}
 	// Shipped through replica 1 (the first url), read from replica 2's
 	// own table.
@@ -62,6 +64,9 @@ func TestReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	flush(t, b) // through replica 2
+	if b.client() != b.servers[1] {
+		t.Fatal("queries still go to the stopped replica")
+	}
 	awaitCount(t, r2, "SELECT count() FROM events_local FINAL", 700)
 	awaitCount(t, r2, "SELECT count() FROM recordings_local FINAL", 30)
 	q := store.Query{Site: "s", From: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)}
@@ -81,4 +86,12 @@ func TestReplicas(t *testing.T) {
 	}
 	awaitCount(t, r1, "SELECT count() FROM events_local FINAL", 700)
 	awaitCount(t, r1, "SELECT count() FROM recordings_local FINAL", 30)
+	// And the backend goes back to the first url once it answers.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.client() != b.servers[0] {
+		if time.Now().After(deadline) {
+			t.Fatal("the backend never went back to replica 1")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
