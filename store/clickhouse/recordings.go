@@ -559,14 +559,26 @@ func (b *Backend) deleteRecordings(ctx context.Context, site string, ids []strin
 	if b.opts.Cluster != "" {
 		local = Ident("recordings_local")
 	}
+	// On each server (each shard's part; on replicas, a mutation also
+	// reaches the replicas that are down once they are back).
+	var reached []*Client
+	var lastErr error
 	for _, c := range b.servers {
 		if err := c.Exec(ctx, Build("ALTER TABLE ? DELETE WHERE site = ? AND has(?, session)", local, site, list)); err != nil {
-			return err
+			if !isUnavailable(err) || !b.isReplicated() {
+				return err
+			}
+			lastErr = err
+			continue
 		}
+		reached = append(reached, c)
+	}
+	if len(reached) == 0 {
+		return lastErr
 	}
 	// Mutations run in the background; the recordings are gone when the
 	// person's deletion answers.
-	for _, c := range b.servers {
+	for _, c := range reached {
 		for {
 			rows, err := c.Query(ctx, Build("SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND NOT is_done", b.opts.Database, string(local)))
 			if err != nil {

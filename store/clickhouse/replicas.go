@@ -23,9 +23,10 @@ import (
 
 // replicaState is what the backend knows of its servers' schema.
 type replicaState struct {
-	mu       sync.Mutex // one schema creation at a time
-	done     []bool     // per server: its tables exist
-	retrying bool
+	mu         sync.Mutex // one schema creation at a time
+	done       []bool     // per server: its tables exist
+	retrying   bool
+	replicated bool // the cluster has replicas
 }
 
 // engine is a local table's engine: ReplacingMergeTree(ver), or its
@@ -42,6 +43,14 @@ func (b *Backend) engine(replicated bool, table Ident, ver SQL) SQL {
 		return Build("ReplicatedReplacingMergeTree(?, '{replica}')", path)
 	}
 	return Build("ReplicatedReplacingMergeTree(?, '{replica}', ?)", path, ver)
+}
+
+// isReplicated reports whether a server with its tables said the
+// cluster has replicas.
+func (b *Backend) isReplicated() bool {
+	b.reps.mu.Lock()
+	defer b.reps.mu.Unlock()
+	return b.reps.replicated
 }
 
 // replicated asks a server whether the cluster has replicas.
@@ -104,6 +113,7 @@ func (b *Backend) createSchema(ctx context.Context) (all bool, err error) {
 		}
 		st.done[i] = true
 		anyRep = anyRep || rep
+		st.replicated = st.replicated || rep
 	}
 	switch {
 	case skipped == nil:

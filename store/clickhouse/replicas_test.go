@@ -72,6 +72,15 @@ func TestReplicas(t *testing.T) {
 	q := store.Query{Site: "s", From: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)}
 	sameJSON(t, "stats with replica 1 down", must(b.Stats(ctx, q)), must(b.DB.Stats(ctx, q)))
 	sameRecordings(t, "recordings with replica 1 down", b, b.DB, "s")
+	if _, err := b.Append(ctx, mkEvents(3, 5000, func(int) string { return "d1" })); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, b)
+	if err := b.DeletePerson(ctx, "s", "d1"); err != nil { // the recordings of sessions 1 and 4
+		t.Fatalf("deleting a person with replica 1 down: %v", err)
+	}
+	sameRecordings(t, "recordings after a deletion with replica 1 down", b, b.DB, "s")
+	sameJSON(t, "stats after a deletion with replica 1 down", must(b.Stats(ctx, q)), must(b.DB.Stats(ctx, q)))
 	if _, local := b.Answered(); len(local) != 0 {
 		t.Fatalf("answered locally with replica 1 down: %v", local)
 	}
@@ -84,8 +93,9 @@ func TestReplicas(t *testing.T) {
 	if err := c.Shards[0].Restart(); err != nil {
 		t.Fatal(err)
 	}
-	awaitCount(t, r1, "SELECT count() FROM events_local FINAL", 700)
-	awaitCount(t, r1, "SELECT count() FROM recordings_local FINAL", 30)
+	awaitCount(t, r1, "SELECT count() FROM events_local FINAL", 700) // d1's 3 deleted
+	awaitCount(t, r1, "SELECT count() FROM recordings_local FINAL", 18) // 30 less d1's 12
+	awaitCount(t, r1, "SELECT count() FROM recordings_local WHERE distinct_id = 'd1'", 0)
 	// And the backend goes back to the first url once it answers.
 	deadline := time.Now().Add(10 * time.Second)
 	for b.client() != b.servers[0] {
