@@ -93,7 +93,7 @@ func TestReplicas(t *testing.T) {
 	if err := c.Shards[0].Restart(); err != nil {
 		t.Fatal(err)
 	}
-	awaitCount(t, r1, "SELECT count() FROM events_local FINAL", 700) // d1's 3 deleted
+	awaitCount(t, r1, "SELECT count() FROM events_local FINAL", 700)    // d1's 3 deleted
 	awaitCount(t, r1, "SELECT count() FROM recordings_local FINAL", 18) // 30 less d1's 12
 	awaitCount(t, r1, "SELECT count() FROM recordings_local WHERE distinct_id = 'd1'", 0)
 	// And the backend goes back to the first url once it answers.
