@@ -169,6 +169,21 @@ func decodeChunkHeader(v string) (chunkHeader, error) {
 // AppendSnapshots stores recording data of a site. It returns after the
 // chunks are in the log.
 func (s *DB) AppendSnapshots(ctx context.Context, site string, snaps []Snapshot) error {
+	return s.AppendSnapshotsMeta(ctx, site, snaps, nil)
+}
+
+// StoredSnapshot is what AppendSnapshotsMeta stored of one snapshot: its
+// first and last event time, its event count and its stored size (0 when
+// nothing of it was stored).
+type StoredSnapshot struct {
+	First, Last   int64
+	Events, Bytes int
+}
+
+// AppendSnapshotsMeta is AppendSnapshots that also stores, in the same
+// transaction, the meta keys meta makes from what is stored of each
+// snapshot (the ClickHouse backend's outbox). meta may be nil.
+func (s *DB) AppendSnapshotsMeta(ctx context.Context, site string, snaps []Snapshot, meta func([]StoredSnapshot) map[string]string) error {
 	type chunk struct {
 		key, val      string
 		session, did  string
@@ -177,6 +192,7 @@ func (s *DB) AppendSnapshots(ctx context.Context, site string, snaps []Snapshot)
 		events, bytes int
 	}
 	var chunks []chunk
+	stored := make([]StoredSnapshot, len(snaps))
 	for i := range snaps {
 		sn := &snaps[i]
 		if sn.SessionID == "" || len(sn.Data) == 0 {
@@ -202,13 +218,23 @@ func (s *DB) AppendSnapshots(ctx context.Context, site string, snaps []Snapshot)
 		key := recKey(site, sn.SessionID, s.recs.seq.Add(1))
 		val := encodeChunk(sn, first, last, n)
 		chunks = append(chunks, chunk{key, val, sn.SessionID, sn.DistinctID, sn.WindowID, first, last, n, len(val)})
+		stored[i] = StoredSnapshot{First: first, Last: last, Events: n, Bytes: len(val)}
 	}
 	if len(chunks) == 0 {
 		return nil
 	}
+	var extra map[string]string
+	if meta != nil {
+		extra = meta(stored)
+	}
 	err := s.db.Update(func(tx *buntdb.Tx) error {
 		for _, c := range chunks {
 			if _, _, err := tx.Set(c.key, c.val, nil); err != nil {
+				return err
+			}
+		}
+		for k, v := range extra {
+			if _, _, err := tx.Set("m:"+k, v, nil); err != nil {
 				return err
 			}
 		}

@@ -61,6 +61,9 @@ type Backend struct {
 
 	inSQL, inLocal sync.Map // report name -> *atomic.Int64
 
+	rec  *recShipper  // recordings (recordings.go)
+	reps replicaState // tables per server, replicas (replicas.go)
+
 	wake chan struct{}
 	stop chan struct{}
 	done chan struct{}
@@ -112,12 +115,15 @@ func New(db *store.DB, o Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.rec, err = b.startRecordings(); err != nil {
+		return nil, err
+	}
 	go b.ship()
 	return b, nil
 }
 
 // client is the server that answers queries and inserts.
-func (b *Backend) client() *Client { return b.servers[0] }
+func (b *Backend) client() *Client { return b.pick() }
 
 // row is one event as ClickHouse stores it.
 type row struct {
@@ -242,10 +248,14 @@ func (b *Backend) Close() error {
 func (b *Backend) Stop() {
 	b.once.Do(func() { close(b.stop) })
 	<-b.done
+	<-b.rec.done
 }
 
 // Flush ships until the outbox is empty or ctx ends.
 func (b *Backend) Flush(ctx context.Context) error {
+	if err := b.flushRecordings(ctx); err != nil {
+		return err
+	}
 	for {
 		n := 0
 		for _, v := range b.Backlogs() {

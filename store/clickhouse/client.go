@@ -11,7 +11,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +26,9 @@ type Client struct {
 	Password string
 	Database string // default database of queries; "" for the server's
 	HTTP     *http.Client
+
+	down    atomic.Bool  // could not be reached lately (replicas.go)
+	lastUse atomic.Int64 // Unix ns of the last call
 }
 
 // Error is an error ClickHouse answered.
@@ -56,6 +62,7 @@ func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool, set
 	for i := 0; i+1 < len(settings); i += 2 {
 		v.Set(settings[i], settings[i+1])
 	}
+	c.lastUse.Store(time.Now().UnixNano())
 	v.Set("wait_end_of_query", "1") // an error cannot arrive after a 200
 	id := newQueryID()
 	v.Set("query_id", id)
@@ -64,6 +71,9 @@ func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool, set
 	}
 	if query != "" {
 		v.Set("query", string(query))
+	}
+	if sqlLog.file != nil {
+		body = logSQL(c, query, body, db)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.URL, "/")+"/?"+v.Encode(), body)
 	if err != nil {
@@ -79,6 +89,8 @@ func (c *Client) do(ctx context.Context, query SQL, body io.Reader, db bool, set
 	if err != nil {
 		if ctx.Err() != nil {
 			c.kill(id)
+		} else {
+			c.markDown()
 		}
 		return nil, err
 	}
@@ -150,4 +162,50 @@ func (c *Client) Ping(ctx context.Context) error {
 func isUnavailable(err error) bool {
 	var e *Error
 	return err != nil && !errors.As(err, &e)
+}
+
+// sqlLog, when FIRSTPARTY_CH_SQL_LOG names a file, receives every
+// statement sent to ClickHouse as a JSON line {"db", "sql", "data"} (data:
+// the rows of an INSERT), for tools/chdb-check, which runs them through
+// current ClickHouse.
+var sqlLog = struct {
+	mu   sync.Mutex
+	file *os.File
+}{file: openSQLLog()}
+
+func openSQLLog() *os.File {
+	if p := os.Getenv("FIRSTPARTY_CH_SQL_LOG"); p != "" {
+		if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// logSQL writes one statement to the SQL log and returns the body to send.
+func logSQL(c *Client, query SQL, body io.Reader, db bool) io.Reader {
+	var text, data []byte
+	if body != nil {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return bytes.NewReader(b)
+		}
+		text, body = b, bytes.NewReader(b)
+	}
+	if query != "" { // the statement in the URL, the rows in the body
+		text, data = []byte(query), text
+	}
+	rec := struct {
+		DB   string `json:"db"`
+		SQL  string `json:"sql"`
+		Data string `json:"data,omitempty"`
+	}{SQL: string(text), Data: string(data)}
+	if db {
+		rec.DB = c.Database
+	}
+	j, _ := json.Marshal(rec)
+	sqlLog.mu.Lock()
+	sqlLog.file.Write(append(j, '\n'))
+	sqlLog.mu.Unlock()
+	return body
 }

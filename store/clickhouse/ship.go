@@ -235,6 +235,9 @@ func (b *Backend) DeletePerson(ctx context.Context, site, id string) error {
 		b.deleted[site+"\x00"+d] = true
 	}
 	b.mu.Unlock()
+	if err := b.deleteRecordings(ctx, site, p.DistinctIDs); err != nil {
+		return err
+	}
 	if err := b.DB.DeletePerson(ctx, site, id); err != nil {
 		return err
 	}

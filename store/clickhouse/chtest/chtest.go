@@ -33,9 +33,15 @@ type Server struct {
 // URL is the server's HTTP interface.
 func (s *Server) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.HTTPPort) }
 
-// Cluster is two shards that know each other as cluster "fp".
+// Cluster is two shards that know each other as cluster "fp" or, started
+// with Replicas, one shard of two replicas of each other kept in step
+// through ZooKeeper.
 type Cluster struct {
+	// Shards are the servers (with Replicas, the replicas of the one
+	// shard).
 	Shards []*Server
+	// ZK is the ZooKeeper of a replicated cluster.
+	ZK *ZooKeeper
 }
 
 // URL is the first shard's HTTP interface.
@@ -119,11 +125,15 @@ func Start(tb testing.TB) *Cluster {
 
 // StartIn starts a two-shard cluster with its files under dir.
 func StartIn(bin, dir string) (*Cluster, error) {
+	return startIn(bin, dir, nil)
+}
+
+func startIn(bin, dir string, zk *ZooKeeper) (*Cluster, error) {
 	base, lock, err := freeBase()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{}
+	c := &Cluster{ZK: zk}
 	for i := 0; i < 2; i++ {
 		c.Shards = append(c.Shards, &Server{Dir: filepath.Join(dir, fmt.Sprint("shard", i)),
 			HTTPPort: base + 3*i, TCPPort: base + 3*i + 1, InterserverPort: base + 3*i + 2})
@@ -163,8 +173,21 @@ func (s *Server) writeConfig(c *Cluster) error {
 		}
 	}
 	var shards strings.Builder
-	for _, o := range c.Shards {
-		fmt.Fprintf(&shards, "<shard><replica><host>127.0.0.1</host><port>%d</port></replica></shard>", o.TCPPort)
+	zk := ""
+	if c.ZK == nil {
+		for _, o := range c.Shards {
+			fmt.Fprintf(&shards, "<shard><replica><host>127.0.0.1</host><port>%d</port></replica></shard>", o.TCPPort)
+		}
+	} else {
+		shards.WriteString("<shard><internal_replication>true</internal_replication>")
+		for _, o := range c.Shards {
+			fmt.Fprintf(&shards, "<replica><host>127.0.0.1</host><port>%d</port></replica>", o.TCPPort)
+		}
+		shards.WriteString("</shard>")
+		// The macros name each server's shard and replica in the paths of
+		// Replicated tables, as ClickHouse's documentation sets them up.
+		zk = fmt.Sprintf("<zookeeper><node><host>127.0.0.1</host><port>%d</port></node><session_timeout_ms>2000</session_timeout_ms></zookeeper>"+
+			"<macros><shard>1</shard><replica>%s</replica></macros>", c.ZK.Port, filepath.Base(s.Dir))
 	}
 	config := fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
@@ -193,8 +216,9 @@ func (s *Server) writeConfig(c *Cluster) error {
   <max_session_timeout>3600</max_session_timeout>
   <default_session_timeout>60</default_session_timeout>
   <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+  %[7]s
 </yandex>
-`, s.Dir, s.HTTPPort, s.TCPPort, s.InterserverPort, ClusterName, shards.String())
+`, s.Dir, s.HTTPPort, s.TCPPort, s.InterserverPort, ClusterName, shards.String(), zk)
 	users := `<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>2000000000</max_memory_usage><load_balancing>random</load_balancing></default></profiles>

@@ -52,3 +52,29 @@ func TestClusterHasTwoShards(t *testing.T) {
 		t.Fatalf("after restart: %s", got)
 	}
 }
+
+// TestReplicas starts ZooKeeper and two replicas, and checks that a row
+// inserted into one replica's ReplicatedReplacingMergeTree is read from
+// the other's.
+func TestReplicas(t *testing.T) {
+	t0 := time.Now()
+	c := StartReplicas(t)
+	t.Logf("started in %v", time.Since(t0))
+	for i, s := range c.Shards {
+		if got := query(t, s, "SELECT max(replica_num) FROM system.clusters WHERE cluster = '"+ClusterName+"'"); got != "2" {
+			t.Fatalf("server %d: %q replicas", i, got)
+		}
+		if got := query(t, s, "SELECT substitution FROM system.macros WHERE macro = 'replica'"); got != "shard"+strconv.Itoa(i) {
+			t.Fatalf("server %d: replica macro %q", i, got)
+		}
+		query(t, s, "CREATE TABLE t (k UInt32, v String) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/chtest/{shard}/t', '{replica}') ORDER BY k")
+	}
+	query(t, c.Shards[0], "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+	deadline := time.Now().Add(20 * time.Second)
+	for query(t, c.Shards[1], "SELECT count() FROM t") != "2" {
+		if time.Now().After(deadline) {
+			t.Fatal("the row never reached the second replica")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
