@@ -22,10 +22,9 @@ else
 	log=${CHDB_CHECK_LOG:-$work/queries.jsonl} # set it to keep the capture
 	rm -f "$log"
 	echo "capturing the statements of the ClickHouse tests into $log" >&2
-	FIRSTPARTY_CH_SQL_LOG=$log go test ./store/clickhouse/ -count=1 \
-		-run 'TestShipsEveryEventOnce|TestSQLMatchesLocal|TestRecordingsMatchLocal|TestRecordingAcrossNodes' >&2
-	FIRSTPARTY_CH_SQL_LOG=$log go test ./store/ -count=1 \
-		-run 'TestReportsMatchReferenceClickHouse|TestSessionScopeClickHouse' >&2
+	# every test of the backend, and every store test that runs against it
+	FIRSTPARTY_CH_SQL_LOG=$log go test ./store/clickhouse/ -count=1 >&2
+	FIRSTPARTY_CH_SQL_LOG=$log go test ./store/ -count=1 -run 'ClickHouse' >&2
 fi
 
 echo "installing chdb into $work (npm)" >&2
