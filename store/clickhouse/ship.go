@@ -58,6 +58,11 @@ func (b *Backend) ship() {
 				break
 			}
 		}
+		if b.schemaOK {
+			if err := b.syncDeletions(ctx); err != nil {
+				b.noteErr(err)
+			}
+		}
 	}
 }
 
@@ -108,23 +113,15 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	if err != nil || len(keys) == 0 {
 		return 0, err
 	}
-	// Each row's person: an id first seen here goes alone (its person id is
-	// the one the local log gives a person of one id, no lookup needed);
-	// a link ships the merged person the local log has now, on a higher
-	// tier, so that it wins whatever order rows arrive in. Rows of persons
-	// deleted here since are dropped (they are gone from the log too).
+	// Each row's id ships alone the first time (its person id is the one
+	// the store gives a person of one id); the persons of several ids are
+	// resolved in ClickHouse from every node's links once the batch is in
+	// (see persons.go). Rows of persons deleted since are dropped (they are
+	// gone from the log too).
 	var out, people []byte
 	sites := map[string]int{}
-	batch := map[string]string{} // site\x00id -> person shipped in this batch
-	add := func(site, id, person string, tier uint64) {
-		k := site + "\x00" + id
-		if batch[k] == person || b.shippedPerson(site, id) == person && batch[k] == "" {
-			return
-		}
-		batch[k] = person
-		j, _ := json.Marshal(personRow{Site: site, DistinctID: id, Person: person, Ver: b.nextVer(tier)})
-		people = append(append(people, j...), '\n')
-	}
+	linked := map[string]bool{} // sites with a link in this batch
+	batch := map[string]bool{}  // site\x00id shipped alone in this batch
 	for _, line := range rows {
 		var r struct {
 			Site       string `json:"site"`
@@ -139,25 +136,14 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		out = append(append(out, line...), '\n')
-		if r.Name != "$identify" && r.Name != "$create_alias" {
-			if b.shippedPerson(r.Site, r.DistinctID) == "" {
-				add(r.Site, r.DistinctID, store.PersonID(r.Site, r.DistinctID), tierAlone)
-			}
-			continue
+		if r.Name == "$identify" || r.Name == "$create_alias" {
+			linked[r.Site] = true
 		}
-		p, err := b.DB.Person(ctx, r.Site, r.DistinctID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		tier := tierAlone
-		if len(p.DistinctIDs) > 1 {
-			tier = tierMerged
-		}
-		for _, id := range p.DistinctIDs {
-			add(r.Site, id, p.ID, tier)
+		k := r.Site + "\x00" + r.DistinctID
+		if !batch[k] && b.shippedPerson(r.Site, r.DistinctID) == "" {
+			batch[k] = true
+			j, _ := json.Marshal(personRow{Site: r.Site, DistinctID: r.DistinctID, Person: store.PersonID(r.Site, r.DistinctID), Ver: b.nextVer(tierAlone)})
+			people = append(append(people, j...), '\n')
 		}
 	}
 	c := b.client()
@@ -172,14 +158,12 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		}
 	}
 	// Remember the persons shipped only once they are in.
-	b.mu.Lock()
-	for _, line := range strings.Split(strings.TrimSpace(string(people)), "\n") {
-		var p personRow
-		if json.Unmarshal([]byte(line), &p) == nil && p.Site != "" {
-			b.persons[p.Site+"\x00"+p.DistinctID] = p.Person
+	b.rememberPersons(people)
+	for s := range linked {
+		if err := b.resolve(ctx, s); err != nil {
+			return 0, err // the batch ships again, the same rows
 		}
 	}
-	b.mu.Unlock()
 	for _, k := range keys {
 		if err := b.DB.DeleteMeta(k); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, err // shipped again later: the same rows, kept once
@@ -199,106 +183,21 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	return len(rows), nil
 }
 
-// DeletePerson deletes the person in ClickHouse first (a tombstone for
-// each of its ids that every query honours at once, and a mutation that
-// removes the rows), then in the local log.
-func (b *Backend) DeletePerson(ctx context.Context, site, id string) error {
-	p, err := b.DB.Person(ctx, site, id)
-	if err != nil {
-		return err
-	}
-	var tomb []byte
-	for _, d := range p.DistinctIDs {
-		j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Deleted: 1, Ver: b.nextVer(tierDeleted)})
-		tomb = append(append(tomb, j...), '\n')
-	}
-	if !b.schemaOK {
-		if err := b.ensureSchema(ctx); err != nil {
-			return err
-		}
-	}
-	if err := b.client().InsertJSON(ctx, "person_map", tomb); err != nil {
-		return err
-	}
-	local := Ident("events")
-	if b.opts.Cluster != "" {
-		local = Ident("events_local")
-	}
-	for _, c := range b.servers {
-		if err := c.Exec(ctx, Build("ALTER TABLE ? DELETE WHERE site = ? AND has(?, distinct_id)", local, site, p.DistinctIDs)); err != nil {
-			b.noteErr(err) // the tombstones already hide the rows
-		}
-	}
-	b.mu.Lock()
-	for _, d := range p.DistinctIDs {
-		delete(b.persons, site+"\x00"+d)
-		b.deleted[site+"\x00"+d] = true
-	}
-	b.mu.Unlock()
-	if err := b.DB.DeletePerson(ctx, site, id); err != nil {
-		return err
-	}
-	// The log replays the remaining events into persons again (a link the
-	// deleted person took part in may have been refused before): ship
-	// every mapping that changed.
-	return b.reshipPersons(ctx, site)
-}
-
-// reshipPersons ships the person of every distinct id of a site whose
-// shipped person differs from the local log's.
-func (b *Backend) reshipPersons(ctx context.Context, site string) error {
-	var rows []byte
-	cursor := ""
-	for {
-		page, err := b.DB.Persons(ctx, store.PersonQuery{Site: site, Limit: 1000, Cursor: cursor})
-		if err != nil {
-			return err
-		}
-		for _, p := range page.Results {
-			for _, d := range p.DistinctIDs {
-				if b.shippedPerson(site, d) != p.ID {
-					j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Ver: b.nextVer(tierReplayed)})
-					rows = append(append(rows, j...), '\n')
-				}
-			}
-		}
-		if page.Next == "" || len(page.Results) == 0 {
-			break
-		}
-		cursor = page.Next
-	}
-	if len(rows) == 0 {
-		return nil
-	}
-	if err := b.client().InsertJSON(ctx, "person_map", rows); err != nil {
-		return err
-	}
-	b.mu.Lock()
-	for _, line := range strings.Split(strings.TrimSpace(string(rows)), "\n") {
-		var p personRow
-		if json.Unmarshal([]byte(line), &p) == nil {
-			b.persons[p.Site+"\x00"+p.DistinctID] = p.Person
-		}
-	}
-	b.mu.Unlock()
-	return nil
-}
-
 func (b *Backend) shippedPerson(site, id string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.persons[site+"\x00"+id]
 }
 
-// Tiers of person rows: which node's view of a distinct id wins. A node
-// that saw an id alone ships it alone; one that saw it linked ships its
-// merged person, which must win whichever arrives last (the merge applies
-// to every node's events); a node that deleted a person ships the persons
-// its log replayed after it, and the tombstones, over both.
+// Tiers of person rows: which row of a distinct id wins. A node ships an
+// id alone the first time it ships its events; the persons resolved from
+// every node's links (persons.go) win over that; a deleted person's
+// tombstones win over both. (tierMerged was a node's own merged person,
+// before persons were resolved in ClickHouse; rows of it may remain.)
 const (
 	tierAlone uint64 = iota + 1
 	tierMerged
-	tierReplayed
+	tierResolved
 	tierDeleted
 )
 

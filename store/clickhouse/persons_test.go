@@ -1,0 +1,219 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
+	"github.com/firstpartyhq/firstparty/store/clickhouse/chtest"
+)
+
+// twoNodes is two local logs shipping to one cluster, and the one
+// embedded store that is fed every event of both, in time order.
+type twoNodes struct {
+	nodes [2]*Backend
+	ref   *store.DB
+	t0    time.Time
+}
+
+func startTwoNodes(t *testing.T, db string) *twoNodes {
+	c := chtest.Start(t)
+	dir := t.TempDir()
+	tn := &twoNodes{t0: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}
+	for i := range tn.nodes {
+		tn.nodes[i] = open(t, filepath.Join(dir, fmt.Sprint("node", i, ".db")), c, db)
+		t.Cleanup(func() { tn.nodes[i].Close() })
+	}
+	ref, err := store.Open(filepath.Join(dir, "ref.db"), store.Options{CompactEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ref.Close() })
+	tn.ref = ref
+	return tn
+}
+
+// sent is one event and the node it is sent through.
+type sent struct {
+	node int
+	ev   *store.Event
+}
+
+// feed appends the events, in time order, each to its node (in batches,
+// as captures come) and all of them to the reference, then waits until
+// both nodes shipped.
+func (tn *twoNodes) feed(t *testing.T, evs []sent) {
+	t.Helper()
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].ev.Time < evs[j].ev.Time })
+	for start := 0; start < len(evs); start += 37 {
+		part := evs[start:min(start+37, len(evs))]
+		var per [2][]*store.Event
+		var all []*store.Event
+		for _, s := range part {
+			per[s.node] = append(per[s.node], clone(s.ev))
+			all = append(all, clone(s.ev))
+		}
+		for i, n := range tn.nodes {
+			if len(per[i]) > 0 {
+				if _, err := n.Append(ctx, per[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if _, err := tn.ref.Append(ctx, all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, n := range tn.nodes {
+		if err := n.Flush(fctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// crossNodeEvents makes users whose anonymous ids live on both nodes and
+// identify through either, events before and after, links the merge rule
+// refuses (an alias onto another identified user; a second login with a
+// device another user already logged in from), and anonymous visitors.
+func crossNodeEvents(t0 time.Time, seed int64) []sent {
+	r := rand.New(rand.NewSource(seed))
+	var out []sent
+	n := 0
+	ev := func(node int, name, did string, at time.Duration, props ...store.Prop) {
+		n++
+		out = append(out, sent{node, &store.Event{Site: "s", Name: name, DistinctID: did, Time: t0.Add(at).UnixMilli() + int64(n%1000),
+			UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", n), Props: props}})
+	}
+	str := func(k, v string) store.Prop { return store.Prop{Key: k, Val: store.StringValue(v)} }
+	page := func(node int, did string, at time.Duration, sess string) {
+		p := []string{"/", "/pricing", "/docs", "/signup"}[r.Intn(4)]
+		ev(node, "$pageview", did, at, str("$session_id", sess), str("$pathname", p), str("$browser", []string{"Chrome", "Firefox"}[r.Intn(2)]))
+	}
+	minute := func(m int) time.Duration { return time.Duration(m) * time.Minute }
+	for u := 0; u < 30; u++ {
+		user := fmt.Sprint("user", u)
+		base := r.Intn(3 * 24 * 60)
+		for node := 0; node < 2; node++ {
+			anon := fmt.Sprintf("anon%d-%d", u, node)
+			at := base + node*r.Intn(600)
+			sess := fmt.Sprintf("s%d-%d", u, node)
+			for k := 0; k < 1+r.Intn(3); k++ {
+				page(node, anon, minute(at+k), sess)
+			}
+			idNode := node
+			if r.Intn(3) == 0 {
+				idNode = 1 - node // the login reaches the other node
+			}
+			ev(idNode, "$identify", user, minute(at+5), str("$anon_distinct_id", anon), str("$session_id", sess),
+				store.Prop{Key: "$set", Val: store.Value{Kind: store.KindJSON, S: fmt.Sprintf(`{"email":"%s@x.test","plan":"p%d"}`, user, node)}})
+			ev(idNode, "signup", user, minute(at+6), str("$session_id", sess))
+			for k := 0; k < r.Intn(3); k++ {
+				page(r.Intn(2), user, minute(at+60*24*(1+k)), fmt.Sprintf("s%d-%d-%d", u, node, k))
+			}
+		}
+		if u%7 == 3 { // refused: an alias onto another identified user, from the other node
+			ev(r.Intn(2), "$create_alias", user, minute(base+5000), str("alias", fmt.Sprint("user", u-1)))
+		}
+		if u%5 == 2 { // refused: a second user logs in from this user's first device
+			ev(1, "$identify", "other"+user, minute(base+4000), str("$anon_distinct_id", fmt.Sprintf("anon%d-0", u)))
+			page(1, "other"+user, minute(base+4001), "so"+user)
+		}
+	}
+	for v := 0; v < 40; v++ { // anonymous visitors
+		node := r.Intn(2)
+		at := r.Intn(4 * 24 * 60)
+		for k := 0; k < 1+r.Intn(3); k++ {
+			page(node, fmt.Sprint("visitor", v), minute(at+k), fmt.Sprint("sv", v))
+		}
+	}
+	return out
+}
+
+// sameAnswers checks that every node's reports equal the reference's.
+func (tn *twoNodes) sameAnswers(t *testing.T, round string) {
+	t.Helper()
+	t0 := tn.t0
+	for i, n := range tn.nodes {
+		for _, q := range []store.Query{
+			{Site: "s", From: t0, To: t0.AddDate(0, 0, 8)},
+			{Site: "s", From: t0.Add(24 * time.Hour), To: t0.AddDate(0, 0, 3), Filters: []store.Filter{{Prop: "$browser", Op: store.OpEq, Value: "Chrome"}}},
+		} {
+			name := fmt.Sprintf("%s node %d %v..%v %v", round, i, q.From, q.To, q.Filters)
+			sameJSON(t, name+" stats", must(n.Stats(ctx, q)), must(tn.ref.Stats(ctx, q)))
+			bq := store.BreakdownQuery{Property: "$pathname"}
+			sameJSON(t, name+" breakdown", must(n.Breakdown(ctx, q, bq)), must(tn.ref.Breakdown(ctx, q, bq)))
+			tq := store.TrendsQuery{Events: []string{"$pageview", "signup"}, Interval: store.IntervalDay, Math: store.MathUnique}
+			sameJSON(t, name+" trends", must(n.Trends(ctx, q, tq)), must(tn.ref.Trends(ctx, q, tq)))
+			fq := store.FunnelQuery{Steps: []string{"$pageview", "signup", "$pageview"}, Window: 14 * 24 * time.Hour}
+			sameJSON(t, name+" funnel", must(n.Funnel(ctx, q, fq)), must(tn.ref.Funnel(ctx, q, fq)))
+			rq := store.RetentionQuery{StartEvent: "signup", ReturnEvent: "$pageview", Period: store.PeriodDay, Periods: 4}
+			sameJSON(t, name+" retention", must(n.Retention(ctx, q, rq)), must(tn.ref.Retention(ctx, q, rq)))
+		}
+		// Every event with its person, and one person's events by an id.
+		for _, eq := range []store.EventQuery{
+			{Site: "s", From: t0.UnixMilli(), To: t0.AddDate(0, 0, 8).UnixMilli(), Limit: 1000},
+			{Site: "s", From: t0.UnixMilli(), To: t0.AddDate(0, 0, 8).UnixMilli(), DistinctID: "anon4-1", Limit: 1000},
+		} {
+			got, want := must(n.Events(ctx, eq)), must(tn.ref.Events(ctx, eq))
+			sameJSON(t, fmt.Sprintf("%s node %d events %q", round, i, eq.DistinctID), [2]any{got.Results, got.PersonIDs}, [2]any{want.Results, want.PersonIDs})
+		}
+	}
+}
+
+// TestCrossNodeMerges: anonymous ids on two nodes identify as the same
+// users, through either node, with events on both nodes before and after;
+// some links are ones the merge rule refuses only when both nodes' events
+// are counted. Every node's answers equal one embedded store fed every
+// event; then a person whose events came through both nodes is deleted
+// through one, and is gone from ClickHouse and from both local logs.
+func TestCrossNodeMerges(t *testing.T) {
+	tn := startTwoNodes(t, "cross")
+	evs := crossNodeEvents(tn.t0, 1)
+	tn.feed(t, evs)
+	if p := must(tn.ref.Person(ctx, "s", "anon4-1")); len(p.DistinctIDs) < 3 {
+		t.Fatalf("the reference merged %v: the data must merge across nodes", p.DistinctIDs)
+	}
+	tn.sameAnswers(t, "after shipping")
+
+	// Delete through node 0 a person with events on both nodes.
+	victim := must(tn.ref.Person(ctx, "s", "user4"))
+	if err := tn.nodes[0].DeletePerson(ctx, "s", victim.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.ref.DeletePerson(ctx, "s", victim.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Node 1 deletes it from its own log once it sees the tombstones.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left := 0
+		for _, d := range victim.DistinctIDs {
+			for _, n := range tn.nodes {
+				if _, err := n.DB.Person(ctx, "s", d); err == nil {
+					left++
+				}
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the deleted person's ids still in the local logs", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tn.sameAnswers(t, "after deleting user4")
+}
+
+func clone(ev *store.Event) *store.Event {
+	c := *ev
+	c.Props = append(store.Props(nil), ev.Props...)
+	return &c
+}
