@@ -217,3 +217,74 @@ func clone(ev *store.Event) *store.Event {
 	c.Props = append(store.Props(nil), ev.Props...)
 	return &c
 }
+
+// TestKeepDropsShipped: with keep, shipped events older than keep leave
+// the local log, events still waiting to ship stay whatever their age,
+// and recent ones stay; the log reopened holds exactly those, while
+// ClickHouse holds every event.
+func TestKeepDropsShipped(t *testing.T) {
+	c := chtest.Start(t)
+	path := filepath.Join(t.TempDir(), "k.db")
+	openWith := func(urls []string) *Backend {
+		local, err := store.Open(path, store.Options{CompactEvery: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(local, Options{URLs: urls, Database: "keep", Cluster: chtest.ClusterName, Flush: 20 * time.Millisecond, Batch: 500, Keep: 24 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// ClickHouse unreachable: nothing ships, so nothing may go.
+	b := openWith([]string{"http://127.0.0.1:1"})
+	old := mkEvents(100, 0, func(i int) string { return fmt.Sprint("u", i%7) })
+	recent := mkEvents(20, 100, func(i int) string { return fmt.Sprint("u", i%7) })
+	now := time.Now().Add(-time.Hour).UnixMilli()
+	for i, ev := range recent {
+		ev.Time = now + int64(i)
+	}
+	if _, err := b.Append(ctx, append(old, recent...)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.DropShipped(ctx); err != nil || n != 0 {
+		t.Fatalf("dropped %d (%v) with nothing shipped", n, err)
+	}
+	b.Close()
+
+	b = openWith([]string{c.Shards[0].URL(), c.Shards[1].URL()})
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DropShipped(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.DB.Count("s"); n != 20 {
+		t.Fatalf("%d events left in the local log, want the 20 recent ones", n)
+	}
+	if n := count(t, b.client(), "SELECT count() FROM events FINAL"); n != 120 {
+		t.Fatalf("ClickHouse holds %d events, want 120", n)
+	}
+	q := store.Query{Site: "s", From: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), To: time.Now().Add(time.Hour)}
+	if st := must(b.Stats(ctx, q)); st.Pageviews != 120 {
+		t.Fatalf("stats from ClickHouse count %d pageviews, want 120", st.Pageviews)
+	}
+	b.Close()
+
+	local, err := store.Open(path, store.Options{CompactEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if n := local.Count("s"); n != 20 {
+		t.Fatalf("reopened log holds %d events, want 20", n)
+	}
+	page := must(local.Events(ctx, store.EventQuery{Site: "s", From: 0, To: time.Now().Add(time.Hour).UnixMilli(), Limit: 1000}))
+	for _, ev := range page.Results {
+		if ev.Time < now {
+			t.Fatalf("old event %s stayed", ev.UUID)
+		}
+	}
+}

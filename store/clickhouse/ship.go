@@ -27,6 +27,7 @@ func (b *Backend) ship() {
 	pause := 100 * time.Millisecond
 	tick := time.NewTicker(b.opts.Flush)
 	defer tick.Stop()
+	var lastDrop time.Time // when DropShipped last ran
 	for {
 		select {
 		case <-b.stop:
@@ -60,6 +61,12 @@ func (b *Backend) ship() {
 		}
 		if b.schemaOK {
 			if err := b.syncDeletions(ctx); err != nil {
+				b.noteErr(err)
+			}
+		}
+		if b.opts.Keep > 0 && time.Since(lastDrop) >= min(time.Minute, b.opts.Keep/2) {
+			lastDrop = time.Now()
+			if _, err := b.DropShipped(ctx); err != nil {
 				b.noteErr(err)
 			}
 		}
@@ -216,4 +223,47 @@ func (b *Backend) wasDeleted(site, id string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.deleted[site+"\x00"+id]
+}
+
+// DropShipped deletes from the local log the events older than Keep that
+// have shipped; those still in the outbox stay whatever their time. It
+// runs in the shipping loop at most once a minute (or every Keep/2 when
+// that is shorter); it returns how many events went.
+//
+// An event appended while it runs may be dropped before it ships: its
+// row is in the outbox already (Append writes it there before it
+// returns), so it still ships.
+func (b *Backend) DropShipped(ctx context.Context) (int, error) {
+	if b.opts.Keep <= 0 {
+		return 0, nil
+	}
+	cutoff := time.Now().Add(-b.opts.Keep).UnixMilli()
+	unshipped := map[string][]string{}
+	err := b.DB.ScanMeta(outboxPrefix, func(k, v string) bool {
+		for _, line := range strings.Split(strings.TrimSpace(v), "\n") {
+			var r struct {
+				Site string `json:"site"`
+				UUID string `json:"uuid"`
+			}
+			if json.Unmarshal([]byte(line), &r) == nil {
+				unshipped[r.Site] = append(unshipped[r.Site], r.UUID)
+			}
+		}
+		return ctx.Err() == nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, site := range b.DB.Sites() {
+		n, err := b.DB.DropBefore(site, cutoff, unshipped[site])
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
