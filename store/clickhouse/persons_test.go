@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,6 +156,57 @@ func (tn *twoNodes) sameAnswers(t *testing.T, round string) {
 			sameJSON(t, name+" funnel", must(n.Funnel(ctx, q, fq)), must(tn.ref.Funnel(ctx, q, fq)))
 			rq := store.RetentionQuery{StartEvent: "signup", ReturnEvent: "$pageview", Period: store.PeriodDay, Periods: 4}
 			sameJSON(t, name+" retention", must(n.Retention(ctx, q, rq)), must(tn.ref.Retention(ctx, q, rq)))
+		}
+		// Persons, page by page, with and without a search.
+		for _, pq := range []store.PersonQuery{{Site: "s", Limit: 40}, {Site: "s", Search: "X.TEST", Limit: 12}, {Site: "s", Search: "anon1", Limit: 3}, {Site: "s", Search: "/PRICING", Limit: 25}} {
+			var got, want []any
+			for _, list := range []struct {
+				out *[]any
+				fn  func(store.PersonQuery) (store.PersonPage, error)
+			}{{&got, func(q store.PersonQuery) (store.PersonPage, error) { return n.Persons(ctx, q) }}, {&want, func(q store.PersonQuery) (store.PersonPage, error) { return tn.ref.Persons(ctx, q) }}} {
+				q := pq
+				for {
+					p := must(list.fn(q))
+					*list.out = append(*list.out, p.Results, p.Total)
+					if p.Next == "" {
+						break
+					}
+					q.Cursor = p.Next
+				}
+			}
+			if len(want) < 4 {
+				t.Fatalf("%+v: only %d pages", pq, len(want)/2)
+			}
+			sameJSON(t, fmt.Sprintf("%s node %d persons %+v", round, i, pq), got, want)
+		}
+		for _, id := range []string{"user3", "anon7-1", store.PersonID("s", "anon9-0"), store.PersonID("s", "user9"), "visitor5"} {
+			want, err := tn.ref.Person(ctx, "s", id)
+			if err != nil {
+				continue // deleted
+			}
+			sameJSON(t, fmt.Sprintf("%s node %d person %s", round, i, id), must(n.Person(ctx, "s", id)), want)
+			var gw, ww strings.Builder
+			if err := n.ExportPerson(ctx, "s", id, &gw); err != nil {
+				t.Fatal(err)
+			}
+			if err := tn.ref.ExportPerson(ctx, "s", id, &ww); err != nil {
+				t.Fatal(err)
+			}
+			if gw.String() != ww.String() {
+				t.Errorf("%s node %d export of %s:\n got %s\nwant %s", round, i, id, gw.String(), ww.String())
+			}
+		}
+		exp := func(export func(context.Context, store.Query, func(*store.Event, string) error) error, q store.Query) (out []string) {
+			if err := export(ctx, q, func(ev *store.Event, pid string) error {
+				out = append(out, string(ev.AppendJSON(nil, pid)))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		for _, q := range []store.Query{{Site: "s", From: t0, To: t0.AddDate(0, 0, 8)}, {Site: "s", From: t0, To: t0.AddDate(0, 0, 2), Filters: []store.Filter{{Prop: "$pathname", Op: store.OpEq, Value: "/docs"}}}} {
+			sameJSON(t, fmt.Sprintf("%s node %d export %v", round, i, q.Filters), exp(n.Export, q), exp(tn.ref.Export, q))
 		}
 		// Every event with its person, and one person's events by an id.
 		for _, eq := range []store.EventQuery{
