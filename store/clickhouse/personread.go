@@ -333,7 +333,7 @@ func (b *Backend) Person(ctx context.Context, site, id string) (*store.Person, e
 		return nil, err
 	}
 	p, err := b.person(ctx, site, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || isUnavailable(err) && ctx.Err() == nil {
 		return b.DB.Person(ctx, site, id)
 	}
 	return p, err
@@ -362,6 +362,15 @@ func (b *Backend) ready(ctx context.Context) error {
 // event value that could give such a property, and their properties,
 // made here, decide.
 func (b *Backend) Persons(ctx context.Context, q store.PersonQuery) (store.PersonPage, error) {
+	page, err := b.listPersons(ctx, q)
+	if isUnavailable(err) && ctx.Err() == nil && !errors.Is(err, store.ErrBadQuery) {
+		b.count(&b.inLocal, "persons")
+		return b.DB.Persons(ctx, q)
+	}
+	return page, err
+}
+
+func (b *Backend) listPersons(ctx context.Context, q store.PersonQuery) (store.PersonPage, error) {
 	var page store.PersonPage
 	if q.Limit <= 0 {
 		q.Limit = 100
@@ -546,7 +555,7 @@ func (b *Backend) ExportPerson(ctx context.Context, site, id string, w io.Writer
 		return err
 	}
 	p, err := b.person(ctx, site, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || isUnavailable(err) && ctx.Err() == nil {
 		return b.DB.ExportPerson(ctx, site, id, w)
 	}
 	if err != nil {
