@@ -265,56 +265,61 @@ ORDER BY ts, seq, uuid`, other, val("$set"), val("$set_once"), val("$unset"), si
 	return out, nil
 }
 
-// findPerson returns the name in ClickHouse of the person id names: a
-// person id, one of its distinct ids, or an id it had before a merge
-// (found through the local log, else through every link); "" when
-// ClickHouse has no such person.
-func (b *Backend) findPerson(ctx context.Context, site, id string) (string, error) {
-	look := func(id string) (string, error) {
-		rows, err := b.client().Query(ctx, Build(`SELECT argMax(person, ver) AS p FROM person_map WHERE site = ?
-GROUP BY distinct_id HAVING argMax(deleted, ver) = 0 AND (distinct_id = ? OR p = ?) LIMIT 1`, site, id, id))
+// findPerson returns the name in ClickHouse of the person id names (a
+// person id, one of its distinct ids, or an id it had before a merge,
+// found through the local log, else through every link) and its ids;
+// "" when ClickHouse has no such person.
+func (b *Backend) findPerson(ctx context.Context, site, id string) (string, []string, error) {
+	look := func(id string) (string, []string, error) {
+		m := Build(`SELECT distinct_id, argMax(person, ver) AS p FROM person_map WHERE site = ?
+GROUP BY distinct_id HAVING argMax(deleted, ver) = 0`, site)
+		rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, p FROM (?) WHERE p IN (SELECT p FROM (?) WHERE distinct_id = ? OR p = ?)
+ORDER BY distinct_id`, m, m, id, id))
 		if err != nil || len(rows) == 0 {
-			return "", err
+			return "", nil, err
 		}
-		return asStr(rows[0][0]), nil
+		name := asStr(rows[0][1])
+		var ids []string
+		for _, r := range rows {
+			if asStr(r[1]) == name {
+				ids = append(ids, asStr(r[0]))
+			}
+		}
+		return name, ids, nil
 	}
-	name, err := look(id)
+	name, ids, err := look(id)
 	if name != "" || err != nil {
-		return name, err
+		return name, ids, err
 	}
 	if p, err := b.DB.Person(ctx, site, id); err == nil {
 		return look(p.DistinctIDs[0])
 	}
 	deleted, err := b.deletedIDs(ctx, site)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	res, err := b.resolvePersons(ctx, site, deleted)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for d, p := range res.person {
 		if store.PersonID(site, d) == id {
-			return p, nil
+			return look(p)
 		}
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 // person returns the person id names, from ClickHouse.
 func (b *Backend) person(ctx context.Context, site, id string) (*store.Person, error) {
-	name, err := b.findPerson(ctx, site, id)
+	name, ids, err := b.findPerson(ctx, site, id)
 	if err != nil {
 		return nil, err
 	}
 	if name == "" {
 		return nil, store.ErrNotFound
 	}
-	ms, err := b.members(ctx, site, []string{name})
-	if err != nil {
-		return nil, err
-	}
-	ps, err := b.personsOf(ctx, site, ms)
+	ps, err := b.personsOf(ctx, site, map[string][]string{name: ids})
 	if err != nil {
 		return nil, err
 	}
