@@ -28,6 +28,7 @@ func (b *Backend) ship() {
 	tick := time.NewTicker(b.opts.Flush)
 	defer tick.Stop()
 	var lastDrop time.Time // when DropShipped last ran
+	var lastSync time.Time // when syncDeletions last ran (a query a second at most)
 	for {
 		select {
 		case <-b.stop:
@@ -59,7 +60,8 @@ func (b *Backend) ship() {
 				break
 			}
 		}
-		if b.schemaOK {
+		if b.schemaOK && time.Since(lastSync) >= max(b.opts.Flush, time.Second) {
+			lastSync = time.Now()
 			if err := b.syncDeletions(ctx); err != nil {
 				b.noteErr(err)
 			}
