@@ -84,23 +84,6 @@ GROUP BY distinct_id HAVING argMax(deleted, ver) = 0 AND ?`, site, hasStr(names,
 	return out, nil
 }
 
-// evKey orders events: time, then one node's commit order, then uuid.
-type evKey struct {
-	ts   int64
-	seq  uint64
-	uuid string
-}
-
-func (a evKey) less(b evKey) bool {
-	if a.ts != b.ts {
-		return a.ts < b.ts
-	}
-	if a.seq != b.seq {
-		return a.seq < b.seq
-	}
-	return a.uuid < b.uuid
-}
-
 // personsOf makes the persons of members (ids by person name); a person
 // none of whose ids has an event is left out, as in the store.
 func (b *Backend) personsOf(ctx context.Context, site string, members map[string][]string) (map[string]*store.Person, error) {
@@ -121,7 +104,7 @@ func (b *Backend) personsOf(ctx context.Context, site string, members map[string
 	derived := store.DerivedPersonProps()
 	order := SQL("(ts, seq, uuid)")
 	cols := []SQL{"distinct_id", "min(ts)", Build("argMin(seq, ?)", order), Build("argMin(uuid, ?)", order),
-		"max(ts)", Build("argMax(seq, ?)", order), Build("argMax(uuid, ?)", order), "argMin(uuid, (ts, uuid))"}
+		"max(ts)", Build("argMax(seq, ?)", order), Build("argMax(uuid, ?)", order)}
 	for _, k := range derived {
 		cols = append(cols, Build("argMin(?, ?)", prop(k), order), Build("argMax(?, ?)", prop(k), order))
 	}
@@ -146,10 +129,10 @@ func (b *Backend) personsOf(ctx context.Context, site string, members map[string
 		name := owner[d]
 		first := evKey{asInt(r[1]), asUint(r[2]), asStr(r[3])}
 		last := evKey{asInt(r[4]), asUint(r[5]), asStr(r[6])}
-		see(d, seenKey{first.ts, asStr(r[7]), 0})
+		see(d, seenKey{first, 0})
 		fv, lv := make([]string, len(derived)), make([]string, len(derived))
 		for i := range derived {
-			fv[i], lv[i] = asStr(r[8+2*i]), asStr(r[9+2*i])
+			fv[i], lv[i] = asStr(r[7+2*i]), asStr(r[8+2*i])
 		}
 		sp := spans[name]
 		if sp == nil {
@@ -167,7 +150,7 @@ func (b *Backend) personsOf(ctx context.Context, site string, members map[string
 	val := func(k string) SQL { return Build("(?, prop_kinds[indexOf(prop_keys, ?)])", prop(k), k) }
 	other := Build("if(name = '$identify', ?, ?)", prop("$anon_distinct_id"), prop("alias"))
 	isLink := SQL("(name = '$identify' OR name = '$create_alias')")
-	rows, err = b.client().Query(ctx, Build(`SELECT distinct_id, name, ? AS other, ?, ?, ?, ts, uuid FROM events FINAL
+	rows, err = b.client().Query(ctx, Build(`SELECT distinct_id, name, ? AS other, ?, ?, ?, ts, seq, uuid FROM events FINAL
 WHERE site = ? AND (? AND (? OR hasAny(prop_keys, ['$set', '$set_once', '$unset'])) OR ? AND ?)
 ORDER BY ts, seq, uuid`, other, val("$set"), val("$set_once"), val("$unset"), site, hasStr(ids, "distinct_id"), isLink, isLink, hasStr(ids, "other")))
 	if err != nil {
@@ -193,13 +176,13 @@ ORDER BY ts, seq, uuid`, other, val("$set"), val("$set_once"), val("$unset"), si
 		link := name == "$identify" || name == "$create_alias"
 		if link && oth != "" && oth != d {
 			if _, ok := owner[oth]; ok {
-				see(oth, seenKey{asInt(r[6]), asStr(r[7]), 1})
+				see(oth, seenKey{evKey{asInt(r[6]), asUint(r[7]), asStr(r[8])}, 1})
 			}
 		}
 		if _, ok := owner[d]; !ok {
 			continue // a link from another person naming one of ids
 		}
-		see(d, seenKey{asInt(r[6]), asStr(r[7]), 0})
+		see(d, seenKey{evKey{asInt(r[6]), asUint(r[7]), asStr(r[8])}, 0})
 		if link && oth != "" && owner[oth] == owner[d] {
 			if lk, lo := find(d), find(oth); lk != lo {
 				merged := props[lk]

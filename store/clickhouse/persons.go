@@ -40,25 +40,38 @@ import (
 
 // linkEvent is one `$identify` or `$create_alias` in ClickHouse.
 type linkEvent struct {
-	ts         int64
-	uuid       string
+	at         evKey
 	name       string
 	did, other string
 }
 
-// seenKey orders ids by when the one store would have seen them first.
-type seenKey struct {
+// evKey orders events: time, then one node's commit order (seq), then
+// uuid. Every node computes the same order from the same rows.
+type evKey struct {
 	ts   int64
+	seq  uint64
 	uuid string
-	pos  int // 0: the event's sender; 1: the id it links
 }
 
-func (a seenKey) less(b seenKey) bool {
+func (a evKey) less(b evKey) bool {
 	if a.ts != b.ts {
 		return a.ts < b.ts
 	}
-	if a.uuid != b.uuid {
-		return a.uuid < b.uuid
+	if a.seq != b.seq {
+		return a.seq < b.seq
+	}
+	return a.uuid < b.uuid
+}
+
+// seenKey orders ids by when the one store would have seen them first.
+type seenKey struct {
+	at  evKey
+	pos int // 0: the event's sender; 1: the id it links
+}
+
+func (a seenKey) less(b seenKey) bool {
+	if a.at != b.at {
+		return a.at.less(b.at)
 	}
 	return a.pos < b.pos
 }
@@ -128,14 +141,14 @@ func (b *Backend) deletedIDs(ctx context.Context, site string) (map[string]bool,
 // persons left out and deleted ids stripped from the others (as the store
 // strips them from refused links).
 func (b *Backend) links(ctx context.Context, site string, deleted map[string]bool) ([]linkEvent, error) {
-	rows, err := b.client().Query(ctx, Build(`SELECT ts, uuid, name, distinct_id, if(name = '$identify', ?, ?) FROM events FINAL
-WHERE site = ? AND (name = '$identify' OR name = '$create_alias') ORDER BY ts, uuid`, prop("$anon_distinct_id"), prop("alias"), site))
+	rows, err := b.client().Query(ctx, Build(`SELECT ts, seq, uuid, name, distinct_id, if(name = '$identify', ?, ?) FROM events FINAL
+WHERE site = ? AND (name = '$identify' OR name = '$create_alias') ORDER BY ts, seq, uuid`, prop("$anon_distinct_id"), prop("alias"), site))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]linkEvent, 0, len(rows))
 	for _, r := range rows {
-		l := linkEvent{ts: asInt(r[0]), uuid: asStr(r[1]), name: asStr(r[2]), did: asStr(r[3]), other: asStr(r[4])}
+		l := linkEvent{at: evKey{asInt(r[0]), asUint(r[1]), asStr(r[2])}, name: asStr(r[3]), did: asStr(r[4]), other: asStr(r[5])}
 		if deleted[l.did] {
 			continue
 		}
@@ -172,8 +185,8 @@ func (b *Backend) resolvePersons(ctx context.Context, site string, deleted map[s
 	}
 	for _, l := range ls {
 		u.apply(l)
-		see(l.did, seenKey{l.ts, l.uuid, 0})
-		see(l.other, seenKey{l.ts, l.uuid, 1})
+		see(l.did, seenKey{l.at, 0})
+		see(l.other, seenKey{l.at, 1})
 	}
 	var multi []string
 	for _, ms := range u.members {
@@ -185,13 +198,13 @@ func (b *Backend) resolvePersons(ctx context.Context, site string, deleted map[s
 		return res, nil
 	}
 	// The first event of each id as a sender of any event.
-	rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, ts, uuid FROM events FINAL WHERE site = ? AND has(?, distinct_id)
-ORDER BY distinct_id, ts, uuid LIMIT 1 BY distinct_id`, site, multi))
+	rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, ts, seq, uuid FROM events FINAL WHERE site = ? AND has(?, distinct_id)
+ORDER BY distinct_id, ts, seq, uuid LIMIT 1 BY distinct_id`, site, multi))
 	if err != nil {
 		return res, err
 	}
 	for _, r := range rows {
-		see(asStr(r[0]), seenKey{asInt(r[1]), asStr(r[2]), 0})
+		see(asStr(r[0]), seenKey{evKey{asInt(r[1]), asUint(r[2]), asStr(r[3])}, 0})
 	}
 	for _, ms := range u.members {
 		if len(ms) < 2 {
