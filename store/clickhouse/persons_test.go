@@ -235,33 +235,48 @@ func TestCrossNodeMerges(t *testing.T) {
 	tn.sameAnswers(t, "after shipping")
 
 	// Delete through node 0 a person with events on both nodes.
-	victim := must(tn.ref.Person(ctx, "s", "user4"))
-	if err := tn.nodes[0].DeletePerson(ctx, "s", victim.ID); err != nil {
-		t.Fatal(err)
+	// Delete through node 0 a person with events on both nodes, and one
+	// whose events all came through node 1.
+	only1 := ""
+	for _, s := range evs {
+		if strings.HasPrefix(s.ev.DistinctID, "visitor") && s.node == 1 {
+			only1 = s.ev.DistinctID
+		}
 	}
-	if err := tn.ref.DeletePerson(ctx, "s", victim.ID); err != nil {
-		t.Fatal(err)
-	}
-	// Node 1 deletes it from its own log once it sees the tombstones.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		left := 0
-		for _, d := range victim.DistinctIDs {
-			for _, n := range tn.nodes {
-				if _, err := n.DB.Person(ctx, "s", d); err == nil {
-					left++
+	for _, id := range []string{"user4", only1} {
+		victim := must(tn.ref.Person(ctx, "s", id))
+		if err := tn.nodes[0].DeletePerson(ctx, "s", victim.ID); err != nil {
+			t.Fatalf("deleting %s through node 0: %v", id, err)
+		}
+		if err := tn.ref.DeletePerson(ctx, "s", victim.ID); err != nil {
+			t.Fatal(err)
+		}
+		// Node 1 deletes it from its own log once it sees the tombstones,
+		// and the mutation removes its rows from ClickHouse.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			left := 0
+			for _, d := range victim.DistinctIDs {
+				for _, n := range tn.nodes {
+					if _, err := n.DB.Person(ctx, "s", d); err == nil {
+						left++
+					}
 				}
 			}
+			rows := count(t, tn.nodes[0].client(), Build("SELECT count() FROM events WHERE site = 's' AND has(?, distinct_id)", victim.DistinctIDs))
+			if left == 0 && rows == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of the deleted person's ids still in the local logs, %d rows in ClickHouse", id, left, rows)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if left == 0 {
-			break
+		if _, err := tn.nodes[0].Person(ctx, "s", id); err != store.ErrNotFound {
+			t.Fatalf("person of %s after deletion: %v", id, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of the deleted person's ids still in the local logs", left)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	tn.sameAnswers(t, "after deleting user4")
+	tn.sameAnswers(t, "after the deletions")
 }
 
 func clone(ev *store.Event) *store.Event {
