@@ -281,7 +281,7 @@ ORDER BY distinct_id`, m, m, id, id))
 	if err != nil {
 		return "", nil, err
 	}
-	res, err := b.resolvePersons(ctx, site, deleted)
+	res, err := b.resolvePersons(ctx, site, deleted, nil)
 	if err != nil {
 		return "", nil, err
 	}

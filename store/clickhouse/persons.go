@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -140,9 +141,13 @@ func (b *Backend) deletedIDs(ctx context.Context, site string) (map[string]bool,
 // links returns the site's link events in time order, those of deleted
 // persons left out and deleted ids stripped from the others (as the store
 // strips them from refused links).
-func (b *Backend) links(ctx context.Context, site string, deleted map[string]bool) ([]linkEvent, error) {
-	rows, err := b.client().Query(ctx, Build(`SELECT ts, seq, uuid, name, distinct_id, if(name = '$identify', ?, ?) FROM events FINAL
-WHERE site = ? AND (name = '$identify' OR name = '$create_alias') ORDER BY ts, seq, uuid`, prop("$anon_distinct_id"), prop("alias"), site))
+func (b *Backend) links(ctx context.Context, site string, deleted map[string]bool, scope []string) ([]linkEvent, error) {
+	in := SQL("1")
+	if scope != nil {
+		in = Build("(? OR ?)", hasStr(scope, "distinct_id"), hasStr(scope, "other"))
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT ts, seq, uuid, name, distinct_id, if(name = '$identify', ?, ?) AS other FROM events FINAL
+WHERE site = ? AND (name = '$identify' OR name = '$create_alias') AND ? ORDER BY ts, seq, uuid`, prop("$anon_distinct_id"), prop("alias"), site, in))
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +171,12 @@ type resolved struct {
 	ids    map[string][]string // person id -> its ids, in the order first seen
 }
 
-// resolvePersons computes the persons of two or more ids from ClickHouse.
-func (b *Backend) resolvePersons(ctx context.Context, site string, deleted map[string]bool) (resolved, error) {
+// resolvePersons computes the persons of two or more ids from ClickHouse:
+// every person, or (scope not nil) those of the link graph's components
+// that hold the ids of scope, which linkClosure returned.
+func (b *Backend) resolvePersons(ctx context.Context, site string, deleted map[string]bool, scope []string) (resolved, error) {
 	res := resolved{person: map[string]string{}, ids: map[string][]string{}}
-	ls, err := b.links(ctx, site, deleted)
+	ls, err := b.links(ctx, site, deleted, scope)
 	if err != nil {
 		return res, err
 	}
@@ -197,14 +204,18 @@ func (b *Backend) resolvePersons(ctx context.Context, site string, deleted map[s
 	if len(multi) == 0 {
 		return res, nil
 	}
-	// The first event of each id as a sender of any event.
-	rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, ts, seq, uuid FROM events FINAL WHERE site = ? AND has(?, distinct_id)
-ORDER BY distinct_id, ts, seq, uuid LIMIT 1 BY distinct_id`, site, multi))
-	if err != nil {
-		return res, err
-	}
-	for _, r := range rows {
-		see(asStr(r[0]), seenKey{evKey{asInt(r[1]), asUint(r[2]), asStr(r[3])}, 0})
+	// The first event of each id as a sender of any event (a few
+	// thousand ids a query, which stays well under max_query_size).
+	for start := 0; start < len(multi); start += idsPerQuery {
+		part := multi[start:min(start+idsPerQuery, len(multi))]
+		rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, ts, seq, uuid FROM events FINAL WHERE site = ? AND has(?, distinct_id)
+ORDER BY distinct_id, ts, seq, uuid LIMIT 1 BY distinct_id`, site, part))
+		if err != nil {
+			return res, err
+		}
+		for _, r := range rows {
+			see(asStr(r[0]), seenKey{evKey{asInt(r[1]), asUint(r[2]), asStr(r[3])}, 0})
+		}
 	}
 	for _, ms := range u.members {
 		if len(ms) < 2 {
@@ -234,21 +245,83 @@ func sortBySeen(ids []string, seen map[string]seenKey) {
 	}
 }
 
+// idsPerQuery is how many distinct ids one query lists.
+const idsPerQuery = 2000
+
+// linkClosure returns ids with every id the link events join them to,
+// directly or not (refused links included: they make their sender
+// identified, which decides later links). The merge rule's outcome for a
+// link depends only on the links of its component, so resolving these
+// components alone gives what resolving all would. ok is false when the
+// components are too large to list in a query (then resolve all).
+func (b *Backend) linkClosure(ctx context.Context, site string, ids []string) (closure []string, ok bool, err error) {
+	in := map[string]bool{}
+	var frontier []string
+	for _, d := range ids {
+		if d != "" && !in[d] {
+			in[d] = true
+			frontier = append(frontier, d)
+		}
+	}
+	for len(frontier) > 0 {
+		if len(in) > idsPerQuery {
+			return nil, false, nil
+		}
+		rows, err := b.client().Query(ctx, Build(`SELECT DISTINCT distinct_id, if(name = '$identify', ?, ?) AS other FROM events FINAL
+WHERE site = ? AND (name = '$identify' OR name = '$create_alias') AND (? OR ?)`,
+			prop("$anon_distinct_id"), prop("alias"), site, hasStr(frontier, "distinct_id"), hasStr(frontier, "other")))
+		if err != nil {
+			return nil, false, err
+		}
+		frontier = nil
+		for _, r := range rows {
+			for _, d := range []string{asStr(r[0]), asStr(r[1])} {
+				if d != "" && !in[d] {
+					in[d] = true
+					frontier = append(frontier, d)
+				}
+			}
+		}
+	}
+	closure = make([]string, 0, len(in))
+	for d := range in {
+		closure = append(closure, d)
+	}
+	sort.Strings(closure)
+	return closure, true, nil
+}
+
 // resolve ships the persons of the site as resolvePersons finds them: a
-// row for every id whose person in person_map differs.
-func (b *Backend) resolve(ctx context.Context, site string) error {
+// row for every id whose person in person_map differs. With ids (those of
+// the links just shipped), only the components that hold them are read
+// and resolved; without, all.
+func (b *Backend) resolve(ctx context.Context, site string, ids ...string) error {
 	ver := b.nextVer(tierResolved) // before the read: see the comment at the top
 	deleted, err := b.deletedIDs(ctx, site)
 	if err != nil {
 		return err
 	}
-	res, err := b.resolvePersons(ctx, site, deleted)
+	var scope []string
+	if len(ids) > 0 {
+		closure, ok, err := b.linkClosure(ctx, site, ids)
+		if err != nil {
+			return err
+		}
+		if ok {
+			scope = closure
+		}
+	}
+	res, err := b.resolvePersons(ctx, site, deleted, scope)
 	if err != nil {
 		return err
 	}
 	// The ids whose mapping is more than an id alone.
-	rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, argMax(person, ver) FROM person_map WHERE site = ?
-GROUP BY distinct_id HAVING max(ver) >= ? AND argMax(deleted, ver) = 0`, site, tierMerged<<56))
+	in := SQL("1")
+	if scope != nil {
+		in = hasStr(scope, "distinct_id")
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, argMax(person, ver) FROM person_map WHERE site = ? AND ?
+GROUP BY distinct_id HAVING max(ver) >= ? AND argMax(deleted, ver) = 0`, site, in, tierMerged<<56))
 	if err != nil {
 		return err
 	}

@@ -129,13 +129,15 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	// gone from the log too).
 	var out, people []byte
 	sites := map[string]int{}
-	linked := map[string]bool{} // sites with a link in this batch
-	batch := map[string]bool{}  // site\x00id shipped alone in this batch
+	linked := map[string][]string{} // the ids of this batch's links, by site
+	batch := map[string]bool{}      // site\x00id shipped alone in this batch
 	for _, line := range rows {
 		var r struct {
-			Site       string `json:"site"`
-			Name       string `json:"name"`
-			DistinctID string `json:"distinct_id"`
+			Site       string   `json:"site"`
+			Name       string   `json:"name"`
+			DistinctID string   `json:"distinct_id"`
+			Keys       []string `json:"prop_keys"`
+			Vals       []string `json:"prop_vals"`
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			continue // cannot happen: Append wrote it
@@ -146,7 +148,16 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		}
 		out = append(append(out, line...), '\n')
 		if r.Name == "$identify" || r.Name == "$create_alias" {
-			linked[r.Site] = true
+			other := "alias"
+			if r.Name == "$identify" {
+				other = "$anon_distinct_id"
+			}
+			linked[r.Site] = append(linked[r.Site], r.DistinctID)
+			for i, k := range r.Keys {
+				if k == other && i < len(r.Vals) {
+					linked[r.Site] = append(linked[r.Site], r.Vals[i])
+				}
+			}
 		}
 		k := r.Site + "\x00" + r.DistinctID
 		if !batch[k] && b.shippedPerson(r.Site, r.DistinctID) == "" {
@@ -168,8 +179,8 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	}
 	// Remember the persons shipped only once they are in.
 	b.rememberPersons(people)
-	for s := range linked {
-		if err := b.resolve(ctx, s); err != nil {
+	for s, ids := range linked {
+		if err := b.resolve(ctx, s, ids...); err != nil {
 			return 0, err // the batch ships again, the same rows
 		}
 	}
