@@ -108,6 +108,14 @@ func crossNodeEvents(t0 time.Time, seed int64) []sent {
 			for k := 0; k < 1+r.Intn(3); k++ {
 				page(node, anon, minute(at+k), sess)
 			}
+			// Own properties before the login, which the merge joins
+			// (the identified side's win).
+			js := func(v string) store.Value { return store.Value{Kind: store.KindJSON, S: v} }
+			ev(node, "$set", anon, minute(at+3), store.Prop{Key: "$set_once", Val: js(fmt.Sprintf(`{"first_node":%d,"plan":"anon"}`, node))},
+				store.Prop{Key: "$set", Val: js(fmt.Sprintf(`{"color":"c%d","tmp":1}`, r.Intn(3)))})
+			if r.Intn(2) == 0 {
+				ev(node, "$set", anon, minute(at+4), store.Prop{Key: "$unset", Val: js(`["tmp"]`)})
+			}
 			idNode := node
 			if r.Intn(3) == 0 {
 				idNode = 1 - node // the login reaches the other node
