@@ -59,6 +59,9 @@ type Backend struct {
 	schemaOK bool
 	ver      uint64 // last person row version
 	tombVer  uint64 // newest tombstone syncDeletions applied (ship goroutine only)
+	// shippedSeq is one past the last outbox key shipped: every key below
+	// it is in ClickHouse.
+	shippedSeq uint64
 
 	inSQL, inLocal sync.Map // report name -> *atomic.Int64
 

@@ -332,10 +332,21 @@ func (b *Backend) Person(ctx context.Context, site, id string) (*store.Person, e
 // after a capture through this node sees it (when ClickHouse is slow or
 // down, the read goes on with what it holds).
 func (b *Backend) ready(ctx context.Context) error {
-	if b.total() > 0 {
-		wctx, cancel := context.WithTimeout(ctx, min(2*b.opts.Flush+time.Second, 5*time.Second))
-		b.Flush(wctx)
-		cancel()
+	b.mu.Lock()
+	target, pending := b.seq, b.shippedSeq < b.seq && len(b.backlog) > 0 && b.totalLocked() > 0
+	b.mu.Unlock()
+	if pending { // what was committed before this read, not what comes after
+		deadline := time.Now().Add(min(2*b.opts.Flush+time.Second, 5*time.Second))
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			b.mu.Lock()
+			done := b.shippedSeq >= target || b.totalLocked() == 0
+			b.mu.Unlock()
+			if done {
+				break
+			}
+			b.nudge()
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	if b.schemaOK {
 		return nil

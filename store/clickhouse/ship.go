@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +79,10 @@ func (b *Backend) ship() {
 func (b *Backend) total() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.totalLocked()
+}
+
+func (b *Backend) totalLocked() int {
 	n := 0
 	for _, v := range b.backlog {
 		n += v
@@ -189,7 +194,9 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 			return 0, err // shipped again later: the same rows, kept once
 		}
 	}
+	last, _ := strconv.ParseUint(keys[len(keys)-1][len(outboxPrefix):], 10, 64)
 	b.mu.Lock()
+	b.shippedSeq = max(b.shippedSeq, last+1)
 	for s, n := range sites {
 		b.backlog[s] -= n
 		b.shipped[s] += int64(n)
