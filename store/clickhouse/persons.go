@@ -127,7 +127,8 @@ func (u *union) apply(l linkEvent) bool {
 
 // deletedIDs returns the site's distinct ids whose person was deleted.
 func (b *Backend) deletedIDs(ctx context.Context, site string) (map[string]bool, error) {
-	rows, err := b.client().Query(ctx, Build("SELECT distinct_id FROM person_map WHERE site = ? GROUP BY distinct_id HAVING argMax(deleted, ver) = 1", site))
+	// A tombstone is on the highest tier: once written it wins.
+	rows, err := b.client().Query(ctx, Build("SELECT DISTINCT distinct_id FROM person_map WHERE site = ? AND deleted = 1", site))
 	if err != nil {
 		return nil, err
 	}
@@ -488,8 +489,8 @@ func (b *Backend) deleteLocal(ctx context.Context, site string, ids []string) er
 // deleted since the last call: their ids' tombstones newer than the last
 // seen (all of them after a start; deleting again finds nothing).
 func (b *Backend) syncDeletions(ctx context.Context) error {
-	rows, err := b.client().Query(ctx, Build(`SELECT site, distinct_id, max(ver) FROM person_map GROUP BY site, distinct_id
-HAVING argMax(deleted, ver) = 1 AND max(ver) > ?`, b.tombVer))
+	rows, err := b.client().Query(ctx, Build(`SELECT site, distinct_id, max(ver) FROM person_map WHERE deleted = 1 AND ver > ?
+GROUP BY site, distinct_id`, b.tombVer))
 	if err != nil {
 		return err
 	}
