@@ -28,12 +28,6 @@ import (
 // A person's reads go to events by its distinct ids (no join): four
 // queries for one person or one page of them.
 
-// allTime is the query of every event of a site, bots included, as the
-// store's persons count them.
-func allTime(site string) store.Query {
-	return store.Query{Site: site, From: time.UnixMilli(-1 << 50), To: time.UnixMilli(1 << 50), IncludeBots: true}
-}
-
 // personRef is a person as base names it (person_map's person, or the
 // distinct id of an id not mapped yet), with its creation time and one of
 // its ids.
@@ -45,14 +39,23 @@ type personRef struct {
 
 func (r personRef) id(site string) string { return personOf(site, r.did, r.person) }
 
-// personRefs returns the persons of base (all time) whose grouped rows
-// pass having, with extra appended (ORDER BY, LIMIT).
-func (b *Backend) personRefs(ctx context.Context, site string, having, extra SQL) ([]personRef, error) {
-	base, err := b.base(ctx, allTime(site))
-	if err != nil {
-		return nil, err
-	}
-	rows, err := b.client().Query(ctx, Build("SELECT person, min(ts) AS c, any(distinct_id) FROM (?) GROUP BY person HAVING ? ?", base, having, extra))
+// personsRel is every person of the site with events: person (base's
+// name for it), c (its first event's time), did (one of its ids) and h
+// (1 when hit holds for one of its events). It groups the events by
+// distinct id before mapping the ids to persons, so that the join is over
+// ids, not events.
+func personsRel(site string, hit SQL) SQL {
+	ids := Build("SELECT distinct_id, min(ts) AS dc, max(?) AS dh FROM events FINAL WHERE site = ? GROUP BY distinct_id", hit, site)
+	pm := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", site)
+	return Build(`SELECT person, min(dc) AS c, any(distinct_id) AS did, max(dh) AS h FROM (
+	SELECT if(pm_person = '', distinct_id, pm_person) AS person, dc, distinct_id, dh FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0
+) GROUP BY person`, ids, pm)
+}
+
+// personRefs returns the persons of personsRel(site, hit) that pass where,
+// with extra appended (ORDER BY, LIMIT).
+func (b *Backend) personRefs(ctx context.Context, site string, hit, where, extra SQL) ([]personRef, error) {
+	rows, err := b.client().Query(ctx, Build("SELECT person, c, did FROM (?) WHERE ? ?", personsRel(site, hit), where, extra))
 	if err != nil {
 		return nil, err
 	}
@@ -390,11 +393,7 @@ func (b *Backend) listPersons(ctx context.Context, q store.PersonQuery) (store.P
 	}
 	var refs []personRef
 	if q.Search == "" {
-		base, err := b.base(ctx, allTime(q.Site))
-		if err != nil {
-			return page, err
-		}
-		rows, err := b.client().Query(ctx, Build("SELECT uniqExact(person) FROM (?)", base))
+		rows, err := b.client().Query(ctx, Build("SELECT count() FROM (?)", personsRel(q.Site, "0")))
 		if err != nil {
 			return page, err
 		}
@@ -403,7 +402,7 @@ func (b *Backend) listPersons(ctx context.Context, q store.PersonQuery) (store.P
 		if q.Cursor != "" {
 			cur = Build("(c < ? OR c = ? AND person < ?)", curCreated, curCreated, curID)
 		}
-		if refs, err = b.personRefs(ctx, q.Site, cur, Build("ORDER BY c DESC, person DESC LIMIT ?", q.Limit+1)); err != nil {
+		if refs, err = b.personRefs(ctx, q.Site, "0", cur, Build("ORDER BY c DESC, person DESC LIMIT ?", q.Limit+1)); err != nil {
 			return page, err
 		}
 	} else {
@@ -421,7 +420,7 @@ GROUP BY distinct_id HAVING argMax(deleted, ver) = 0 AND position(lowerUTF8(dist
 		}
 		keys := append(store.DerivedPersonProps(), "$set", "$set_once")
 		hit := Build("position(lowerUTF8(distinct_id), ?) > 0 OR arrayExists((k, v) -> has(?, k) AND position(lowerUTF8(v), ?) > 0, prop_keys, prop_vals)", s, keys, s)
-		cands, err := b.personRefs(ctx, q.Site, Build("max(?) = 1 OR ?", hit, hasStr(named, "person")), "")
+		cands, err := b.personRefs(ctx, q.Site, hit, Build("h = 1 OR ?", hasStr(named, "person")), "")
 		if err != nil {
 			return page, err
 		}

@@ -209,8 +209,8 @@ func (b *Backend) resolvePersons(ctx context.Context, site string, deleted map[s
 	// thousand ids a query, which stays well under max_query_size).
 	for start := 0; start < len(multi); start += idsPerQuery {
 		part := multi[start:min(start+idsPerQuery, len(multi))]
-		rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, ts, seq, uuid FROM events FINAL WHERE site = ? AND has(?, distinct_id)
-ORDER BY distinct_id, ts, seq, uuid LIMIT 1 BY distinct_id`, site, part))
+		rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, ts, seq, uuid FROM events FINAL WHERE site = ? AND ?
+ORDER BY distinct_id, ts, seq, uuid LIMIT 1 BY distinct_id`, site, hasStr(part, "distinct_id")))
 		if err != nil {
 			return res, err
 		}
@@ -527,11 +527,16 @@ func uniq(ids []string) []string {
 	return out
 }
 
-// hasStr is "col is one of vals" (false for none: has() of an empty
-// array literal fails on its type).
+// hasStr is "col is one of vals" (false for none).
 func hasStr(vals []string, col SQL) SQL {
 	if len(vals) == 0 {
 		return "0"
 	}
-	return Build("has(?, ?)", vals, col)
+	// IN over a tuple is a set look-up; has() of an array literal scans
+	// the array for every row.
+	qs := make([]SQL, len(vals))
+	for i, v := range vals {
+		qs[i] = Quote(v)
+	}
+	return Build("? IN (?)", col, Join(qs, ", "))
 }
