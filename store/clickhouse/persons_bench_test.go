@@ -47,7 +47,7 @@ func BenchmarkClickHousePersons(b *testing.B) {
 				u := rnd.IntN(20000)
 				ts := start.Add(time.Duration(done) * time.Second)
 				ev := &store.Event{Site: "s", Name: "$pageview", DistinctID: fmt.Sprint("anon-", u), Time: ts.UnixMilli(),
-					UUID: fmt.Sprintf("0190dddd-0000-7000-8000-%012d", done),
+					UUID:  fmt.Sprintf("0190dddd-0000-7000-8000-%012d", done),
 					Props: store.Props{{Key: "$session_id", Val: store.StringValue(fmt.Sprint(u, "-", ts.YearDay()))}, {Key: "$pathname", Val: store.StringValue("/")}}}
 				if logins && done%25 == 0 {
 					ev.Name, ev.DistinctID = "$identify", fmt.Sprint("user-", u/2) // two devices a user
