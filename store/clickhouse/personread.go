@@ -25,8 +25,9 @@ import (
 // stands in for commit order, as in resolve (ties: one node's commit
 // order, then the uuid).
 //
-// A person's reads go to events by its distinct ids (no join): four
-// queries for one person or one page of them.
+// A person's reads go to events by its distinct ids (eventsWhere, no
+// join): three queries for one person; a page of the list costs two more
+// (the count, the page) over personsRel.
 
 // personRef is a person as base names it (person_map's person, or the
 // distinct id of an id not mapped yet), with its creation time and one of

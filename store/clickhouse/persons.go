@@ -21,9 +21,11 @@ import (
 // embedded store fed every event would make them:
 //
 //   - resolve reads the site's `$identify` and `$create_alias` events (each
-//     uuid once, deleted persons' left out) in time order (ties by uuid:
-//     time stands in for the one store's commit order, which several
-//     nodes do not share), and applies the merge rule to them event by
+//     uuid once, deleted persons' left out) in time order (ties in one
+//     node's commit order, then by uuid: time stands in for the one
+//     store's commit order, which several nodes do not share; late events
+//     are therefore placed by their time, not by when they came), and
+//     applies the merge rule to them event by
 //     event, as store's people does: the sender is identified first, then
 //     the link joins the other id's person unless that one is identified.
 //   - A person's root is its id seen first (the earliest event naming it,
@@ -36,8 +38,10 @@ import (
 // Every node resolves after it ships a link, and after a deletion. The
 // rows' ver is taken before the links are read, so a resolution read later
 // (which sees every link the earlier one saw: inserts are synchronous)
-// wins over one read earlier, whichever node writes last. The cost is one
-// read of the site's link events per shipped batch that holds a link.
+// wins over one read earlier, whichever node writes last. After shipping,
+// only the link-graph components of the links just shipped are read and
+// resolved (linkClosure; a few queries a batch that holds links); after a
+// deletion, all of the site's links.
 
 // linkEvent is one `$identify` or `$create_alias` in ClickHouse.
 type linkEvent struct {
