@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -241,4 +242,64 @@ http://%s {
 		t.Fatalf("the dashboards disagree:\nA %s\nB %s", answers[0], answers[1])
 	}
 	t.Logf("both dashboards: %s", answers[0])
+
+	// A second device of the same user: anon-2 browses through node B and
+	// its login reaches node A. Both nodes' persons and events are then
+	// every node's: one person of anon-1, anon-2 and user-1 with the
+	// events both nodes took.
+	chCapture(t, b, pageviewAt("0190bbbb-0000-7000-8000-000000000006", "anon-2", "s4", earlier))
+	chCapture(t, a, map[string]any{"event": "$identify", "uuid": "0190bbbb-0000-7000-8000-000000000007",
+		"timestamp":  time.Now().UTC().Format(time.RFC3339Nano),
+		"properties": map[string]any{"distinct_id": "user-1", "$anon_distinct_id": "anon-2", "$session_id": "s4"}})
+	for i, n := range nodes {
+		waitFor(t, "both nodes to ship", 30*time.Second, func() bool {
+			s := settingsOf(t, n+"/analytics/api")
+			return s.ClickHouse.Backlog == 0 && s.ClickHouse.Shipped >= int64(4-i) // 3+1 through A, 2+1 through B
+		})
+	}
+	type person struct {
+		ID          string   `json:"id"`
+		DistinctIDs []string `json:"distinct_ids"`
+	}
+	lists := make([]string, 2)
+	for i, n := range nodes {
+		var st struct{ Visitors int }
+		getJSON(t, n+"/analytics/api/stats?site=test.example", &st)
+		if st.Visitors != 2 {
+			t.Errorf("node %d: %d visitors, want 2 (anon-1, anon-2 and user-1 are one person)", i, st.Visitors)
+		}
+		var ps struct {
+			Results []person
+			Total   int
+		}
+		getJSON(t, n+"/analytics/api/persons?site=test.example", &ps)
+		var user *person
+		for j := range ps.Results {
+			if slices.Contains(ps.Results[j].DistinctIDs, "user-1") {
+				user = &ps.Results[j]
+			}
+		}
+		if ps.Total != 2 || user == nil || len(user.DistinctIDs) != 3 || !slices.Contains(user.DistinctIDs, "anon-1") || !slices.Contains(user.DistinctIDs, "anon-2") {
+			t.Fatalf("node %d persons %+v: want 2, one of them anon-1, anon-2 and user-1", i, ps)
+		}
+		var evs struct {
+			Results []struct {
+				UUID string `json:"uuid"`
+			}
+		}
+		getJSON(t, n+"/analytics/api/events?site=test.example&distinct_id=anon-2", &evs)
+		if len(evs.Results) != 6 {
+			t.Errorf("node %d: %d events of anon-2's person, want 6 (through both nodes)", i, len(evs.Results))
+		}
+		var one person
+		getJSON(t, n+"/analytics/api/persons/"+user.ID+"?site=test.example", &one)
+		if one.ID != user.ID || len(one.DistinctIDs) != 3 {
+			t.Errorf("node %d person %s: %+v", i, user.ID, one)
+		}
+		all, _ := json.Marshal(ps)
+		lists[i] = string(all)
+	}
+	if lists[0] != lists[1] {
+		t.Fatalf("the persons lists disagree:\nA %s\nB %s", lists[0], lists[1])
+	}
 }

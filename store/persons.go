@@ -70,6 +70,11 @@ var derivedPersonProps = []string{
 	"$geoip_country_code", "$geoip_country_name", "$browser", "$os", "$device_type",
 }
 
+// DerivedPersonProps returns the event properties a person gets from their
+// first event (as $initial_<name>) and their latest (as <name>), in the
+// order Person lists them, for another backend to derive the same.
+func DerivedPersonProps() []string { return append([]string(nil), derivedPersonProps...) }
+
 // personProps are the person's properties: those derived from their first
 // and latest events, then their own ($set, $set_once), which win.
 func (t *table) personProps(r uint32, sp personSpan) Props {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -642,7 +643,11 @@ func RunReferenceSuite(t *testing.T, divide int, open func(t *testing.T, path st
 		for _, e := range rf.events {
 			live[rf.find(e.DistinctID)] = true
 		}
-		for id := range rf.ids {
+		ids := slices.Sorted(maps.Keys(rf.ids))
+		for i, id := range ids {
+			if i%divide != 0 {
+				continue // a slower backend checks every divide-th id
+			}
 			if !live[rf.find(id)] {
 				if _, err := db.Person(ctx, "s", id); err != ErrNotFound {
 					t.Fatalf("person of %s: %v, want none", id, err)

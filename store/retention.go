@@ -78,3 +78,40 @@ func (s *DB) ApplyRetention() error {
 	}
 	return nil
 }
+
+// DropBefore deletes the site's events older than cutoff (Unix ms), except
+// those whose uuid is in keep, and rewrites the log file if any went; it
+// returns how many went. A backend that holds the events elsewhere (the
+// ClickHouse backend's `keep`) drops what it has shipped with it; the
+// persons of the log then know only the events left.
+func (s *DB) DropBefore(site string, cutoff int64, keep []string) (int, error) {
+	t := s.table(site)
+	if t == nil {
+		return 0, nil
+	}
+	kept := make(map[UUIDKey]bool, len(keep))
+	for _, u := range keep {
+		k, _ := uuidKey(u)
+		kept[k] = true
+	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	if err := t.rlock(); err != nil {
+		return 0, err
+	}
+	var rows []int
+	n := t.rows()
+	for row := 0; row < n; row++ {
+		if ts := t.ts.at(row); ts != deletedTime && ts < cutoff && !kept[t.keys.at(row)] {
+			rows = append(rows, row)
+		}
+	}
+	t.mu.RUnlock()
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	if err := s.deleteRows(t, rows); err != nil {
+		return 0, fmt.Errorf("dropping shipped events of %s: %w", site, err)
+	}
+	return len(rows), s.shrink()
+}

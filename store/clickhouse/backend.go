@@ -58,6 +58,10 @@ type Backend struct {
 	deleted  map[string]bool   // site\x00distinct id of persons deleted here
 	schemaOK bool
 	ver      uint64 // last person row version
+	tombVer  uint64 // newest tombstone syncDeletions applied (ship goroutine only)
+	// shippedSeq is one past the last outbox key shipped: every key below
+	// it is in ClickHouse.
+	shippedSeq uint64
 
 	inSQL, inLocal sync.Map // report name -> *atomic.Int64
 

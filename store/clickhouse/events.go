@@ -66,8 +66,8 @@ func (b *Backend) Events(ctx context.Context, q store.EventQuery) (store.EventPa
 	if err != nil {
 		return page, err
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT ts, uuid, name, distinct_id, prop_keys, prop_vals, prop_kinds, person FROM (?)
-WHERE vis AND pass AND ? AND ? AND ? ORDER BY ts DESC, uuid DESC LIMIT ?`, withPass(base, sq), cond, who, after, q.Limit+1))
+	rows, err := b.client().Query(ctx, Build(`SELECT ? FROM (?)
+WHERE vis AND pass AND ? AND ? AND ? ORDER BY ts DESC, uuid DESC LIMIT ?`, eventCols, withPass(base, sq), cond, who, after, q.Limit+1))
 	if err != nil {
 		return page, err
 	}
@@ -77,32 +77,47 @@ WHERE vis AND pass AND ? AND ? AND ? ORDER BY ts DESC, uuid DESC LIMIT ?`, withP
 			page.Next = strconv.FormatInt(last.Time, 10) + "_" + last.UUID
 			break
 		}
-		var keys, vals []string
-		var kinds []int
-		json.Unmarshal(r[4], &keys)
-		json.Unmarshal(r[5], &vals)
-		json.Unmarshal(r[6], &kinds)
-		ev := &store.Event{Site: q.Site, Time: asInt(r[0]), UUID: asStr(r[1]), Name: asStr(r[2]), DistinctID: asStr(r[3])}
-		for j := range keys {
-			if j >= len(vals) || j >= len(kinds) {
-				break
-			}
-			v := store.Value{Kind: store.Kind(kinds[j])}
-			switch v.Kind {
-			case store.KindString, store.KindNumber, store.KindJSON:
-				v.S = vals[j]
-			}
-			ev.Props = append(ev.Props, store.Prop{Key: keys[j], Val: v})
-		}
+		ev := decodeEvent(q.Site, r)
 		page.Results = append(page.Results, ev)
-		pid := asStr(r[7])
-		if pid == ev.DistinctID { // not mapped: the local store's id for it
-			pid = store.PersonID(q.Site, pid)
-		}
-		page.PersonIDs = append(page.PersonIDs, pid)
+		page.PersonIDs = append(page.PersonIDs, personOf(q.Site, ev.DistinctID, asStr(r[7])))
 	}
 	return page, nil
 }
 
 // timeMs is Unix milliseconds as a time.
 func timeMs(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// eventCols are the columns decodeEvent reads, person last.
+const eventCols SQL = "ts, uuid, name, distinct_id, prop_keys, prop_vals, prop_kinds, person"
+
+// decodeEvent is the event of a row of eventCols.
+func decodeEvent(site string, r []json.RawMessage) *store.Event {
+	var keys, vals []string
+	var kinds []int
+	json.Unmarshal(r[4], &keys)
+	json.Unmarshal(r[5], &vals)
+	json.Unmarshal(r[6], &kinds)
+	ev := &store.Event{Site: site, Time: asInt(r[0]), UUID: asStr(r[1]), Name: asStr(r[2]), DistinctID: asStr(r[3])}
+	for j := range keys {
+		if j >= len(vals) || j >= len(kinds) {
+			break
+		}
+		v := store.Value{Kind: store.Kind(kinds[j])}
+		switch v.Kind {
+		case store.KindString, store.KindNumber, store.KindJSON:
+			v.S = vals[j]
+		}
+		ev.Props = append(ev.Props, store.Prop{Key: keys[j], Val: v})
+	}
+	return ev
+}
+
+// personOf is an event's person id: base's person column, or, for an id
+// not mapped yet (base gives the distinct id), the store's id of a person
+// of that one id.
+func personOf(site, did, person string) string {
+	if person == did {
+		return store.PersonID(site, did)
+	}
+	return person
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,8 @@ func (b *Backend) ship() {
 	pause := 100 * time.Millisecond
 	tick := time.NewTicker(b.opts.Flush)
 	defer tick.Stop()
+	var lastDrop time.Time // when DropShipped last ran
+	var lastSync time.Time // when syncDeletions last ran (a query a second at most)
 	for {
 		select {
 		case <-b.stop:
@@ -58,12 +61,28 @@ func (b *Backend) ship() {
 				break
 			}
 		}
+		if b.schemaOK && time.Since(lastSync) >= max(b.opts.Flush, time.Second) {
+			lastSync = time.Now()
+			if err := b.syncDeletions(ctx); err != nil {
+				b.noteErr(err)
+			}
+		}
+		if b.opts.Keep > 0 && time.Since(lastDrop) >= min(time.Minute, b.opts.Keep/2) {
+			lastDrop = time.Now()
+			if _, err := b.DropShipped(ctx); err != nil {
+				b.noteErr(err)
+			}
+		}
 	}
 }
 
 func (b *Backend) total() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.totalLocked()
+}
+
+func (b *Backend) totalLocked() int {
 	n := 0
 	for _, v := range b.backlog {
 		n += v
@@ -108,28 +127,22 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	if err != nil || len(keys) == 0 {
 		return 0, err
 	}
-	// Each row's person: an id first seen here goes alone (its person id is
-	// the one the local log gives a person of one id, no lookup needed);
-	// a link ships the merged person the local log has now, on a higher
-	// tier, so that it wins whatever order rows arrive in. Rows of persons
-	// deleted here since are dropped (they are gone from the log too).
+	// Each row's id ships alone the first time (its person id is the one
+	// the store gives a person of one id); the persons of several ids are
+	// resolved in ClickHouse from every node's links once the batch is in
+	// (see persons.go). Rows of persons deleted since are dropped (they are
+	// gone from the log too).
 	var out, people []byte
 	sites := map[string]int{}
-	batch := map[string]string{} // site\x00id -> person shipped in this batch
-	add := func(site, id, person string, tier uint64) {
-		k := site + "\x00" + id
-		if batch[k] == person || b.shippedPerson(site, id) == person && batch[k] == "" {
-			return
-		}
-		batch[k] = person
-		j, _ := json.Marshal(personRow{Site: site, DistinctID: id, Person: person, Ver: b.nextVer(tier)})
-		people = append(append(people, j...), '\n')
-	}
+	linked := map[string][]string{} // the ids of this batch's links, by site
+	batch := map[string]bool{}      // site\x00id shipped alone in this batch
 	for _, line := range rows {
 		var r struct {
-			Site       string `json:"site"`
-			Name       string `json:"name"`
-			DistinctID string `json:"distinct_id"`
+			Site       string   `json:"site"`
+			Name       string   `json:"name"`
+			DistinctID string   `json:"distinct_id"`
+			Keys       []string `json:"prop_keys"`
+			Vals       []string `json:"prop_vals"`
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			continue // cannot happen: Append wrote it
@@ -139,25 +152,23 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		out = append(append(out, line...), '\n')
-		if r.Name != "$identify" && r.Name != "$create_alias" {
-			if b.shippedPerson(r.Site, r.DistinctID) == "" {
-				add(r.Site, r.DistinctID, store.PersonID(r.Site, r.DistinctID), tierAlone)
+		if r.Name == "$identify" || r.Name == "$create_alias" {
+			other := "alias"
+			if r.Name == "$identify" {
+				other = "$anon_distinct_id"
 			}
-			continue
+			linked[r.Site] = append(linked[r.Site], r.DistinctID)
+			for i, k := range r.Keys {
+				if k == other && i < len(r.Vals) {
+					linked[r.Site] = append(linked[r.Site], r.Vals[i])
+				}
+			}
 		}
-		p, err := b.DB.Person(ctx, r.Site, r.DistinctID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		tier := tierAlone
-		if len(p.DistinctIDs) > 1 {
-			tier = tierMerged
-		}
-		for _, id := range p.DistinctIDs {
-			add(r.Site, id, p.ID, tier)
+		k := r.Site + "\x00" + r.DistinctID
+		if !batch[k] && b.shippedPerson(r.Site, r.DistinctID) == "" {
+			batch[k] = true
+			j, _ := json.Marshal(personRow{Site: r.Site, DistinctID: r.DistinctID, Person: store.PersonID(r.Site, r.DistinctID), Ver: b.nextVer(tierAlone)})
+			people = append(append(people, j...), '\n')
 		}
 	}
 	c := b.client()
@@ -172,20 +183,20 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		}
 	}
 	// Remember the persons shipped only once they are in.
-	b.mu.Lock()
-	for _, line := range strings.Split(strings.TrimSpace(string(people)), "\n") {
-		var p personRow
-		if json.Unmarshal([]byte(line), &p) == nil && p.Site != "" {
-			b.persons[p.Site+"\x00"+p.DistinctID] = p.Person
+	b.rememberPersons(people)
+	for s, ids := range linked {
+		if err := b.resolve(ctx, s, ids...); err != nil {
+			return 0, err // the batch ships again, the same rows
 		}
 	}
-	b.mu.Unlock()
 	for _, k := range keys {
 		if err := b.DB.DeleteMeta(k); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, err // shipped again later: the same rows, kept once
 		}
 	}
+	last, _ := strconv.ParseUint(keys[len(keys)-1][len(outboxPrefix):], 10, 64)
 	b.mu.Lock()
+	b.shippedSeq = max(b.shippedSeq, last+1)
 	for s, n := range sites {
 		b.backlog[s] -= n
 		b.shipped[s] += int64(n)
@@ -199,109 +210,21 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	return len(rows), nil
 }
 
-// DeletePerson deletes the person in ClickHouse first (a tombstone for
-// each of its ids that every query honours at once, and a mutation that
-// removes the rows), then in the local log.
-func (b *Backend) DeletePerson(ctx context.Context, site, id string) error {
-	p, err := b.DB.Person(ctx, site, id)
-	if err != nil {
-		return err
-	}
-	var tomb []byte
-	for _, d := range p.DistinctIDs {
-		j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Deleted: 1, Ver: b.nextVer(tierDeleted)})
-		tomb = append(append(tomb, j...), '\n')
-	}
-	if !b.schemaOK {
-		if err := b.ensureSchema(ctx); err != nil {
-			return err
-		}
-	}
-	if err := b.client().InsertJSON(ctx, "person_map", tomb); err != nil {
-		return err
-	}
-	local := Ident("events")
-	if b.opts.Cluster != "" {
-		local = Ident("events_local")
-	}
-	for _, c := range b.servers {
-		if err := c.Exec(ctx, Build("ALTER TABLE ? DELETE WHERE site = ? AND has(?, distinct_id)", local, site, p.DistinctIDs)); err != nil {
-			b.noteErr(err) // the tombstones already hide the rows
-		}
-	}
-	b.mu.Lock()
-	for _, d := range p.DistinctIDs {
-		delete(b.persons, site+"\x00"+d)
-		b.deleted[site+"\x00"+d] = true
-	}
-	b.mu.Unlock()
-	if err := b.deleteRecordings(ctx, site, p.DistinctIDs); err != nil {
-		return err
-	}
-	if err := b.DB.DeletePerson(ctx, site, id); err != nil {
-		return err
-	}
-	// The log replays the remaining events into persons again (a link the
-	// deleted person took part in may have been refused before): ship
-	// every mapping that changed.
-	return b.reshipPersons(ctx, site)
-}
-
-// reshipPersons ships the person of every distinct id of a site whose
-// shipped person differs from the local log's.
-func (b *Backend) reshipPersons(ctx context.Context, site string) error {
-	var rows []byte
-	cursor := ""
-	for {
-		page, err := b.DB.Persons(ctx, store.PersonQuery{Site: site, Limit: 1000, Cursor: cursor})
-		if err != nil {
-			return err
-		}
-		for _, p := range page.Results {
-			for _, d := range p.DistinctIDs {
-				if b.shippedPerson(site, d) != p.ID {
-					j, _ := json.Marshal(personRow{Site: site, DistinctID: d, Person: p.ID, Ver: b.nextVer(tierReplayed)})
-					rows = append(append(rows, j...), '\n')
-				}
-			}
-		}
-		if page.Next == "" || len(page.Results) == 0 {
-			break
-		}
-		cursor = page.Next
-	}
-	if len(rows) == 0 {
-		return nil
-	}
-	if err := b.client().InsertJSON(ctx, "person_map", rows); err != nil {
-		return err
-	}
-	b.mu.Lock()
-	for _, line := range strings.Split(strings.TrimSpace(string(rows)), "\n") {
-		var p personRow
-		if json.Unmarshal([]byte(line), &p) == nil {
-			b.persons[p.Site+"\x00"+p.DistinctID] = p.Person
-		}
-	}
-	b.mu.Unlock()
-	return nil
-}
-
 func (b *Backend) shippedPerson(site, id string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.persons[site+"\x00"+id]
 }
 
-// Tiers of person rows: which node's view of a distinct id wins. A node
-// that saw an id alone ships it alone; one that saw it linked ships its
-// merged person, which must win whichever arrives last (the merge applies
-// to every node's events); a node that deleted a person ships the persons
-// its log replayed after it, and the tombstones, over both.
+// Tiers of person rows: which row of a distinct id wins. A node ships an
+// id alone the first time it ships its events; the persons resolved from
+// every node's links (persons.go) win over that; a deleted person's
+// tombstones win over both. (tierMerged was a node's own merged person,
+// before persons were resolved in ClickHouse; rows of it may remain.)
 const (
 	tierAlone uint64 = iota + 1
 	tierMerged
-	tierReplayed
+	tierResolved
 	tierDeleted
 )
 
@@ -320,4 +243,47 @@ func (b *Backend) wasDeleted(site, id string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.deleted[site+"\x00"+id]
+}
+
+// DropShipped deletes from the local log the events older than Keep that
+// have shipped; those still in the outbox stay whatever their time. It
+// runs in the shipping loop at most once a minute (or every Keep/2 when
+// that is shorter); it returns how many events went.
+//
+// An event appended while it runs may be dropped before it ships: its
+// row is in the outbox already (Append writes it there before it
+// returns), so it still ships.
+func (b *Backend) DropShipped(ctx context.Context) (int, error) {
+	if b.opts.Keep <= 0 {
+		return 0, nil
+	}
+	cutoff := time.Now().Add(-b.opts.Keep).UnixMilli()
+	unshipped := map[string][]string{}
+	err := b.DB.ScanMeta(outboxPrefix, func(k, v string) bool {
+		for _, line := range strings.Split(strings.TrimSpace(v), "\n") {
+			var r struct {
+				Site string `json:"site"`
+				UUID string `json:"uuid"`
+			}
+			if json.Unmarshal([]byte(line), &r) == nil {
+				unshipped[r.Site] = append(unshipped[r.Site], r.UUID)
+			}
+		}
+		return ctx.Err() == nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, site := range b.DB.Sites() {
+		n, err := b.DB.DropBefore(site, cutoff, unshipped[site])
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
