@@ -46,6 +46,15 @@ type FunnelStep struct {
 	Count int    `json:"count"`
 }
 
+// A funnel lays out the matching rows by parts of partPersons persons: a
+// row's person in its part and its steps (at most maxSeriesEvents bits)
+// make one 32-bit tag.
+const (
+	partBits    = 32 - maxSeriesEvents
+	partPersons = 1 << partBits
+	partMask    = partPersons - 1
+)
+
 // Funnel counts, for each step k, the persons with a chain of events in
 // range: an event of step 1 at t0, then an event of each following step
 // strictly later than the one before, the last at most t0 + Window. A
@@ -68,56 +77,130 @@ func (s *DB) Funnel(ctx context.Context, q Query, fq FunnelQuery) ([]FunnelStep,
 	}
 	defer r.end()
 	es := r.compileEvents(specs)
-	var persons []uint32
-	var times []int64
-	var masks []uint32
-	names := newColReader(r.t.name)
-	r.chunks(func(ci int, rows []int32) {
-		ts, dids, nc := r.t.ts.chunk(ci), r.t.did.chunk(ci), names.chunk(ci)
+	nPersons := r.nPersons()
+	// The matching rows are laid out by part of persons (partPersons
+	// consecutive roots), so that each part's rows can then be ordered by
+	// person where they fit a cache. A first pass counts the rows of each
+	// part, a second writes each row's time, and its person in the part
+	// and steps as one tag, where they go; each pass writes one stream per
+	// part, not one place per person all over memory. Each worker of the
+	// scan counts its own chunks, and its rows of a part follow the
+	// previous worker's.
+	nParts := nPersons>>partBits + 1
+	sc := r.scan()
+	ess := es.forWorkers(sc.n)
+	names := make([]*colReader, sc.n)
+	at := make([][]uint32, sc.n) // by worker and part: rows, then where the next goes
+	for w := range names {
+		names[w], at[w] = newColReader(r.t.name), make([]uint32, nParts)
+	}
+	sc.run(func(w, ci int, rows []int32) {
+		dids, nc, es, c := r.t.did.chunk(ci), names[w].chunk(ci), ess[w], at[w]
 		for _, off := range rows {
-			if m := es.mask(ci<<chunkBits|int(off), nc[off]); m != 0 {
-				persons = append(persons, r.roots[dids[off]])
-				times = append(times, ts[off])
-				masks = append(masks, m)
+			if es.mask(ci<<chunkBits|int(off), nc[off]) != 0 {
+				c[r.roots[dids[off]]>>partBits]++
 			}
 		}
 	})
-	nPersons := r.nPersons()
+	start := make([]uint32, nParts+1) // part i's rows are [start[i], start[i+1])
+	next := uint32(0)
+	for i := range nParts {
+		start[i] = next
+		for _, c := range at {
+			n := c[i]
+			c[i] = next
+			next += n
+		}
+	}
+	start[nParts] = next
+	times, tags := make([]int64, next), make([]uint32, next)
+	sc.run(func(w, ci int, rows []int32) {
+		ts, dids, nc, es, at := r.t.ts.chunk(ci), r.t.did.chunk(ci), names[w].chunk(ci), ess[w], at[w]
+		for _, off := range rows {
+			if m := es.mask(ci<<chunkBits|int(off), nc[off]); m != 0 {
+				p := r.roots[dids[off]]
+				i := at[p>>partBits]
+				times[i], tags[i] = ts[off], (p&partMask)<<maxSeriesEvents|m
+				at[p>>partBits] = i + 1
+			}
+		}
+	})
 	r.end()
+	at = nil
 
+	// Then each person's depth, the parts split between workers by their
+	// rows.
+	window := fq.Window.Milliseconds()
+	reached := make([][]int, sc.n) // by worker, persons by steps reached
+	parallel(sc.n, func(w int) {
+		counts := make([]int, n+1)
+		lists := make([][]int64, n) // per step, the person's event times
+		var byPerson [partPersons + 1]uint32
+		var ptimes []int64
+		var pmasks []uint32
+		first, _ := slices.BinarySearch(start, uint32(uint64(next)*uint64(w)/uint64(sc.n)))
+		last, _ := slices.BinarySearch(start, uint32(uint64(next)*uint64(w+1)/uint64(sc.n)))
+		if w == sc.n-1 {
+			last = nParts
+		}
+		for part := first; part < last; part++ {
+			lo, hi := start[part], start[part+1]
+			if lo == hi {
+				continue
+			}
+			// The part's rows by person, in their order.
+			clear(byPerson[:])
+			for _, tag := range tags[lo:hi] {
+				byPerson[tag>>maxSeriesEvents+1]++
+			}
+			for p := 1; p <= partPersons; p++ {
+				byPerson[p] += byPerson[p-1]
+			}
+			ptimes, pmasks = slices.Grow(ptimes[:0], int(hi-lo))[:hi-lo], slices.Grow(pmasks[:0], int(hi-lo))[:hi-lo]
+			for i := lo; i < hi; i++ {
+				p := tags[i] >> maxSeriesEvents
+				j := byPerson[p]
+				ptimes[j], pmasks[j] = times[i], tags[i]&(1<<maxSeriesEvents-1)
+				byPerson[p] = j + 1
+			}
+			// byPerson[p] is now where person p+1's rows start.
+			from := uint32(0)
+			for p := 0; p < partPersons; p++ {
+				to := byPerson[p]
+				if from == to {
+					continue
+				}
+				for k := range lists {
+					lists[k] = lists[k][:0]
+				}
+				for i := from; i < to; i++ {
+					for k, m := 0, pmasks[i]; m != 0; k, m = k+1, m>>1 {
+						if m&1 != 0 {
+							lists[k] = append(lists[k], ptimes[i])
+						}
+					}
+				}
+				from = to
+				if len(lists[0]) == 0 {
+					continue
+				}
+				for k := range lists {
+					if !slices.IsSorted(lists[k]) {
+						slices.Sort(lists[k])
+					}
+				}
+				counts[funnelDepth(lists, window)]++
+			}
+		}
+		reached[w] = counts
+	})
 	out := make([]FunnelStep, n)
 	for k, sp := range specs {
 		out[k].Event = sp.label
-	}
-	start, order := groupBy(persons, nPersons)
-	window := fq.Window.Milliseconds()
-	lists := make([][]int64, n) // per step, the person's event times
-	for p := 0; p < nPersons; p++ {
-		items := order[start[p]:start[p+1]]
-		if len(items) == 0 {
-			continue
-		}
-		for k := range lists {
-			lists[k] = lists[k][:0]
-		}
-		for _, i := range items {
-			for k, m := 0, masks[i]; m != 0; k, m = k+1, m>>1 {
-				if m&1 != 0 {
-					lists[k] = append(lists[k], times[i])
-				}
+		for _, counts := range reached {
+			for d := k + 1; d <= n; d++ {
+				out[k].Count += counts[d]
 			}
-		}
-		if len(lists[0]) == 0 {
-			continue
-		}
-		for k := range lists {
-			if !slices.IsSorted(lists[k]) {
-				slices.Sort(lists[k])
-			}
-		}
-		reached := funnelDepth(lists, window)
-		for k := 0; k < reached; k++ {
-			out[k].Count++
 		}
 	}
 	if ctxDone(ctx) {

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"math/bits"
+)
 
 // Stats is the overview of a range (SPEC §4 Definitions).
 type Stats struct {
@@ -51,9 +54,13 @@ func (w *sessionWindow) at(code uint32) *sessionAcc {
 		w.lo = code
 		w.accs = make([]sessionAcc, 1, 1024)
 	case code < w.lo:
-		grown := make([]sessionAcc, int(w.lo-code)+len(w.accs), (int(w.lo-code)+len(w.accs))*2)
-		copy(grown[w.lo-code:], w.accs)
-		w.lo, w.accs = code, grown
+		// Room below too, as much again: a worker that starts mid-range
+		// meets the codes of sessions begun before its chunks, downwards.
+		n := int(w.lo-code) + len(w.accs)
+		lo := uint32(max(0, int(code)-n))
+		grown := make([]sessionAcc, int(w.lo-lo)+len(w.accs), int(w.lo-lo)+cap(w.accs))
+		copy(grown[w.lo-lo:], w.accs)
+		w.lo, w.accs = lo, grown
 	case int(code-w.lo) >= len(w.accs):
 		n := int(code-w.lo) + 1
 		if n > cap(w.accs) {
@@ -64,6 +71,39 @@ func (w *sessionWindow) at(code uint32) *sessionAcc {
 		w.accs = w.accs[:n]
 	}
 	return &w.accs[code-w.lo]
+}
+
+// merge adds the sessions of o into w.
+func (w *sessionWindow) merge(o *sessionWindow) {
+	if len(o.accs) == 0 {
+		return
+	}
+	if len(w.accs) == 0 {
+		*w = *o
+		return
+	}
+	lo := min(w.lo, o.lo)
+	hi := max(int(w.lo)+len(w.accs), int(o.lo)+len(o.accs))
+	if lo < w.lo || hi > int(w.lo)+len(w.accs) {
+		grown := make([]sessionAcc, hi-int(lo))
+		copy(grown[w.lo-lo:], w.accs)
+		w.lo, w.accs = lo, grown
+	}
+	for i := range o.accs {
+		b := &o.accs[i]
+		if b.events == 0 {
+			continue
+		}
+		a := &w.accs[int(o.lo)+i-int(w.lo)]
+		if a.events == 0 {
+			*a = *b
+			continue
+		}
+		a.first, a.last = min(a.first, b.first), max(a.last, b.last)
+		a.events += b.events
+		a.pageviews += b.pageviews
+		a.others += b.others
+	}
 }
 
 // Stats computes the overview of q's events in range (SPEC §4). Filters on
@@ -81,62 +121,88 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	defer r.end()
 	pv, pl := r.nameCode("$pageview"), r.nameCode("$pageleave")
 	sessCol := r.t.column("$session_id")
-	var sessions sessionWindow
-	seen := make([]bool, r.nPersons())
-	names, sids := newColReader(r.t.name), newColReader(sessCol)
-	// add takes rows into the figures: every row's person is a visitor,
-	// rows with a session into that session, and pageviews are counted
-	// when countViews.
-	add := func(ci int, rows []int32, countViews bool) {
+	// Each worker of the scan keeps its own figures; they are merged after.
+	type acc struct {
+		seen      []uint64 // persons met, as bits by root
+		sessions  sessionWindow
+		pageviews int
+		one       [1]int32
+		names     *colReader
+		sids      *colReader
+	}
+	accs := make([]acc, r.scan().n)
+	for w := range accs {
+		accs[w] = acc{seen: make([]uint64, (r.nPersons()+63)/64), names: newColReader(r.t.name), sids: newColReader(sessCol)}
+	}
+	// add takes rows into worker w's figures: every row's person is a
+	// visitor, rows with a session into that session, and pageviews are
+	// counted when countViews.
+	add := func(w, ci int, rows []int32, countViews bool) {
+		a := &accs[w]
 		ts, dids := r.t.ts.chunk(ci), r.t.did.chunk(ci)
-		nc, sc := names.chunk(ci), sids.chunk(ci)
+		nc, sc := a.names.chunk(ci), a.sids.chunk(ci)
+		seen, roots := a.seen, r.roots
 		for _, off := range rows {
-			if p := r.roots[dids[off]]; !seen[p] {
-				seen[p] = true
-				st.Visitors++
-			}
+			p := roots[dids[off]]
+			seen[p>>6] |= 1 << (p & 63)
 			n := nc[off]
 			if n == pv && countViews {
-				st.Pageviews++
+				a.pageviews++
 			}
 			sid := sc[off]
 			if sid == 0 {
 				continue
 			}
-			a := sessions.at(sid)
+			s := a.sessions.at(sid)
 			t := ts[off]
-			if a.events == 0 {
-				a.first, a.last = t, t
+			if s.events == 0 {
+				s.first, s.last = t, t
 			}
-			a.events++
-			a.first, a.last = min(a.first, t), max(a.last, t)
+			s.events++
+			s.first, s.last = min(s.first, t), max(s.last, t)
 			switch n {
 			case pv:
-				a.pageviews++
+				s.pageviews++
 			case pl:
 			default:
-				a.others++
+				s.others++
 			}
 		}
 	}
 	if !r.scoped {
-		r.chunks(func(ci int, rows []int32) { add(ci, rows, true) })
+		r.scan().run(func(w, ci int, rows []int32) { add(w, ci, rows, true) })
 	} else {
 		// An event-property filter: pageviews are the passing ones, the
 		// session figures and visitors are over the whole sessions with a
 		// passing event (and the persons of passing events without one).
-		var one [1]int32
-		sel := r.selectedSessions(func(ci int, off int32) {
-			nc, sc := names.chunk(ci), sids.chunk(ci)
-			if nc[off] == pv {
-				st.Pageviews++
-			}
-			if sc[off] == 0 {
-				one[0] = off
-				add(ci, one[:], false)
+		sel := r.selectedSessions(func(w, ci int, rows []int32) {
+			a := &accs[w]
+			nc, sc := a.names.chunk(ci), a.sids.chunk(ci)
+			for _, off := range rows {
+				if nc[off] == pv {
+					a.pageviews++
+				}
+				if sc[off] == 0 {
+					a.one[0] = off
+					add(w, ci, a.one[:], false)
+				}
 			}
 		})
-		r.wholeSessions(sel, func(ci int, rows []int32) { add(ci, rows, false) })
+		r.wholeSessions(sel, func(w, ci int, rows []int32) { add(w, ci, rows, false) })
+	}
+	sessions := &accs[0].sessions
+	for w := range accs {
+		a := &accs[w]
+		if w > 0 {
+			for i, x := range a.seen {
+				accs[0].seen[i] |= x
+			}
+			sessions.merge(&a.sessions)
+		}
+		st.Pageviews += a.pageviews
+	}
+	for _, x := range accs[0].seen {
+		st.Visitors += bits.OnesCount64(x)
 	}
 	if n, share := r.serverShare(); n > 0 {
 		st.JSShare = &share

@@ -75,6 +75,11 @@ type table struct {
 	// bounds are each chunk's earliest and latest event time, so that a
 	// query over a day skips the chunks of other days.
 	bounds []tsBounds
+	// rootsMu guards roots, the person of every distinct id as of
+	// people.gen rootsGen, shared by the queries (see runRoots).
+	rootsMu  sync.Mutex
+	roots    []uint32
+	rootsGen uint64
 	// hist is what of the table is in history files (history.go).
 	hist   tableHist
 	live   int  // rows not deleted
@@ -229,4 +234,30 @@ func (t *table) memBytes() int {
 		n += c.memBytes()
 	}
 	return n
+}
+
+// runRoots returns the root of every distinct-id code, for a query; the
+// caller holds t.mu (read). The slice is shared by every query until ids
+// are linked or deleted, and must not be changed: a query of a large site
+// would otherwise copy megabytes of it first. New ids are appended in the
+// spare capacity, beyond what earlier queries can see.
+func (t *table) runRoots() []uint32 {
+	t.rootsMu.Lock()
+	defer t.rootsMu.Unlock()
+	p := &t.people
+	n := len(p.lead)
+	if t.rootsGen != p.gen || len(t.roots) > n {
+		t.roots, t.rootsGen = nil, p.gen
+	}
+	if len(t.roots) < n {
+		if cap(t.roots) < n {
+			grown := make([]uint32, len(t.roots), n+n/4)
+			copy(grown, t.roots)
+			t.roots = grown
+		}
+		for d := len(t.roots); d < n; d++ {
+			t.roots = append(t.roots, p.root[p.lead[d]])
+		}
+	}
+	return t.roots[:n:n]
 }
