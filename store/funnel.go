@@ -46,14 +46,9 @@ type FunnelStep struct {
 	Count int    `json:"count"`
 }
 
-// A funnel lays out the matching rows by parts of partPersons persons: a
-// row's person in its part and its steps (at most maxSeriesEvents bits)
-// make one 32-bit tag.
-const (
-	partBits    = 32 - maxSeriesEvents
-	partPersons = 1 << partBits
-	partMask    = partPersons - 1
-)
+// maxPartBits sizes the parts of persons a funnel orders its rows in:
+// 16,384 persons (tests make them small).
+var maxPartBits = 14
 
 // Funnel counts, for each step k, the persons with a chain of events in
 // range: an event of step 1 at t0, then an event of each following step
@@ -86,6 +81,11 @@ func (s *DB) Funnel(ctx context.Context, q Query, fq FunnelQuery) ([]FunnelStep,
 	// part, not one place per person all over memory. Each worker of the
 	// scan counts its own chunks, and its rows of a part follow the
 	// previous worker's.
+	// A row's person in its part and its steps (n bits) make one 32-bit
+	// tag; a part is at most 16,384 persons, whose counters fit a core's
+	// cache.
+	partBits := min(maxPartBits, 32-n)
+	partPersons, partMask := 1<<partBits, uint32(1)<<partBits-1
 	nParts := nPersons>>partBits + 1
 	sc := r.scan()
 	ess := es.forWorkers(sc.n)
@@ -120,7 +120,7 @@ func (s *DB) Funnel(ctx context.Context, q Query, fq FunnelQuery) ([]FunnelStep,
 			if m := es.mask(ci<<chunkBits|int(off), nc[off]); m != 0 {
 				p := r.roots[dids[off]]
 				i := at[p>>partBits]
-				times[i], tags[i] = ts[off], (p&partMask)<<maxSeriesEvents|m
+				times[i], tags[i] = ts[off], (p&partMask)<<n|m
 				at[p>>partBits] = i + 1
 			}
 		}
@@ -135,7 +135,7 @@ func (s *DB) Funnel(ctx context.Context, q Query, fq FunnelQuery) ([]FunnelStep,
 	parallel(sc.n, func(w int) {
 		counts := make([]int, n+1)
 		lists := make([][]int64, n) // per step, the person's event times
-		var byPerson [partPersons + 1]uint32
+		byPerson := make([]uint32, partPersons+1)
 		var ptimes []int64
 		var pmasks []uint32
 		first, _ := slices.BinarySearch(start, uint32(uint64(next)*uint64(w)/uint64(sc.n)))
@@ -149,18 +149,18 @@ func (s *DB) Funnel(ctx context.Context, q Query, fq FunnelQuery) ([]FunnelStep,
 				continue
 			}
 			// The part's rows by person, in their order.
-			clear(byPerson[:])
+			clear(byPerson)
 			for _, tag := range tags[lo:hi] {
-				byPerson[tag>>maxSeriesEvents+1]++
+				byPerson[tag>>n+1]++
 			}
 			for p := 1; p <= partPersons; p++ {
 				byPerson[p] += byPerson[p-1]
 			}
 			ptimes, pmasks = slices.Grow(ptimes[:0], int(hi-lo))[:hi-lo], slices.Grow(pmasks[:0], int(hi-lo))[:hi-lo]
 			for i := lo; i < hi; i++ {
-				p := tags[i] >> maxSeriesEvents
+				p := tags[i] >> n
 				j := byPerson[p]
-				ptimes[j], pmasks[j] = times[i], tags[i]&(1<<maxSeriesEvents-1)
+				ptimes[j], pmasks[j] = times[i], tags[i]&(1<<n-1)
 				byPerson[p] = j + 1
 			}
 			// byPerson[p] is now where person p+1's rows start.

@@ -109,15 +109,16 @@ func TestParallelScansAnswerAsOne(t *testing.T) {
 				}
 			}
 		}
-		// Person sets as (key, person) pairs, not bits.
-		was := maxSetBits
-		maxSetBits = 0
-		defer func() { maxSetBits = was }()
+		// Person sets as (key, person) pairs, not bits; funnel parts of
+		// 64 persons.
+		was, wasPart := maxSetBits, maxPartBits
+		maxSetBits, maxPartBits = 0, 6
+		defer func() { maxSetBits, maxPartBits = was, wasPart }()
 		scanWorkers.Store(3)
 		got := answers()
 		for k, v := range want {
 			if got[k] != v {
-				t.Errorf("%s, pairs, 3 workers, %s:\n got %s\nwant %s", stage, k, got[k], v)
+				t.Errorf("%s, pairs and small parts, 3 workers, %s:\n got %s\nwant %s", stage, k, got[k], v)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"math/bits"
 )
 
@@ -73,37 +74,43 @@ func (w *sessionWindow) at(code uint32) *sessionAcc {
 	return &w.accs[code-w.lo]
 }
 
-// merge adds the sessions of o into w.
-func (w *sessionWindow) merge(o *sessionWindow) {
-	if len(o.accs) == 0 {
-		return
-	}
-	if len(w.accs) == 0 {
-		*w = *o
-		return
-	}
-	lo := min(w.lo, o.lo)
-	hi := max(int(w.lo)+len(w.accs), int(o.lo)+len(o.accs))
-	if lo < w.lo || hi > int(w.lo)+len(w.accs) {
-		grown := make([]sessionAcc, hi-int(lo))
-		copy(grown[w.lo-lo:], w.accs)
-		w.lo, w.accs = lo, grown
-	}
-	for i := range o.accs {
-		b := &o.accs[i]
-		if b.events == 0 {
-			continue
+// sessionTotals returns the number of sessions of the windows taken
+// together, of bounces among them and the sum of their durations: a
+// session met by several workers counts once, its figures combined.
+func sessionTotals(ws []*sessionWindow) (sessions int, bounces, durMs int64) {
+	lo, hi := uint32(math.MaxUint32), uint32(0)
+	for _, w := range ws {
+		if len(w.accs) > 0 {
+			lo, hi = min(lo, w.lo), max(hi, w.lo+uint32(len(w.accs)))
 		}
-		a := &w.accs[int(o.lo)+i-int(w.lo)]
+	}
+	for code := lo; code < hi; code++ {
+		var a sessionAcc
+		for _, w := range ws {
+			if code < w.lo || code-w.lo >= uint32(len(w.accs)) {
+				continue
+			}
+			switch b := &w.accs[code-w.lo]; {
+			case b.events == 0:
+			case a.events == 0:
+				a = *b
+			default:
+				a.first, a.last = min(a.first, b.first), max(a.last, b.last)
+				a.events += b.events
+				a.pageviews += b.pageviews
+				a.others += b.others
+			}
+		}
 		if a.events == 0 {
-			*a = *b
 			continue
 		}
-		a.first, a.last = min(a.first, b.first), max(a.last, b.last)
-		a.events += b.events
-		a.pageviews += b.pageviews
-		a.others += b.others
+		sessions++
+		durMs += a.last - a.first
+		if a.pageviews == 1 && a.others == 0 {
+			bounces++
+		}
 	}
+	return sessions, bounces, durMs
 }
 
 // Stats computes the overview of q's events in range (SPEC §4). Filters on
@@ -190,16 +197,16 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 		})
 		r.wholeSessions(sel, func(w, ci int, rows []int32) { add(w, ci, rows, false) })
 	}
-	sessions := &accs[0].sessions
+	windows := make([]*sessionWindow, len(accs))
 	for w := range accs {
 		a := &accs[w]
 		if w > 0 {
 			for i, x := range a.seen {
 				accs[0].seen[i] |= x
 			}
-			sessions.merge(&a.sessions)
 		}
 		st.Pageviews += a.pageviews
+		windows[w] = &a.sessions
 	}
 	for _, x := range accs[0].seen {
 		st.Visitors += bits.OnesCount64(x)
@@ -209,17 +216,7 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	}
 	r.end()
 	var bounces, durMs int64
-	for i := range sessions.accs {
-		a := &sessions.accs[i]
-		if a.events == 0 {
-			continue
-		}
-		st.Sessions++
-		durMs += a.last - a.first
-		if a.pageviews == 1 && a.others == 0 {
-			bounces++
-		}
-	}
+	st.Sessions, bounces, durMs = sessionTotals(windows)
 	if st.Sessions > 0 {
 		n := float64(st.Sessions)
 		st.BounceRate = float64(bounces) / n
