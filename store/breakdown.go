@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"math/bits"
 	"sort"
 )
 
@@ -54,8 +53,8 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 		es = r.compileEvents(specs)
 	}
 	// Visitors by value: with few values (pages, browsers, countries), a
-	// set of persons per value met, as bits (at most 64 MB for all
-	// workers); with many, the (value, person) pairs, counted after. The
+	// set of distinct ids per value met, as bits (at most 64 MB for all
+	// workers), taken to persons at the end; with many, the (value, person) pairs, counted after. The
 	// pairs of 30 days of a busy site are hundreds of MB that the bits
 	// never allocate. Each worker of the scan keeps its own, merged after.
 	nP := r.nPersons()
@@ -96,10 +95,9 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 				continue
 			}
 			a.counts[v]++
-			p := r.roots[dids[off]]
 			if !bitsets {
 				a.keys = append(a.keys, v)
-				a.persons = append(a.persons, p)
+				a.persons = append(a.persons, r.roots[dids[off]])
 				continue
 			}
 			b := a.met[v]
@@ -107,7 +105,7 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 				b = make([]uint64, (nP+63)/64)
 				a.met[v] = b
 			}
-			b[p>>6] |= 1 << (p & 63)
+			setBit(b, dids[off])
 		}
 	}
 	if r.scoped && IsSessionProp(bq.Property) {
@@ -129,16 +127,13 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 				case met[v] == nil:
 					met[v] = b
 				default:
-					for i, x := range b {
-						met[v][i] |= x
-					}
+					orBits(met[v], b)
 				}
 			}
 		}
+		scratch := make([]uint64, (nP+63)/64)
 		for v, b := range met {
-			for _, x := range b {
-				visitors[v] += bits.OnesCount64(x)
-			}
+			visitors[v] = r.countPersons(b, scratch)
 		}
 	} else {
 		keys, persons := accs[0].keys, accs[0].persons

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -525,4 +526,39 @@ func (es *eventSet) forWorkers(n int) []*eventSet {
 		out = append(out, c)
 	}
 	return out
+}
+
+// The reports that count persons mark distinct ids while they scan, and
+// take them to persons once at the end: a root looked up for each row
+// would be a random read of an array of every id for each row, the scan's
+// largest cost.
+
+// setBit sets bit i of set.
+func setBit(set []uint64, i uint32) { set[i>>6] |= 1 << (i & 63) }
+
+// orBits sets in dst the bits set in src (of the same length).
+func orBits(dst, src []uint64) {
+	for i, x := range src {
+		dst[i] |= x
+	}
+}
+
+// countPersons returns the number of persons among the distinct ids set
+// in dids; scratch is a zeroed set of len(r.roots) bits, left zeroed.
+func (r *run) countPersons(dids, scratch []uint64) int {
+	n := 0
+	for pass := 0; pass < 2; pass++ {
+		for i, x := range dids {
+			for ; x != 0; x &= x - 1 {
+				p := r.roots[i<<6|bits.TrailingZeros64(x)]
+				if pass == 1 {
+					scratch[p>>6] = 0
+				} else if scratch[p>>6]&(1<<(p&63)) == 0 {
+					scratch[p>>6] |= 1 << (p & 63)
+					n++
+				}
+			}
+		}
+	}
+	return n
 }

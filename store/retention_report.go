@@ -86,9 +86,9 @@ func (s *DB) Retention(ctx context.Context, q Query, rq RetentionQuery) ([]Reten
 	es := r.compileEvents(specs)
 	nPersons := r.nPersons()
 	nc := periods.n()
-	// Each worker of the scan keeps, by person, the first start event and
-	// the periods of return events: as bits beside it when there are at
-	// most 64 periods, else as (person, period) pairs.
+	// Each worker of the scan keeps, by distinct id, the first start
+	// event and the periods of return events: as bits beside it when
+	// there are at most 64 periods, else as (id, period) pairs.
 	asBits := nc <= 64
 	type acc struct {
 		persons              []retPerson
@@ -116,7 +116,7 @@ func (s *DB) Retention(ctx context.Context, q Query, rq RetentionQuery) ([]Reten
 			if m == 0 {
 				continue
 			}
-			p, t := r.roots[dids[off]], ts[off]
+			p, t := dids[off], ts[off]
 			rp := &persons[p]
 			if m&1 != 0 && t < rp.first {
 				rp.first = t
@@ -135,9 +135,23 @@ func (s *DB) Retention(ctx context.Context, q Query, rq RetentionQuery) ([]Reten
 	r.end()
 	persons := accs[0].persons
 	for _, a := range accs[1:] {
-		for p := range a.persons {
-			persons[p].first = min(persons[p].first, a.persons[p].first)
-			persons[p].ret |= a.persons[p].ret
+		for d := range a.persons {
+			persons[d].merge(&a.persons[d])
+		}
+	}
+	// By distinct id until now: the figures of each person's ids go to
+	// its root.
+	for d, p := range r.roots {
+		if p != uint32(d) {
+			persons[p].merge(&persons[d])
+			persons[d] = retPerson{first: math.MaxInt64}
+		}
+	}
+	if !asBits {
+		for _, a := range accs {
+			for i, d := range a.retPerson {
+				a.retPerson[i] = r.roots[d]
+			}
 		}
 	}
 
@@ -186,10 +200,16 @@ func (s *DB) Retention(ctx context.Context, q Query, rq RetentionQuery) ([]Reten
 	return out, nil
 }
 
-// retPerson is what a retention scan keeps of a person: the time of their
-// first start event (none: MaxInt64) and the periods they came back in,
-// as bits (when there are at most 64), side by side for one memory read.
+// retPerson is what a retention scan keeps of an id, then of a person:
+// the time of their first start event (none: MaxInt64) and the periods
+// they came back in, as bits (when there are at most 64), side by side
+// for one memory read.
 type retPerson struct {
 	first int64
 	ret   uint64
+}
+
+func (a *retPerson) merge(b *retPerson) {
+	a.first = min(a.first, b.first)
+	a.ret |= b.ret
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"math"
-	"math/bits"
 )
 
 // Stats is the overview of a range (SPEC §4 Definitions).
@@ -186,7 +185,7 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	sessCol := r.t.column("$session_id")
 	// Each worker of the scan keeps its own figures; they are merged after.
 	type acc struct {
-		seen      []uint64 // persons met, as bits by root
+		seen      []uint64 // distinct ids met, as bits
 		sessions  sessionWindow
 		pageviews int
 		one       [1]int32
@@ -209,10 +208,9 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 		a := &accs[w]
 		ts, dids := r.t.ts.chunk(ci), r.t.did.chunk(ci)
 		nc, sc := a.names.chunk(ci), a.sids.chunk(ci)
-		seen, roots := a.seen, r.roots
+		seen := a.seen
 		for _, off := range rows {
-			p := roots[dids[off]]
-			seen[p>>6] |= 1 << (p & 63)
+			setBit(seen, dids[off])
 			n := nc[off]
 			if n == pv && countViews {
 				a.pageviews++
@@ -249,16 +247,12 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	for w := range accs {
 		a := &accs[w]
 		if w > 0 {
-			for i, x := range a.seen {
-				accs[0].seen[i] |= x
-			}
+			orBits(accs[0].seen, a.seen)
 		}
 		st.Pageviews += a.pageviews
 		windows[w] = &a.sessions
 	}
-	for _, x := range accs[0].seen {
-		st.Visitors += bits.OnesCount64(x)
-	}
+	st.Visitors = r.countPersons(accs[0].seen, make([]uint64, len(accs[0].seen)))
 	if n, share := r.serverShare(); n > 0 {
 		st.JSShare = &share
 	}

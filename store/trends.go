@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"math"
-	"math/bits"
 	"sort"
 	"strconv"
 )
@@ -123,8 +122,9 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 	nPersons := r.nPersons()
 
 	// Without breakdown or persons to count, the counts are summed
-	// directly. Persons per interval are sets of bits by root when they
-	// take at most 64 MB for all workers. Otherwise each matching (row,
+	// directly. Persons per interval are sets of bits by distinct id
+	// (taken to persons at the end) when they take at most 64 MB for all
+	// workers. Otherwise each matching (row,
 	// event) becomes an item: its event, breakdown value, interval and
 	// person (or number).
 	direct := bc == nil && !unique && !agg
@@ -133,7 +133,7 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 	bitsets := bc == nil && unique && uint64(nKeys)*uint64(nPersons)*uint64(sc.n) <= maxSetBits
 	type acc struct {
 		counts                    []int
-		sets                      [][]uint64 // by key, the persons met
+		sets                      [][]uint64 // by key, the distinct ids met
 		itSpec                    []uint8
 		itVal, itBucket, itPerson []uint32
 		itNum                     []float64
@@ -205,13 +205,12 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 					a.counts[k*nb+b]++
 					continue
 				case bitsets:
-					p := r.roots[dids[off]]
 					set := a.sets[k*nb+b]
 					if set == nil {
 						set = make([]uint64, (nPersons+63)/64)
 						a.sets[k*nb+b] = set
 					}
-					set[p>>6] |= 1 << (p & 63)
+					setBit(set, dids[off])
 					continue
 				}
 				a.itSpec = append(a.itSpec, uint8(k))
@@ -258,6 +257,7 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 			data = aggregate(tq.Math, keys, itNum, len(counts))
 		case bitsets:
 			data = make([]float64, nKeys)
+			scratch := make([]uint64, (nPersons+63)/64)
 			for key := range data {
 				var set []uint64
 				for _, a := range accs {
@@ -266,16 +266,10 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 					case set == nil:
 						set = b
 					default:
-						for i, x := range b {
-							set[i] |= x
-						}
+						orBits(set, b)
 					}
 				}
-				n := 0
-				for _, x := range set {
-					n += bits.OnesCount64(x)
-				}
-				data[key] = float64(n)
+				data[key] = float64(r.countPersons(set, scratch))
 			}
 		case unique:
 			keys := make([]uint32, len(itSpec))
