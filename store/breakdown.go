@@ -97,7 +97,7 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 			a.counts[v]++
 			if !bitsets {
 				a.keys = append(a.keys, v)
-				a.persons = append(a.persons, r.roots[dids[off]])
+				a.persons = append(a.persons, r.root(dids[off]))
 				continue
 			}
 			b := a.met[v]

@@ -98,7 +98,7 @@ func (s *DB) Funnel(ctx context.Context, q Query, fq FunnelQuery) ([]FunnelStep,
 		dids, nc, es, c := r.t.did.chunk(ci), names[w].chunk(ci), ess[w], at[w]
 		for _, off := range rows {
 			if es.mask(ci<<chunkBits|int(off), nc[off]) != 0 {
-				c[r.roots[dids[off]]>>partBits]++
+				c[r.root(dids[off])>>partBits]++
 			}
 		}
 	})
@@ -118,7 +118,7 @@ func (s *DB) Funnel(ctx context.Context, q Query, fq FunnelQuery) ([]FunnelStep,
 		ts, dids, nc, es, at := r.t.ts.chunk(ci), r.t.did.chunk(ci), names[w].chunk(ci), ess[w], at[w]
 		for _, off := range rows {
 			if m := es.mask(ci<<chunkBits|int(off), nc[off]); m != 0 {
-				p := r.roots[dids[off]]
+				p := r.root(dids[off])
 				i := at[p>>partBits]
 				times[i], tags[i] = ts[off], (p&partMask)<<n|m
 				at[p>>partBits] = i + 1

@@ -63,8 +63,10 @@ type run struct {
 	t        *table
 	q        Query
 	from, to int64
-	// roots is the person (root distinct-id code) of every distinct-id code.
+	// roots is the person (root distinct-id code) of every distinct-id code;
+	// moved has the bits of the codes that are not their own root.
 	roots   []uint32
+	moved   []uint64
 	filters *rowMatcher
 	// member says, by root, whether the person is in the query's cohort;
 	// nil when the query names none.
@@ -254,7 +256,7 @@ func (s *DB) begin(ctx context.Context, q Query, events []string, cols ...string
 			return nil, nil, err
 		}
 	}
-	r.roots = t.runRoots()
+	r.roots, r.moved = t.runRoots()
 	if cohort != nil {
 		r.member = r.cohortMembers(cohort, cohortSpec)
 	}
@@ -423,7 +425,7 @@ func (r *run) restrict(ci int, sel []int32, buf []uint32) []int32 {
 		dids := r.t.did.chunk(ci)
 		out := sel[:0]
 		for _, off := range sel {
-			if r.member[r.roots[dids[off]]] {
+			if r.member[r.root(dids[off])] {
 				out = append(out, off)
 			}
 		}
@@ -465,6 +467,15 @@ func (cr *colReader) chunk(ci int) []uint32 {
 		cr.ci = ci
 	}
 	return cr.codes
+}
+
+// root returns the person of distinct id d: a look-up in a small set of
+// bits, rarely one in the array of every id.
+func (r *run) root(d uint32) uint32 {
+	if r.moved[d>>6]&(1<<(d&63)) != 0 {
+		return r.roots[d]
+	}
+	return d
 }
 
 // nPersons is the size of arrays indexed by root.

@@ -222,7 +222,7 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 					a.itNum = append(a.itNum, x)
 				}
 				if unique {
-					a.itPerson = append(a.itPerson, r.roots[dids[off]])
+					a.itPerson = append(a.itPerson, r.root(dids[off]))
 				}
 			}
 		}
