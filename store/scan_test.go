@@ -3,6 +3,10 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"testing"
 	"time"
@@ -123,4 +127,58 @@ func TestParallelScansAnswerAsOne(t *testing.T) {
 		}
 	}
 	check("in memory")
+}
+
+// TestHeapLimitFollowsLiveHeap: moving history (as the compactor does
+// regularly) sets the soft memory limit to the live heap plus as much
+// again, at least heapHeadroom more, and moves it as the live heap
+// grows; a limit set by someone else is left alone.
+func TestHeapLimitFollowsLiveHeap(t *testing.T) {
+	was := debug.SetMemoryLimit(-1)
+	defer func() {
+		debug.SetMemoryLimit(was)
+		heapLimitMu.Lock()
+		heapLimit = 0
+		heapLimitMu.Unlock()
+	}()
+	db, err := Open(":memory:", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	live := func() int64 {
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		return int64(s[0].Value.Uint64())
+	}
+	check := func() int64 {
+		t.Helper()
+		runtime.GC()
+		l := live()
+		must(0, db.MoveHistory())
+		got := debug.SetMemoryLimit(-1)
+		if want := l + max(l, heapHeadroom); got < want-(8<<20) || got > want+(8<<20) {
+			t.Fatalf("limit %d MiB for a live heap of %d MiB, want %d MiB", got>>20, l>>20, want>>20)
+		}
+		return got
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	first := check()
+	// A live heap above the headroom: the limit is twice it.
+	keep := make([][]byte, 0, 640)
+	for range 640 {
+		b := make([]byte, 1<<20)
+		b[0] = 1
+		keep = append(keep, b)
+	}
+	if second := check(); second < first+(600<<20) {
+		t.Errorf("limit %d MiB after 640 MiB more live, was %d MiB", second>>20, first>>20)
+	}
+	runtime.KeepAlive(keep)
+	// Someone else's limit stays.
+	debug.SetMemoryLimit(3 << 30)
+	must(0, db.MoveHistory())
+	if got := debug.SetMemoryLimit(-1); got != 3<<30 {
+		t.Errorf("limit %d after the operator set 3 GiB", got)
+	}
 }
