@@ -52,59 +52,100 @@ func (s *DB) Breakdown(ctx context.Context, q Query, bq BreakdownQuery) ([]Break
 	if len(specs) > 0 {
 		es = r.compileEvents(specs)
 	}
-	counts := make([]int, len(strs))
-	var keys, persons []uint32
 	// Visitors by value: with few values (pages, browsers, countries), a
-	// set of persons per value met, as bits (at most 64 MB for all); with
-	// many, the (value, person) pairs, counted after. The pairs of 30 days
-	// of a busy site are hundreds of MB that the bits never allocate.
+	// set of distinct ids per value met, as bits (at most 64 MB for all
+	// workers), taken to persons at the end; with many, the (value, person) pairs, counted after. The
+	// pairs of 30 days of a busy site are hundreds of MB that the bits
+	// never allocate. Each worker of the scan keeps its own, merged after.
 	nP := r.nPersons()
-	var met [][]uint64
-	var visitorsMet []int
-	if uint64(len(strs))*uint64(nP) <= 1<<29 {
-		met, visitorsMet = make([][]uint64, len(strs)), make([]int, len(strs))
+	nw := r.scan().n
+	bitsets := uint64(len(strs))*uint64(nP)*uint64(nw) <= maxSetBits
+	type acc struct {
+		counts        []int
+		met           [][]uint64
+		keys, persons []uint32
+		vals, names   *colReader
+		es            *eventSet
 	}
-	vals, names := newColReader(col), newColReader(r.t.name)
-	each := r.chunks
-	if r.scoped && IsSessionProp(bq.Property) {
-		// An event-property filter and a session property: the whole
-		// sessions with a passing event count (SPEC §4 filter scope).
-		sel := r.selectedSessions(nil)
-		each = func(fn func(ci int, rows []int32)) { r.wholeSessions(sel, fn) }
+	accs := make([]acc, nw)
+	var ess []*eventSet
+	if es != nil {
+		ess = es.forWorkers(nw)
 	}
-	each(func(ci int, rows []int32) {
-		vc, dids := vals.chunk(ci), r.t.did.chunk(ci)
-		var nc []uint32
+	for w := range accs {
+		accs[w] = acc{counts: make([]int, len(strs)), vals: newColReader(col), names: newColReader(r.t.name)}
 		if es != nil {
-			nc = names.chunk(ci)
+			accs[w].es = ess[w]
+		}
+		if bitsets {
+			accs[w].met = make([][]uint64, len(strs))
+		}
+	}
+	add := func(w, ci int, rows []int32) {
+		a := &accs[w]
+		vc, dids := a.vals.chunk(ci), r.t.did.chunk(ci)
+		var nc []uint32
+		es := a.es
+		if es != nil {
+			nc = a.names.chunk(ci)
 		}
 		for _, off := range rows {
 			v := vc[off]
 			if v == 0 || es != nil && es.mask(ci<<chunkBits|int(off), nc[off]) == 0 {
 				continue
 			}
-			counts[v]++
-			p := r.roots[dids[off]]
-			if met == nil {
-				keys = append(keys, v)
-				persons = append(persons, p)
+			a.counts[v]++
+			if !bitsets {
+				a.keys = append(a.keys, v)
+				a.persons = append(a.persons, r.root(dids[off]))
 				continue
 			}
-			b := met[v]
+			b := a.met[v]
 			if b == nil {
 				b = make([]uint64, (nP+63)/64)
-				met[v] = b
+				a.met[v] = b
 			}
-			if b[p>>6]&(1<<(p&63)) == 0 {
-				b[p>>6] |= 1 << (p & 63)
-				visitorsMet[v]++
+			setBit(b, dids[off])
+		}
+	}
+	if r.scoped && IsSessionProp(bq.Property) {
+		// An event-property filter and a session property: the whole
+		// sessions with a passing event count (SPEC §4 filter scope).
+		r.wholeSessions(r.selectedSessions(nil), add)
+	} else {
+		r.scan().run(add)
+	}
+	r.end()
+	counts := accs[0].counts
+	visitors := make([]int, len(strs))
+	if bitsets {
+		met := accs[0].met
+		for _, a := range accs[1:] {
+			for v, b := range a.met {
+				switch {
+				case b == nil:
+				case met[v] == nil:
+					met[v] = b
+				default:
+					orBits(met[v], b)
+				}
 			}
 		}
-	})
-	r.end()
-	visitors := visitorsMet
-	if met == nil {
+		scratch := make([]uint64, (nP+63)/64)
+		for v, b := range met {
+			visitors[v] = r.countPersons(b, scratch)
+		}
+	} else {
+		keys, persons := accs[0].keys, accs[0].persons
+		for _, a := range accs[1:] {
+			keys, persons = append(keys, a.keys...), append(persons, a.persons...)
+		}
 		visitors = countDistinct(keys, persons, len(strs), nP)
+	}
+	for _, a := range accs[1:] {
+		for v, n := range a.counts {
+			counts[v] += n
+		}
 	}
 	var out []BreakdownRow
 	for v, n := range counts {

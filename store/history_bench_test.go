@@ -181,6 +181,32 @@ func TestHistoryScaleChild(t *testing.T) {
 			}
 		}
 	}
+	// The highest RssAnon while the queries run, sampled.
+	rssAnon := func() float64 {
+		b, _ := os.ReadFile("/proc/self/status")
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "RssAnon:") {
+				kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+				return kb / 1024
+			}
+		}
+		return 0
+	}
+	var peak float64
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak = max(peak, rssAnon())
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	end := time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)
 	month := Query{Site: "s", From: end.AddDate(0, 0, -30), To: end}
 	day := Query{Site: "s", From: end.AddDate(0, 0, -1), To: end}
@@ -223,6 +249,9 @@ func TestHistoryScaleChild(t *testing.T) {
 		_, err := db.Retention(ctx, month, RetentionQuery{StartEvent: "$pageview", ReturnEvent: "$pageview", Period: PeriodDay, Periods: 14})
 		return err
 	})
+	close(stop)
+	<-stopped
+	metric("RssAnon-peak-MB", peak)
 	rss()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

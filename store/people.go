@@ -54,6 +54,9 @@ type people struct {
 	refused []refusal
 	// nRefused counts refusals since the table was made.
 	nRefused int
+	// gen counts the changes of existing ids' persons (links and
+	// deletions), which a copy of the roots must be made again after.
+	gen uint64
 
 	// ids maps a person id (derived from any of its distinct ids) back to
 	// the distinct id, built lazily for look-ups by id.
@@ -117,6 +120,7 @@ func (p *people) link(keep, other uint32) {
 	if lk == lo {
 		return
 	}
+	p.gen++
 	rk, ro := p.root[lk], p.root[lo]
 	merged := p.props[rk]
 	for _, pr := range p.props[ro] {
@@ -223,6 +227,7 @@ func (p *people) dropRefusals(drop func(row int) bool) {
 // and its identification, as a replay without its events would have them,
 // and drops the refusals that named it (their events no longer name it).
 func (p *people) forget(d uint32) {
+	p.gen++
 	l := p.lead[d]
 	keep := p.refused[:0]
 	for _, rf := range p.refused {

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,16 +63,15 @@ type run struct {
 	t        *table
 	q        Query
 	from, to int64
-	// roots is the person (root distinct-id code) of every distinct-id code.
+	// roots is the person (root distinct-id code) of every distinct-id code;
+	// moved has the bits of the codes that are not their own root.
 	roots   []uint32
+	moved   []uint64
 	filters *rowMatcher
 	// member says, by root, whether the person is in the query's cohort;
 	// nil when the query names none.
 	member []bool
 	locked bool
-
-	sel []int32  // offsets selected in the current chunk
-	buf []uint32 // scratch for filter columns
 
 	// withHidden keeps the server pageviews a snippet pageview confirmed,
 	// which every report but the server's own leaves out.
@@ -82,56 +85,73 @@ type run struct {
 }
 
 // selectedSessions returns, by $session_id code, the sessions with an event
-// that passes every filter in range, and calls fn for each passing event.
-func (r *run) selectedSessions(fn func(ci int, off int32)) []bool {
+// that passes every filter in range, and calls fn(w, ci, rows) with the
+// passing rows of each chunk, from the workers of r.scan() (fn may be nil).
+func (r *run) selectedSessions(fn func(w, ci int, rows []int32)) []bool {
 	sid := r.t.colByKey["$session_id"]
 	n := 0
 	if sid != nil {
 		n = sid.dict.size()
 	}
-	sel := make([]bool, n)
-	var sr *colReader
-	if sid != nil {
-		sr = newColReader(sid)
-	}
-	r.chunks(func(ci int, rows []int32) {
-		var sc []uint32
-		if sr != nil {
-			sc = sr.chunk(ci)
+	sc := r.scan()
+	sels, readers := make([][]bool, sc.n), make([]*colReader, sc.n)
+	sc.run(func(w, ci int, rows []int32) {
+		if sid != nil {
+			if sels[w] == nil {
+				sels[w], readers[w] = make([]bool, n), newColReader(sid)
+			}
+			sel, codes := sels[w], readers[w].chunk(ci)
+			for _, off := range rows {
+				sel[codes[off]] = true
+			}
 		}
-		for _, off := range rows {
-			if sc != nil {
-				sel[sc[off]] = true
-			}
-			if fn != nil {
-				fn(ci, off)
-			}
+		if fn != nil {
+			fn(w, ci, rows)
 		}
 	})
+	var sel []bool
+	for _, s := range sels {
+		if sel == nil {
+			sel = s
+			continue
+		}
+		for i, x := range s {
+			sel[i] = sel[i] || x
+		}
+	}
+	if sel == nil {
+		sel = make([]bool, n)
+	}
 	if n > 0 {
 		sel[0] = false // no session
 	}
 	return sel
 }
 
-// wholeSessions calls fn with the rows in range of the selected sessions
-// (the session filters and the cohort applied, not the event filters).
-func (r *run) wholeSessions(sel []bool, fn func(ci int, rows []int32)) {
-	sid := newColReader(r.t.colByKey["$session_id"])
+// wholeSessions calls fn(w, ci, rows) with the rows in range of the
+// selected sessions (the session filters and the cohort applied, not the
+// event filters), from the workers of r.scan().
+func (r *run) wholeSessions(sel []bool, fn func(w, ci int, rows []int32)) {
+	sid := r.t.colByKey["$session_id"]
 	all := r.filters
 	r.filters = r.sessionFilters
 	defer func() { r.filters = all }()
-	var keep []int32
-	r.chunks(func(ci int, rows []int32) {
-		sc := sid.chunk(ci)
-		keep = keep[:0]
+	sc := r.scan()
+	keeps, readers := make([][]int32, sc.n), make([]*colReader, sc.n)
+	for w := range readers {
+		readers[w] = newColReader(sid)
+	}
+	sc.run(func(w, ci int, rows []int32) {
+		codes := readers[w].chunk(ci)
+		keep := keeps[w][:0]
 		for _, off := range rows {
-			if int(sc[off]) < len(sel) && sel[sc[off]] {
+			if c := codes[off]; int(c) < len(sel) && sel[c] {
 				keep = append(keep, off)
 			}
 		}
+		keeps[w] = keep
 		if len(keep) > 0 {
-			fn(ci, keep)
+			fn(w, ci, keep)
 		}
 	})
 }
@@ -236,8 +256,7 @@ func (s *DB) begin(ctx context.Context, q Query, events []string, cols ...string
 			return nil, nil, err
 		}
 	}
-	r.roots = t.people.roots()
-	r.sel = make([]int32, 0, chunkSize)
+	r.roots, r.moved = t.runRoots()
 	if cohort != nil {
 		r.member = r.cohortMembers(cohort, cohortSpec)
 	}
@@ -258,8 +277,9 @@ func (r *run) end() {
 }
 
 // chunks calls fn for every chunk with the offsets (ascending) of its rows
-// in [from, to) that pass the filters and whose person is in the cohort.
-// rows is only valid during the call.
+// in [from, to) that pass the filters and whose person is in the cohort,
+// chunk after chunk on the caller's goroutine. rows is only valid during
+// the call.
 func (r *run) chunks(fn func(ci int, rows []int32)) {
 	r.chunksIn(r.from, r.to, true, fn)
 }
@@ -267,13 +287,117 @@ func (r *run) chunks(fn func(ci int, rows []int32)) {
 // chunksIn is chunks over [from, to), with or without the filters and the
 // cohort.
 func (r *run) chunksIn(from, to int64, restrict bool, fn func(ci int, rows []int32)) {
-	t := r.t
-	for ci := 0; ci < t.ts.numChunks(); ci++ {
-		if !t.mayHold(ci, from, to) {
-			continue
+	sc := r.scanIn(from, to, restrict)
+	sc.n = 1
+	sc.run(func(_, ci int, rows []int32) { fn(ci, rows) })
+}
+
+// scanWorkers, when above 0, is the number of workers of every parallel
+// scan, however few its chunks (tests force several, or one).
+var scanWorkers atomic.Int32
+
+// maxSetBits bounds the bits of the person sets a report keeps, for all
+// its workers (64 MB); beyond, it collects (key, person) pairs instead.
+var maxSetBits uint64 = 1 << 29
+
+// minChunksPerWorker is the chunks a scan needs for each worker it uses:
+// a range of a few chunks (a day of a small site) is scanned on the
+// caller's goroutine, where starting workers and merging their figures
+// would cost more than they save.
+const minChunksPerWorker = 4
+
+// scan is one pass over the chunks of a range, split over workers: each
+// worker takes a contiguous run of the chunks (in order), so figures kept
+// by code (sessions are coded in order of appearance) stay in a band per
+// worker. Reports size their per-worker accumulators by n before run.
+type scan struct {
+	r        *run
+	from, to int64
+	restrict bool
+	plan     []int // the chunks that may hold rows of the range, ascending
+	n        int   // workers
+}
+
+// scan returns the scan of the run's range, filters and cohort applied.
+func (r *run) scan() *scan { return r.scanIn(r.from, r.to, true) }
+
+// scanIn returns a scan over [from, to), with or without the filters and
+// the cohort.
+func (r *run) scanIn(from, to int64, restrict bool) *scan {
+	sc := &scan{r: r, from: from, to: to, restrict: restrict}
+	for ci := 0; ci < r.t.ts.numChunks(); ci++ {
+		if r.t.mayHold(ci, from, to) {
+			sc.plan = append(sc.plan, ci)
 		}
+	}
+	sc.n = workersFor(len(sc.plan))
+	return sc
+}
+
+// workersFor returns the workers a scan of chunks chunks uses.
+func workersFor(chunks int) int {
+	n := int(scanWorkers.Load())
+	if n <= 0 {
+		n = min(runtime.GOMAXPROCS(0), chunks/minChunksPerWorker)
+	}
+	return max(1, min(n, chunks))
+}
+
+// part returns the chunks of plan worker w scans.
+func (sc *scan) part(w int) []int {
+	return sc.plan[len(sc.plan)*w/sc.n : len(sc.plan)*(w+1)/sc.n]
+}
+
+// run calls fn(w, ci, rows) for every chunk ci of the range with rows in
+// it, rows as chunks gives them; worker w's calls are on one goroutine and
+// in chunk order. With one worker, on the caller's. A panic in a worker
+// is raised again on the caller's goroutine once all have stopped.
+func (sc *scan) run(fn func(w, ci int, rows []int32)) {
+	parallel(sc.n, func(w int) { sc.work(w, scratchPool.Get().(*scratch), fn) })
+}
+
+// parallel runs fn(w) for every w below n, each on its own goroutine (the
+// caller's when n is 1), and returns when all have returned. A panic in
+// one is raised again on the caller's goroutine.
+func parallel(n int, fn func(w int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	panics := make([]any, n)
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { panics[w] = recover() }()
+			fn(w)
+		}()
+	}
+	wg.Wait()
+	for _, p := range panics {
+		if p != nil {
+			panic(p)
+		}
+	}
+}
+
+// scratch is a worker's selection and filter buffers, kept across queries.
+type scratch struct {
+	sel []int32
+	buf []uint32
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{sel: make([]int32, 0, chunkSize), buf: make([]uint32, chunkSize)}
+}}
+
+func (sc *scan) work(w int, s *scratch, fn func(w, ci int, rows []int32)) {
+	defer scratchPool.Put(s)
+	r, t, from, to := sc.r, sc.r.t, sc.from, sc.to
+	for _, ci := range sc.part(w) {
 		ts := t.ts.chunk(ci)
-		sel := r.sel[:0]
+		sel := s.sel[:0]
 		for i, x := range ts {
 			if x >= from && x < to {
 				sel = append(sel, int32(i))
@@ -282,28 +406,26 @@ func (r *run) chunksIn(from, to int64, restrict bool, fn func(ci int, rows []int
 		if !r.withHidden {
 			sel = t.loads.visible(ci, sel)
 		}
-		if restrict {
-			sel = r.restrict(ci, sel)
+		if sc.restrict {
+			sel = r.restrict(ci, sel, s.buf)
 		}
 		if len(sel) > 0 {
-			fn(ci, sel)
+			fn(w, ci, sel)
 		}
 	}
 }
 
-// restrict keeps the rows of sel that pass the filters and the cohort.
-func (r *run) restrict(ci int, sel []int32) []int32 {
+// restrict keeps the rows of sel that pass the filters and the cohort;
+// buf is scratch of chunkSize.
+func (r *run) restrict(ci int, sel []int32, buf []uint32) []int32 {
 	if r.filters != nil && len(sel) > 0 {
-		if r.buf == nil {
-			r.buf = make([]uint32, chunkSize)
-		}
-		sel = r.filters.keep(ci, sel, r.buf)
+		sel = r.filters.keep(ci, sel, buf)
 	}
 	if r.member != nil && len(sel) > 0 {
 		dids := r.t.did.chunk(ci)
 		out := sel[:0]
 		for _, off := range sel {
-			if r.member[r.roots[dids[off]]] {
+			if r.member[r.root(dids[off])] {
 				out = append(out, off)
 			}
 		}
@@ -347,6 +469,15 @@ func (cr *colReader) chunk(ci int) []uint32 {
 	return cr.codes
 }
 
+// root returns the person of distinct id d: a look-up in a small set of
+// bits, rarely one in the array of every id.
+func (r *run) root(d uint32) uint32 {
+	if r.moved[d>>6]&(1<<(d&63)) != 0 {
+		return r.roots[d]
+	}
+	return d
+}
+
 // nPersons is the size of arrays indexed by root.
 func (r *run) nPersons() int { return len(r.roots) }
 
@@ -386,4 +517,59 @@ func countDistinct(keys, persons []uint32, nKeys, nPersons int) []int {
 		}
 	}
 	return out
+}
+
+// forWorkers returns the set for each of n workers: the first is es, the
+// others share its tables but have their own memos of the conditions
+// (filled as codes are met, so not to be shared between goroutines).
+func (es *eventSet) forWorkers(n int) []*eventSet {
+	out := []*eventSet{es}
+	for len(out) < n {
+		c := &eventSet{byName: es.byName, terms: slices.Clone(es.terms)}
+		for i := range c.terms {
+			tm := &c.terms[i]
+			conds := make([]*codeCond, len(tm.conds))
+			for j, cd := range tm.conds {
+				conds[j] = &codeCond{col: cd.col, test: cd.test, memo: make([]uint8, len(cd.memo))}
+			}
+			tm.conds = conds
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// The reports that count persons mark distinct ids while they scan, and
+// take them to persons once at the end: a root looked up for each row
+// would be a random read of an array of every id for each row, the scan's
+// largest cost.
+
+// setBit sets bit i of set.
+func setBit(set []uint64, i uint32) { set[i>>6] |= 1 << (i & 63) }
+
+// orBits sets in dst the bits set in src (of the same length).
+func orBits(dst, src []uint64) {
+	for i, x := range src {
+		dst[i] |= x
+	}
+}
+
+// countPersons returns the number of persons among the distinct ids set
+// in dids; scratch is a zeroed set of len(r.roots) bits, left zeroed.
+func (r *run) countPersons(dids, scratch []uint64) int {
+	n := 0
+	for pass := 0; pass < 2; pass++ {
+		for i, x := range dids {
+			for ; x != 0; x &= x - 1 {
+				p := r.roots[i<<6|bits.TrailingZeros64(x)]
+				if pass == 1 {
+					scratch[p>>6] = 0
+				} else if scratch[p>>6]&(1<<(p&63)) == 0 {
+					scratch[p>>6] |= 1 << (p & 63)
+					n++
+				}
+			}
+		}
+	}
+	return n
 }

@@ -85,43 +85,84 @@ func (s *DB) Retention(ctx context.Context, q Query, rq RetentionQuery) ([]Reten
 	defer r.end()
 	es := r.compileEvents(specs)
 	nPersons := r.nPersons()
-	first := make([]int64, nPersons) // first start event time; none: MaxInt64
-	for p := range first {
-		first[p] = math.MaxInt64
+	nc := periods.n()
+	// Each worker of the scan keeps, by distinct id, the first start
+	// event and the periods of return events: as bits beside it when
+	// there are at most 64 periods, else as (id, period) pairs.
+	asBits := nc <= 64
+	type acc struct {
+		persons              []retPerson
+		retPerson, retPeriod []uint32
+		es                   *eventSet
+		periods              buckets
+		names                *colReader
 	}
-	var retPerson, retPeriod []uint32
-	names := newColReader(r.t.name)
-	r.chunks(func(ci int, rows []int32) {
-		ts, dids, nc := r.t.ts.chunk(ci), r.t.did.chunk(ci), names.chunk(ci)
+	sc := r.scan()
+	accs := make([]acc, sc.n)
+	ess := es.forWorkers(sc.n)
+	for w := range accs {
+		a := &accs[w]
+		a.persons, a.es, a.periods, a.names = make([]retPerson, nPersons), ess[w], *periods, newColReader(r.t.name)
+		for p := range a.persons {
+			a.persons[p].first = math.MaxInt64
+		}
+	}
+	sc.run(func(w, ci int, rows []int32) {
+		a := &accs[w]
+		ts, dids, nc := r.t.ts.chunk(ci), r.t.did.chunk(ci), a.names.chunk(ci)
+		persons := a.persons
 		for _, off := range rows {
-			m := es.mask(ci<<chunkBits|int(off), nc[off])
+			m := a.es.mask(ci<<chunkBits|int(off), nc[off])
 			if m == 0 {
 				continue
 			}
-			p, t := r.roots[dids[off]], ts[off]
-			if m&1 != 0 && t < first[p] {
-				first[p] = t
+			p, t := dids[off], ts[off]
+			rp := &persons[p]
+			if m&1 != 0 && t < rp.first {
+				rp.first = t
 			}
 			if m&2 != 0 {
-				pi := uint32(periods.of(t))
-				if n := len(retPerson); n == 0 || retPerson[n-1] != p || retPeriod[n-1] != pi {
-					retPerson = append(retPerson, p)
-					retPeriod = append(retPeriod, pi)
+				pi := uint32(a.periods.of(t))
+				if asBits {
+					rp.ret |= 1 << pi
+				} else if n := len(a.retPerson); n == 0 || a.retPerson[n-1] != p || a.retPeriod[n-1] != pi {
+					a.retPerson = append(a.retPerson, p)
+					a.retPeriod = append(a.retPeriod, pi)
 				}
 			}
 		}
 	})
 	r.end()
+	persons := accs[0].persons
+	for _, a := range accs[1:] {
+		for d := range a.persons {
+			persons[d].merge(&a.persons[d])
+		}
+	}
+	// By distinct id until now: the figures of each person's ids go to
+	// its root.
+	for d, p := range r.roots {
+		if p != uint32(d) {
+			persons[p].merge(&persons[d])
+			persons[d] = retPerson{first: math.MaxInt64}
+		}
+	}
+	if !asBits {
+		for _, a := range accs {
+			for i, d := range a.retPerson {
+				a.retPerson[i] = r.roots[d]
+			}
+		}
+	}
 
-	nc := periods.n()
 	out := make([]RetentionCohort, nc)
 	for c := range out {
 		out[c] = RetentionCohort{Date: periods.labels[c], Values: make([]int, rq.Periods)}
 	}
 	cohort := make([]int32, nPersons)
-	for p, f := range first {
+	for p := range persons {
 		cohort[p] = -1
-		if f != math.MaxInt64 {
+		if f := persons[p].first; f != math.MaxInt64 {
 			c := periods.of(f)
 			cohort[p] = int32(c)
 			out[c].Size++
@@ -129,10 +170,20 @@ func (s *DB) Retention(ctx context.Context, q Query, rq RetentionQuery) ([]Reten
 	}
 	// Which later periods each person came back in, as bits by offset k.
 	back := make([]uint64, nPersons)
-	for i, p := range retPerson {
-		if c := cohort[p]; c >= 0 {
-			if k := int(retPeriod[i]) - int(c); k >= 1 && k < rq.Periods {
-				back[p] |= 1 << k
+	if asBits {
+		for p := range persons {
+			if c := cohort[p]; c >= 0 {
+				back[p] = persons[p].ret >> c &^ 1
+			}
+		}
+	} else {
+		for _, a := range accs {
+			for i, p := range a.retPerson {
+				if c := cohort[p]; c >= 0 {
+					if k := int(a.retPeriod[i]) - int(c); k >= 1 && k < rq.Periods {
+						back[p] |= 1 << k
+					}
+				}
 			}
 		}
 	}
@@ -147,4 +198,18 @@ func (s *DB) Retention(ctx context.Context, q Query, rq RetentionQuery) ([]Reten
 		out[c].Values[0] = out[c].Size
 	}
 	return out, nil
+}
+
+// retPerson is what a retention scan keeps of an id, then of a person:
+// the time of their first start event (none: MaxInt64) and the periods
+// they came back in, as bits (when there are at most 64), side by side
+// for one memory read.
+type retPerson struct {
+	first int64
+	ret   uint64
+}
+
+func (a *retPerson) merge(b *retPerson) {
+	a.first = min(a.first, b.first)
+	a.ret |= b.ret
 }

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"math"
+)
 
 // Stats is the overview of a range (SPEC §4 Definitions).
 type Stats struct {
@@ -27,12 +30,41 @@ type Stats struct {
 	ImportedDays int `json:"imported_days,omitempty"`
 }
 
-// sessionAcc accumulates one session's events.
+// sessionAcc accumulates one session's events: what the figures need of
+// them, in 24 bytes (a 30-day query of a busy site meets millions).
 type sessionAcc struct {
 	first, last int64
-	events      uint32
-	pageviews   uint32
-	others      uint32 // events other than $pageview and $pageleave
+	met         bool  // the session has an event
+	pageviews   uint8 // $pageview events, counted up to 2: a bounce has one
+	others      bool  // an event other than $pageview and $pageleave
+}
+
+// add takes the event at t, of name code n, into the session.
+func (a *sessionAcc) add(t int64, n, pv, pl uint32) {
+	if !a.met {
+		a.first, a.last, a.met = t, t, true
+	}
+	a.first, a.last = min(a.first, t), max(a.last, t)
+	switch n {
+	case pv:
+		a.pageviews = min(a.pageviews+1, 2)
+	case pl:
+	default:
+		a.others = true
+	}
+}
+
+// merge takes b's events into a.
+func (a *sessionAcc) merge(b *sessionAcc) {
+	switch {
+	case !b.met:
+	case !a.met:
+		*a = *b
+	default:
+		a.first, a.last = min(a.first, b.first), max(a.last, b.last)
+		a.pageviews = min(a.pageviews+b.pageviews, 2)
+		a.others = a.others || b.others
+	}
 }
 
 // sessionWindow holds the accumulators of the sessions a query meets, by
@@ -45,15 +77,56 @@ type sessionWindow struct {
 	accs []sessionAcc
 }
 
+// reserve makes the window hold codes lo to hi at once.
+func (w *sessionWindow) reserve(lo, hi uint32) {
+	if len(w.accs) == 0 && lo <= hi {
+		w.lo, w.accs = lo, make([]sessionAcc, hi-lo+1)
+	}
+}
+
+// codeRange returns the lowest and highest code other than 0 in the given
+// chunks of c (lo > hi when there is none).
+func (c *column) codeRange(chunks []int) (lo, hi uint32) {
+	lo = math.MaxUint32
+	for _, ci := range chunks {
+		if ci >= len(c.chunks) {
+			continue
+		}
+		ch := &c.chunks[ci]
+		switch ch.w {
+		case 1:
+			lo, hi = codeRange(ch.b8, lo, hi)
+		case 2:
+			lo, hi = codeRange(ch.b16, lo, hi)
+		case 4:
+			lo, hi = codeRange(ch.b32, lo, hi)
+		}
+	}
+	return lo, hi
+}
+
+func codeRange[T uint8 | uint16 | uint32](codes []T, lo, hi uint32) (uint32, uint32) {
+	for _, x := range codes {
+		if x != 0 {
+			lo, hi = min(lo, uint32(x)), max(hi, uint32(x))
+		}
+	}
+	return lo, hi
+}
+
 func (w *sessionWindow) at(code uint32) *sessionAcc {
 	switch {
 	case len(w.accs) == 0:
 		w.lo = code
 		w.accs = make([]sessionAcc, 1, 1024)
 	case code < w.lo:
-		grown := make([]sessionAcc, int(w.lo-code)+len(w.accs), (int(w.lo-code)+len(w.accs))*2)
-		copy(grown[w.lo-code:], w.accs)
-		w.lo, w.accs = code, grown
+		// Room below too, as much again: a worker that starts mid-range
+		// meets the codes of sessions begun before its chunks, downwards.
+		n := int(w.lo-code) + len(w.accs)
+		lo := uint32(max(0, int(code)-n))
+		grown := make([]sessionAcc, int(w.lo-lo)+len(w.accs), int(w.lo-lo)+cap(w.accs))
+		copy(grown[w.lo-lo:], w.accs)
+		w.lo, w.accs = lo, grown
 	case int(code-w.lo) >= len(w.accs):
 		n := int(code-w.lo) + 1
 		if n > cap(w.accs) {
@@ -64,6 +137,35 @@ func (w *sessionWindow) at(code uint32) *sessionAcc {
 		w.accs = w.accs[:n]
 	}
 	return &w.accs[code-w.lo]
+}
+
+// sessionTotals returns the number of sessions of the windows taken
+// together, of bounces among them and the sum of their durations: a
+// session met by several workers counts once, its figures combined.
+func sessionTotals(ws []*sessionWindow) (sessions int, bounces, durMs int64) {
+	lo, hi := uint32(math.MaxUint32), uint32(0)
+	for _, w := range ws {
+		if len(w.accs) > 0 {
+			lo, hi = min(lo, w.lo), max(hi, w.lo+uint32(len(w.accs)))
+		}
+	}
+	for code := lo; code < hi; code++ {
+		var a sessionAcc
+		for _, w := range ws {
+			if code >= w.lo && code-w.lo < uint32(len(w.accs)) {
+				a.merge(&w.accs[code-w.lo])
+			}
+		}
+		if !a.met {
+			continue
+		}
+		sessions++
+		durMs += a.last - a.first
+		if a.pageviews == 1 && !a.others {
+			bounces++
+		}
+	}
+	return sessions, bounces, durMs
 }
 
 // Stats computes the overview of q's events in range (SPEC §4). Filters on
@@ -81,79 +183,82 @@ func (s *DB) Stats(ctx context.Context, q Query) (Stats, error) {
 	defer r.end()
 	pv, pl := r.nameCode("$pageview"), r.nameCode("$pageleave")
 	sessCol := r.t.column("$session_id")
-	var sessions sessionWindow
-	seen := make([]bool, r.nPersons())
-	names, sids := newColReader(r.t.name), newColReader(sessCol)
-	// add takes rows into the figures: every row's person is a visitor,
-	// rows with a session into that session, and pageviews are counted
-	// when countViews.
-	add := func(ci int, rows []int32, countViews bool) {
+	// Each worker of the scan keeps its own figures; they are merged after.
+	type acc struct {
+		seen      []uint64 // distinct ids met, as bits
+		sessions  sessionWindow
+		pageviews int
+		one       [1]int32
+		names     *colReader
+		sids      *colReader
+	}
+	sc := r.scan()
+	accs := make([]acc, sc.n)
+	for w := range accs {
+		accs[w] = acc{seen: make([]uint64, (r.nPersons()+63)/64), names: newColReader(r.t.name), sids: newColReader(sessCol)}
+		// The sessions of the worker's chunks, allocated once.
+		if sessCol != nil {
+			accs[w].sessions.reserve(sessCol.codeRange(sc.part(w)))
+		}
+	}
+	// add takes rows into worker w's figures: every row's person is a
+	// visitor, rows with a session into that session, and pageviews are
+	// counted when countViews.
+	add := func(w, ci int, rows []int32, countViews bool) {
+		a := &accs[w]
 		ts, dids := r.t.ts.chunk(ci), r.t.did.chunk(ci)
-		nc, sc := names.chunk(ci), sids.chunk(ci)
+		nc, sc := a.names.chunk(ci), a.sids.chunk(ci)
+		seen := a.seen
 		for _, off := range rows {
-			if p := r.roots[dids[off]]; !seen[p] {
-				seen[p] = true
-				st.Visitors++
-			}
+			setBit(seen, dids[off])
 			n := nc[off]
 			if n == pv && countViews {
-				st.Pageviews++
+				a.pageviews++
 			}
 			sid := sc[off]
 			if sid == 0 {
 				continue
 			}
-			a := sessions.at(sid)
-			t := ts[off]
-			if a.events == 0 {
-				a.first, a.last = t, t
-			}
-			a.events++
-			a.first, a.last = min(a.first, t), max(a.last, t)
-			switch n {
-			case pv:
-				a.pageviews++
-			case pl:
-			default:
-				a.others++
-			}
+			a.sessions.at(sid).add(ts[off], n, pv, pl)
 		}
 	}
 	if !r.scoped {
-		r.chunks(func(ci int, rows []int32) { add(ci, rows, true) })
+		sc.run(func(w, ci int, rows []int32) { add(w, ci, rows, true) })
 	} else {
 		// An event-property filter: pageviews are the passing ones, the
 		// session figures and visitors are over the whole sessions with a
 		// passing event (and the persons of passing events without one).
-		var one [1]int32
-		sel := r.selectedSessions(func(ci int, off int32) {
-			nc, sc := names.chunk(ci), sids.chunk(ci)
-			if nc[off] == pv {
-				st.Pageviews++
-			}
-			if sc[off] == 0 {
-				one[0] = off
-				add(ci, one[:], false)
+		sel := r.selectedSessions(func(w, ci int, rows []int32) {
+			a := &accs[w]
+			nc, sc := a.names.chunk(ci), a.sids.chunk(ci)
+			for _, off := range rows {
+				if nc[off] == pv {
+					a.pageviews++
+				}
+				if sc[off] == 0 {
+					a.one[0] = off
+					add(w, ci, a.one[:], false)
+				}
 			}
 		})
-		r.wholeSessions(sel, func(ci int, rows []int32) { add(ci, rows, false) })
+		r.wholeSessions(sel, func(w, ci int, rows []int32) { add(w, ci, rows, false) })
 	}
+	windows := make([]*sessionWindow, len(accs))
+	for w := range accs {
+		a := &accs[w]
+		if w > 0 {
+			orBits(accs[0].seen, a.seen)
+		}
+		st.Pageviews += a.pageviews
+		windows[w] = &a.sessions
+	}
+	st.Visitors = r.countPersons(accs[0].seen, make([]uint64, len(accs[0].seen)))
 	if n, share := r.serverShare(); n > 0 {
 		st.JSShare = &share
 	}
 	r.end()
 	var bounces, durMs int64
-	for i := range sessions.accs {
-		a := &sessions.accs[i]
-		if a.events == 0 {
-			continue
-		}
-		st.Sessions++
-		durMs += a.last - a.first
-		if a.pageviews == 1 && a.others == 0 {
-			bounces++
-		}
-	}
+	st.Sessions, bounces, durMs = sessionTotals(windows)
 	if st.Sessions > 0 {
 		n := float64(st.Sessions)
 		st.BounceRate = float64(bounces) / n

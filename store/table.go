@@ -75,6 +75,12 @@ type table struct {
 	// bounds are each chunk's earliest and latest event time, so that a
 	// query over a day skips the chunks of other days.
 	bounds []tsBounds
+	// rootsMu guards roots and moved, the person of every distinct id as
+	// of people.gen rootsGen, shared by the queries (see runRoots).
+	rootsMu  sync.Mutex
+	roots    []uint32
+	moved    []uint64
+	rootsGen uint64
 	// hist is what of the table is in history files (history.go).
 	hist   tableHist
 	live   int  // rows not deleted
@@ -229,4 +235,39 @@ func (t *table) memBytes() int {
 		n += c.memBytes()
 	}
 	return n
+}
+
+// runRoots returns the root of every distinct-id code, for a query, and
+// the ids that are not their own root as bits (a few in a site: most
+// persons have one id, or are named by it); the caller holds t.mu (read).
+// The slices are shared by every query until ids are linked or deleted,
+// and must not be changed: a query of a large site would otherwise copy
+// megabytes of them first. New ids are appended in the spare capacity of
+// the roots, beyond what earlier queries can see.
+func (t *table) runRoots() (roots []uint32, moved []uint64) {
+	t.rootsMu.Lock()
+	defer t.rootsMu.Unlock()
+	p := &t.people
+	n := len(p.lead)
+	if t.rootsGen != p.gen || len(t.roots) > n {
+		t.roots, t.moved, t.rootsGen = nil, nil, p.gen
+	}
+	if len(t.roots) < n {
+		if cap(t.roots) < n {
+			grown := make([]uint32, len(t.roots), n+n/4)
+			copy(grown, t.roots)
+			t.roots = grown
+		}
+		moved := make([]uint64, (n+63)/64)
+		copy(moved, t.moved)
+		for d := len(t.roots); d < n; d++ {
+			root := p.root[p.lead[d]]
+			t.roots = append(t.roots, root)
+			if root != uint32(d) {
+				setBit(moved, uint32(d))
+			}
+		}
+		t.moved = moved
+	}
+	return t.roots[:n:n], t.moved
 }

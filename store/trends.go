@@ -109,37 +109,67 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 	es := r.compileEvents(specs)
 	nb := bk.n()
 	unique := tq.Math == MathUnique || tq.Math == MathDAU
-	var bcol *colReader
+	var bc *column
 	var strs []string
 	if tq.Breakdown != "" {
-		c := r.t.lookupColumn(tq.Breakdown)
-		bcol, strs = newColReader(c), c.dict.strs
+		bc = r.t.lookupColumn(tq.Breakdown)
+		strs = bc.dict.strs
 	}
-
-	// Each matching (row, event) becomes an item: its event, breakdown
-	// value, interval and person. Without breakdown or persons to count,
-	// the counts are summed directly.
-	direct := bcol == nil && !unique && !agg
-	counts := make([]int, len(specs)*nb)
-	var itSpec []uint8
-	var itVal, itBucket, itPerson []uint32
-	var itNum []float64
 	var numCol *column
-	var nums *colReader
-	numOf := map[uint32]float64{}
 	if agg {
 		numCol = r.t.lookupColumn(tq.MathProperty)
-		nums = newColReader(numCol)
 	}
-	names := newColReader(r.t.name)
-	r.chunks(func(ci int, rows []int32) {
-		ts, dids, nc := r.t.ts.chunk(ci), r.t.did.chunk(ci), names.chunk(ci)
-		var vc, numc []uint32
-		if bcol != nil {
-			vc = bcol.chunk(ci)
+	nPersons := r.nPersons()
+
+	// Without breakdown or persons to count, the counts are summed
+	// directly. Persons per interval are sets of bits by distinct id
+	// (taken to persons at the end) when they take at most 64 MB for all
+	// workers. Otherwise each matching (row,
+	// event) becomes an item: its event, breakdown value, interval and
+	// person (or number).
+	direct := bc == nil && !unique && !agg
+	sc := r.scan()
+	nKeys := len(specs) * nb
+	bitsets := bc == nil && unique && uint64(nKeys)*uint64(nPersons)*uint64(sc.n) <= maxSetBits
+	type acc struct {
+		counts                    []int
+		sets                      [][]uint64 // by key, the distinct ids met
+		itSpec                    []uint8
+		itVal, itBucket, itPerson []uint32
+		itNum                     []float64
+		es                        *eventSet
+		bk                        buckets
+		names, vals, nums         *colReader
+		numOf                     map[uint32]float64
+	}
+	accs := make([]acc, sc.n)
+	ess := es.forWorkers(sc.n)
+	for w := range accs {
+		a := &accs[w]
+		a.es, a.bk, a.names = ess[w], *bk, newColReader(r.t.name)
+		switch {
+		case direct:
+			a.counts = make([]int, nKeys)
+		case bitsets:
+			a.sets = make([][]uint64, nKeys)
+		}
+		if bc != nil {
+			a.vals = newColReader(bc)
 		}
 		if agg {
-			numc = nums.chunk(ci)
+			a.nums, a.numOf = newColReader(numCol), map[uint32]float64{}
+		}
+	}
+	sc.run(func(w, ci int, rows []int32) {
+		a := &accs[w]
+		es, bk := a.es, &a.bk
+		ts, dids, nc := r.t.ts.chunk(ci), r.t.did.chunk(ci), a.names.chunk(ci)
+		var vc, numc []uint32
+		if bc != nil {
+			vc = a.vals.chunk(ci)
+		}
+		if agg {
+			numc = a.nums.chunk(ci)
 		}
 		for _, off := range rows {
 			m := es.mask(ci<<chunkBits|int(off), nc[off])
@@ -156,10 +186,10 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 			var x float64
 			if agg {
 				c := numc[off]
-				n, ok := numOf[c]
+				n, ok := a.numOf[c]
 				if !ok {
 					n = parseNumber(numCol.dict.str(c))
-					numOf[c] = n
+					a.numOf[c] = n
 				}
 				if math.IsNaN(n) {
 					continue
@@ -170,25 +200,53 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 				if m&1 == 0 {
 					continue
 				}
-				if direct {
-					counts[k*nb+b]++
+				switch {
+				case direct:
+					a.counts[k*nb+b]++
+					continue
+				case bitsets:
+					set := a.sets[k*nb+b]
+					if set == nil {
+						set = make([]uint64, (nPersons+63)/64)
+						a.sets[k*nb+b] = set
+					}
+					setBit(set, dids[off])
 					continue
 				}
-				itSpec = append(itSpec, uint8(k))
-				itVal = append(itVal, v)
-				itBucket = append(itBucket, uint32(b))
-				itPerson = append(itPerson, r.roots[dids[off]])
+				a.itSpec = append(a.itSpec, uint8(k))
+				a.itBucket = append(a.itBucket, uint32(b))
+				if bc != nil {
+					a.itVal = append(a.itVal, v)
+				}
 				if agg {
-					itNum = append(itNum, x)
+					a.itNum = append(a.itNum, x)
+				}
+				if unique {
+					a.itPerson = append(a.itPerson, r.root(dids[off]))
 				}
 			}
 		}
 	})
-	nPersons := r.nPersons()
 	r.end()
+	// The workers' items, in chunk order (each worker's chunks follow the
+	// previous worker's).
+	itSpec, itVal, itBucket, itPerson, itNum := accs[0].itSpec, accs[0].itVal, accs[0].itBucket, accs[0].itPerson, accs[0].itNum
+	for _, a := range accs[1:] {
+		itSpec, itVal, itBucket = append(itSpec, a.itSpec...), append(itVal, a.itVal...), append(itBucket, a.itBucket...)
+		itPerson, itNum = append(itPerson, a.itPerson...), append(itNum, a.itNum...)
+	}
+	counts := accs[0].counts
+	if counts == nil {
+		counts = make([]int, nKeys)
+	}
+	for _, a := range accs[1:] {
+		for i, n := range a.counts {
+			counts[i] += n
+		}
+	}
 
 	out.Labels = bk.labels
-	if bcol == nil {
+	if bc == nil {
 		var data []float64
 		switch {
 		case agg:
@@ -197,6 +255,22 @@ func (s *DB) Trends(ctx context.Context, q Query, tq TrendsQuery) (Trends, error
 				keys[i] = uint32(itSpec[i])*uint32(nb) + itBucket[i]
 			}
 			data = aggregate(tq.Math, keys, itNum, len(counts))
+		case bitsets:
+			data = make([]float64, nKeys)
+			scratch := make([]uint64, (nPersons+63)/64)
+			for key := range data {
+				var set []uint64
+				for _, a := range accs {
+					switch b := a.sets[key]; {
+					case b == nil:
+					case set == nil:
+						set = b
+					default:
+						orBits(set, b)
+					}
+				}
+				data[key] = float64(r.countPersons(set, scratch))
+			}
 		case unique:
 			keys := make([]uint32, len(itSpec))
 			for i := range keys {
