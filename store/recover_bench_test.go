@@ -8,13 +8,13 @@ import (
 
 // BenchmarkOpenLarge: what the check at every Open and a recovery cost for
 // a file of about 1,000,000 events (the benchmark site of bench_test.go,
-// compacted), built once per run:
+// compacted, every event kept in the log: NoHistory), built once per run:
 //
 //	go test ./store -run '^$' -bench OpenLarge -benchtime 3x
 func BenchmarkOpenLarge(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "large.db")
-	db, err := Open(path, Options{})
+	db, err := Open(path, Options{NoHistory: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func BenchmarkOpenLarge(b *testing.B) {
 	})
 	b.Run("open-clean", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			db, err := Open(path, Options{})
+			db, err := Open(path, Options{NoHistory: true})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -80,7 +80,7 @@ func BenchmarkOpenLarge(b *testing.B) {
 				}
 				var rep DamageReport
 				b.StartTimer()
-				db, err := Open(path, Options{OnDamage: func(r DamageReport) { rep = r }})
+				db, err := Open(path, Options{NoHistory: true, OnDamage: func(r DamageReport) { rep = r }})
 				if err != nil {
 					b.Fatal(err)
 				}
