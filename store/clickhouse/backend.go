@@ -138,7 +138,7 @@ type row struct {
 	Keys       []string `json:"prop_keys"`
 	Vals       []string `json:"prop_vals"`
 	Kinds      []int    `json:"prop_kinds"` // not []uint8, which JSON writes as base64
-	Raw        string   `json:"raw"`
+	Raw        string   `json:"raw,omitempty"` // no longer filled: never read, and it doubled every insert
 	Ver        uint64   `json:"ver"`
 }
 
@@ -172,7 +172,6 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 			r.Vals = append(r.Vals, p.Val.String())
 			r.Kinds = append(r.Kinds, int(p.Val.Kind))
 		}
-		r.Raw = string(ev.AppendJSON(nil, ""))
 		j, err := json.Marshal(r)
 		if err != nil {
 			continue
