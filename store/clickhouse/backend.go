@@ -137,7 +137,7 @@ type row struct {
 	Seq        uint64   `json:"seq"`
 	Keys       []string `json:"prop_keys"`
 	Vals       []string `json:"prop_vals"`
-	Kinds      []int    `json:"prop_kinds"` // not []uint8, which JSON writes as base64
+	Kinds      []int    `json:"prop_kinds"`    // not []uint8, which JSON writes as base64
 	Raw        string   `json:"raw,omitempty"` // no longer filled: never read, and it doubled every insert
 	Ver        uint64   `json:"ver"`
 }
