@@ -140,6 +140,23 @@ type row struct {
 	Kinds      []int    `json:"prop_kinds"`    // not []uint8, which JSON writes as base64
 	Raw        string   `json:"raw,omitempty"` // no longer filled: never read, and it doubled every insert
 	Ver        uint64   `json:"ver"`
+	// The hot properties (schema.go's hotProps), as prop_vals has them.
+	PDatacenter string `json:"p_datacenter"`
+	PPathname   string `json:"p_pathname"`
+}
+
+// fillHot sets the hot property columns from the arrays (the first value
+// of a key, as indexOf finds it).
+func (r *row) fillHot() {
+	dc, path := false, false
+	for i, k := range r.Keys {
+		switch {
+		case k == store.Datacenter && !dc:
+			r.PDatacenter, dc = r.Vals[i], true
+		case k == "$pathname" && !path:
+			r.PPathname, path = r.Vals[i], true
+		}
+	}
 }
 
 // Append commits events to the local log, then puts the stored ones (and
@@ -172,6 +189,7 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 			r.Vals = append(r.Vals, p.Val.String())
 			r.Kinds = append(r.Kinds, int(p.Val.Kind))
 		}
+		r.fillHot()
 		j, err := json.Marshal(r)
 		if err != nil {
 			continue

@@ -204,6 +204,9 @@ func prop(key string) SQL {
 	if key == "event" {
 		return "ename"
 	}
+	if c, ok := hotCol(key); ok {
+		return c
+	}
 	if c, ok := sessionCol(key); ok {
 		return c
 	}
@@ -309,8 +312,8 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 	if err != nil {
 		return "", err
 	}
-	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver FROM ? WHERE site = ? AND ? AND ts >= ? AND ts < ? AND ?",
-		evs, q.Site, timeRange(q.From.UnixMilli(), q.To.UnixMilli()), q.From.UnixMilli(), q.To.UnixMilli(), bots)
+	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, ? FROM ? WHERE site = ? AND ? AND ts >= ? AND ts < ? AND ?",
+		hotColumns(), evs, q.Site, timeRange(q.From.UnixMilli(), q.To.UnixMilli()), q.From.UnixMilli(), q.To.UnixMilli(), bots)
 	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
 	ename, vis := SQL("name"), SQL("1")
 	if srv {
@@ -336,12 +339,12 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 			return "", err
 		}
 	}
-	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, if(pm_person = '', distinct_id, pm_person) AS person
-FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS pm USING distinct_id WHERE pm_deleted = 0`, inner, persons)
+	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, ?, if(pm_person = '', distinct_id, pm_person) AS person
+FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS pm USING distinct_id WHERE pm_deleted = 0`, hotColumns(), inner, persons)
 	if q.Cohort != 0 {
 		mid = Build("SELECT * FROM (?) WHERE ?", mid, members)
 	}
-	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid)
+	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, ?, person, ? AS ename, ? AS vis FROM (?)", hotColumns(), ename, vis, mid)
 	need := false
 	for _, f := range q.Filters {
 		need = need || store.IsSessionProp(f.Prop)
@@ -420,29 +423,12 @@ func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error)
 	if err != nil {
 		return st, err
 	}
-	// One row per session and person first (most sessions have one
-	// person, so the arrays of persons below are short and distinct),
-	// then one per session.
-	pairs := Build(`SELECT session, person,
-	max(pass AND vis) AS pp, max(vis) AS pvis,
-	countIf(pass AND vis AND ename = '$pageview') AS ppv,
-	countIf(vis AND ename = '$pageview') AS pv,
-	countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
-	minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
-	countIf(pass AND name = '$server_pageview') AS srv,
-	countIf(pass AND NOT vis) AS srvhid
-FROM (?) GROUP BY session, person`, withPass(base, q))
-	sessions := Build(`SELECT session,
-	max(pp) AS anypass,
-	if(session = '', 1, anypass) AS incl,
-	if(session = '', groupArrayIf(person, pp), groupArrayIf(person, pvis)) AS ps,
-	sum(ppv) AS sppv, sum(pv) AS spv, sum(other) AS sother,
-	minIf(tmin, pvis) AS smin, maxIf(tmax, pvis) AS smax,
-	sum(srv) AS ssrv, sum(srvhid) AS ssrvhid
-FROM (?) GROUP BY session`, pairs)
-	rows, err := b.client().Query(ctx, Build(`SELECT uniqExactArrayIf(ps, incl), sum(sppv),
-	countIf(session != '' AND incl), countIf(session != '' AND incl AND spv = 1 AND sother = 0),
-	sumIf(smax - smin, session != '' AND incl), sum(ssrv), sum(ssrvhid) FROM (?)`, sessions))
+	var rows [][]json.RawMessage
+	if scoped(q) {
+		rows, err = b.scopedStats(ctx, withPass(base, q))
+	} else {
+		rows, err = b.plainStats(ctx, withPass(base, q))
+	}
 	if err != nil {
 		return st, err
 	}
@@ -463,6 +449,67 @@ FROM (?) GROUP BY session`, pairs)
 		st.ViewsPerSession = float64(st.Pageviews) / n
 	}
 	return st, nil
+}
+
+// scopedStats is Stats' row under an event-property filter: a session
+// counts when one of its events passes, and then all of its persons.
+// One row per session and person first (most sessions have one person,
+// so the arrays of persons below are short and distinct), then one per
+// session.
+func (b *Backend) scopedStats(ctx context.Context, wb SQL) ([][]json.RawMessage, error) {
+	pairs := Build(`SELECT session, person,
+	max(pass AND vis) AS pp, max(vis) AS pvis,
+	countIf(pass AND vis AND ename = '$pageview') AS ppv,
+	countIf(vis AND ename = '$pageview') AS pv,
+	countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
+	minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
+	countIf(pass AND name = '$server_pageview') AS srv,
+	countIf(pass AND NOT vis) AS srvhid
+FROM (?) GROUP BY session, person`, wb)
+	sessions := Build(`SELECT session,
+	max(pp) AS anypass,
+	if(session = '', 1, anypass) AS incl,
+	if(session = '', groupArrayIf(person, pp), groupArrayIf(person, pvis)) AS ps,
+	sum(ppv) AS sppv, sum(pv) AS spv, sum(other) AS sother,
+	minIf(tmin, pvis) AS smin, maxIf(tmax, pvis) AS smax,
+	sum(srv) AS ssrv, sum(srvhid) AS ssrvhid
+FROM (?) GROUP BY session`, pairs)
+	return b.client().Query(ctx, Build(`SELECT uniqExactArrayIf(ps, incl), sum(sppv),
+	countIf(session != '' AND incl), countIf(session != '' AND incl AND spv = 1 AND sother = 0),
+	sumIf(smax - smin, session != '' AND incl), sum(ssrv), sum(ssrvhid) FROM (?)`, sessions))
+}
+
+// plainStats is Stats' row without an event-property filter, where every
+// event passes: the visitors are the persons with a visible event (one
+// query), the rest is per session (another, run beside it).
+func (b *Backend) plainStats(ctx context.Context, wb SQL) ([][]json.RawMessage, error) {
+	var visitors [][]json.RawMessage
+	var verr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		visitors, verr = b.client().Query(ctx, Build("SELECT uniqExactIf(person, vis) FROM (?)", wb))
+	}()
+	rows, err := b.client().Query(ctx, Build(`SELECT sum(pv), countIf(session != '' AND anyv), countIf(session != '' AND anyv AND pv = 1 AND other = 0),
+	sumIf(tmax - tmin, session != '' AND anyv), sum(srv), sum(srvhid) FROM (
+	SELECT session, max(vis) AS anyv,
+		countIf(vis AND ename = '$pageview') AS pv,
+		countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
+		minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
+		countIf(name = '$server_pageview') AS srv,
+		countIf(NOT vis) AS srvhid
+	FROM (?) GROUP BY session)`, wb))
+	<-done
+	if err == nil {
+		err = verr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 || len(visitors) != 1 || len(visitors[0]) != 1 {
+		return nil, fmt.Errorf("clickhouse: stats answered %v and %v", visitors, rows)
+	}
+	return [][]json.RawMessage{append(visitors[0], rows[0]...)}, nil
 }
 
 // Breakdown counts events and persons by a property's value, count

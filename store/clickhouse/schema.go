@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
 )
 
 // The tables, on every server named in the configuration. With a cluster,
@@ -41,8 +43,8 @@ func (b *Backend) schema(replicated bool) []SQL {
 		Build(`CREATE TABLE IF NOT EXISTS ?.? (
 	site String, uuid String, name String, distinct_id String,
 	ts Int64, t DateTime('UTC'), session String, seq UInt64,
-	prop_keys Array(String), prop_vals Array(String), prop_kinds Array(UInt8), raw String, ver UInt64
-) ENGINE = ? PARTITION BY toYYYYMM(t) ORDER BY (site, toDate(t), uuid)`, db, ev, engine(ev, "ver")),
+	prop_keys Array(String), prop_vals Array(String), prop_kinds Array(UInt8), raw String, ver UInt64, ?
+) ENGINE = ? PARTITION BY toYYYYMM(t) ORDER BY (site, toDate(t), uuid)`, db, ev, hotDefs(), engine(ev, "ver")),
 		Build(`CREATE TABLE IF NOT EXISTS ?.? (
 	site String, distinct_id String, person String, deleted UInt8, ver UInt64
 ) ENGINE = ? ORDER BY (site, distinct_id)`, db, pm, engine(pm, "ver")),
@@ -79,7 +81,78 @@ func (b *Backend) ensureSchema(ctx context.Context) error {
 		return err
 	}
 	b.checkEventsKey(ctx)
+	b.addHotColumns(ctx)
 	return nil
+}
+
+// hotProps are the properties also stored in a column of their own
+// (p_<name>, which Append fills; prop reads it): most reports read one of
+// them, and a query that reads a column reads all of it, so that a
+// property in the arrays costs ~1 KB of reading per event.
+var hotProps = []struct {
+	key string
+	col Ident
+}{{store.Datacenter, "p_datacenter"}, {"$pathname", "p_pathname"}}
+
+// hotCol is the column of a hot property.
+func hotCol(key string) (SQL, bool) {
+	for _, h := range hotProps {
+		if h.key == key {
+			return Build("?", h.col), true
+		}
+	}
+	return "", false
+}
+
+// hotDefs declares the hot columns; their default (what parts written
+// before the column existed answer) is the value in the arrays.
+func hotDefs() SQL {
+	defs := make([]SQL, len(hotProps))
+	for i, h := range hotProps {
+		defs[i] = Build("? String DEFAULT prop_vals[indexOf(prop_keys, ?)]", h.col, h.key)
+	}
+	return Join(defs, ", ")
+}
+
+// hotColumns is the hot columns, to select.
+func hotColumns() SQL {
+	cols := make([]SQL, len(hotProps))
+	for i, h := range hotProps {
+		cols[i] = Build("?", h.col)
+	}
+	return Join(cols, ", ")
+}
+
+// addHotColumns adds the hot columns to an events table created before
+// them, on every server that answers (ALTER on a replicated table reaches
+// its other replicas; "already exists" is then fine).
+func (b *Backend) addHotColumns(ctx context.Context) {
+	tables := []string{"events"}
+	if b.opts.Cluster != "" {
+		tables = []string{"events_local", "events"}
+	}
+	for _, c := range b.servers {
+		for _, table := range tables {
+			rows, err := c.Query(ctx, Build("SELECT name FROM system.columns WHERE database = ? AND table = ?", b.opts.Database, table))
+			if err != nil || len(rows) == 0 {
+				continue // unreachable, or its tables not made yet
+			}
+			have := map[string]bool{}
+			for _, r := range rows {
+				have[asStr(r[0])] = true
+			}
+			for _, h := range hotProps {
+				if have[string(h.col)] {
+					continue
+				}
+				err := c.Exec(ctx, Build("ALTER TABLE ?.? ADD COLUMN ? String DEFAULT prop_vals[indexOf(prop_keys, ?)]",
+					Ident(b.opts.Database), Ident(table), h.col, h.key))
+				if err != nil && !strings.Contains(err.Error(), "already exists") {
+					b.noteErr(err)
+				}
+			}
+		}
+	}
 }
 
 // checkEventsKey tells (in the shipping status and OnError) when the

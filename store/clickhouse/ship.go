@@ -134,6 +134,17 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		if b.wasDeleted(r.Site, r.DistinctID) {
 			continue
 		}
+		if !strings.Contains(line, `,"p_pathname":`) {
+			// Written by an older release: add the hot columns (a missing
+			// field would read as "", not as its default).
+			var full row
+			if json.Unmarshal([]byte(line), &full) == nil {
+				full.fillHot()
+				if j, err := json.Marshal(full); err == nil {
+					line = string(j)
+				}
+			}
+		}
 		out = append(append(out, line...), '\n')
 		if r.Name != "$identify" && r.Name != "$create_alias" {
 			if b.shippedPerson(r.Site, r.DistinctID) == "" {
