@@ -103,10 +103,7 @@ func New(db *store.DB, o Options) (*Backend, error) {
 		n, _ := strconv.ParseUint(k[len(outboxPrefix):], 10, 64)
 		b.seq = max(b.seq, n+1)
 		for _, row := range strings.Split(strings.TrimSpace(v), "\n") {
-			var r struct {
-				Site string `json:"site"`
-			}
-			if json.Unmarshal([]byte(row), &r) == nil && r.Site != "" {
+			if r, ok := rowHead(row); ok && r.Site != "" {
 				b.backlog[r.Site]++
 			}
 		}

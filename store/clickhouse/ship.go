@@ -168,15 +168,24 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		}
 	}
 	c := b.client()
-	if len(people) > 0 {
-		if err := c.InsertJSON(ctx, "person_map", people); err != nil {
-			return 0, err
+	// Both inserts at once (a query in between sees the events with
+	// their distinct ids as persons until the persons are in); the batch
+	// ships again unless both are in.
+	var perr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(people) > 0 {
+			perr = c.InsertJSON(ctx, "person_map", people)
 		}
-	}
+	}()
+	var ierr error
 	if len(out) > 0 {
-		if err := c.InsertJSON(ctx, "events", out); err != nil {
-			return 0, err
-		}
+		ierr = c.InsertJSON(ctx, "events", out)
+	}
+	<-done
+	if err := errors.Join(ierr, perr); err != nil {
+		return 0, err
 	}
 	// Remember the persons shipped only once they are in.
 	b.mu.Lock()
@@ -187,10 +196,8 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		}
 	}
 	b.mu.Unlock()
-	for _, k := range keys {
-		if err := b.DB.DeleteMeta(k); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return 0, err // shipped again later: the same rows, kept once
-		}
+	if err := b.DB.DeleteMetas(keys); err != nil {
+		return 0, err // shipped again later: the same rows, kept once
 	}
 	b.mu.Lock()
 	for s, n := range sites {
@@ -218,6 +225,9 @@ type head struct {
 // decoded, not the properties (decoding whole rows took most of the
 // shipping time).
 func rowHead(line string) (head, bool) {
+	if h, ok := rowHeadFast(line); ok {
+		return h, true
+	}
 	var h head
 	d := json.NewDecoder(strings.NewReader(line))
 	if t, err := d.Token(); err != nil || t != json.Delim('{') {
@@ -248,6 +258,39 @@ func rowHead(line string) (head, bool) {
 			return h, false
 		}
 		seen++
+	}
+	return h, true
+}
+
+// rowHeadFast reads the head of a row as json.Marshal writes row:
+// {"site":"…","uuid":"…","name":"…","distinct_id":"…", each string
+// taken as is when it has no escape; ok is false for anything else.
+func rowHeadFast(line string) (head, bool) {
+	var h head
+	rest := line
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{`{"site":`, &h.Site}, {`,"uuid":`, nil}, {`,"name":`, &h.Name}, {`,"distinct_id":`, &h.DistinctID}} {
+		if !strings.HasPrefix(rest, f.key) {
+			return h, false
+		}
+		rest = rest[len(f.key):]
+		if len(rest) == 0 || rest[0] != '"' {
+			return h, false
+		}
+		end := strings.IndexByte(rest[1:], '"')
+		if end < 0 {
+			return h, false
+		}
+		v := rest[1 : 1+end]
+		if strings.IndexByte(v, '\\') >= 0 {
+			return h, false // escapes: the decoder reads it
+		}
+		if f.dst != nil {
+			*f.dst = v
+		}
+		rest = rest[2+end:]
 	}
 	return h, true
 }

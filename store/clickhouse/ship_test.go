@@ -26,6 +26,10 @@ func TestRowHead(t *testing.T) {
 			t.Errorf("rowHead(%s) = %+v, %v; want %+v", j, got, ok, want)
 		}
 	}
+	plain, _ := json.Marshal(row{Site: "s", UUID: "u", Name: "n", DistinctID: "d"})
+	if h, ok := rowHeadFast(string(plain)); !ok || h != (head{"s", "n", "d"}) {
+		t.Errorf("rowHeadFast(%s) = %+v, %v", plain, h, ok)
+	}
 	if _, ok := rowHead(`not json`); ok {
 		t.Error("rowHead accepted a broken row")
 	}
