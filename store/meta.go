@@ -61,3 +61,16 @@ func (s *DB) ScanMeta(prefix string, fn func(key, value string) bool) error {
 		})
 	})
 }
+
+// DeleteMetas removes keys in one write (one fsync); a missing key is
+// skipped.
+func (s *DB) DeleteMetas(keys []string) error {
+	return s.db.Update(func(tx *buntdb.Tx) error {
+		for _, k := range keys {
+			if _, err := tx.Delete("m:" + k); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -107,10 +107,7 @@ func New(db *store.DB, o Options) (*Backend, error) {
 		n, _ := strconv.ParseUint(k[len(outboxPrefix):], 10, 64)
 		b.seq = max(b.seq, n+1)
 		for _, row := range strings.Split(strings.TrimSpace(v), "\n") {
-			var r struct {
-				Site string `json:"site"`
-			}
-			if json.Unmarshal([]byte(row), &r) == nil && r.Site != "" {
+			if r, ok := rowHead(row); ok && r.Site != "" {
 				b.backlog[r.Site]++
 			}
 		}
@@ -141,9 +138,26 @@ type row struct {
 	Seq        uint64   `json:"seq"`
 	Keys       []string `json:"prop_keys"`
 	Vals       []string `json:"prop_vals"`
-	Kinds      []int    `json:"prop_kinds"` // not []uint8, which JSON writes as base64
-	Raw        string   `json:"raw"`
+	Kinds      []int    `json:"prop_kinds"`    // not []uint8, which JSON writes as base64
+	Raw        string   `json:"raw,omitempty"` // no longer filled: never read, and it doubled every insert
 	Ver        uint64   `json:"ver"`
+	// The hot properties (schema.go's hotProps), as prop_vals has them.
+	PDatacenter string `json:"p_datacenter"`
+	PPathname   string `json:"p_pathname"`
+}
+
+// fillHot sets the hot property columns from the arrays (the first value
+// of a key, as indexOf finds it).
+func (r *row) fillHot() {
+	dc, path := false, false
+	for i, k := range r.Keys {
+		switch {
+		case k == store.Datacenter && !dc:
+			r.PDatacenter, dc = r.Vals[i], true
+		case k == "$pathname" && !path:
+			r.PPathname, path = r.Vals[i], true
+		}
+	}
 }
 
 // Append commits events to the local log, then puts the stored ones (and
@@ -176,7 +190,7 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 			r.Vals = append(r.Vals, p.Val.String())
 			r.Kinds = append(r.Kinds, int(p.Val.Kind))
 		}
-		r.Raw = string(ev.AppendJSON(nil, ""))
+		r.fillHot()
 		j, err := json.Marshal(r)
 		if err != nil {
 			continue

@@ -204,6 +204,9 @@ func prop(key string) SQL {
 	if key == "event" {
 		return "ename"
 	}
+	if c, ok := hotCol(key); ok {
+		return c
+	}
 	if c, ok := sessionCol(key); ok {
 		return c
 	}
@@ -256,16 +259,46 @@ func sessionFilters(q store.Query) SQL {
 	return Join(parts, " AND ")
 }
 
-// hasServerPageviews reports whether the site has server pageviews in
-// range, which a snippet pageview may confirm (and so hide).
-func (b *Backend) hasServerPageviews(ctx context.Context, q store.Query) (bool, error) {
-	n, err := b.one(ctx, Build("SELECT count() FROM events WHERE site = ? AND name = '$server_pageview' AND ts >= ? AND ts < ?",
-		q.Site, q.From.UnixMilli(), q.To.UnixMilli()))
-	return n > 0, err
+// rangeFacts reports whether the site has server pageviews in q's range,
+// which a snippet pageview may confirm (and so hide), and the events
+// relation to read the range from (eventsRel).
+func (b *Backend) rangeFacts(ctx context.Context, q store.Query) (bool, SQL, error) {
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	rows, err := b.client().Query(ctx, Build(`SELECT countIf(name = '$server_pageview'), count() - uniqExact(cityHash64(uuid))
+FROM events WHERE site = ? AND ? AND ts >= ? AND ts < ?`, q.Site, timeRange(from, to), from, to))
+	if err != nil {
+		return false, "", err
+	}
+	if len(rows) != 1 || len(rows[0]) != 2 {
+		return false, "", fmt.Errorf("clickhouse: %d rows, want 1", len(rows))
+	}
+	return asInt(rows[0][0]) > 0, eventsRel(asInt(rows[0][1]) > 0), nil
+}
+
+// eventsRel is the events relation to read: `events FINAL` when a uuid
+// is there twice (a retried batch whose parts are not merged yet), else
+// `events`, which ClickHouse reads many times faster (FINAL merges every
+// column read, the property arrays too, in one stream). The count of
+// distinct uuids is of their hashes: a collision only makes FINAL run
+// when it was not needed.
+// siteEvents is the events relation (eventsRel) for all of a site's events.
+func (b *Backend) siteEvents(ctx context.Context, site string) (SQL, error) {
+	n, err := b.one(ctx, Build("SELECT count() - uniqExact(cityHash64(uuid)) FROM events WHERE site = ?", site))
+	if err != nil {
+		return "", err
+	}
+	return eventsRel(n > 0), nil
+}
+
+func eventsRel(dups bool) SQL {
+	if dups {
+		return "events FINAL"
+	}
+	return "events"
 }
 
 // base is the relation every report reads: the events of q's range, each
-// uuid once (FINAL), bots left out unless asked for, each with its person
+// uuid once (eventsRel), bots left out unless asked for, each with its person
 // (the latest mapping any node shipped; deleted persons' events dropped),
 // its name as reports see it (ename: an unconfirmed server pageview is a
 // $pageview), vis (0 for a server pageview a snippet pageview confirmed)
@@ -275,18 +308,23 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 	if !q.IncludeBots {
 		bots = Build("? != 'true'", prop(store.Datacenter))
 	}
-	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver FROM events FINAL WHERE site = ? AND ts >= ? AND ts < ? AND ?",
-		q.Site, q.From.UnixMilli(), q.To.UnixMilli(), bots)
-	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
-	ename, vis := SQL("name"), SQL("1")
-	srv, err := b.hasServerPageviews(ctx, q)
+	srv, evs, err := b.rangeFacts(ctx, q)
 	if err != nil {
 		return "", err
 	}
+	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, ? FROM ? WHERE site = ? AND ? AND ts >= ? AND ts < ? AND ?",
+		hotColumns(), evs, q.Site, timeRange(q.From.UnixMilli(), q.To.UnixMilli()), q.From.UnixMilli(), q.To.UnixMilli(), bots)
+	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
+	ename, vis := SQL("name"), SQL("1")
 	if srv {
 		ref := prop(store.PageviewRef)
-		refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM events FINAL WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
-			store.PageviewRef, q.Site, store.PageviewRef)
+		// (each uuid once: another copy may carry another ref)
+		all, err := b.siteEvents(ctx, q.Site)
+		if err != nil {
+			return "", err
+		}
+		refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM ? WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
+			store.PageviewRef, all, q.Site, store.PageviewRef)
 		confirmed := Build("(name = '$server_pageview' AND ? != '' AND ? GLOBAL IN (?))", ref, ref, refs)
 		ename = Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed)
 		vis = Build("NOT ?", confirmed)
@@ -301,12 +339,12 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 			return "", err
 		}
 	}
-	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, if(pm_person = '', distinct_id, pm_person) AS person
-FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS pm USING distinct_id WHERE pm_deleted = 0`, inner, persons)
+	mid := Build(`SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, ?, if(pm_person = '', distinct_id, pm_person) AS person
+FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS pm USING distinct_id WHERE pm_deleted = 0`, hotColumns(), inner, persons)
 	if q.Cohort != 0 {
 		mid = Build("SELECT * FROM (?) WHERE ?", mid, members)
 	}
-	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, person, ? AS ename, ? AS vis FROM (?)", ename, vis, mid)
+	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, ?, person, ? AS ename, ? AS vis FROM (?)", hotColumns(), ename, vis, mid)
 	need := false
 	for _, f := range q.Filters {
 		need = need || store.IsSessionProp(f.Prop)
@@ -385,20 +423,12 @@ func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error)
 	if err != nil {
 		return st, err
 	}
-	sessions := Build(`SELECT session,
-	max(pass AND vis) AS anypass,
-	if(session = '', 1, anypass) AS incl,
-	if(session = '', groupUniqArrayIf(person, pass AND vis), groupUniqArrayIf(person, vis)) AS ps,
-	countIf(pass AND vis AND ename = '$pageview') AS ppv,
-	countIf(vis AND ename = '$pageview') AS pv,
-	countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
-	minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
-	countIf(pass AND name = '$server_pageview') AS srv,
-	countIf(pass AND NOT vis) AS srvhid
-FROM (?) GROUP BY session`, withPass(base, q))
-	rows, err := b.client().Query(ctx, Build(`SELECT uniqExactArrayIf(ps, incl), sum(ppv),
-	countIf(session != '' AND incl), countIf(session != '' AND incl AND pv = 1 AND other = 0),
-	sumIf(tmax - tmin, session != '' AND incl), sum(srv), sum(srvhid) FROM (?)`, sessions))
+	var rows [][]json.RawMessage
+	if scoped(q) {
+		rows, err = b.scopedStats(ctx, withPass(base, q))
+	} else {
+		rows, err = b.plainStats(ctx, withPass(base, q))
+	}
 	if err != nil {
 		return st, err
 	}
@@ -419,6 +449,67 @@ FROM (?) GROUP BY session`, withPass(base, q))
 		st.ViewsPerSession = float64(st.Pageviews) / n
 	}
 	return st, nil
+}
+
+// scopedStats is Stats' row under an event-property filter: a session
+// counts when one of its events passes, and then all of its persons.
+// One row per session and person first (most sessions have one person,
+// so the arrays of persons below are short and distinct), then one per
+// session.
+func (b *Backend) scopedStats(ctx context.Context, wb SQL) ([][]json.RawMessage, error) {
+	pairs := Build(`SELECT session, person,
+	max(pass AND vis) AS pp, max(vis) AS pvis,
+	countIf(pass AND vis AND ename = '$pageview') AS ppv,
+	countIf(vis AND ename = '$pageview') AS pv,
+	countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
+	minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
+	countIf(pass AND name = '$server_pageview') AS srv,
+	countIf(pass AND NOT vis) AS srvhid
+FROM (?) GROUP BY session, person`, wb)
+	sessions := Build(`SELECT session,
+	max(pp) AS anypass,
+	if(session = '', 1, anypass) AS incl,
+	if(session = '', groupArrayIf(person, pp), groupArrayIf(person, pvis)) AS ps,
+	sum(ppv) AS sppv, sum(pv) AS spv, sum(other) AS sother,
+	minIf(tmin, pvis) AS smin, maxIf(tmax, pvis) AS smax,
+	sum(srv) AS ssrv, sum(srvhid) AS ssrvhid
+FROM (?) GROUP BY session`, pairs)
+	return b.client().Query(ctx, Build(`SELECT uniqExactArrayIf(ps, incl), sum(sppv),
+	countIf(session != '' AND incl), countIf(session != '' AND incl AND spv = 1 AND sother = 0),
+	sumIf(smax - smin, session != '' AND incl), sum(ssrv), sum(ssrvhid) FROM (?)`, sessions))
+}
+
+// plainStats is Stats' row without an event-property filter, where every
+// event passes: the visitors are the persons with a visible event (one
+// query), the rest is per session (another, run beside it).
+func (b *Backend) plainStats(ctx context.Context, wb SQL) ([][]json.RawMessage, error) {
+	var visitors [][]json.RawMessage
+	var verr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		visitors, verr = b.client().Query(ctx, Build("SELECT uniqExactIf(person, vis) FROM (?)", wb))
+	}()
+	rows, err := b.client().Query(ctx, Build(`SELECT sum(pv), countIf(session != '' AND anyv), countIf(session != '' AND anyv AND pv = 1 AND other = 0),
+	sumIf(tmax - tmin, session != '' AND anyv), sum(srv), sum(srvhid) FROM (
+	SELECT session, max(vis) AS anyv,
+		countIf(vis AND ename = '$pageview') AS pv,
+		countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
+		minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
+		countIf(name = '$server_pageview') AS srv,
+		countIf(NOT vis) AS srvhid
+	FROM (?) GROUP BY session)`, wb))
+	<-done
+	if err == nil {
+		err = verr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 || len(visitors) != 1 || len(visitors[0]) != 1 {
+		return nil, fmt.Errorf("clickhouse: stats answered %v and %v", visitors, rows)
+	}
+	return [][]json.RawMessage{append(visitors[0], rows[0]...)}, nil
 }
 
 // Breakdown counts events and persons by a property's value, count

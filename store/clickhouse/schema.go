@@ -1,6 +1,13 @@
 package clickhouse
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/firstpartyhq/firstparty/store"
+)
 
 // The tables, on every server named in the configuration. With a cluster,
 // events_local and person_map_local hold each shard's part and events and
@@ -8,10 +15,16 @@ import "context"
 // distinct id; without one, events and person_map are the tables
 // themselves.
 //
-// events keeps one row per uuid: ReplacingMergeTree on (site, uuid), a
-// retried batch is the same rows (ver is fixed when the event enters the
-// outbox), and queries read it with FINAL so that a uuid counts once even
-// before the parts are merged. person_map holds, for each distinct id, the
+// events keeps one row per uuid: ReplacingMergeTree on (site, toDate(t),
+// uuid) (the day in the key lets a query read only the days of its range:
+// see timeRange); a retried batch is the same rows (ver is fixed when the
+// event enters the outbox). A resent copy (shipped too, in case the first
+// never reached the outbox) has a lower ver and is the same row but for
+// its time: one on another day than the first copy is a second row (the
+// old key, (site, uuid), merged them but made every report read every day
+// of a site). A
+// query reads it with FINAL, so that a uuid counts once even before the
+// parts are merged, only when its range holds a uuid twice (eventsRel). person_map holds, for each distinct id, the
 // person it belongs to (seq orders one node's events as they were
 // appended, for session properties); the row with the highest ver wins (argMax), so the
 // latest merge seen by any node applies to every node's events.
@@ -30,8 +43,8 @@ func (b *Backend) schema(replicated bool) []SQL {
 		Build(`CREATE TABLE IF NOT EXISTS ?.? (
 	site String, uuid String, name String, distinct_id String,
 	ts Int64, t DateTime('UTC'), session String, seq UInt64,
-	prop_keys Array(String), prop_vals Array(String), prop_kinds Array(UInt8), raw String, ver UInt64
-) ENGINE = ? PARTITION BY toYYYYMM(t) ORDER BY (site, uuid)`, db, ev, engine(ev, "ver")),
+	prop_keys Array(String), prop_vals Array(String), prop_kinds Array(UInt8), raw String, ver UInt64, ?
+) ENGINE = ? PARTITION BY toYYYYMM(t) ORDER BY (site, toDate(t), uuid)`, db, ev, hotDefs(), engine(ev, "ver")),
 		Build(`CREATE TABLE IF NOT EXISTS ?.? (
 	site String, distinct_id String, person String, deleted UInt8, ver UInt64
 ) ENGINE = ? ORDER BY (site, distinct_id)`, db, pm, engine(pm, "ver")),
@@ -64,5 +77,122 @@ func (b *Backend) schema(replicated bool) []SQL {
 // replicated cluster a server that cannot be reached is left to a
 // background retry (replicas.go) when another one has its tables.
 func (b *Backend) ensureSchema(ctx context.Context) error {
-	return b.ensureSchemaReplicas(ctx)
+	if err := b.ensureSchemaReplicas(ctx); err != nil {
+		return err
+	}
+	b.checkEventsKey(ctx)
+	b.addHotColumns(ctx)
+	return nil
+}
+
+// hotProps are the properties also stored in a column of their own
+// (p_<name>, which Append fills; prop reads it): most reports read one of
+// them, and a query that reads a column reads all of it, so that a
+// property in the arrays costs ~1 KB of reading per event.
+var hotProps = []struct {
+	key string
+	col Ident
+}{{store.Datacenter, "p_datacenter"}, {"$pathname", "p_pathname"}}
+
+// hotCol is the column of a hot property.
+func hotCol(key string) (SQL, bool) {
+	for _, h := range hotProps {
+		if h.key == key {
+			return Build("?", h.col), true
+		}
+	}
+	return "", false
+}
+
+// hotDefs declares the hot columns; their default (what parts written
+// before the column existed answer) is the value in the arrays.
+func hotDefs() SQL {
+	defs := make([]SQL, len(hotProps))
+	for i, h := range hotProps {
+		defs[i] = Build("? String DEFAULT prop_vals[indexOf(prop_keys, ?)]", h.col, h.key)
+	}
+	return Join(defs, ", ")
+}
+
+// hotColumns is the hot columns, to select.
+func hotColumns() SQL {
+	cols := make([]SQL, len(hotProps))
+	for i, h := range hotProps {
+		cols[i] = Build("?", h.col)
+	}
+	return Join(cols, ", ")
+}
+
+// addHotColumns adds the hot columns to an events table created before
+// them, on every server that answers (ALTER on a replicated table reaches
+// its other replicas; "already exists" is then fine).
+func (b *Backend) addHotColumns(ctx context.Context) {
+	tables := []string{"events"}
+	if b.opts.Cluster != "" {
+		tables = []string{"events_local", "events"}
+	}
+	for _, c := range b.servers {
+		for _, table := range tables {
+			rows, err := c.Query(ctx, Build("SELECT name FROM system.columns WHERE database = ? AND table = ?", b.opts.Database, table))
+			if err != nil || len(rows) == 0 {
+				continue // unreachable, or its tables not made yet
+			}
+			have := map[string]bool{}
+			for _, r := range rows {
+				have[asStr(r[0])] = true
+			}
+			for _, h := range hotProps {
+				if have[string(h.col)] {
+					continue
+				}
+				err := c.Exec(ctx, Build("ALTER TABLE ?.? ADD COLUMN ? String DEFAULT prop_vals[indexOf(prop_keys, ?)]",
+					Ident(b.opts.Database), Ident(table), h.col, h.key))
+				if err != nil && !strings.Contains(err.Error(), "already exists") {
+					b.noteErr(err)
+				}
+			}
+		}
+	}
+}
+
+// checkEventsKey tells (in the shipping status and OnError) when the
+// events table was created by an older release, ordered by (site, uuid):
+// the answers are the same, but every report reads all of a site's days.
+// It is not migrated here (copying a large table is the operator's call):
+// rename it away, restart, and INSERT INTO events SELECT * FROM the old one.
+func (b *Backend) checkEventsKey(ctx context.Context) {
+	table := "events"
+	if b.opts.Cluster != "" {
+		table = "events_local"
+	}
+	rows, err := b.client().Query(ctx, Build("SELECT sorting_key FROM system.tables WHERE database = ? AND name = ?", b.opts.Database, table))
+	if err != nil || len(rows) != 1 || len(rows[0]) != 1 {
+		return
+	}
+	if k := asStr(rows[0][0]); !strings.Contains(k, "toDate(t)") {
+		b.noteErr(fmt.Errorf("clickhouse: table %s.%s is ordered by (%s), from an older release: reports read every day of a site; recreate it ordered by (site, toDate(t), uuid) to read only the days asked for", b.opts.Database, table, k))
+	}
+}
+
+// timeRange is the condition on events' t (and its day, the second
+// column of the order) that holds for every event with from <= ts < to
+// (Unix ms), so that ClickHouse reads only the parts and days of the
+// range; the exact condition on ts still applies.
+func timeRange(from, to int64) SQL {
+	const maxT = 4102444799 // 2099-12-31 23:59:59, well within DateTime and Date
+	lo := min(max(0, floorDiv(from, 1000)), maxT)
+	hi := max(0, floorDiv(to-1, 1000))
+	day := func(s int64) string { return time.Unix(s, 0).UTC().Format(time.DateOnly) }
+	if hi > maxT {
+		return Build("(t >= toDateTime(?) AND toDate(t) >= toDate(?))", lo, day(lo))
+	}
+	return Build("(t >= toDateTime(?) AND t <= toDateTime(?) AND toDate(t) >= toDate(?) AND toDate(t) <= toDate(?))", lo, hi, day(lo), day(hi))
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }

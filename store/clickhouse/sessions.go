@@ -77,7 +77,12 @@ func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
 		}
 		inner = append(inner, Build("? AS ?", v, Ident(fmt.Sprint("sp", i))))
 	}
-	sess := Build("SELECT ? FROM events FINAL WHERE site = ? AND session != '' GROUP BY session", Join(inner, ", "), site)
+	// FINAL only when a uuid is there twice (see eventsRel).
+	evs, err := b.siteEvents(ctx, site)
+	if err != nil {
+		return "", err
+	}
+	sess := Build("SELECT ? FROM ? WHERE site = ? AND session != '' GROUP BY session", Join(inner, ", "), evs, site)
 	// $channel_type: each distinct entry classified by the store's rules.
 	chIdx := len(sessionKeys) - 2
 	chCol := Ident(fmt.Sprint("sp", chIdx))

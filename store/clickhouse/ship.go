@@ -137,30 +137,42 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	linked := map[string][]string{} // the ids of this batch's links, by site
 	batch := map[string]bool{}      // site\x00id shipped alone in this batch
 	for _, line := range rows {
-		var r struct {
-			Site       string   `json:"site"`
-			Name       string   `json:"name"`
-			DistinctID string   `json:"distinct_id"`
-			Keys       []string `json:"prop_keys"`
-			Vals       []string `json:"prop_vals"`
-		}
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
+		r, ok := rowHead(line)
+		if !ok {
 			continue // cannot happen: Append wrote it
 		}
 		sites[r.Site]++
 		if b.wasDeleted(r.Site, r.DistinctID) {
 			continue
 		}
+		if !strings.Contains(line, `,"p_pathname":`) {
+			// Written by an older release: add the hot columns (a missing
+			// field would read as "", not as its default).
+			var full row
+			if json.Unmarshal([]byte(line), &full) == nil {
+				full.fillHot()
+				if j, err := json.Marshal(full); err == nil {
+					line = string(j)
+				}
+			}
+		}
 		out = append(append(out, line...), '\n')
 		if r.Name == "$identify" || r.Name == "$create_alias" {
+			// A link: its other id is among the properties (only links
+			// are decoded whole).
+			var props struct {
+				Keys []string `json:"prop_keys"`
+				Vals []string `json:"prop_vals"`
+			}
+			_ = json.Unmarshal([]byte(line), &props)
 			other := "alias"
 			if r.Name == "$identify" {
 				other = "$anon_distinct_id"
 			}
 			linked[r.Site] = append(linked[r.Site], r.DistinctID)
-			for i, k := range r.Keys {
-				if k == other && i < len(r.Vals) {
-					linked[r.Site] = append(linked[r.Site], r.Vals[i])
+			for i, k := range props.Keys {
+				if k == other && i < len(props.Vals) {
+					linked[r.Site] = append(linked[r.Site], props.Vals[i])
 				}
 			}
 		}
@@ -172,15 +184,24 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		}
 	}
 	c := b.client()
-	if len(people) > 0 {
-		if err := c.InsertJSON(ctx, "person_map", people); err != nil {
-			return 0, err
+	// Both inserts at once (a query in between sees the events with
+	// their distinct ids as persons until the persons are in); the batch
+	// ships again unless both are in.
+	var perr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(people) > 0 {
+			perr = c.InsertJSON(ctx, "person_map", people)
 		}
-	}
+	}()
+	var ierr error
 	if len(out) > 0 {
-		if err := c.InsertJSON(ctx, "events", out); err != nil {
-			return 0, err
-		}
+		ierr = c.InsertJSON(ctx, "events", out)
+	}
+	<-done
+	if err := errors.Join(ierr, perr); err != nil {
+		return 0, err
 	}
 	// Remember the persons shipped only once they are in.
 	b.rememberPersons(people)
@@ -189,10 +210,8 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 			return 0, err // the batch ships again, the same rows
 		}
 	}
-	for _, k := range keys {
-		if err := b.DB.DeleteMeta(k); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return 0, err // shipped again later: the same rows, kept once
-		}
+	if err := b.DB.DeleteMetas(keys); err != nil {
+		return 0, err // shipped again later: the same rows, kept once
 	}
 	last, _ := strconv.ParseUint(keys[len(keys)-1][len(outboxPrefix):], 10, 64)
 	b.mu.Lock()
@@ -208,6 +227,88 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		}
 	}
 	return len(rows), nil
+}
+
+// head is what shipping reads of an outbox row.
+type head struct {
+	Site       string `json:"site"`
+	Name       string `json:"name"`
+	DistinctID string `json:"distinct_id"`
+}
+
+// rowHead reads site, name and distinct_id from an outbox row, which
+// Append writes first (row's field order): only the first tokens are
+// decoded, not the properties (decoding whole rows took most of the
+// shipping time).
+func rowHead(line string) (head, bool) {
+	if h, ok := rowHeadFast(line); ok {
+		return h, true
+	}
+	var h head
+	d := json.NewDecoder(strings.NewReader(line))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return h, false
+	}
+	for seen := 0; seen < 3 && d.More(); {
+		k, err := d.Token()
+		if err != nil {
+			return h, false
+		}
+		var dst *string
+		switch k {
+		case "site":
+			dst = &h.Site
+		case "name":
+			dst = &h.Name
+		case "distinct_id":
+			dst = &h.DistinctID
+		}
+		if dst == nil {
+			var skip json.RawMessage
+			if d.Decode(&skip) != nil {
+				return h, false
+			}
+			continue
+		}
+		if d.Decode(dst) != nil {
+			return h, false
+		}
+		seen++
+	}
+	return h, true
+}
+
+// rowHeadFast reads the head of a row as json.Marshal writes row:
+// {"site":"…","uuid":"…","name":"…","distinct_id":"…", each string
+// taken as is when it has no escape; ok is false for anything else.
+func rowHeadFast(line string) (head, bool) {
+	var h head
+	rest := line
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{`{"site":`, &h.Site}, {`,"uuid":`, nil}, {`,"name":`, &h.Name}, {`,"distinct_id":`, &h.DistinctID}} {
+		if !strings.HasPrefix(rest, f.key) {
+			return h, false
+		}
+		rest = rest[len(f.key):]
+		if len(rest) == 0 || rest[0] != '"' {
+			return h, false
+		}
+		end := strings.IndexByte(rest[1:], '"')
+		if end < 0 {
+			return h, false
+		}
+		v := rest[1 : 1+end]
+		if strings.IndexByte(v, '\\') >= 0 {
+			return h, false // escapes: the decoder reads it
+		}
+		if f.dst != nil {
+			*f.dst = v
+		}
+		rest = rest[2+end:]
+	}
+	return h, true
 }
 
 func (b *Backend) shippedPerson(site, id string) string {
