@@ -577,13 +577,13 @@ func (b *Backend) ExportPerson(ctx context.Context, site, id string, w io.Writer
 
 // eventsWhere is the site's events where cond holds, each uuid once (the
 // copy FINAL would keep: the highest ver), with the columns person reads
-// use. It stands for events FINAL, which on 18.16 reads every row of the
-// table: the uuids cond picks (a scan of the few columns cond reads) bound
-// the read of the rest through the (site, uuid) key.
+// use (the hot columns too: prop reads them). It stands for events FINAL,
+// which on 18.16 reads every row of the table: the uuids cond picks (a
+// scan of the few columns cond reads) bound the read of the rest.
 func eventsWhere(site string, cond SQL) SQL {
 	return Build(`SELECT * FROM (
-	SELECT ts, seq, uuid, name, distinct_id, prop_keys, prop_vals, prop_kinds FROM events
+	SELECT ts, seq, uuid, name, distinct_id, prop_keys, prop_vals, prop_kinds, ? FROM events
 	WHERE site = ? AND uuid GLOBAL IN (SELECT uuid FROM events WHERE site = ? AND ?)
 	ORDER BY uuid, ver DESC LIMIT 1 BY uuid
-) WHERE ?`, site, site, cond, cond)
+) WHERE ?`, hotColumns(), site, site, cond, cond)
 }
