@@ -225,6 +225,13 @@ func Open(path string, opts Options) (db *DB, err error) {
 		bdb.Close()
 		return nil, fmt.Errorf("unknown sync policy %q", opts.Sync)
 	}
+	// buntdb rewrites its file once it has grown past twice the live data
+	// (and 32 MB). Moved and compacted blocks leave most of what a busy log
+	// wrote dead, so that rewrite ran every few seconds under load; now it
+	// waits for 3× the live data and 128 MB (a deletion still rewrites at
+	// once: shrink).
+	cfg.AutoShrinkPercentage = 200
+	cfg.AutoShrinkMinSize = 128 << 20
 	if err := bdb.SetConfig(cfg); err != nil {
 		bdb.Close()
 		return nil, err

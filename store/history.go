@@ -185,11 +185,13 @@ func (w *histWriter) section(name string, width uint8, b []byte) {
 	w.body = append(w.body, b...)
 }
 
-func (w *histWriter) bytes() []byte {
+// parts returns the file as its head (see frame) and its body, written
+// one after the other: the body, megabytes, is not copied again.
+func (w *histWriter) parts() (head, body []byte) {
 	w.hdr.Body = int64(len(w.body))
 	w.hdr.BodyCRC = crc32.ChecksumIEEE(w.body)
 	hj, _ := json.Marshal(&w.hdr)
-	return frame(histMagic, hj, w.body)
+	return frameHead(histMagic, hj), w.body
 }
 
 // block appends an event block's value at the next aligned offset of the
@@ -203,15 +205,15 @@ func (w *histWriter) block(meta histBlockMeta, val string) {
 	w.hdr.Blocks = append(w.hdr.Blocks, meta)
 }
 
-// frame lays out a history or recording file: the magic, the header's
-// length and the header, then the body at the next page boundary.
-func frame(magic string, header, body []byte) []byte {
-	start := alignUp(16+len(header), histPage)
-	out := make([]byte, start, start+len(body))
+// frameHead lays out the head of a history or recording file: the magic,
+// the header's length and the header, padded to the page boundary where
+// the body starts.
+func frameHead(magic string, header []byte) []byte {
+	out := make([]byte, alignUp(16+len(header), histPage))
 	copy(out, magic)
 	binary.LittleEndian.PutUint64(out[8:], uint64(len(header)))
 	copy(out[16:], header)
-	return append(out, body...)
+	return out
 }
 
 // unframe parses what frame laid out into hdr (JSON) and returns the body,
@@ -370,16 +372,19 @@ func (t *table) image(w *histWriter, ci int, drop []int, strip map[int]string, r
 
 // writeFileAtomic writes b to path through a temporary file, fsynced and
 // renamed, and syncs the directory.
-func writeFileAtomic(path string, b []byte, crash func(string)) error {
+func writeFileAtomic(path string, head, body []byte, crash func(string)) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	half := len(b) / 2
-	if _, err = f.Write(b[:half]); err == nil {
+	half := len(body) / 2
+	if _, err = f.Write(head); err == nil {
+		_, err = f.Write(body[:half])
+	}
+	if err == nil {
 		crash("write")
-		_, err = f.Write(b[half:])
+		_, err = f.Write(body[half:])
 	}
 	if err == nil {
 		err = f.Sync()
@@ -1030,6 +1035,15 @@ func (s *DB) moveChunk(t *table, ci int) error {
 		from := max(t.hist.upTo[d.name], 1) // code 0 is "no value" in every dictionary
 		ranges = append(ranges, histDictRange{Col: d.name, From: from, To: uint32(d.d.size())})
 	}
+	// The body at its likely size at once (the columns, ~100 bytes a row,
+	// then the blocks as stored), not grown by copying.
+	est := 100 << chunkBits
+	for _, b := range t.blocks {
+		if b.first >= base && b.first < end {
+			est += b.size + histAlign
+		}
+	}
+	w.body = make([]byte, 0, est)
 	t.image(&w, ci, nil, nil, ranges, nil)
 	var jrows []int32
 	var jevs []*Event
@@ -1115,8 +1129,8 @@ func (s *DB) moveChunk(t *table, ci int) error {
 	}
 	name := histName(id)
 	path := filepath.Join(s.hist.dir, name)
-	content := w.bytes()
-	if err := writeFileAtomic(path, content, s.hist.prefixed("move:")); err != nil {
+	head, body := w.parts()
+	if err := writeFileAtomic(path, head, body, s.hist.prefixed("move:")); err != nil {
 		return err
 	}
 	s.hist.at("move:list")
@@ -1125,7 +1139,7 @@ func (s *DB) moveChunk(t *table, ci int) error {
 		os.Remove(path)
 		return err
 	}
-	listing, _ := json.Marshal(histListing{Site: t.site, Chunk: ci, File: name, Size: int64(len(content))})
+	listing, _ := json.Marshal(histListing{Site: t.site, Chunk: ci, File: name, Size: int64(len(head) + len(body))})
 	err = s.db.Update(func(tx *buntdb.Tx) error {
 		if _, _, err := tx.Set(histKey(id), string(listing), nil); err != nil {
 			return err
@@ -1357,8 +1371,8 @@ func (s *DB) prepareRewrite(t *table, hf *histFile, id uint64, e histEdit) (*his
 	}
 	name := histName(id)
 	path := filepath.Join(s.hist.dir, name)
-	content := w.bytes()
-	if err := writeFileAtomic(path, content, s.hist.prefixed("rewrite:")); err != nil {
+	head, body := w.parts()
+	if err := writeFileAtomic(path, head, body, s.hist.prefixed("rewrite:")); err != nil {
 		return nil, err
 	}
 	nf, err := openHist(id, path)
@@ -1366,7 +1380,7 @@ func (s *DB) prepareRewrite(t *table, hf *histFile, id uint64, e histEdit) (*his
 		os.Remove(path)
 		return nil, err
 	}
-	l, _ := json.Marshal(histListing{Site: t.site, Chunk: ci, File: name, Size: int64(len(content))})
+	l, _ := json.Marshal(histListing{Site: t.site, Chunk: ci, File: name, Size: int64(len(head) + len(body))})
 	return &histRewrite{old: hf, new: nf, listing: string(l)}, nil
 }
 

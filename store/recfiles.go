@@ -78,7 +78,7 @@ func writeRecFile(path string, keys []string, vals []string, crash func(string))
 	}
 	hdr.Body, hdr.BodyCRC = int64(len(body)), crc32.ChecksumIEEE(body)
 	hj, _ := json.Marshal(&hdr)
-	return writeFileAtomic(path, frame(recMagic, hj, body), crash)
+	return writeFileAtomic(path, frameHead(recMagic, hj), body, crash)
 }
 
 func openRecFile(id uint64, path string) (*recFile, error) {

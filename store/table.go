@@ -30,7 +30,7 @@ type blockRef struct {
 	// in row order.
 	skips []int32
 	// compressed says the block is in its final, zstd-compressed form;
-	// commit blocks (S2) are not and the compactor rewrites them.
+	// commit blocks (stored as is) are not and the compactor rewrites them.
 	compressed bool
 	size       int // bytes of the stored value
 }
