@@ -577,10 +577,13 @@ func (b *Backend) deleteRecordings(ctx context.Context, site string, ids []strin
 		return lastErr
 	}
 	// Mutations run in the background; the recordings are gone when the
-	// person's deletion answers.
+	// person's deletion answers. Waited for by their rows, not by
+	// system.mutations: a replicated table's mutation shows there only
+	// once the replica has taken it from ZooKeeper, so "none pending" could
+	// be read before it started.
 	for _, c := range reached {
 		for {
-			rows, err := c.Query(ctx, Build("SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND NOT is_done", b.opts.Database, string(local)))
+			rows, err := c.Query(ctx, Build("SELECT count() FROM ? WHERE site = ? AND has(?, session)", local, site, list))
 			if err != nil {
 				return err
 			}
