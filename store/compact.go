@@ -123,8 +123,9 @@ func (s *DB) compactTable(t *table) error {
 }
 
 // mergeBlocks rewrites a run of blocks as one. The merged block is written
-// under the first key before the others are deleted, in two transactions:
-// cut short between them, the log holds some events twice, which replay
+// under the first key before the others are deleted, in two transactions
+// (the table is pointed at the merged block between them): cut short
+// between them, the log holds some events twice, which replay
 // de-duplicates; it never holds them zero times.
 func (s *DB) mergeBlocks(t *table, g []blockRef) error {
 	// The values are read under the log's read lock and merged after it:
@@ -167,29 +168,33 @@ func (s *DB) mergeBlocks(t *table, g []blockRef) error {
 		}); err != nil {
 			return err
 		}
-		if len(keys) > 1 {
-			if err := s.db.Update(func(tx *buntdb.Tx) error {
-				for _, k := range keys[1:] {
-					if _, err := tx.Delete(k); err != nil && err != buntdb.ErrNotFound {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
 	}
+	// The table points at the merged block before the others are deleted:
+	// a reader holds t.mu (read) from taking a block reference to reading
+	// its key, so no reader looks for a key that is gone. (One that took
+	// the first key's old reference reads the merged value, which begins
+	// with the same events at the same indexes.)
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	i := t.blockOf(g[0].first)
 	if i < 0 || t.blocks[i].first != g[0].first {
+		t.mu.Unlock()
 		return fmt.Errorf("compaction lost track of block at row %d", g[0].first)
 	}
 	t.blocks = append(t.blocks[:i+1], t.blocks[i+len(g):]...)
 	t.blocks[i] = merged
 	for _, k := range keys {
 		s.bc.drop(k)
+	}
+	t.mu.Unlock()
+	if len(keys) > 1 {
+		return s.db.Update(func(tx *buntdb.Tx) error {
+			for _, k := range keys[1:] {
+				if _, err := tx.Delete(k); err != nil && err != buntdb.ErrNotFound {
+					return err
+				}
+			}
+			return nil
+		})
 	}
 	return nil
 }
