@@ -188,28 +188,12 @@ func (s *DB) Server(ctx context.Context, q Query, limit int) (ServerReport, erro
 		for rc, n := range e.refs {
 			row.Referrers = append(row.Referrers, BreakdownRow{Value: ref.dict.str(rc), Count: n})
 		}
-		sort.Slice(row.Referrers, func(i, j int) bool {
-			a, b := row.Referrers[i], row.Referrers[j]
-			return a.Count > b.Count || a.Count == b.Count && a.Value < b.Value
-		})
-		row.Referrers = row.Referrers[:min(len(row.Referrers), 5)]
 		out.NotFound = append(out.NotFound, row)
 	}
-	sort.Slice(out.NotFound, func(i, j int) bool {
-		a, b := out.NotFound[i], out.NotFound[j]
-		return a.Count > b.Count || a.Count == b.Count && a.Path < b.Path
-	})
-	out.NotFound = out.NotFound[:min(len(out.NotFound), limit)]
 
 	for p, ts := range times {
-		slices.Sort(ts)
-		out.Slow = append(out.Slow, SlowRow{Path: path.dict.str(p), Count: len(ts), MedianMs: quantile(ts, 0.5), P90Ms: quantile(ts, 0.9)})
+		out.Slow = append(out.Slow, SlowPage(path.dict.str(p), ts))
 	}
-	sort.Slice(out.Slow, func(i, j int) bool {
-		a, b := out.Slow[i], out.Slow[j]
-		return a.P90Ms > b.P90Ms || a.P90Ms == b.P90Ms && a.Path < b.Path
-	})
-	out.Slow = out.Slow[:min(len(out.Slow), limit)]
 
 	for p, f := range feeds {
 		row := FeedRow{Path: path.dict.str(p), Fetches: f.fetches}
@@ -223,12 +207,45 @@ func (s *DB) Server(ctx context.Context, q Query, limit int) (ServerReport, erro
 		row.Subscribers += most
 		out.Feeds = append(out.Feeds, row)
 	}
-	sort.Slice(out.Feeds, func(i, j int) bool {
-		a, b := out.Feeds[i], out.Feeds[j]
+	out.Rank(limit)
+	return out, nil
+}
+
+// Rank orders the report's lists, largest first (ties by path), keeps
+// limit rows of each and a 404 page's five most frequent referrers. Both
+// stores build the rows in any order and rank them with it.
+func (r *ServerReport) Rank(limit int) {
+	for k := range r.NotFound {
+		refs := r.NotFound[k].Referrers
+		sort.Slice(refs, func(i, j int) bool {
+			a, b := refs[i], refs[j]
+			return a.Count > b.Count || a.Count == b.Count && a.Value < b.Value
+		})
+		r.NotFound[k].Referrers = refs[:min(len(refs), 5)]
+	}
+	sort.Slice(r.NotFound, func(i, j int) bool {
+		a, b := r.NotFound[i], r.NotFound[j]
+		return a.Count > b.Count || a.Count == b.Count && a.Path < b.Path
+	})
+	r.NotFound = r.NotFound[:min(len(r.NotFound), limit)]
+	sort.Slice(r.Slow, func(i, j int) bool {
+		a, b := r.Slow[i], r.Slow[j]
+		return a.P90Ms > b.P90Ms || a.P90Ms == b.P90Ms && a.Path < b.Path
+	})
+	r.Slow = r.Slow[:min(len(r.Slow), limit)]
+	sort.Slice(r.Feeds, func(i, j int) bool {
+		a, b := r.Feeds[i], r.Feeds[j]
 		return a.Subscribers > b.Subscribers || a.Subscribers == b.Subscribers && a.Path < b.Path
 	})
-	out.Feeds = out.Feeds[:min(len(out.Feeds), limit)]
-	return out, nil
+	r.Feeds = r.Feeds[:min(len(r.Feeds), limit)]
+}
+
+// SlowPage is a page's row of the slow pages from its $server_ms values
+// (sorted here): their count, median and p90. The ClickHouse backend
+// builds its rows with it too.
+func SlowPage(path string, ms []float64) SlowRow {
+	slices.Sort(ms)
+	return SlowRow{Path: path, Count: len(ms), MedianMs: quantile(ms, 0.5), P90Ms: quantile(ms, 0.9)}
 }
 
 // quantile of sorted values, by linear interpolation between closest ranks.

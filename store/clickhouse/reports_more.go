@@ -653,27 +653,11 @@ func (b *Backend) Server(ctx context.Context, q store.Query, limit int) (store.S
 		for v, n := range e.refs {
 			row.Referrers = append(row.Referrers, store.BreakdownRow{Value: v, Count: n})
 		}
-		sort.Slice(row.Referrers, func(i, j int) bool {
-			a, b := row.Referrers[i], row.Referrers[j]
-			return a.Count > b.Count || a.Count == b.Count && a.Value < b.Value
-		})
-		row.Referrers = row.Referrers[:min(len(row.Referrers), 5)]
 		out.NotFound = append(out.NotFound, row)
 	}
-	sort.Slice(out.NotFound, func(i, j int) bool {
-		a, b := out.NotFound[i], out.NotFound[j]
-		return a.Count > b.Count || a.Count == b.Count && a.Path < b.Path
-	})
-	out.NotFound = out.NotFound[:min(len(out.NotFound), limit)]
 	for p, ts := range times {
-		sort.Float64s(ts)
-		out.Slow = append(out.Slow, store.SlowRow{Path: p, Count: len(ts), MedianMs: quantile(ts, 0.5), P90Ms: quantile(ts, 0.9)})
+		out.Slow = append(out.Slow, store.SlowPage(p, ts))
 	}
-	sort.Slice(out.Slow, func(i, j int) bool {
-		a, b := out.Slow[i], out.Slow[j]
-		return a.P90Ms > b.P90Ms || a.P90Ms == b.P90Ms && a.Path < b.Path
-	})
-	out.Slow = out.Slow[:min(len(out.Slow), limit)]
 
 	// Feeds: a fetch with a reader and a count (as strconv.Atoi reads it)
 	// counts that reader's largest; any other counts its person on its
@@ -717,26 +701,8 @@ func (b *Backend) Server(ctx context.Context, q store.Query, limit int) (store.S
 		}
 		out.Feeds = append(out.Feeds, row)
 	}
-	sort.Slice(out.Feeds, func(i, j int) bool {
-		a, b := out.Feeds[i], out.Feeds[j]
-		return a.Subscribers > b.Subscribers || a.Subscribers == b.Subscribers && a.Path < b.Path
-	})
-	out.Feeds = out.Feeds[:min(len(out.Feeds), limit)]
+	out.Rank(limit)
 	return out, nil
-}
-
-// quantile of sorted values, by linear interpolation between closest
-// ranks (as the local store computes it).
-func quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	pos := q * float64(len(sorted)-1)
-	i := int(pos)
-	if i+1 >= len(sorted) {
-		return sorted[len(sorted)-1]
-	}
-	return sorted[i] + (sorted[i+1]-sorted[i])*(pos-float64(i))
 }
 
 // LiveCount counts the persons with an event in the last five minutes by
