@@ -80,6 +80,11 @@ local headers = {["Content-Type"] = "application/json",
   ["User-Agent"] = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"}
 local req, out = 0, {}
 
+-- The request's uuids: the same UUIDv7 layout as uuid7, in one format
+-- call each (five calls each cost wrk a tenth of a core).
+local fmt, rnd, floor = string.format, math.random, math.floor
+local ufmt = "%08x-%04x-7%03x-%x%03x-%06x%06x"
+
 function request()
   if #templates == 0 then
     for k = 1, 32 do build(k) end
@@ -88,8 +93,10 @@ function request()
   local chunks = templates[req % #templates + 1]
   local ms = 1764000000000 + req * 1850
   for i = 1, 50 do
+    local t = ms + i * 37
     out[2 * i - 1] = chunks[i]
-    out[2 * i] = uuid7(ms + i * 37)
+    out[2 * i] = fmt(ufmt, floor(t / 65536), t % 65536, rnd(0, 4095), 8 + rnd(0, 3), rnd(0, 4095),
+      rnd(0, 16777215), rnd(0, 16777215))
   end
   out[101] = chunks[51]
   return wrk.format("POST", nil, headers, table.concat(out))

@@ -69,12 +69,15 @@ func newPropSlab(n int) *propSlab {
 }
 
 // release hands the slab back once no event of the request is used any
-// more; what it held is cleared so that it keeps nothing alive.
+// more; what it held is cleared so that it keeps nothing alive. Only the
+// used part needs clearing: nothing is written past len (finish appends
+// the room it hands out), and what lies there was cleared by the release
+// before or never used.
 func (s *propSlab) release() {
 	if cap(s.buf) > maxPooledSlab {
 		return
 	}
-	clear(s.buf[:cap(s.buf)])
+	clear(s.buf)
 	s.buf = s.buf[:0]
 	slabPool.Put(s)
 }
