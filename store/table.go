@@ -223,7 +223,7 @@ func (t *table) column(key string) *column { return t.colByKey[key] }
 
 // memBytes estimates the heap the table holds.
 func (t *table) memBytes() int {
-	n := t.ts.memBytes(8) + t.keys.memBytes(16) + len(t.idx.slots)*4 + t.did.memBytes(4) + t.name.memBytes()
+	n := t.ts.memBytes(8) + t.keys.memBytes(16) + len(t.idx.slots)*4 + len(t.idx.tags) + t.did.memBytes(4) + t.name.memBytes()
 	for _, s := range t.dids.strs {
 		n += len(s) + 40
 	}

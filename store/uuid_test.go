@@ -71,3 +71,85 @@ func TestUUIDKeyCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestUUIDIndexAgainstMap checks the index against a Go map through growth,
+// a reserve and lookups of absent keys, including keys whose tag and home
+// slot equal a present key's.
+func TestUUIDIndexAgainstMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var keys vec[UUIDKey]
+	var x uuidIndex
+	defer x.free()
+	want := map[UUIDKey]int{}
+	randKey := func() UUIDKey {
+		var k UUIDKey
+		for i := range k {
+			k[i] = byte(rng.UintN(256))
+		}
+		return k
+	}
+	for row := 0; row < 200_000; row++ {
+		k := randKey()
+		if row%3 == 0 && keys.len() > 0 { // every third key a near twin of an earlier one
+			k = *keys.ptr(rng.IntN(keys.len()))
+			k[15] ^= 1
+		}
+		if _, dup := want[k]; dup {
+			continue
+		}
+		if got := x.find(&k, &keys); got != -1 {
+			t.Fatalf("absent key found at row %d", got)
+		}
+		r := keys.len()
+		keys.append(k)
+		x.insert(r, &keys)
+		want[k] = r
+		if row == 50_000 {
+			x.reserve(300_000, &keys)
+		}
+	}
+	for k, r := range want {
+		if got := x.find(&k, &keys); got != r {
+			t.Fatalf("key of row %d found at %d", r, got)
+		}
+	}
+	misses := 0
+	for i := 0; i < 100_000; i++ {
+		k := randKey()
+		if _, ok := want[k]; !ok && x.find(&k, &keys) != -1 {
+			misses++
+		}
+	}
+	if misses != 0 {
+		t.Fatalf("%d absent keys found", misses)
+	}
+}
+
+// BenchmarkUUIDIndexNewKeys is ingestion's use of the index: every event's
+// uuid looked up (absent) and inserted, into an index of 4M rows.
+func BenchmarkUUIDIndexNewKeys(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var keys vec[UUIDKey]
+	var x uuidIndex
+	defer x.free()
+	const n = 4 << 20
+	for i := 0; i < n; i++ {
+		var k UUIDKey
+		for j := range k {
+			k[j] = byte(rng.UintN(256))
+		}
+		keys.append(k)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		row := i % n
+		if row == 0 {
+			x.free()
+			x.reserve(n, &keys)
+		}
+		if x.find(keys.ptr(row), &keys) >= 0 {
+			b.Fatal("found a new key")
+		}
+		x.insert(row, &keys)
+	}
+}
