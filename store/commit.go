@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/tidwall/buntdb"
 )
@@ -51,21 +52,51 @@ func (s *DB) Append(ctx context.Context, events []*Event) ([]Outcome, error) {
 }
 
 // committer takes queued requests, as many as are waiting, and commits them
-// together.
+// together. It is two stages on two goroutines: this one de-duplicates a
+// group and encodes its blocks while the writer (writeGroups) writes the
+// group before it to the log and adds it to the tables. A group's uuids
+// count as present from the moment it is handed on until the writer has
+// added it to the uuid index (pending), so a uuid is stored once even
+// when its two copies fall into consecutive groups.
 func (s *DB) committer() {
 	defer s.done.Done()
+	ready := make(chan *preparedGroup, 1)
+	written := make(chan struct{})
+	var applied atomic.Uint64 // the last group the writer has finished
+	go func() {
+		defer close(written)
+		for p := range ready {
+			s.writeGroup(p)
+			applied.Store(p.gen)
+		}
+	}()
+	var pend pendingUUIDs
 	var group []*commitReq
-	// seen is reused from group to group (at most maxGroup and one
-	// request's entries).
-	seen := make(map[siteUUID]struct{})
+	var gen uint64
+	prepare := func(group []*commitReq) {
+		gen++
+		pend.drop(applied.Load())
+		ready <- s.prepareGroup(group, gen, &pend)
+	}
+	defer func() {
+		close(ready)
+		<-written
+	}()
 	for {
 		group = group[:0]
 		select {
 		case req := <-s.commits:
 			group = append(group, req)
 		case <-s.stop:
-			s.drainOnStop()
-			return
+			// Whatever was queued before Close is committed.
+			for {
+				select {
+				case req := <-s.commits:
+					prepare([]*commitReq{req})
+				default:
+					return
+				}
+			}
 		}
 		n := len(group[0].events)
 	more:
@@ -78,21 +109,53 @@ func (s *DB) committer() {
 				break more
 			}
 		}
-		s.commitGroup(group, seen)
-		clear(seen)
+		// The writer owns the group from here: a new slice for the next.
+		prepare(group)
+		group = nil
 	}
 }
 
-// drainOnStop commits whatever was queued before Close.
-func (s *DB) drainOnStop() {
-	for {
-		select {
-		case req := <-s.commits:
-			s.commitGroup([]*commitReq{req}, make(map[siteUUID]struct{}))
-		default:
-			return
+// pendingUUIDs are the uuids of groups handed to the writer and not yet in
+// the uuid index, one set a group, oldest first; sets are reused.
+type pendingUUIDs struct {
+	gens []uint64
+	sets []map[siteUUID]struct{}
+	free []map[siteUUID]struct{}
+}
+
+// drop forgets the groups up to and including gen, which the writer has
+// added to the index.
+func (p *pendingUUIDs) drop(gen uint64) {
+	i := 0
+	for i < len(p.gens) && p.gens[i] <= gen {
+		clear(p.sets[i])
+		p.free = append(p.free, p.sets[i])
+		i++
+	}
+	p.gens = append(p.gens[:0], p.gens[i:]...)
+	p.sets = append(p.sets[:0], p.sets[i:]...)
+}
+
+// add starts the set of group gen.
+func (p *pendingUUIDs) add(gen uint64) map[siteUUID]struct{} {
+	var m map[siteUUID]struct{}
+	if n := len(p.free); n > 0 {
+		m, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		m = make(map[siteUUID]struct{})
+	}
+	p.gens = append(p.gens, gen)
+	p.sets = append(p.sets, m)
+	return m
+}
+
+func (p *pendingUUIDs) has(k siteUUID) bool {
+	for _, m := range p.sets {
+		if _, ok := m[k]; ok {
+			return true
 		}
 	}
+	return false
 }
 
 // siteBatch is the part of a group commit that belongs to one site.
@@ -105,9 +168,19 @@ type siteBatch struct {
 	compressed bool
 }
 
-// commitGroup commits group; seen is an empty map it may fill.
-func (s *DB) commitGroup(group []*commitReq, seen map[siteUUID]struct{}) {
+// preparedGroup is a group de-duplicated and encoded, for the writer.
+type preparedGroup struct {
+	gen    uint64
+	group  []*commitReq
+	writes []*siteBatch
+	vals   []string
+}
+
+// prepareGroup de-duplicates group against the uuid index, the groups
+// still pending and itself, and encodes a block for each site's new events.
+func (s *DB) prepareGroup(group []*commitReq, gen uint64, pend *pendingUUIDs) *preparedGroup {
 	s.nCommits.Add(1)
+	seen := pend.add(gen)
 	batches := make(map[string]*siteBatch)
 	var order []*siteBatch
 	for _, req := range group {
@@ -119,18 +192,17 @@ func (s *DB) commitGroup(group []*commitReq, seen map[siteUUID]struct{}) {
 				order = append(order, sb)
 			}
 			k, _ := uuidKey(ev.UUID)
-			// The uuid index is only written by this goroutine, so a read
-			// lock is enough to consult it.
-			sb.t.mu.RLock()
-			dup := sb.t.has(&k)
-			sb.t.mu.RUnlock()
+			// Pending groups first: the writer may add one to the index
+			// between the two looks, never take one out of pending.
+			sk := siteUUID{ev.Site, k}
+			dup := pend.has(sk)
 			if !dup {
-				sk := siteUUID{ev.Site, k}
-				if _, ok := seen[sk]; ok {
-					dup = true
-				} else {
-					seen[sk] = struct{}{}
-				}
+				sb.t.mu.RLock()
+				dup = sb.t.has(&k)
+				sb.t.mu.RUnlock()
+			}
+			if !dup {
+				seen[sk] = struct{}{}
 			}
 			if dup {
 				req.outcomes[i] = Duplicate
@@ -150,18 +222,25 @@ func (s *DB) commitGroup(group []*commitReq, seen map[siteUUID]struct{}) {
 			writes = append(writes, sb)
 		}
 	}
+	vals := make([]string, len(writes))
+	for i, sb := range writes {
+		// A group as large as a compacted block is compressed hard
+		// now: the compactor would only decode and encode it again.
+		level := compressFast
+		if len(sb.events) >= s.opts.BlockEvents/2 {
+			level, sb.compressed = compressBest, true
+		}
+		vals[i] = encodeBlock(sb.t.site, sb.events, level)
+	}
+	return &preparedGroup{gen: gen, group: group, writes: writes, vals: vals}
+}
+
+// writeGroup writes a prepared group to the log in one transaction, adds
+// it to the tables and answers its requests.
+func (s *DB) writeGroup(p *preparedGroup) {
+	writes, vals := p.writes, p.vals
 	var err error
 	if len(writes) > 0 {
-		vals := make([]string, len(writes))
-		for i, sb := range writes {
-			// A group as large as a compacted block is compressed hard
-			// now: the compactor would only decode and encode it again.
-			level := compressFast
-			if len(sb.events) >= s.opts.BlockEvents/2 {
-				level, sb.compressed = compressBest, true
-			}
-			vals[i] = encodeBlock(sb.t.site, sb.events, level)
-		}
 		err = s.db.Update(func(tx *buntdb.Tx) error {
 			for i, sb := range writes {
 				if _, _, err := tx.Set(sb.key, vals[i], nil); err != nil {
@@ -178,7 +257,7 @@ func (s *DB) commitGroup(group []*commitReq, seen map[siteUUID]struct{}) {
 			err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
-	for _, req := range group {
+	for _, req := range p.group {
 		req.err = err
 		close(req.done)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -451,3 +452,54 @@ func TestParseFilter(t *testing.T) {
 }
 
 type bunTx = buntdb.Tx
+
+// TestResentCopiesAcrossGroups sends every uuid from three goroutines at
+// once, so that copies land in the same group, in consecutive groups (one
+// being written while the next is prepared) and after: each uuid is stored
+// once, reported Stored exactly once, and the count survives a reopen.
+func TestResentCopiesAcrossGroups(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	db := openTest(t, path)
+	const uuids, senders = 3000, 3
+	var stored [uuids]atomic.Int32
+	var wg sync.WaitGroup
+	for g := 0; g < senders; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < uuids; i += 10 {
+				var batch []*Event
+				for j := i; j < i+10; j++ {
+					e := ev("s", "e", fmt.Sprint("p", j%7), int64(1000+j))
+					e.UUID = fmt.Sprintf("01900000-0000-7000-8000-%012d", j)
+					batch = append(batch, e)
+				}
+				out, err := db.Append(ctx, batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for k, o := range out {
+					if o == Stored {
+						stored[i+k].Add(1)
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	for i := range stored {
+		if n := stored[i].Load(); n != 1 {
+			t.Fatalf("uuid %d reported stored %d times", i, n)
+		}
+	}
+	if got := db.Count("s"); got != uuids {
+		t.Fatalf("count %d, want %d", got, uuids)
+	}
+	db.Close()
+	db = openTest(t, path)
+	defer db.Close()
+	if got := db.Count("s"); got != uuids {
+		t.Fatalf("count after reload %d, want %d", got, uuids)
+	}
+}
