@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/tidwall/buntdb"
@@ -95,13 +96,18 @@ func (s *DB) eventsAt(t *table, rows []int) ([]*Event, error) {
 }
 
 // forEachStored calls fn for every stored event of the blocks refs with its
-// row, in row order. Used to build columns and to rewrite blocks.
+// row, in row order. Used to build columns and to rewrite blocks. Blocks
+// are decoded ahead on the other cores (decoding is most of the cost of
+// a column built over years of history), fn runs on the caller's
+// goroutine, in order.
 func (s *DB) forEachStored(refs []blockRef, fn func(row int, d *decodedBlock, i int)) error {
+	decoded := decodeAhead(refs, s.readBlockUncached)
+	defer decoded.stop()
 	for _, b := range refs {
 		if b.key == "" {
 			continue
 		}
-		d, err := s.readBlockUncached(b.key)
+		d, err := decoded.next()
 		if err != nil {
 			return err
 		}
@@ -120,6 +126,109 @@ func (s *DB) forEachStored(refs []blockRef, fn func(row int, d *decodedBlock, i 
 		}
 	}
 	return nil
+}
+
+// aheadDecoder hands out the decoded blocks of a list in order, decoding
+// a bounded number of them ahead on GOMAXPROCS workers.
+type aheadDecoder struct {
+	results chan chan decodeResult // one a block with a key, in order
+	quit    chan struct{}
+	done    sync.WaitGroup
+	// read is the sequential fallback, for short lists and one core.
+	read func(string) (*decodedBlock, error)
+	keys []string
+}
+
+type decodeResult struct {
+	d   *decodedBlock
+	err error
+}
+
+// decodeAhead starts decoding the blocks of refs that have a key.
+func decodeAhead(refs []blockRef, read func(string) (*decodedBlock, error)) *aheadDecoder {
+	a := &aheadDecoder{read: read}
+	workers := runtime.GOMAXPROCS(0)
+	if workers < 2 || len(refs) < 4 {
+		for _, b := range refs {
+			if b.key != "" {
+				a.keys = append(a.keys, b.key)
+			}
+		}
+		return a
+	}
+	type job struct {
+		key string
+		out chan decodeResult
+	}
+	a.results = make(chan chan decodeResult, 2*workers)
+	a.quit = make(chan struct{})
+	jobs := make(chan job)
+	a.done.Add(workers + 1)
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer a.done.Done()
+			for j := range jobs {
+				d, err := read(j.key)
+				j.out <- decodeResult{d, err}
+			}
+		}()
+	}
+	go func() {
+		defer a.done.Done()
+		defer close(jobs)
+		defer close(a.results)
+		for _, b := range refs {
+			if b.key == "" {
+				continue
+			}
+			out := make(chan decodeResult, 1)
+			// The slot is queued first (bounding how far decoding runs
+			// ahead), then the job handed to a worker.
+			select {
+			case a.results <- out:
+			case <-a.quit:
+				return
+			}
+			select {
+			case jobs <- job{b.key, out}:
+			case <-a.quit:
+				return
+			}
+		}
+	}()
+	return a
+}
+
+// next returns the next block's decoded value.
+func (a *aheadDecoder) next() (*decodedBlock, error) {
+	if a.results == nil {
+		if len(a.keys) == 0 {
+			return nil, fmt.Errorf("no block left to decode")
+		}
+		k := a.keys[0]
+		a.keys = a.keys[1:]
+		return a.read(k)
+	}
+	out, ok := <-a.results
+	if !ok {
+		return nil, fmt.Errorf("no block left to decode")
+	}
+	r := <-out
+	return r.d, r.err
+}
+
+// stop ends the decoding and waits for the workers.
+func (a *aheadDecoder) stop() {
+	if a.quit == nil {
+		return
+	}
+	close(a.quit)
+	// Slots already queued may still get their job: drain them so that no
+	// worker waits to hand over a result (their channels are buffered,
+	// so workers never block; draining only frees the queue).
+	for range a.results {
+	}
+	a.done.Wait()
 }
 
 // readBlockUncached decodes a block without filling the cache (full scans
