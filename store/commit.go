@@ -224,10 +224,12 @@ func (s *DB) prepareGroup(group []*commitReq, gen uint64, pend *pendingUUIDs) *p
 	}
 	vals := make([]string, len(writes))
 	for i, sb := range writes {
-		// A group as large as a compacted block is compressed hard
-		// now: the compactor would only decode and encode it again.
+		// A large group is compressed hard now, on this stage rather
+		// than the compactor's: merging it later would cost a merge,
+		// the compression all the same and a second write, to save a
+		// few bytes an event (see finalBlock).
 		level := compressFast
-		if len(sb.events) >= s.opts.BlockEvents/2 {
+		if s.finalBlock(len(sb.events)) {
 			level, sb.compressed = compressBest, true
 		}
 		vals[i] = encodeBlock(sb.t.site, sb.events, level)
