@@ -12,10 +12,10 @@ import (
 )
 
 const (
-	// Magic starts every history file.
-	Magic = "FPHIST01"
-	// Ext is the history files' name extension.
-	Ext = ".fph"
+	// histMagic starts every history file.
+	histMagic = "FPHIST01"
+	// histExt is the history files' name extension.
+	histExt = ".fph"
 	// Rows is the number of rows a history file holds (a table's chunk).
 	Rows = 1 << 16
 	// Align is the alignment of every section and block in the body.
@@ -73,7 +73,7 @@ type BlockMeta struct {
 }
 
 // Name is the file name of history file id.
-func Name(id uint64) string { return fmt.Sprintf("%016x%s", id, Ext) }
+func Name(id uint64) string { return fmt.Sprintf("%016x%s", id, histExt) }
 
 // ---- writing ----
 
@@ -123,7 +123,7 @@ func (w *Writer) Parts() (head, body []byte) {
 	w.Header.Body = int64(len(w.body))
 	w.Header.BodyCRC = crc32.ChecksumIEEE(w.body)
 	hj, _ := json.Marshal(&w.Header)
-	return frameHead(Magic, hj), w.body
+	return frameHead(histMagic, hj), w.body
 }
 
 // frameHead lays out the head of a history or recording file: the magic,
@@ -239,7 +239,7 @@ func (hf *File) Close() { unmapFile(hf.data) }
 func (hf *File) Bytes() []byte { return hf.data }
 
 func (hf *File) parse() error {
-	body, err := unframe(hf.data, Magic, &hf.Header, func() int64 { return hf.Header.Body })
+	body, err := unframe(hf.data, histMagic, &hf.Header, func() int64 { return hf.Header.Body })
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(hf.Bytes(), raw) {
 		t.Fatal("Bytes is not the file")
 	}
-	if string(raw[:8]) != Magic {
+	if string(raw[:8]) != "FPHIST01" {
 		t.Fatalf("magic %q", raw[:8])
 	}
 	hl := binary.LittleEndian.Uint64(raw[8:])
@@ -149,12 +149,12 @@ func TestDamaged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return append(frameHead(Magic, hj), body...)
+		return append(frameHead(histMagic, hj), body...)
 	}
 	cases := map[string][]byte{
 		"empty":          {},
 		"bad magic":      append([]byte("FPHIST02"), good[8:]...),
-		"recording":      append([]byte(RecMagic), good[8:]...),
+		"recording":      append([]byte(recMagic), good[8:]...),
 		"truncated":      good[:len(good)-1],
 		"longer":         append(append([]byte{}, good...), 0),
 		"head only":      good[:start],
@@ -257,7 +257,7 @@ func TestWriteFileAtomicPoints(t *testing.T) {
 func TestRecordingFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, RecName(9))
-	if filepath.Ext(path) != RecExt || filepath.Ext(Name(9)) != Ext || Name(9) == RecName(9) {
+	if filepath.Ext(path) != RecExt || filepath.Ext(Name(9)) != histExt || Name(9) == RecName(9) {
 		t.Fatalf("names %s %s", Name(9), RecName(9))
 	}
 	keys := []string{"r:s\x00a\x001", "r:s\x00a\x002", "r:s\x00b\x003"}
@@ -282,7 +282,7 @@ func TestRecordingFile(t *testing.T) {
 	}
 	raw := append([]byte{}, rf.Bytes()...)
 	rf.Close()
-	if string(raw[:8]) != RecMagic {
+	if string(raw[:8]) != "FPRECS01" {
 		t.Fatalf("magic %q", raw[:8])
 	}
 	// A history file is not a recording file, nor the other way round.
@@ -308,7 +308,7 @@ func TestRecordingFile(t *testing.T) {
 	h.Chunks = []RecChunk{{Key: "k", Off: 0, Size: 99}}
 	h.Body = 10
 	hj, _ := json.Marshal(&h)
-	os.WriteFile(path, append(frameHead(RecMagic, hj), make([]byte, 10)...), 0o600)
+	os.WriteFile(path, append(frameHead(recMagic, hj), make([]byte, 10)...), 0o600)
 	if _, err := OpenRec(9, path); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("a chunk past the body: %v", err)
 	}

@@ -8,8 +8,8 @@ import (
 )
 
 const (
-	// RecMagic starts every recording file.
-	RecMagic = "FPRECS01"
+	// recMagic starts every recording file.
+	recMagic = "FPRECS01"
 	// RecExt is the recording files' name extension.
 	RecExt = ".fpr"
 )
@@ -51,7 +51,7 @@ func WriteRec(path string, keys []string, vals []string, crash func(string)) err
 	}
 	hdr.Body, hdr.BodyCRC = int64(len(body)), crc32.ChecksumIEEE(body)
 	hj, _ := json.Marshal(&hdr)
-	return WriteFileAtomic(path, frameHead(RecMagic, hj), body, crash)
+	return WriteFileAtomic(path, frameHead(recMagic, hj), body, crash)
 }
 
 // OpenRec maps the recording file at path and checks its header (not the
@@ -66,7 +66,7 @@ func OpenRec(id uint64, path string) (*RecFile, error) {
 		unmapFile(data)
 		return nil, fmt.Errorf("%w: %s: %s", ErrDamaged, path, why)
 	}
-	body, err := unframe(data, RecMagic, &rf.Header, func() int64 { return rf.Header.Body })
+	body, err := unframe(data, recMagic, &rf.Header, func() int64 { return rf.Header.Body })
 	if err != nil {
 		return bad(err.Error())
 	}
