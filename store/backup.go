@@ -29,10 +29,10 @@ func (s *DB) BackupTo(dst string) (int64, error) {
 	s.hist.mu.RLock()
 	var files []string
 	for _, hf := range s.hist.files {
-		files = append(files, hf.path)
+		files = append(files, hf.Path)
 	}
 	for _, rf := range s.hist.recs {
-		files = append(files, rf.path)
+		files = append(files, rf.Path)
 	}
 	s.hist.mu.RUnlock()
 	var total int64

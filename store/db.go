@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tidwall/buntdb"
+
+	"github.com/firstpartyhq/firstparty/store/histfile"
 )
 
 // SyncPolicy says how often the log is fsynced. Either way a commit has
@@ -249,8 +251,8 @@ func Open(path string, opts Options) (db *DB, err error) {
 		closed:    make(chan struct{}),
 	}
 	s.bc.init(8)
-	s.hist.files = make(map[uint64]*histFile)
-	s.hist.recs = make(map[uint64]*recFile)
+	s.hist.files = make(map[uint64]*histfile.File)
+	s.hist.recs = make(map[uint64]*histfile.RecFile)
 	s.hist.recNames = make(map[uint64]string)
 	if path != ":memory:" && !opts.NoHistory {
 		s.hist.dir = HistoryDir(path)

@@ -15,14 +15,16 @@ package store
 // (key hf:<id>) and deletes the blocks it holds. At start, files the log
 // does not list are removed. Rewriting (retention, person deletion) writes
 // a new file with a new id the same way and lists it in place of the old
-// one, which is removed after. docs/storage.md describes the format.
+// one, which is removed after.
+//
+// The file's format (writing, mapping, checking) is package histfile;
+// this file is the table's and the log's side of it: what goes into a
+// file, its listing in the log, and the table's columns mapped onto it.
+// docs/storage.md describes the format.
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"math/bits"
 	"os"
@@ -35,75 +37,23 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/tidwall/buntdb"
+
+	"github.com/firstpartyhq/firstparty/store/histfile"
 )
 
 const (
-	histMagic   = "FPHIST01"
 	histListKey = "hf:" // + 16 hex digits of the file id
 	histSeqKey  = "meta:hist-seq"
 	histIDKey   = "meta:hist-id"
-	histExt     = ".fph"
-	histAlign   = 64
-	histPage    = 4096
-	// histHeaderMax bounds the header a damaged file can make us read.
-	histHeaderMax = 64 << 20
 )
 
-// histHeader is a history file's table of contents (JSON, at its start).
-type histHeader struct {
-	Site     string          `json:"site"`
-	Chunk    int             `json:"chunk"`
-	Rows     int             `json:"rows"`
-	Sections []histSection   `json:"sections"`
-	Dicts    []histDictRange `json:"dicts"`
-	Blocks   []histBlockMeta `json:"blocks"`
-	// Journal are the rows of the journal's events, in order.
-	Journal []int32 `json:"journal,omitempty"`
-	// Body is the length of the body and BodyCRC its CRC-32 (IEEE).
-	Body    int64  `json:"body"`
-	BodyCRC uint32 `json:"body_crc"`
-}
-
-// histSection is a byte range of the body; W is the width of a code column
-// (0, 1, 2 or 4 bytes a row; 0 means every code is 0 and the range empty).
-type histSection struct {
-	Name string `json:"name"`
-	Off  int64  `json:"off"`
-	Len  int64  `json:"len"`
-	W    uint8  `json:"w,omitempty"`
-}
-
-// histDictRange says that section "d:<Col>" holds the strings of codes
-// [From, To) of a dictionary.
-type histDictRange struct {
-	Col  string `json:"col"`
-	From uint32 `json:"from"`
-	To   uint32 `json:"to"`
-}
-
-// histBlockMeta is one event block: rows [First, First+N), Skips deleted
-// (offsets from First), stored at [Off, Off+Size) of the body; Size 0 when
-// every event of it was deleted.
-type histBlockMeta struct {
-	First int     `json:"first"`
-	N     int     `json:"n"`
-	Skips []int32 `json:"skips,omitempty"`
-	Off   int64   `json:"off"`
-	Size  int64   `json:"size"`
-}
-
-// histFile is an open (mapped) history file.
-type histFile struct {
-	id   uint64
-	path string
-	data []byte // the whole file
-	body []byte // data after the header
-	hdr  histHeader
-	secs map[string]histSection
-}
+// A history file holds one chunk of a table: the two sizes are one.
+var (
+	_ [chunkSize - histfile.Rows]struct{}
+	_ [histfile.Rows - chunkSize]struct{}
+)
 
 // histListing is the value of a hf: key.
 type histListing struct {
@@ -116,12 +66,12 @@ type histListing struct {
 // histState is the DB's part: the open files by id.
 type histState struct {
 	mu    sync.RWMutex
-	files map[uint64]*histFile
+	files map[uint64]*histfile.File
 	dir   string // "" when history is off (":memory:" or NoHistory)
 	// recs are the recording files (recfiles.go) by id, recNames their
 	// names as listed at start; recLife is held (read) while a recording is
 	// read from them, and (write) while one is unmapped.
-	recs     map[uint64]*recFile
+	recs     map[uint64]*histfile.RecFile
 	recNames map[uint64]string
 	// lost are the history files that could not be read at start.
 	lost    []string
@@ -143,8 +93,6 @@ func (h *histState) at(point string) {
 
 // HistoryDir is the directory of a database's history files.
 func HistoryDir(dbPath string) string { return dbPath + ".history" }
-
-func histName(id uint64) string { return fmt.Sprintf("%016x%s", id, histExt) }
 
 func histKey(id uint64) string { return fmt.Sprintf("%s%016x", histListKey, id) }
 
@@ -171,87 +119,6 @@ func isHistKey(k string) bool { return strings.HasPrefix(k, "h:") }
 
 // ---- writing ----
 
-// histWriter builds a file in memory.
-type histWriter struct {
-	hdr  histHeader
-	body []byte
-}
-
-func (w *histWriter) section(name string, width uint8, b []byte) {
-	for len(w.body)%histAlign != 0 {
-		w.body = append(w.body, 0)
-	}
-	w.hdr.Sections = append(w.hdr.Sections, histSection{Name: name, Off: int64(len(w.body)), Len: int64(len(b)), W: width})
-	w.body = append(w.body, b...)
-}
-
-// parts returns the file as its head (see frame) and its body, written
-// one after the other: the body, megabytes, is not copied again.
-func (w *histWriter) parts() (head, body []byte) {
-	w.hdr.Body = int64(len(w.body))
-	w.hdr.BodyCRC = crc32.ChecksumIEEE(w.body)
-	hj, _ := json.Marshal(&w.hdr)
-	return frameHead(histMagic, hj), w.body
-}
-
-// block appends an event block's value at the next aligned offset of the
-// body and lists it under meta.
-func (w *histWriter) block(meta histBlockMeta, val string) {
-	for len(w.body)%histAlign != 0 {
-		w.body = append(w.body, 0)
-	}
-	meta.Off, meta.Size = int64(len(w.body)), int64(len(val))
-	w.body = append(w.body, val...)
-	w.hdr.Blocks = append(w.hdr.Blocks, meta)
-}
-
-// frameHead lays out the head of a history or recording file: the magic,
-// the header's length and the header, padded to the page boundary where
-// the body starts.
-func frameHead(magic string, header []byte) []byte {
-	out := make([]byte, alignUp(16+len(header), histPage))
-	copy(out, magic)
-	binary.LittleEndian.PutUint64(out[8:], uint64(len(header)))
-	copy(out[16:], header)
-	return out
-}
-
-// unframe parses what frame laid out into hdr (JSON) and returns the body,
-// which must be bodyLen(hdr) bytes.
-func unframe(data []byte, magic string, hdr any, bodyLen func() int64) ([]byte, error) {
-	if len(data) < 16 || string(data[:8]) != magic {
-		return nil, fmt.Errorf("%w: not a %s file", errBadHist, magic)
-	}
-	hl := binary.LittleEndian.Uint64(data[8:])
-	if hl > histHeaderMax || int(hl) > len(data)-16 {
-		return nil, fmt.Errorf("%w: header length", errBadHist)
-	}
-	if err := json.Unmarshal(data[16:16+hl], hdr); err != nil {
-		return nil, fmt.Errorf("%w: %v", errBadHist, err)
-	}
-	start := alignUp(16+int(hl), histPage)
-	if start > len(data) || int64(len(data)-start) != bodyLen() {
-		return nil, fmt.Errorf("%w: body is %d bytes, header says %d", errBadHist, len(data)-min(start, len(data)), bodyLen())
-	}
-	return data[start:], nil
-}
-
-func alignUp(n, a int) int { return (n + a - 1) / a * a }
-
-func asBytes[T any](s []T) []byte {
-	if len(s) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*elemSize[T]())
-}
-
-func asSlice[T any](b []byte) []T {
-	if len(b) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/elemSize[T]())
-}
-
 // codeBytes returns chunk ch's codes as stored (width ch.w), with the rows
 // in zero set to 0, as a fresh array.
 func codeBytes(ch *codeChunk, n int, zero []int) (uint8, []byte) {
@@ -264,9 +131,9 @@ func codeBytes(ch *codeChunk, n int, zero []int) (uint8, []byte) {
 	case 1:
 		b = slices.Clone(ch.b8[:n])
 	case 2:
-		b = slices.Clone(asBytes(ch.b16[:n]))
+		b = slices.Clone(histfile.AsBytes(ch.b16[:n]))
 	case 4:
-		b = slices.Clone(asBytes(ch.b32[:n]))
+		b = slices.Clone(histfile.AsBytes(ch.b32[:n]))
 	}
 	for _, off := range zero {
 		for i := 0; i < int(w); i++ {
@@ -274,25 +141,6 @@ func codeBytes(ch *codeChunk, n int, zero []int) (uint8, []byte) {
 		}
 	}
 	return w, b
-}
-
-func dictBytes(strs []string, blank func(i int) bool) []byte {
-	var b []byte
-	for i, s := range strs {
-		if blank != nil && blank(i) {
-			s = ""
-		}
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	return b
-}
-
-// histImage is what a history file of a chunk holds, gathered under the
-// table's read lock.
-type histImage struct {
-	w      histWriter
-	blocks [][]byte // values, by block
 }
 
 // dictsOf lists the table's persisted dictionaries by name.
@@ -318,18 +166,18 @@ func (t *table) dictsOf() []struct {
 // image writes chunk ci's columns into w, with the rows of drop marked
 // deleted and the properties of strip cleared; dict ranges are from..to
 // per dictionary. The caller holds t.mu (read).
-func (t *table) image(w *histWriter, ci int, drop []int, strip map[int]string, ranges []histDictRange, blank func(col string, code uint32) bool) {
+func (t *table) image(w *histfile.Writer, ci int, drop []int, strip map[int]string, ranges []histfile.DictRange, blank func(col string, code uint32) bool) {
 	base := ci << chunkBits
-	w.hdr.Site, w.hdr.Chunk, w.hdr.Rows = t.site, ci, chunkSize
+	w.Header.Site, w.Header.Chunk, w.Header.Rows = t.site, ci, chunkSize
 	ts := slices.Clone(t.ts.chunk(ci)[:chunkSize])
 	for _, row := range drop {
 		ts[row-base] = deletedTime
 	}
-	w.section("ts", 8, asBytes(ts))
-	w.section("uuid", 16, slices.Clone(asBytes(t.keys.chunk(ci)[:chunkSize])))
-	w.section("did", 4, slices.Clone(asBytes(t.did.chunk(ci)[:chunkSize])))
+	w.Section("ts", 8, histfile.AsBytes(ts))
+	w.Section("uuid", 16, slices.Clone(histfile.AsBytes(t.keys.chunk(ci)[:chunkSize])))
+	w.Section("did", 4, slices.Clone(histfile.AsBytes(t.did.chunk(ci)[:chunkSize])))
 	wd, b := codeBytes(&t.name.chunks[ci], chunkSize, nil)
-	w.section("name", wd, b)
+	w.Section("name", wd, b)
 	for _, k := range indexedProps {
 		c := t.colByKey[k]
 		var zero []int
@@ -339,7 +187,7 @@ func (t *table) image(w *histWriter, ci int, drop []int, strip map[int]string, r
 			}
 		}
 		wd, b := codeBytes(&c.chunks[ci], chunkSize, zero)
-		w.section("c:"+k, wd, b)
+		w.Section("c:"+k, wd, b)
 	}
 	words := chunkSize / 64
 	lo := ci * words
@@ -351,8 +199,8 @@ func (t *table) image(w *histWriter, ci int, drop []int, strip map[int]string, r
 	if lo < len(t.loads.hidden) {
 		copy(hidden, t.loads.hidden[lo:])
 	}
-	w.section("server", 0, asBytes(server))
-	w.section("hidden", 0, asBytes(hidden))
+	w.Section("server", 0, histfile.AsBytes(server))
+	w.Section("hidden", 0, histfile.AsBytes(hidden))
 	dicts := t.dictsOf()
 	for _, r := range ranges {
 		for _, d := range dicts {
@@ -364,45 +212,10 @@ func (t *table) image(w *histWriter, ci int, drop []int, strip map[int]string, r
 				col := r.Col
 				bl = func(i int) bool { return blank(col, r.From+uint32(i)) }
 			}
-			w.section("d:"+r.Col, 0, dictBytes(d.d.strs[r.From:r.To], bl))
+			w.Section("d:"+r.Col, 0, histfile.DictBytes(d.d.strs[r.From:r.To], bl))
 		}
 	}
-	w.hdr.Dicts = ranges
-}
-
-// writeFileAtomic writes b to path through a temporary file, fsynced and
-// renamed, and syncs the directory.
-func writeFileAtomic(path string, head, body []byte, crash func(string)) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	half := len(body) / 2
-	if _, err = f.Write(head); err == nil {
-		_, err = f.Write(body[:half])
-	}
-	if err == nil {
-		crash("write")
-		_, err = f.Write(body[half:])
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	crash("rename")
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(filepath.Dir(path))
-	return nil
+	w.Header.Dicts = ranges
 }
 
 // nextHistID returns a new file id (persisted in the same transaction
@@ -425,121 +238,13 @@ func (s *DB) nextHistID() (uint64, error) {
 
 // ---- reading ----
 
-var errBadHist = errors.New("store: damaged history file")
+// errBadHist is wrapped by every error about a damaged history or
+// recording file.
+var errBadHist = histfile.ErrDamaged
 
-// openHist maps the file at path and checks its header.
-func openHist(id uint64, path string) (*histFile, error) {
-	data, err := mapPrivate(path)
-	if err != nil {
-		return nil, err
-	}
-	hf := &histFile{id: id, path: path, data: data}
-	if err := hf.parse(); err != nil {
-		unmapFile(data)
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return hf, nil
-}
-
-func (hf *histFile) parse() error {
-	body, err := unframe(hf.data, histMagic, &hf.hdr, func() int64 { return hf.hdr.Body })
-	if err != nil {
-		return err
-	}
-	hf.body = body
-	hf.secs = make(map[string]histSection, len(hf.hdr.Sections))
-	for _, s := range hf.hdr.Sections {
-		if s.Off < 0 || s.Len < 0 || s.Off+s.Len > int64(len(hf.body)) || s.Off%histAlign != 0 {
-			return fmt.Errorf("%w: section %s out of range", errBadHist, s.Name)
-		}
-		hf.secs[s.Name] = s
-	}
-	for _, b := range hf.hdr.Blocks {
-		if b.Off < 0 || b.Size < 0 || b.Off+b.Size > int64(len(hf.body)) {
-			return fmt.Errorf("%w: block at row %d out of range", errBadHist, b.First)
-		}
-	}
-	if hf.hdr.Rows != chunkSize {
-		return fmt.Errorf("%w: %d rows", errBadHist, hf.hdr.Rows)
-	}
-	need := map[string]int64{"ts": 8 * chunkSize, "uuid": 16 * chunkSize, "did": 4 * chunkSize, "server": chunkSize / 8, "hidden": chunkSize / 8}
-	for name, n := range need {
-		if hf.secs[name].Len != n {
-			return fmt.Errorf("%w: section %s is %d bytes", errBadHist, name, hf.secs[name].Len)
-		}
-	}
-	return nil
-}
-
-// check verifies the body's checksum (verify; not at every start).
-func (hf *histFile) check() error {
-	if crc32.ChecksumIEEE(hf.body) != hf.hdr.BodyCRC {
-		return fmt.Errorf("%w: %s: checksum mismatch", errBadHist, hf.path)
-	}
-	return nil
-}
-
-func (hf *histFile) sec(name string) []byte {
-	s, ok := hf.secs[name]
-	if !ok {
-		return nil
-	}
-	return hf.body[s.Off : s.Off+s.Len]
-}
-
-// codeChunkOf returns the mapped code chunk of section name.
-func (hf *histFile) codeChunkOf(name string) (codeChunk, error) {
-	s, ok := hf.secs[name]
-	if !ok {
-		return codeChunk{n: chunkSize}, nil // a column the file predates: all zero
-	}
-	b := hf.body[s.Off : s.Off+s.Len]
-	ch := codeChunk{w: s.W, n: chunkSize, mapped: true}
-	if int64(s.W)*chunkSize != s.Len {
-		return ch, fmt.Errorf("%w: column %s is %d bytes at width %d", errBadHist, name, s.Len, s.W)
-	}
-	switch s.W {
-	case 0:
-	case 1:
-		ch.b8 = b
-	case 2:
-		ch.b16 = asSlice[uint16](b)
-	case 4:
-		ch.b32 = asSlice[uint32](b)
-	default:
-		return ch, fmt.Errorf("%w: width %d", errBadHist, s.W)
-	}
-	return ch, nil
-}
-
-func (hf *histFile) dictStrings(col string) ([]string, error) {
-	// One copy of the section, which the strings share: one allocation
-	// instead of one a string (millions of session ids at start).
-	all := string(hf.sec("d:" + col))
-	var out []string
-	for i := 0; i < len(all); {
-		l, n := binary.Uvarint([]byte(all[i:min(i+binary.MaxVarintLen64, len(all))]))
-		if n <= 0 || l > uint64(len(all)-i-n) {
-			return nil, fmt.Errorf("%w: dictionary %s", errBadHist, col)
-		}
-		out = append(out, all[i+n:i+n+int(l)])
-		i += n + int(l)
-	}
-	return out, nil
-}
-
-// blockValue returns block i's stored value (a view into the mapping).
-func (hf *histFile) blockValue(i int) string {
-	b := hf.hdr.Blocks[i]
-	if b.Size == 0 {
-		return ""
-	}
-	return unsafe.String(&hf.body[b.Off], int(b.Size))
-}
-
-// journal decodes the file's person-changing events.
-func (hf *histFile) journal() (*decodedBlock, error) {
-	b := hf.sec("journal")
+// histJournal decodes the person-changing events of hf.
+func histJournal(hf *histfile.File) (*decodedBlock, error) {
+	b := hf.Section("journal")
 	if len(b) == 0 {
 		return nil, nil
 	}
@@ -547,13 +252,35 @@ func (hf *histFile) journal() (*decodedBlock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(d.events) != len(hf.hdr.Journal) {
-		return nil, fmt.Errorf("%w: journal holds %d events for %d rows", errBadHist, len(d.events), len(hf.hdr.Journal))
+	if len(d.events) != len(hf.Header.Journal) {
+		return nil, fmt.Errorf("%w: journal holds %d events for %d rows", errBadHist, len(d.events), len(hf.Header.Journal))
 	}
 	return d, nil
 }
 
-func (h *histState) file(id uint64) *histFile {
+// mappedCodes returns code column name of hf as a chunk that points into
+// the mapping.
+func mappedCodes(hf *histfile.File, name string) (codeChunk, error) {
+	w, b, ok, err := hf.Column(name)
+	if !ok {
+		return codeChunk{n: chunkSize}, nil // a column the file predates: all zero
+	}
+	ch := codeChunk{w: w, n: chunkSize, mapped: true}
+	if err != nil {
+		return ch, err
+	}
+	switch w {
+	case 1:
+		ch.b8 = b
+	case 2:
+		ch.b16 = histfile.AsSlice[uint16](b)
+	case 4:
+		ch.b32 = histfile.AsSlice[uint32](b)
+	}
+	return ch, nil
+}
+
+func (h *histState) file(id uint64) *histfile.File {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.files[id]
@@ -566,10 +293,10 @@ func (s *DB) readHistBlock(key string) (*decodedBlock, error) {
 		return nil, fmt.Errorf("bad block key %q", key)
 	}
 	hf := s.hist.file(id)
-	if hf == nil || i >= len(hf.hdr.Blocks) {
+	if hf == nil || i >= len(hf.Header.Blocks) {
 		return nil, fmt.Errorf("history block %s: no such file or block", key)
 	}
-	v := hf.blockValue(i)
+	v := hf.BlockValue(i)
 	if v == "" || v[2]&flagZstd == 0 {
 		return nil, fmt.Errorf("history block %s: not a compressed block", key)
 	}
@@ -611,7 +338,7 @@ func personPart(ev *Event) *Event {
 // tableHist is a table's history state.
 type tableHist struct {
 	on    bool
-	files []*histFile // by chunk
+	files []*histfile.File // by chunk
 	// upTo is, per dictionary, how many of its codes the files hold.
 	upTo    map[string]uint32
 	journal []journalEntry // of rows in the log
@@ -619,21 +346,21 @@ type tableHist struct {
 
 // mapChunk makes chunk ci of every persisted column a view of hf (appending
 // it when ci is the next chunk). The caller holds t.mu (write).
-func (t *table) mapChunk(ci int, hf *histFile) error {
+func (t *table) mapChunk(ci int, hf *histfile.File) error {
 	appendNew := ci == t.ts.numChunks()
 	if !appendNew && ci >= t.ts.numChunks() {
-		return fmt.Errorf("history file %s is for chunk %d; the table has %d", hf.path, ci, t.ts.numChunks())
+		return fmt.Errorf("history file %s is for chunk %d; the table has %d", hf.Path, ci, t.ts.numChunks())
 	}
-	ts := asSlice[int64](hf.sec("ts"))
-	keys := asSlice[UUIDKey](hf.sec("uuid"))
-	did := asSlice[uint32](hf.sec("did"))
-	name, err := hf.codeChunkOf("name")
+	ts := histfile.AsSlice[int64](hf.Section("ts"))
+	keys := histfile.AsSlice[UUIDKey](hf.Section("uuid"))
+	did := histfile.AsSlice[uint32](hf.Section("did"))
+	name, err := mappedCodes(hf, "name")
 	if err != nil {
 		return err
 	}
 	cols := make([]codeChunk, len(indexedProps))
 	for i, k := range indexedProps {
-		if cols[i], err = hf.codeChunkOf("c:" + k); err != nil {
+		if cols[i], err = mappedCodes(hf, "c:"+k); err != nil {
 			return err
 		}
 	}
@@ -670,13 +397,13 @@ func mapColumn(c *column, ci int, ch codeChunk) {
 	c.chunks[ci] = ch
 }
 
-// histHandles returns the blockRefs of hf's blocks.
-func (hf *histFile) blockRefs() []blockRef {
-	out := make([]blockRef, len(hf.hdr.Blocks))
-	for i, b := range hf.hdr.Blocks {
+// histBlockRefs returns the blockRefs of hf's blocks.
+func histBlockRefs(hf *histfile.File) []blockRef {
+	out := make([]blockRef, len(hf.Header.Blocks))
+	for i, b := range hf.Header.Blocks {
 		out[i] = blockRef{first: b.First, n: b.N, skips: b.Skips, compressed: true, size: int(b.Size)}
 		if b.Size > 0 {
-			out[i].key = blockKeyIn(hf.id, i)
+			out[i].key = blockKeyIn(hf.ID, i)
 		}
 	}
 	return out
@@ -686,12 +413,12 @@ func (hf *histFile) blockRefs() []blockRef {
 // dictionaries, the mapped columns, sessions, server pageviews, persons
 // (from the journal) and the blocks. The uuid index is built beside it
 // (indexHistory).
-func (t *table) attach(hf *histFile) error {
-	ci := hf.hdr.Chunk
+func (t *table) attach(hf *histfile.File) error {
+	ci := hf.Header.Chunk
 	if t.rows() != ci<<chunkBits || len(t.hist.files) != ci {
-		return fmt.Errorf("history file %s is for chunk %d; the table is at row %d", hf.path, ci, t.rows())
+		return fmt.Errorf("history file %s is for chunk %d; the table is at row %d", hf.Path, ci, t.rows())
 	}
-	for _, r := range hf.hdr.Dicts {
+	for _, r := range hf.Header.Dicts {
 		var d *dict
 		for _, x := range t.dictsOf() {
 			if x.name == r.Col {
@@ -701,7 +428,7 @@ func (t *table) attach(hf *histFile) error {
 		if d == nil {
 			return fmt.Errorf("%w: unknown dictionary %s", errBadHist, r.Col)
 		}
-		strs, err := hf.dictStrings(r.Col)
+		strs, err := hf.DictStrings(r.Col)
 		if err != nil {
 			return err
 		}
@@ -721,8 +448,8 @@ func (t *table) attach(hf *histFile) error {
 		return err
 	}
 	base := ci << chunkBits
-	server := asSlice[uint64](hf.sec("server"))
-	hidden := asSlice[uint64](hf.sec("hidden"))
+	server := histfile.AsSlice[uint64](hf.Section("server"))
+	hidden := histfile.AsSlice[uint64](hf.Section("hidden"))
 	pv, _ := t.name.dict.lookup("$pageview")
 	sc := t.colByKey["$session_id"]
 	for i, w := range server {
@@ -750,18 +477,18 @@ func (t *table) attach(hf *histFile) error {
 		isPV := pv != 0 && t.name.at(row) == pv || t.loads.server.has(row)
 		t.sess.add(sc.at(row), row, ts, isPV)
 	}
-	jd, err := hf.journal()
+	jd, err := histJournal(hf)
 	if err != nil {
 		return err
 	}
 	var ev Event
 	t.people.grow(t.dids.size())
-	for i, row := range hf.hdr.Journal {
+	for i, row := range hf.Header.Journal {
 		jd.fill(i, &ev)
 		t.people.apply(t.dids, t.dids.code(ev.DistinctID), &ev, int(row))
 	}
 	t.people.grow(t.dids.size())
-	for _, b := range hf.blockRefs() {
+	for _, b := range histBlockRefs(hf) {
 		t.addBlockRef(b)
 	}
 	t.hist.files = append(t.hist.files, hf)
@@ -887,17 +614,17 @@ func (s *DB) loadHistory() (err error) {
 		t.idx.reserve((n+3)<<chunkBits, &t.keys) // and room for the log's rows
 	}
 	// The uuid index is built on another core while the rest is attached.
-	toIndex := make(chan *histFile, 64)
+	toIndex := make(chan *histfile.File, 64)
 	indexed := make(chan struct{})
 	go func() {
 		defer close(indexed)
 		var t *table
 		var kv vec[UUIDKey] // the files' keys, apart from the table's vec
 		for hf := range toIndex {
-			if t == nil || t.site != hf.hdr.Site {
-				t, kv = s.table(hf.hdr.Site), vec[UUIDKey]{}
+			if t == nil || t.site != hf.Header.Site {
+				t, kv = s.table(hf.Header.Site), vec[UUIDKey]{}
 			}
-			keys := asSlice[UUIDKey](hf.sec("uuid"))
+			keys := histfile.AsSlice[UUIDKey](hf.Section("uuid"))
 			kv.chunks = append(kv.chunks, keys)
 			kv.n += chunkSize
 			if keys == nil {
@@ -916,14 +643,14 @@ func (s *DB) loadHistory() (err error) {
 	// once for all of them; and the collector runs less often meanwhile
 	// (millions of strings are added at once), then as it was.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	opened := make([]*histFile, len(ls))
+	opened := make([]*histfile.File, len(ls))
 	errs := make([]error, len(ls))
 	upTo := map[string]map[string]uint32{} // site → dictionary → codes
 	for i, x := range ls {
-		hf, err := openHist(x.id, filepath.Join(s.hist.dir, x.l.File))
-		if err == nil && (hf.hdr.Site != x.l.Site || hf.hdr.Chunk != x.l.Chunk) {
-			unmapFile(hf.data)
-			err = fmt.Errorf("%w: %s is for %s/%d, listed as %s/%d", errBadHist, hf.path, hf.hdr.Site, hf.hdr.Chunk, x.l.Site, x.l.Chunk)
+		hf, err := histfile.Open(x.id, filepath.Join(s.hist.dir, x.l.File))
+		if err == nil && (hf.Header.Site != x.l.Site || hf.Header.Chunk != x.l.Chunk) {
+			hf.Close()
+			err = fmt.Errorf("%w: %s is for %s/%d, listed as %s/%d", errBadHist, hf.Path, hf.Header.Site, hf.Header.Chunk, x.l.Site, x.l.Chunk)
 		}
 		opened[i], errs[i] = hf, err
 		if err != nil {
@@ -932,7 +659,7 @@ func (s *DB) loadHistory() (err error) {
 		if upTo[x.l.Site] == nil {
 			upTo[x.l.Site] = map[string]uint32{}
 		}
-		for _, r := range hf.hdr.Dicts {
+		for _, r := range hf.Header.Dicts {
 			upTo[x.l.Site][r.Col] = max(upTo[x.l.Site][r.Col], r.To)
 		}
 	}
@@ -945,7 +672,7 @@ func (s *DB) loadHistory() (err error) {
 	defer func() {
 		for _, hf := range opened[next:] {
 			if hf != nil {
-				unmapFile(hf.data)
+				hf.Close()
 			}
 		}
 	}()
@@ -965,17 +692,17 @@ func (s *DB) loadHistory() (err error) {
 			if err := t.attachLost(x.l.Chunk); err != nil {
 				return err
 			}
-			toIndex <- &histFile{hdr: histHeader{Site: x.l.Site, Chunk: x.l.Chunk}}
+			toIndex <- &histfile.File{Header: histfile.Header{Site: x.l.Site, Chunk: x.l.Chunk}}
 			continue
 		}
 		t := s.tableFor(x.l.Site)
 		if err := t.attach(hf); err != nil {
-			unmapFile(hf.data)
+			hf.Close()
 			return err
 		}
 		toIndex <- hf
 		s.hist.mu.Lock()
-		s.hist.files[hf.id] = hf
+		s.hist.files[hf.ID] = hf
 		s.hist.mu.Unlock()
 	}
 	return nil
@@ -1023,27 +750,27 @@ func (s *DB) moveChunk(t *table, ci int) error {
 	if err != nil {
 		return err
 	}
-	var w histWriter
+	var w histfile.Writer
 	var moved []string // log keys the file takes
 	tailKey, tailVal := "", ""
 	var tailRef blockRef
 	var nMovedBlocks int
 
 	t.mu.RLock()
-	var ranges []histDictRange
+	var ranges []histfile.DictRange
 	for _, d := range t.dictsOf() {
 		from := max(t.hist.upTo[d.name], 1) // code 0 is "no value" in every dictionary
-		ranges = append(ranges, histDictRange{Col: d.name, From: from, To: uint32(d.d.size())})
+		ranges = append(ranges, histfile.DictRange{Col: d.name, From: from, To: uint32(d.d.size())})
 	}
 	// The body at its likely size at once (the columns, ~100 bytes a row,
 	// then the blocks as stored), not grown by copying.
 	est := 100 << chunkBits
 	for _, b := range t.blocks {
 		if b.first >= base && b.first < end {
-			est += b.size + histAlign
+			est += b.size + histfile.Align
 		}
 	}
-	w.body = make([]byte, 0, est)
+	w.Grow(est)
 	t.image(&w, ci, nil, nil, ranges, nil)
 	var jrows []int32
 	var jevs []*Event
@@ -1064,13 +791,13 @@ func (s *DB) moveChunk(t *table, ci int) error {
 		return fmt.Errorf("no block starts the chunk")
 	}
 	if len(jevs) > 0 {
-		w.section("journal", 0, []byte(encodeBlock(t.site, jevs, compressBest)))
-		w.hdr.Journal = jrows
+		w.Section("journal", 0, []byte(encodeBlock(t.site, jevs, compressBest)))
+		w.Header.Journal = jrows
 	}
 	// The blocks: compressed ones as they are; others, and the head of
 	// one that runs past the chunk, encoded again.
 	for _, b := range refs {
-		meta := histBlockMeta{First: b.first, N: b.n, Skips: b.skips}
+		meta := histfile.BlockMeta{First: b.first, N: b.n, Skips: b.skips}
 		straddles := b.first+b.n > end
 		if straddles {
 			meta.N, meta.Skips = end-b.first, nil
@@ -1120,21 +847,21 @@ func (s *DB) moveChunk(t *table, ci int) error {
 				return fmt.Errorf("block %s: %w", b.key, err)
 			}
 		}
-		w.block(meta, val)
+		w.Block(meta, val)
 		nMovedBlocks++
 	}
 
 	if err := os.MkdirAll(s.hist.dir, 0o700); err != nil {
 		return err
 	}
-	name := histName(id)
+	name := histfile.Name(id)
 	path := filepath.Join(s.hist.dir, name)
-	head, body := w.parts()
-	if err := writeFileAtomic(path, head, body, s.hist.prefixed("move:")); err != nil {
+	head, body := w.Parts()
+	if err := histfile.WriteFileAtomic(path, head, body, s.hist.prefixed("move:")); err != nil {
 		return err
 	}
 	s.hist.at("move:list")
-	hf, err := openHist(id, path)
+	hf, err := histfile.Open(id, path)
 	if err != nil {
 		os.Remove(path)
 		return err
@@ -1167,7 +894,7 @@ func (s *DB) moveChunk(t *table, ci int) error {
 		return nil
 	})
 	if err != nil {
-		unmapFile(hf.data)
+		hf.Close()
 		os.Remove(path)
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -1180,7 +907,7 @@ func (s *DB) moveChunk(t *table, ci int) error {
 	// A server pageview of the chunk confirmed while the file was written
 	// is set again on the mapping (a private copy of that page).
 	oldName := t.name.chunks[ci]
-	newName, _ := hf.codeChunkOf("name")
+	newName, _ := mappedCodes(hf, "name")
 	var fix []int
 	for i := 0; i < chunkSize; i++ {
 		if oldName.get(i) != newName.get(i) {
@@ -1199,7 +926,7 @@ func (s *DB) moveChunk(t *table, ci int) error {
 		t.name.setCode(base+i, fixCodes[k])
 	}
 	first := t.blockOf(base)
-	refsNew := hf.blockRefs()
+	refsNew := histBlockRefs(hf)
 	if tailRef.n > 0 {
 		refsNew = append(refsNew, tailRef)
 	}
@@ -1228,11 +955,11 @@ func (s *DB) closeHistory() {
 	s.hist.mu.Lock()
 	defer s.hist.mu.Unlock()
 	for id, hf := range s.hist.files {
-		unmapFile(hf.data)
+		hf.Close()
 		delete(s.hist.files, id)
 	}
 	for id, rf := range s.hist.recs {
-		unmapFile(rf.data)
+		rf.Close()
 		delete(s.hist.recs, id)
 	}
 }
@@ -1289,7 +1016,7 @@ func limitHeap() {
 // histRewrite is a history file written again (retention, person
 // deletion), not yet listed in place of the old one.
 type histRewrite struct {
-	old, new *histFile
+	old, new *histfile.File
 	listing  string
 }
 
@@ -1305,8 +1032,8 @@ type histEdit struct {
 
 // prepareRewrite writes hf again with e applied, under a new id, and maps
 // the new file; nothing is listed yet. The caller holds s.maint.
-func (s *DB) prepareRewrite(t *table, hf *histFile, id uint64, e histEdit) (*histRewrite, error) {
-	ci := hf.hdr.Chunk
+func (s *DB) prepareRewrite(t *table, hf *histfile.File, id uint64, e histEdit) (*histRewrite, error) {
+	ci := hf.Header.Chunk
 	base, end := ci<<chunkBits, (ci+1)<<chunkBits
 	var drops []int
 	for row := range e.drop {
@@ -1321,18 +1048,18 @@ func (s *DB) prepareRewrite(t *table, hf *histFile, id uint64, e histEdit) (*his
 			strip[row] = k
 		}
 	}
-	var w histWriter
+	var w histfile.Writer
 	t.mu.RLock()
-	t.image(&w, ci, drops, strip, hf.hdr.Dicts, e.blank)
+	t.image(&w, ci, drops, strip, hf.Header.Dicts, e.blank)
 	t.mu.RUnlock()
 
-	jd, err := hf.journal()
+	jd, err := histJournal(hf)
 	if err != nil {
 		return nil, err
 	}
 	var jevs []*Event
 	var jrows []int32
-	for i, row := range hf.hdr.Journal {
+	for i, row := range hf.Header.Journal {
 		if e.drop[int(row)] {
 			continue
 		}
@@ -1350,12 +1077,12 @@ func (s *DB) prepareRewrite(t *table, hf *histFile, id uint64, e histEdit) (*his
 		jrows = append(jrows, row)
 	}
 	if len(jevs) > 0 {
-		w.section("journal", 0, []byte(encodeBlock(t.site, jevs, compressBest)))
-		w.hdr.Journal = jrows
+		w.Section("journal", 0, []byte(encodeBlock(t.site, jevs, compressBest)))
+		w.Header.Journal = jrows
 	}
-	for i, b := range hf.hdr.Blocks {
+	for i, b := range hf.Header.Blocks {
 		meta := b
-		val := hf.blockValue(i)
+		val := hf.BlockValue(i)
 		if nv, ok := e.blocks[i]; ok {
 			val = nv
 			meta.Skips = slices.Clone(b.Skips)
@@ -1367,15 +1094,15 @@ func (s *DB) prepareRewrite(t *table, hf *histFile, id uint64, e histEdit) (*his
 			slices.Sort(meta.Skips)
 			meta.Skips = slices.Compact(meta.Skips)
 		}
-		w.block(meta, val)
+		w.Block(meta, val)
 	}
-	name := histName(id)
+	name := histfile.Name(id)
 	path := filepath.Join(s.hist.dir, name)
-	head, body := w.parts()
-	if err := writeFileAtomic(path, head, body, s.hist.prefixed("rewrite:")); err != nil {
+	head, body := w.Parts()
+	if err := histfile.WriteFileAtomic(path, head, body, s.hist.prefixed("rewrite:")); err != nil {
 		return nil, err
 	}
-	nf, err := openHist(id, path)
+	nf, err := histfile.Open(id, path)
 	if err != nil {
 		os.Remove(path)
 		return nil, err
@@ -1388,13 +1115,13 @@ func (s *DB) prepareRewrite(t *table, hf *histFile, id uint64, e histEdit) (*his
 func listRewrites(tx *buntdb.Tx, rws []*histRewrite) error {
 	var top uint64
 	for _, rw := range rws {
-		if _, err := tx.Delete(histKey(rw.old.id)); err != nil && err != buntdb.ErrNotFound {
+		if _, err := tx.Delete(histKey(rw.old.ID)); err != nil && err != buntdb.ErrNotFound {
 			return err
 		}
-		if _, _, err := tx.Set(histKey(rw.new.id), rw.listing, nil); err != nil {
+		if _, _, err := tx.Set(histKey(rw.new.ID), rw.listing, nil); err != nil {
 			return err
 		}
-		top = max(top, rw.new.id)
+		top = max(top, rw.new.ID)
 	}
 	if top > 0 {
 		if _, _, err := tx.Set(histIDKey, strconv.FormatUint(top, 10), nil); err != nil {
@@ -1407,22 +1134,22 @@ func listRewrites(tx *buntdb.Tx, rws []*histRewrite) error {
 // abandon removes rewritten files that were never listed.
 func abandon(rws []*histRewrite) {
 	for _, rw := range rws {
-		unmapFile(rw.new.data)
-		os.Remove(rw.new.path)
+		rw.new.Close()
+		os.Remove(rw.new.Path)
 	}
 }
 
 // swapRewrites makes the table read the rewritten files; the caller holds
 // t.mu (write). The old files are returned, to be closed once the lock is
 // released.
-func (s *DB) swapRewrites(t *table, rws []*histRewrite) ([]*histFile, error) {
-	var old []*histFile
+func (s *DB) swapRewrites(t *table, rws []*histRewrite) ([]*histfile.File, error) {
+	var old []*histfile.File
 	for _, rw := range rws {
-		ci := rw.new.hdr.Chunk
+		ci := rw.new.Header.Chunk
 		if err := t.mapChunk(ci, rw.new); err != nil {
 			return old, err
 		}
-		for i, b := range rw.new.hdr.Blocks {
+		for i, b := range rw.new.Header.Blocks {
 			bi := t.blockOf(b.First)
 			if bi < 0 || t.blocks[bi].first != b.First {
 				return old, fmt.Errorf("history rewrite lost track of block at row %d", b.First)
@@ -1431,13 +1158,13 @@ func (s *DB) swapRewrites(t *table, rws []*histRewrite) ([]*histFile, error) {
 			s.bc.drop(ref.key)
 			ref.key, ref.skips, ref.size = "", b.Skips, int(b.Size)
 			if b.Size > 0 {
-				ref.key = blockKeyIn(rw.new.id, i)
+				ref.key = blockKeyIn(rw.new.ID, i)
 			}
 		}
 		t.hist.files[ci] = rw.new
 		s.hist.mu.Lock()
-		delete(s.hist.files, rw.old.id)
-		s.hist.files[rw.new.id] = rw.new
+		delete(s.hist.files, rw.old.ID)
+		s.hist.files[rw.new.ID] = rw.new
 		s.hist.mu.Unlock()
 		old = append(old, rw.old)
 	}
@@ -1445,10 +1172,10 @@ func (s *DB) swapRewrites(t *table, rws []*histRewrite) ([]*histFile, error) {
 }
 
 // closeOld unmaps and removes replaced files.
-func closeOld(files []*histFile) {
+func closeOld(files []*histfile.File) {
 	for _, hf := range files {
-		unmapFile(hf.data)
-		os.Remove(hf.path)
+		hf.Close()
+		os.Remove(hf.Path)
 	}
 }
 
@@ -1456,11 +1183,11 @@ func closeOld(files []*histFile) {
 // drops or strips, the blocks it changes, or every file when it blanks
 // dictionary codes in fileBlanks' ranges), lists them in one transaction
 // with logOps, and swaps them in. The caller holds s.maint.
-func (s *DB) rewriteAll(t *table, e histEdit, blockVals map[string]string, touch func(hf *histFile) bool, logOps func(tx *buntdb.Tx) error, inMemory func()) error {
+func (s *DB) rewriteAll(t *table, e histEdit, blockVals map[string]string, touch func(hf *histfile.File) bool, logOps func(tx *buntdb.Tx) error, inMemory func()) error {
 	t.mu.RLock()
 	files := slices.Clone(t.hist.files)
 	t.mu.RUnlock()
-	var todo []*histFile
+	var todo []*histfile.File
 	for _, hf := range files {
 		if hf != nil && touch(hf) {
 			todo = append(todo, hf)
@@ -1475,8 +1202,8 @@ func (s *DB) rewriteAll(t *table, e histEdit, blockVals map[string]string, touch
 		for k, hf := range todo {
 			fe := e
 			fe.blocks = make(map[int]string)
-			for i := range hf.hdr.Blocks {
-				if v, ok := blockVals[blockKeyIn(hf.id, i)]; ok {
+			for i := range hf.Header.Blocks {
+				if v, ok := blockVals[blockKeyIn(hf.ID, i)]; ok {
 					fe.blocks[i] = v
 				}
 			}
@@ -1523,8 +1250,8 @@ func (s *DB) scrubDistinctIDs(t *table, codes []uint32) error {
 	for _, c := range codes {
 		set[c] = true
 	}
-	touch := func(hf *histFile) bool {
-		for _, r := range hf.hdr.Dicts {
+	touch := func(hf *histfile.File) bool {
+		for _, r := range hf.Header.Dicts {
 			if r.Col != "did" {
 				continue
 			}

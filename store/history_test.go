@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/firstpartyhq/firstparty/store/histfile"
 )
 
 // historyPair is the same data in two stores: one that moves whole chunks
@@ -274,34 +276,34 @@ func TestHistoryFileHoldsNoDeletedPerson(t *testing.T) {
 	}
 	p.hist.Close()
 	for _, f := range histFiles(t, p.histPath) {
-		hf, err := openHist(0, f)
+		hf, err := histfile.Open(0, f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := hf.check(); err != nil {
+		if err := hf.Check(); err != nil {
 			t.Fatal(err)
 		}
 		var text strings.Builder
-		strs, err := hf.dictStrings("did")
+		strs, err := hf.DictStrings("did")
 		if err != nil {
 			t.Fatal(err)
 		}
 		text.WriteString(strings.Join(strs, "\n"))
-		for i := range hf.hdr.Blocks {
-			if v := hf.blockValue(i); v != "" {
+		for i := range hf.Header.Blocks {
+			if v := hf.BlockValue(i); v != "" {
 				d := must(decodeBlock(v))
 				text.WriteString(strings.Join(d.strs, "\n"))
 			}
 		}
-		if jd, _ := hf.journal(); jd != nil {
+		if jd, _ := histJournal(hf); jd != nil {
 			text.WriteString(strings.Join(jd.strs, "\n"))
 		}
 		for _, id := range person.DistinctIDs {
-			if strings.Contains(text.String(), id) || bytes.Contains(hf.data, []byte(id)) {
+			if strings.Contains(text.String(), id) || bytes.Contains(hf.Bytes(), []byte(id)) {
 				t.Errorf("%s still holds deleted id %q", f, id)
 			}
 		}
-		unmapFile(hf.data)
+		hf.Close()
 	}
 	db, err := Open(p.histPath, Options{CompactEvery: time.Hour})
 	if err != nil {
@@ -452,7 +454,7 @@ func TestHistoryCrashSafe(t *testing.T) {
 		listed := map[string]bool{}
 		db.hist.mu.RLock()
 		for _, hf := range db.hist.files {
-			listed[hf.path] = true
+			listed[hf.Path] = true
 		}
 		db.hist.mu.RUnlock()
 		for _, f := range histFiles(t, path) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/buntdb"
+
+	"github.com/firstpartyhq/firstparty/store/histfile"
 )
 
 // EventQuery selects events for listing.
@@ -633,9 +635,9 @@ func (s *DB) rewriteRows(t *table, drop []int, strip map[int]string) error {
 			}
 		}
 	}
-	touch := func(hf *histFile) bool {
-		for i := range hf.hdr.Blocks {
-			if _, ok := histVals[blockKeyIn(hf.id, i)]; ok {
+	touch := func(hf *histfile.File) bool {
+		for i := range hf.Header.Blocks {
+			if _, ok := histVals[blockKeyIn(hf.ID, i)]; ok {
 				return true
 			}
 		}

@@ -6,50 +6,24 @@ package store
 // file in the history directory, listed (rl:<id>) in the same buntdb
 // transaction that deletes them from the log. Only the chunk headers stay
 // in memory. Deleting recordings (retention, a person's deletion) writes
-// the files that hold them again without those chunks.
+// the files that hold them again without those chunks. The file format is
+// package histfile's (RecFile).
 
 import (
-	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/tidwall/buntdb"
+
+	"github.com/firstpartyhq/firstparty/store/histfile"
 )
 
-const (
-	recMagic   = "FPRECS01"
-	recListKey = "rl:" // + 16 hex digits of the file id
-	recExt     = ".fpr"
-)
-
-// recFile is an open (mapped) recording file.
-type recFile struct {
-	id   uint64
-	path string
-	data []byte
-	body []byte
-	hdr  recHeader
-}
-
-type recHeader struct {
-	Chunks  []recChunkMeta `json:"chunks"`
-	Body    int64          `json:"body"`
-	BodyCRC uint32         `json:"body_crc"`
-}
-
-// recChunkMeta is one chunk: its log key and where its value is.
-type recChunkMeta struct {
-	Key  string `json:"key"`
-	Off  int64  `json:"off"`
-	Size int64  `json:"size"`
-}
+const recListKey = "rl:" // + 16 hex digits of the file id
 
 func recFileKey(id uint64, i int) string {
 	return "rf:" + strconv.FormatUint(id, 16) + ":" + strconv.Itoa(i)
@@ -69,49 +43,6 @@ func parseRecFileKey(k string) (id uint64, i int, ok bool) {
 	return id, i, err1 == nil && err2 == nil
 }
 
-func writeRecFile(path string, keys []string, vals []string, crash func(string)) error {
-	var hdr recHeader
-	var body []byte
-	for i, k := range keys {
-		hdr.Chunks = append(hdr.Chunks, recChunkMeta{Key: k, Off: int64(len(body)), Size: int64(len(vals[i]))})
-		body = append(body, vals[i]...)
-	}
-	hdr.Body, hdr.BodyCRC = int64(len(body)), crc32.ChecksumIEEE(body)
-	hj, _ := json.Marshal(&hdr)
-	return writeFileAtomic(path, frameHead(recMagic, hj), body, crash)
-}
-
-func openRecFile(id uint64, path string) (*recFile, error) {
-	data, err := mapPrivate(path)
-	if err != nil {
-		return nil, err
-	}
-	rf := &recFile{id: id, path: path, data: data}
-	bad := func(why string) (*recFile, error) {
-		unmapFile(data)
-		return nil, fmt.Errorf("%w: %s: %s", errBadHist, path, why)
-	}
-	body, err := unframe(data, recMagic, &rf.hdr, func() int64 { return rf.hdr.Body })
-	if err != nil {
-		return bad(err.Error())
-	}
-	rf.body = body
-	for _, c := range rf.hdr.Chunks {
-		if c.Off < 0 || c.Size < 0 || c.Off+c.Size > rf.hdr.Body {
-			return bad("chunk out of range")
-		}
-	}
-	return rf, nil
-}
-
-func (rf *recFile) value(i int) string {
-	c := rf.hdr.Chunks[i]
-	if c.Size == 0 {
-		return ""
-	}
-	return unsafe.String(&rf.body[c.Off], int(c.Size))
-}
-
 // recValue returns the stored value of a recording chunk key, from the log
 // or from a recording file.
 func (s *DB) recValue(tx *buntdb.Tx, key string) (string, error) {
@@ -122,10 +53,10 @@ func (s *DB) recValue(tx *buntdb.Tx, key string) (string, error) {
 	s.hist.mu.RLock()
 	rf := s.hist.recs[id]
 	s.hist.mu.RUnlock()
-	if rf == nil || i >= len(rf.hdr.Chunks) {
+	if rf == nil || i >= len(rf.Header.Chunks) {
 		return "", fmt.Errorf("recording chunk %s: no such file", key)
 	}
-	return rf.value(i), nil
+	return rf.Value(i), nil
 }
 
 // loadRecFiles opens the listed recording files and adds their chunk
@@ -137,21 +68,21 @@ func (s *DB) loadRecFiles(names map[uint64]string) error {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
-		rf, err := openRecFile(id, filepath.Join(s.hist.dir, names[id]))
+		rf, err := histfile.OpenRec(id, filepath.Join(s.hist.dir, names[id]))
 		if err != nil {
 			return err
 		}
 		s.hist.mu.Lock()
 		s.hist.recs[id] = rf
 		s.hist.mu.Unlock()
-		for i, c := range rf.hdr.Chunks {
+		for i, c := range rf.Header.Chunks {
 			site, session, seq, ok := parseRecKey(c.Key)
 			if !ok {
-				return fmt.Errorf("%w: %s: bad chunk key %q", errBadHist, rf.path, c.Key)
+				return fmt.Errorf("%w: %s: bad chunk key %q", errBadHist, rf.Path, c.Key)
 			}
-			h, err := decodeChunkHeader(rf.value(i))
+			h, err := decodeChunkHeader(rf.Value(i))
 			if err != nil {
-				return fmt.Errorf("%s: chunk %q: %w", rf.path, c.Key, err)
+				return fmt.Errorf("%s: chunk %q: %w", rf.Path, c.Key, err)
 			}
 			if seq > s.recs.seq.Load() {
 				s.recs.seq.Store(seq)
@@ -211,12 +142,12 @@ func (s *DB) FlushRecordings(idle time.Duration) error {
 	if err := os.MkdirAll(s.hist.dir, 0o700); err != nil {
 		return err
 	}
-	name := fmt.Sprintf("%016x%s", id, recExt)
+	name := histfile.RecName(id)
 	path := filepath.Join(s.hist.dir, name)
-	if err := writeRecFile(path, keys, vals, s.hist.prefixed("recs:")); err != nil {
+	if err := histfile.WriteRec(path, keys, vals, s.hist.prefixed("recs:")); err != nil {
 		return err
 	}
-	rf, err := openRecFile(id, path)
+	rf, err := histfile.OpenRec(id, path)
 	if err != nil {
 		os.Remove(path)
 		return err
@@ -237,7 +168,7 @@ func (s *DB) FlushRecordings(idle time.Duration) error {
 		return nil
 	})
 	if err != nil {
-		unmapFile(rf.data)
+		rf.Close()
 		os.Remove(path)
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -284,7 +215,7 @@ func (s *DB) deleteRecChunks(keys []string) error {
 		logKeys = append(logKeys, k)
 	}
 	type rewrite struct {
-		old, new *recFile
+		old, new *histfile.RecFile
 		name     string
 		remap    map[string]string
 	}
@@ -292,8 +223,8 @@ func (s *DB) deleteRecChunks(keys []string) error {
 	abandonAll := func() {
 		for _, rw := range rws {
 			if rw.new != nil {
-				unmapFile(rw.new.data)
-				os.Remove(rw.new.path)
+				rw.new.Close()
+				os.Remove(rw.new.Path)
 			}
 		}
 	}
@@ -311,21 +242,21 @@ func (s *DB) deleteRecChunks(keys []string) error {
 			}
 			rw := rewrite{old: old, remap: map[string]string{}}
 			var ks, vs []string
-			for i, c := range old.hdr.Chunks {
+			for i, c := range old.Header.Chunks {
 				if !idx[i] {
 					rw.remap[recFileKey(id, i)] = recFileKey(next, len(ks))
 					ks = append(ks, c.Key)
-					vs = append(vs, old.value(i))
+					vs = append(vs, old.Value(i))
 				}
 			}
 			if len(ks) > 0 {
-				rw.name = fmt.Sprintf("%016x%s", next, recExt)
+				rw.name = histfile.RecName(next)
 				path := filepath.Join(s.hist.dir, rw.name)
-				if err := writeRecFile(path, ks, vs, s.hist.prefixed("recs-rewrite:")); err != nil {
+				if err := histfile.WriteRec(path, ks, vs, s.hist.prefixed("recs-rewrite:")); err != nil {
 					abandonAll()
 					return err
 				}
-				nf, err := openRecFile(next, path)
+				nf, err := histfile.OpenRec(next, path)
 				if err != nil {
 					os.Remove(path)
 					abandonAll()
@@ -346,14 +277,14 @@ func (s *DB) deleteRecChunks(keys []string) error {
 		}
 		var top uint64
 		for _, rw := range rws {
-			if _, err := tx.Delete(fmt.Sprintf("%s%016x", recListKey, rw.old.id)); err != nil && err != buntdb.ErrNotFound {
+			if _, err := tx.Delete(fmt.Sprintf("%s%016x", recListKey, rw.old.ID)); err != nil && err != buntdb.ErrNotFound {
 				return err
 			}
 			if rw.new != nil {
-				if _, _, err := tx.Set(fmt.Sprintf("%s%016x", recListKey, rw.new.id), rw.name, nil); err != nil {
+				if _, _, err := tx.Set(fmt.Sprintf("%s%016x", recListKey, rw.new.ID), rw.name, nil); err != nil {
 					return err
 				}
-				top = max(top, rw.new.id)
+				top = max(top, rw.new.ID)
 			}
 		}
 		if top > 0 {
@@ -370,9 +301,9 @@ func (s *DB) deleteRecChunks(keys []string) error {
 	remap := map[string]string{}
 	s.hist.mu.Lock()
 	for _, rw := range rws {
-		delete(s.hist.recs, rw.old.id)
+		delete(s.hist.recs, rw.old.ID)
 		if rw.new != nil {
-			s.hist.recs[rw.new.id] = rw.new
+			s.hist.recs[rw.new.ID] = rw.new
 		}
 		for k, v := range rw.remap {
 			remap[k] = v
@@ -382,8 +313,8 @@ func (s *DB) deleteRecChunks(keys []string) error {
 	s.recs.renameKeys(remap)
 	s.hist.recLife.Lock()
 	for _, rw := range rws {
-		unmapFile(rw.old.data)
-		os.Remove(rw.old.path)
+		rw.old.Close()
+		os.Remove(rw.old.Path)
 	}
 	s.hist.recLife.Unlock()
 	return nil

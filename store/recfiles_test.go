@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/tidwall/buntdb"
+
+	"github.com/firstpartyhq/firstparty/store/histfile"
 )
 
 // heapInUse is the live heap after a full collection.
@@ -62,7 +64,7 @@ func TestRecordingFiles(t *testing.T) {
 	if err := db.FlushRecordings(3 * time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if n := countFiles(t, path, recExt); n != 0 {
+	if n := countFiles(t, path, histfile.RecExt); n != 0 {
 		t.Fatalf("%d recording files for recordings not idle long enough", n)
 	}
 	heap := heapInUse()
@@ -74,7 +76,7 @@ func TestRecordingFiles(t *testing.T) {
 	if freed < int64(stored)*8/10 {
 		t.Errorf("flushing %d B of recordings freed only %d B of heap", stored, freed)
 	}
-	if n := countFiles(t, path, recExt); n != 1 {
+	if n := countFiles(t, path, histfile.RecExt); n != 1 {
 		t.Fatalf("%d recording files, want 1", n)
 	}
 	logChunks := 0

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/firstpartyhq/firstparty/store/histfile"
 )
 
 // This is a minimal, read-only reader of the buntdb log for `caddy
@@ -97,36 +98,36 @@ func (v *logVerifier) verifyFiles(dir string) {
 		}
 		path := filepath.Join(dir, name)
 		v.rep.HistoryFiles++
-		if strings.HasSuffix(name, recExt) {
-			rf, err := openRecFile(0, path)
+		if strings.HasSuffix(name, histfile.RecExt) {
+			rf, err := histfile.OpenRec(0, path)
 			if err != nil {
 				v.damage(-1, fmt.Sprintf("recording file %s: %v", name, err))
 				continue
 			}
-			v.rep.HistoryBytes += int64(len(rf.data))
-			if crc32.ChecksumIEEE(rf.body) != rf.hdr.BodyCRC {
+			v.rep.HistoryBytes += int64(len(rf.Bytes()))
+			if err := rf.Check(); err != nil {
 				v.damage(-1, fmt.Sprintf("recording file %s: checksum mismatch", name))
 			}
-			unmapFile(rf.data)
+			rf.Close()
 			continue
 		}
-		hf, err := openHist(0, path)
+		hf, err := histfile.Open(0, path)
 		if err != nil {
 			v.damage(-1, fmt.Sprintf("history file %s: %v", name, err))
 			continue
 		}
-		v.rep.HistoryBytes += int64(len(hf.data))
-		if err := hf.check(); err != nil {
+		v.rep.HistoryBytes += int64(len(hf.Bytes()))
+		if err := hf.Check(); err != nil {
 			v.damage(-1, fmt.Sprintf("history file %s: checksum mismatch", name))
 		} else {
-			for _, b := range hf.hdr.Blocks {
+			for _, b := range hf.Header.Blocks {
 				if b.Size > 0 {
 					v.rep.Blocks++
 					v.rep.Events += b.N - len(b.Skips)
 				}
 			}
 		}
-		unmapFile(hf.data)
+		hf.Close()
 	}
 }
 
