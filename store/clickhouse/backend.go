@@ -274,6 +274,9 @@ func (b *Backend) Flush(ctx context.Context) error {
 	if err := b.flushRecordings(ctx); err != nil {
 		return err
 	}
+	if _, err := b.shipImported(ctx); err != nil {
+		return err
+	}
 	for {
 		n := 0
 		for _, v := range b.Backlogs() {

@@ -413,7 +413,7 @@ func asStr(raw json.RawMessage) string {
 // sessions with a passing event (and the persons of passing events
 // without a session).
 func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error) {
-	if b.sqlReason(ctx, q, nil) != "" || b.imported(ctx, q) {
+	if b.sqlReason(ctx, q, nil) != "" {
 		b.count(&b.inLocal, "stats")
 		return b.DB.Stats(ctx, q)
 	}
@@ -448,7 +448,7 @@ func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error)
 		st.AvgSessionSeconds = float64(durMs) / 1000 / n
 		st.ViewsPerSession = float64(st.Pageviews) / n
 	}
-	return st, nil
+	return st, b.addImportedStats(ctx, q, &st, bounces, durMs) // imported aggregates (imported.go)
 }
 
 // scopedStats is Stats' row under an event-property filter: a session
@@ -519,7 +519,7 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 	if bq.Event != "" {
 		events = []string{bq.Event}
 	}
-	if bq.Property == "" || b.sqlReason(ctx, q, events, bq.Property) != "" || b.imported(ctx, q) {
+	if bq.Property == "" || b.sqlReason(ctx, q, events, bq.Property) != "" {
 		b.count(&b.inLocal, "breakdown")
 		return b.DB.Breakdown(ctx, q, bq)
 	}
@@ -542,8 +542,13 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 		// whole sessions that have a passing event.
 		keep = Build("session != '' AND session GLOBAL IN (SELECT session FROM (?) WHERE pass AND vis AND session != '')", withPass(base, q))
 	}
+	imp, err := b.importedBreakdown(ctx, q, bq) // imported aggregates (imported.go)
+	if err != nil {
+		return nil, err
+	}
+	impFirst, limit := imp.first("v", bq.Limit)
 	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ? AS m, ? AS keep, vis FROM (?))
-WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, keep, withPass(base, q), bq.Limit))
+WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY ? DESC, c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, keep, withPass(base, q), impFirst, limit))
 	if err != nil {
 		return nil, err
 	}
@@ -559,7 +564,7 @@ WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`,
 		}
 		return out[i].Value < out[j].Value
 	})
-	return out, nil
+	return imp.merge(out, bq.Limit), nil
 }
 
 // labelSQL is the SQL of an event's interval label in tz, as

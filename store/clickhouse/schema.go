@@ -62,6 +62,7 @@ func (b *Backend) schema(replicated bool) []SQL {
 		out = append(out, Build("CREATE TABLE IF NOT EXISTS ?.`recordings` AS ?.? ENGINE = Distributed(?, ?, ?, sipHash64(session))",
 			db, db, rec, Ident(b.opts.Cluster), db, rec))
 	}
+	out = append(out, b.importedSchema(replicated)...) // imported aggregates (imported.go)
 	if b.opts.Cluster != "" {
 		cl := Ident(b.opts.Cluster)
 		out = append(out,

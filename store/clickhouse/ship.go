@@ -30,6 +30,7 @@ func (b *Backend) ship() {
 	defer tick.Stop()
 	var lastDrop time.Time // when DropShipped last ran
 	var lastSync time.Time // when syncDeletions last ran (a query a second at most)
+	var lastImp time.Time  // when shipImported last ran
 	for {
 		select {
 		case <-b.stop:
@@ -64,6 +65,12 @@ func (b *Backend) ship() {
 		if b.schemaOK && time.Since(lastSync) >= max(b.opts.Flush, time.Second) {
 			lastSync = time.Now()
 			if err := b.syncDeletions(ctx); err != nil {
+				b.noteErr(err)
+			}
+		}
+		if b.schemaOK && time.Since(lastImp) >= time.Minute {
+			lastImp = time.Now() // imported aggregates (imported.go): at start, then once a minute
+			if _, err := b.shipImported(ctx); err != nil {
 				b.noteErr(err)
 			}
 		}
