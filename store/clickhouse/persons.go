@@ -494,7 +494,9 @@ func (b *Backend) deleteLocal(ctx context.Context, site string, ids []string) er
 
 // syncDeletions deletes from the local log the persons another node
 // deleted since the last call: their ids' tombstones newer than the last
-// seen (all of them after a start; deleting again finds nothing).
+// seen (all of them after a start; deleting again finds nothing), and
+// their recordings, which no longer ship from here
+// (recordingsDeletedElsewhere).
 func (b *Backend) syncDeletions(ctx context.Context) error {
 	rows, err := b.client().Query(ctx, Build(`SELECT site, distinct_id, max(ver) FROM person_map WHERE deleted = 1 AND ver > ?
 GROUP BY site, distinct_id`, b.tombVer))
@@ -514,6 +516,10 @@ GROUP BY site, distinct_id`, b.tombVer))
 		b.mu.Unlock()
 	}
 	for site, ids := range bySite {
+		// Recordings first: they are found by the persons' ids in the log.
+		if err := b.recordingsDeletedElsewhere(ctx, site, ids); err != nil {
+			return err
+		}
 		if err := b.deleteLocal(ctx, site, ids); err != nil {
 			return err
 		}

@@ -354,7 +354,9 @@ func (b *Backend) wasDeleted(site, id string) bool {
 }
 
 // DropShipped deletes from the local log the events older than Keep that
-// have shipped; those still in the outbox stay whatever their time. It
+// have shipped, and the shipped recordings whose last event is older than
+// Keep (dropShippedRecordings); those still in the outbox stay whatever
+// their time. It
 // runs in the shipping loop at most once a minute (or every Keep/2 when
 // that is shorter); it returns how many events went.
 //
@@ -392,6 +394,10 @@ func (b *Backend) DropShipped(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
+	}
+	// Recordings too: the shipped ones whose last event is older.
+	if _, err := b.dropShippedRecordings(ctx, cutoff); err != nil {
+		return total, err
 	}
 	return total, nil
 }
