@@ -25,8 +25,10 @@ import (
 // of a site). A
 // query reads it with FINAL, so that a uuid counts once even before the
 // parts are merged, only when its range holds a uuid twice (eventsRel). person_map holds, for each distinct id, the
-// person it belongs to (seq orders one node's events as they were
-// appended, for session properties); the row with the highest ver wins (argMax), so the
+// person it belongs to (events' seq is their arrival sequence: the
+// node's arrival time in µs, strictly increasing per node, which orders
+// one node's events as they were appended and links by arrival: see
+// persons.go's evKey); the row with the highest ver wins (argMax), so the
 // latest merge seen by any node applies to every node's events.
 
 // schema returns the statements that create the tables on one server;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -212,6 +213,13 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	}
 	// Remember the persons shipped only once they are in.
 	b.rememberPersons(people)
+	// Ids this node ships for the first time that are already part of a
+	// person of several ids (linked through another node): their first
+	// event may be the person's first to arrive, which decides its root,
+	// so their components are resolved again too.
+	if err := b.mergedIDs(ctx, batch, linked); err != nil {
+		return 0, err
+	}
 	for s, ids := range linked {
 		if err := b.resolve(ctx, s, ids...); err != nil {
 			return 0, err // the batch ships again, the same rows
@@ -400,4 +408,30 @@ func (b *Backend) DropShipped(ctx context.Context) (int, error) {
 		return total, err
 	}
 	return total, nil
+}
+
+// mergedIDs adds to linked (by site) the ids of batch (site\x00id) that
+// person_map maps as part of a person of several ids (a row above the
+// alone tier, not deleted).
+func (b *Backend) mergedIDs(ctx context.Context, batch map[string]bool, linked map[string][]string) error {
+	bySite := map[string][]string{}
+	for k := range batch {
+		site, id, _ := strings.Cut(k, "\x00")
+		bySite[site] = append(bySite[site], id)
+	}
+	for site, ids := range bySite {
+		sort.Strings(ids)
+		for start := 0; start < len(ids); start += idsPerQuery {
+			part := ids[start:min(start+idsPerQuery, len(ids))]
+			rows, err := b.client().Query(ctx, Build(`SELECT distinct_id FROM person_map WHERE site = ? AND ?
+GROUP BY distinct_id HAVING max(ver) >= ? AND argMax(deleted, ver) = 0`, site, hasStr(part, "distinct_id"), tierMerged<<56))
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				linked[site] = append(linked[site], asStr(r[0]))
+			}
+		}
+	}
+	return nil
 }
