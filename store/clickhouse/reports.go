@@ -261,44 +261,19 @@ func sessionFilters(q store.Query) SQL {
 
 // rangeFacts reports whether the site has server pageviews in q's range,
 // which a snippet pageview may confirm (and so hide), and the events
-// relation to read the range from (eventsRel).
+// relation to read the range from, each uuid once (dedup.go).
 func (b *Backend) rangeFacts(ctx context.Context, q store.Query) (bool, SQL, error) {
-	from, to := q.From.UnixMilli(), q.To.UnixMilli()
-	rows, err := b.client().Query(ctx, Build(`SELECT countIf(name = '$server_pageview'), count() - uniqExact(cityHash64(uuid))
-FROM events WHERE site = ? AND ? AND ts >= ? AND ts < ?`, q.Site, timeRange(from, to), from, to))
-	if err != nil {
-		return false, "", err
-	}
-	if len(rows) != 1 || len(rows[0]) != 2 {
-		return false, "", fmt.Errorf("clickhouse: %d rows, want 1", len(rows))
-	}
-	return asInt(rows[0][0]) > 0, eventsRel(asInt(rows[0][1]) > 0), nil
+	return b.rangeFactsSQL(ctx, q.Site, q.From.UnixMilli(), q.To.UnixMilli()) // dedup.go
 }
 
-// eventsRel is the events relation to read: `events FINAL` when a uuid
-// is there twice (a retried batch whose parts are not merged yet), else
-// `events`, which ClickHouse reads many times faster (FINAL merges every
-// column read, the property arrays too, in one stream). The count of
-// distinct uuids is of their hashes: a collision only makes FINAL run
-// when it was not needed.
-// siteEvents is the events relation (eventsRel) for all of a site's events.
+// siteEvents is the events relation for all of a site's events, each
+// uuid once (dedup.go).
 func (b *Backend) siteEvents(ctx context.Context, site string) (SQL, error) {
-	n, err := b.one(ctx, Build("SELECT count() - uniqExact(cityHash64(uuid)) FROM events WHERE site = ?", site))
-	if err != nil {
-		return "", err
-	}
-	return eventsRel(n > 0), nil
-}
-
-func eventsRel(dups bool) SQL {
-	if dups {
-		return "events FINAL"
-	}
-	return "events"
+	return b.siteEventsSQL(ctx, site)
 }
 
 // base is the relation every report reads: the events of q's range, each
-// uuid once (eventsRel), bots left out unless asked for, each with its person
+// uuid once (dedup.go), bots left out unless asked for, each with its person
 // (the latest mapping any node shipped; deleted persons' events dropped),
 // its name as reports see it (ename: an unconfirmed server pageview is a
 // $pageview), vis (0 for a server pageview a snippet pageview confirmed)

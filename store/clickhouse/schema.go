@@ -23,8 +23,9 @@ import (
 // its time: one on another day than the first copy is a second row (the
 // old key, (site, uuid), merged them but made every report read every day
 // of a site). A
-// query reads it with FINAL, so that a uuid counts once even before the
-// parts are merged, only when its range holds a uuid twice (eventsRel). person_map holds, for each distinct id, the
+// query reads a uuid once, even before the parts are merged and across
+// days, with FINAL and without the lower copies, only when its range
+// holds a uuid twice (dedup.go). person_map holds, for each distinct id, the
 // person it belongs to (events' seq is their arrival sequence: the
 // node's arrival time in µs, strictly increasing per node, which orders
 // one node's events as they were appended and links by arrival: see
