@@ -217,8 +217,18 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	// person of several ids (linked through another node): their first
 	// event may be the person's first to arrive, which decides its root,
 	// so their components are resolved again too.
-	if err := b.mergedIDs(ctx, batch, linked); err != nil {
+	merged, err := b.mergedIDs(ctx, batch)
+	if err != nil {
 		return 0, err
+	}
+	for s, ids := range merged {
+		// In parts: a part's link components stay small enough to list
+		// (linkClosure), where all of them at once might not.
+		for start := 0; start < len(ids); start += resolvePart {
+			if err := b.resolve(ctx, s, ids[start:min(start+resolvePart, len(ids))]...); err != nil {
+				return 0, err
+			}
+		}
 	}
 	for s, ids := range linked {
 		if err := b.resolve(ctx, s, ids...); err != nil {
@@ -410,10 +420,14 @@ func (b *Backend) DropShipped(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// mergedIDs adds to linked (by site) the ids of batch (site\x00id) that
+// resolvePart is how many ids mergedIDs found one resolve takes.
+const resolvePart = 200
+
+// mergedIDs returns (by site) the ids of batch (site\x00id) that
 // person_map maps as part of a person of several ids (a row above the
 // alone tier, not deleted).
-func (b *Backend) mergedIDs(ctx context.Context, batch map[string]bool, linked map[string][]string) error {
+func (b *Backend) mergedIDs(ctx context.Context, batch map[string]bool) (map[string][]string, error) {
+	linked := map[string][]string{}
 	bySite := map[string][]string{}
 	for k := range batch {
 		site, id, _ := strings.Cut(k, "\x00")
@@ -426,12 +440,12 @@ func (b *Backend) mergedIDs(ctx context.Context, batch map[string]bool, linked m
 			rows, err := b.client().Query(ctx, Build(`SELECT distinct_id FROM person_map WHERE site = ? AND ?
 GROUP BY distinct_id HAVING max(ver) >= ? AND argMax(deleted, ver) = 0`, site, hasStr(part, "distinct_id"), tierMerged<<56))
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for _, r := range rows {
 				linked[site] = append(linked[site], asStr(r[0]))
 			}
 		}
 	}
-	return nil
+	return linked, nil
 }
