@@ -205,3 +205,46 @@ func TestRecordingUsageWholeSession(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRecordingShippedAfterDeletionIsPurged: a chunk of a deleted person
+// that reached ClickHouse after the deleting node had purged its
+// recordings (shipped by another node in the moment before it saw the
+// tombstones) is deleted by that node once it sees them: here a node that
+// starts after the deletion.
+func TestRecordingShippedAfterDeletionIsPurged(t *testing.T) {
+	c := chtest.Start(t)
+	dir := t.TempDir()
+	urls := []string{c.Shards[0].URL(), c.Shards[1].URL()}
+	a := openAt(t, filepath.Join(dir, "a.db"), urls, "recpurge", 0)
+	defer a.Close()
+	if _, err := a.Append(ctx, mkEvents(3, 0, func(int) string { return "d1" })); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AppendSnapshots(ctx, "s", []store.Snapshot{recent("a-d1", "d1"), recent("a-d2", "d2")}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, a)
+	if err := a.DeletePerson(ctx, "s", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	// The late chunk, as another node's shipper would have inserted it.
+	data := []byte(`[{"type":3,"timestamp":1}]`)
+	late := recRow{Site: "s", Session: "late-d1", Node: "other", Ord: 1, T: time.Now().UTC().Format(time.DateTime), DistinctID: "d1",
+		First: 1, Last: 1, Events: 1, Bytes: 10, Data: base64.StdEncoding.EncodeToString(recEnc.EncodeAll(data, nil))}
+	j, _ := json.Marshal(late)
+	if err := a.client().InsertJSON(ctx, "recordings", append(j, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	b := openAt(t, filepath.Join(dir, "b.db"), urls, "recpurge", 0)
+	defer b.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for count(t, b.client(), "SELECT count() FROM recordings WHERE distinct_id = 'd1'") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the late chunk of the deleted person stayed in ClickHouse")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := sessionsOf(b.Recordings(ctx, "s", math.MinInt64, math.MaxInt64)); fmt.Sprint(got) != "[a-d2]" {
+		t.Fatalf("ClickHouse lists %v, want [a-d2]", got)
+	}
+}
