@@ -251,3 +251,28 @@ func (s *DB) addImportedTrends(q Query, tq TrendsQuery, bk *buckets, out *Trends
 		})
 	}
 }
+
+// ImportedDays returns the first and last whole day (YYYY-MM-DD) of q that
+// imported aggregates answer for, as Stats and Breakdown add them; ok is
+// false when they add none (filters, a cohort, no whole day). Another
+// backend uses it to add its copy of the aggregates the same way.
+func ImportedDays(q Query) (first, last string, ok bool) { return importedDays(q) }
+
+// ScanImported calls fn with every stored day of every imported table
+// (site, table, day YYYY-MM-DD, and its JSON: ImportedTotals for
+// ImportedTotalsTable, else []ImportedRow), in key order, until fn returns
+// false. Another backend ships them with it.
+func (s *DB) ScanImported(fn func(site, table, day, v string) bool) error {
+	return s.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendGreaterOrEqual("", "i:", func(k, v string) bool {
+			if !strings.HasPrefix(k, "i:") {
+				return false
+			}
+			parts := strings.Split(k[2:], "\x00")
+			if len(parts) != 3 {
+				return true
+			}
+			return fn(parts[0], parts[1], parts[2], v)
+		})
+	})
+}

@@ -43,3 +43,40 @@ func MatchChain(st ActionStep, chain string) (elements, text bool, err error) {
 func ChannelType(referringDomain, source, medium, campaign, currentURL string) string {
 	return channelType(referringDomain, source, medium, campaign, currentURL)
 }
+
+// DropRecordingsBefore deletes the site's recordings whose last event is
+// older than cutoff (Unix ms), except the sessions in keep, as retention
+// does; it returns how many went. A backend that holds the recordings
+// elsewhere (the ClickHouse backend's `keep`) drops what it has shipped
+// with it.
+func (s *DB) DropRecordingsBefore(site string, cutoff int64, keep map[string]bool) (int, error) {
+	return s.dropRecordings(site, func(ri *RecordingInfo) bool { return ri.End < cutoff && !keep[ri.SessionID] })
+}
+
+// DeleteRecordingsOf deletes the site's recordings whose distinct id (their
+// first chunk's, as DeletePerson matches them) is one of ids, even when the
+// log holds no event of theirs; it returns how many went.
+func (s *DB) DeleteRecordingsOf(site string, ids []string) (int, error) {
+	set := make(map[string]bool, len(ids))
+	for _, d := range ids {
+		set[d] = true
+	}
+	return s.dropRecordings(site, func(ri *RecordingInfo) bool { return set[ri.DistinctID] })
+}
+
+func (s *DB) dropRecordings(site string, match func(*RecordingInfo) bool) (int, error) {
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	n := 0
+	err := s.deleteRecordingsOf(site, func(ri *RecordingInfo) bool {
+		m := match(ri)
+		if m {
+			n++
+		}
+		return m
+	})
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, s.shrink()
+}

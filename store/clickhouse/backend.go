@@ -50,6 +50,7 @@ type Backend struct {
 
 	mu       sync.Mutex
 	seq      uint64         // next outbox key
+	arrival  uint64         // last arrival sequence given (row.Seq: µs, strictly increasing)
 	backlog  map[string]int // events per site waiting in the outbox
 	shipped  map[string]int64
 	lastErr  string
@@ -180,7 +181,7 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 	for i, ev := range events {
 		ver := ver - uint64(i)
 		r := row{Site: ev.Site, UUID: ev.UUID, Name: ev.Name, DistinctID: ev.DistinctID, TS: ev.Time,
-			T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"), Seq: seq<<24 | uint64(i),
+			T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"), Seq: b.nextArrival(),
 			Keys: make([]string, 0, len(ev.Props)), Vals: make([]string, 0, len(ev.Props)), Kinds: make([]int, 0, len(ev.Props)), Ver: ver}
 		if r.TS < 0 {
 			r.T = "1970-01-01 00:00:00"
@@ -214,6 +215,15 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 	}
 	b.nudge()
 	return out, nil
+}
+
+// nextArrival is an event's arrival sequence (row.Seq), called with b.mu
+// held in commit order: the arrival time in µs, strictly increasing, so
+// that it is this node's commit order and orders the events of several
+// nodes by arrival (persons.go's evKey).
+func (b *Backend) nextArrival() uint64 {
+	b.arrival = max(b.arrival+1, uint64(time.Now().UnixMicro()))
+	return b.arrival
 }
 
 func pad20(n uint64) string {
@@ -272,6 +282,9 @@ func (b *Backend) Stop() {
 // Flush ships until the outbox is empty or ctx ends.
 func (b *Backend) Flush(ctx context.Context) error {
 	if err := b.flushRecordings(ctx); err != nil {
+		return err
+	}
+	if _, err := b.shipImported(ctx); err != nil {
 		return err
 	}
 	for {

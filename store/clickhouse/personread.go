@@ -112,6 +112,9 @@ func (b *Backend) personsOf(ctx context.Context, site string, members map[string
 	for _, k := range derived {
 		cols = append(cols, Build("argMin(?, ?)", prop(k), order), Build("argMax(?, ?)", prop(k), order))
 	}
+	// And the first to arrive (evKey's order), which decides the root.
+	arr := Build("(?)", arrivalOrder())
+	cols = append(cols, Build("argMin(ts, ?)", arr), Build("argMin(seq, ?)", arr), Build("argMin(uuid, ?)", arr))
 	rows, err := b.client().Query(ctx, Build("SELECT ? FROM (?) GROUP BY distinct_id",
 		Join(cols, ", "), eventsWhere(site, hasStr(ids, "distinct_id"))))
 	if err != nil {
@@ -133,7 +136,8 @@ func (b *Backend) personsOf(ctx context.Context, site string, members map[string
 		name := owner[d]
 		first := evKey{asInt(r[1]), asUint(r[2]), asStr(r[3])}
 		last := evKey{asInt(r[4]), asUint(r[5]), asStr(r[6])}
-		see(d, seenKey{first, 0})
+		a := 7 + 2*len(derived)
+		see(d, seenKey{evKey{asInt(r[a]), asUint(r[a+1]), asStr(r[a+2])}, 0})
 		fv, lv := make([]string, len(derived)), make([]string, len(derived))
 		for i := range derived {
 			fv[i], lv[i] = asStr(r[7+2*i]), asStr(r[8+2*i])
@@ -143,10 +147,10 @@ func (b *Backend) personsOf(ctx context.Context, site string, members map[string
 			spans[name] = &span{first, last, fv, lv}
 			continue
 		}
-		if first.less(sp.first) {
+		if first.timeLess(sp.first) {
 			sp.first, sp.fvals = first, fv
 		}
-		if sp.last.less(last) {
+		if sp.last.timeLess(last) {
 			sp.last, sp.lvals = last, lv
 		}
 	}
@@ -156,7 +160,7 @@ func (b *Backend) personsOf(ctx context.Context, site string, members map[string
 	isLink := SQL("(name = '$identify' OR name = '$create_alias')")
 	mine := Build("(? AND (? OR hasAny(prop_keys, ['$set', '$set_once', '$unset'])) OR ? AND ?)", hasStr(ids, "distinct_id"), isLink, isLink, hasStr(ids, Build("?", other)))
 	rows, err = b.client().Query(ctx, Build(`SELECT distinct_id, name, ? AS other, ?, ?, ?, ts, seq, uuid FROM (?)
-ORDER BY ts, seq, uuid`, other, val("$set"), val("$set_once"), val("$unset"), eventsWhere(site, mine)))
+ORDER BY ?`, other, val("$set"), val("$set_once"), val("$unset"), eventsWhere(site, mine), arrivalOrder()))
 	if err != nil {
 		return nil, err
 	}

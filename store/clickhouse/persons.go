@@ -21,16 +21,17 @@ import (
 // embedded store fed every event would make them:
 //
 //   - resolve reads the site's `$identify` and `$create_alias` events (each
-//     uuid once, deleted persons' left out) in time order (ties in one
-//     node's commit order, then by uuid: time stands in for the one
-//     store's commit order, which several nodes do not share; late events
-//     are therefore placed by their time, not by when they came), and
+//     uuid once, deleted persons' left out) in arrival order (evKey: each
+//     node's commit order, the nodes' events by arrival time; a late event
+//     with an old timestamp is placed where it came, as the one store
+//     places it), and
 //     applies the merge rule to them event by
 //     event, as store's people does: the sender is identified first, then
 //     the link joins the other id's person unless that one is identified.
-//   - A person's root is its id seen first (the earliest event naming it,
-//     as sender or as the linked id; the sender before the other within one
-//     event), and its id is store.PersonID of the root, as in the store.
+//   - A person's root is its id seen first (the first event to arrive
+//     naming it, as sender or as the linked id; the sender before the other
+//     within one event), and its id is store.PersonID of the root, as in
+//     the store.
 //   - It ships a person_map row, on the resolved tier, for every id whose
 //     person changed; every query maps ids through person_map (argMax of
 //     ver), so the persons apply at once to every node's events.
@@ -50,15 +51,45 @@ type linkEvent struct {
 	did, other string
 }
 
-// evKey orders events: time, then one node's commit order (seq), then
-// uuid. Every node computes the same order from the same rows.
+// evKey orders events by arrival, as the one store applies them in its
+// commit order (SPEC §4's merge rule and a person's root depend on that
+// order, not on the events' times: a late event with an old timestamp
+// counts as it arrived, as the embedded store counts it). seq is the
+// arrival sequence Append gives each event: its node's arrival time in µs,
+// strictly increasing per node (so one node's commit order), which also
+// orders the events of different nodes by when they came; ties between
+// nodes go by uuid. Every node computes the same order from the same rows.
+//
+// Rows shipped by older releases have a seq that is their node's outbox
+// position (below arrivalEpoch): they come first, by time as they were
+// ordered then.
 type evKey struct {
 	ts   int64
 	seq  uint64
 	uuid string
 }
 
+// arrivalEpoch: a seq at or above it is an arrival time in µs (any time
+// after 2001); below it, an older release's outbox position.
+const arrivalEpoch = 1_000_000_000_000_000
+
 func (a evKey) less(b evKey) bool {
+	la, lb := a.seq < arrivalEpoch, b.seq < arrivalEpoch
+	if la != lb {
+		return la
+	}
+	if la && a.ts != b.ts {
+		return a.ts < b.ts
+	}
+	if a.seq != b.seq {
+		return a.seq < b.seq
+	}
+	return a.uuid < b.uuid
+}
+
+// timeLess orders by time (then seq and uuid): a person's first and
+// latest events, as the store finds them (created_at, $initial_*).
+func (a evKey) timeLess(b evKey) bool {
 	if a.ts != b.ts {
 		return a.ts < b.ts
 	}
@@ -66,6 +97,11 @@ func (a evKey) less(b evKey) bool {
 		return a.seq < b.seq
 	}
 	return a.uuid < b.uuid
+}
+
+// arrivalOrder is evKey's order in SQL.
+func arrivalOrder() SQL {
+	return Build("seq >= ?, if(seq >= ?, 0, ts), seq, uuid", uint64(arrivalEpoch), uint64(arrivalEpoch))
 }
 
 // seenKey orders ids by when the one store would have seen them first.
@@ -152,13 +188,18 @@ func (b *Backend) links(ctx context.Context, site string, deleted map[string]boo
 		in = Build("(? OR ?)", hasStr(scope, "distinct_id"), hasStr(scope, "other"))
 	}
 	rows, err := b.client().Query(ctx, Build(`SELECT ts, seq, uuid, name, distinct_id, if(name = '$identify', ?, ?) AS other FROM events FINAL
-WHERE site = ? AND (name = '$identify' OR name = '$create_alias') AND ? ORDER BY ts, seq, uuid`, prop("$anon_distinct_id"), prop("alias"), site, in))
+WHERE site = ? AND (name = '$identify' OR name = '$create_alias') AND ? ORDER BY ?`, prop("$anon_distinct_id"), prop("alias"), site, in, arrivalOrder()))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]linkEvent, 0, len(rows))
+	seen := map[string]bool{}
 	for _, r := range rows {
 		l := linkEvent{at: evKey{asInt(r[0]), asUint(r[1]), asStr(r[2])}, name: asStr(r[3]), did: asStr(r[4]), other: asStr(r[5])}
+		if seen[l.at.uuid] {
+			continue // a resent copy on another day (a second row): the first counts
+		}
+		seen[l.at.uuid] = true
 		if deleted[l.did] {
 			continue
 		}
@@ -214,7 +255,7 @@ func (b *Backend) resolvePersons(ctx context.Context, site string, deleted map[s
 	for start := 0; start < len(multi); start += idsPerQuery {
 		part := multi[start:min(start+idsPerQuery, len(multi))]
 		rows, err := b.client().Query(ctx, Build(`SELECT distinct_id, ts, seq, uuid FROM events FINAL WHERE site = ? AND ?
-ORDER BY distinct_id, ts, seq, uuid LIMIT 1 BY distinct_id`, site, hasStr(part, "distinct_id")))
+ORDER BY distinct_id, ? LIMIT 1 BY distinct_id`, site, hasStr(part, "distinct_id"), arrivalOrder()))
 		if err != nil {
 			return res, err
 		}
@@ -494,7 +535,9 @@ func (b *Backend) deleteLocal(ctx context.Context, site string, ids []string) er
 
 // syncDeletions deletes from the local log the persons another node
 // deleted since the last call: their ids' tombstones newer than the last
-// seen (all of them after a start; deleting again finds nothing).
+// seen (all of them after a start; deleting again finds nothing), and
+// their recordings, which no longer ship from here
+// (recordingsDeletedElsewhere).
 func (b *Backend) syncDeletions(ctx context.Context) error {
 	rows, err := b.client().Query(ctx, Build(`SELECT site, distinct_id, max(ver) FROM person_map WHERE deleted = 1 AND ver > ?
 GROUP BY site, distinct_id`, b.tombVer))
@@ -514,6 +557,10 @@ GROUP BY site, distinct_id`, b.tombVer))
 		b.mu.Unlock()
 	}
 	for site, ids := range bySite {
+		// Recordings first: they are found by the persons' ids in the log.
+		if err := b.recordingsDeletedElsewhere(ctx, site, ids); err != nil {
+			return err
+		}
 		if err := b.deleteLocal(ctx, site, ids); err != nil {
 			return err
 		}

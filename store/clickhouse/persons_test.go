@@ -46,28 +46,29 @@ type sent struct {
 }
 
 // feed appends the events, in time order, each to its node (in batches,
-// as captures come) and all of them to the reference, then waits until
-// both nodes shipped.
+// as captures come) and all of them to the reference in the order the
+// nodes got them, then waits until both nodes shipped.
 func (tn *twoNodes) feed(t *testing.T, evs []sent) {
 	t.Helper()
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].ev.Time < evs[j].ev.Time })
 	for start := 0; start < len(evs); start += 37 {
 		part := evs[start:min(start+37, len(evs))]
 		var per [2][]*store.Event
-		var all []*store.Event
 		for _, s := range part {
 			per[s.node] = append(per[s.node], clone(s.ev))
-			all = append(all, clone(s.ev))
 		}
+		// The reference gets them in the order they arrive at the nodes
+		// (node 0's part of the batch, then node 1's): links apply in
+		// arrival order (SPEC §4's rule; see persons.go's evKey).
 		for i, n := range tn.nodes {
 			if len(per[i]) > 0 {
 				if _, err := n.Append(ctx, per[i]); err != nil {
 					t.Fatal(err)
 				}
+				if _, err := tn.ref.Append(ctx, cloneAll(per[i])); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		if _, err := tn.ref.Append(ctx, all); err != nil {
-			t.Fatal(err)
 		}
 	}
 	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -285,6 +286,14 @@ func TestCrossNodeMerges(t *testing.T) {
 		}
 	}
 	tn.sameAnswers(t, "after the deletions")
+}
+
+func cloneAll(evs []*store.Event) []*store.Event {
+	out := make([]*store.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = clone(ev)
+	}
+	return out
 }
 
 func clone(ev *store.Event) *store.Event {

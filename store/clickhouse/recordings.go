@@ -95,7 +95,7 @@ type recUsage struct {
 	asking   bool
 	day      int64 // UTC day of dayBytes
 	dayBytes int64
-	sessions map[string]int64 // sessions with chunks in the last 24 hours
+	sessions map[string]int64 // sessions with chunks in the last 24 hours: all their bytes
 }
 
 // startRecordings reads the outbox left by the last run and starts the
@@ -287,16 +287,27 @@ func (r *recShipper) shipOnce(ctx context.Context) (int, error) {
 	// Held until the rows are in: a person deleted meanwhile either sees
 	// them in ClickHouse (and deletes them there) or has them dropped here.
 	r.mu.Lock()
+	kept := make([]string, 0, len(lines))
 	for _, line := range lines {
 		var row recRow
 		if json.Unmarshal([]byte(line), &row) != nil {
 			continue
 		}
 		rows = append(rows, row)
+		kept = append(kept, line)
+	}
+	// Chunks of persons deleted on any node (their tombstones in
+	// person_map) never ship: their sessions are blocked here, and the
+	// local copies go when syncDeletions sees the tombstones.
+	if err := r.blockDeleted(ctx, rows); err != nil {
+		r.mu.Unlock()
+		return 0, err
+	}
+	for i, row := range rows {
 		if d, ok := r.deleted[row.Site+"\x00"+row.Session]; ok && row.Ord < d {
 			continue
 		}
-		out = append(append(out, line...), '\n')
+		out = append(append(out, kept[i]...), '\n')
 	}
 	if len(out) > 0 {
 		if err := r.b.client().InsertJSON(ctx, "recordings", out); err != nil {
@@ -490,7 +501,8 @@ func (b *Backend) RecordingUsage(site, session string) (sessionBytes, dayTotal i
 }
 
 // askUsage asks ClickHouse for a site's recording sizes: today's total by
-// arrival (UTC) and each session's with chunks in the last 24 hours.
+// arrival (UTC) and, for each session with chunks in the last 24 hours,
+// the size of all of its chunks (not only those of the last 24 hours).
 func (r *recShipper) askUsage(site string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -501,8 +513,19 @@ func (r *recShipper) askUsage(site string) {
 	err := r.ensureSchema(ctx)
 	if err == nil {
 		var rows [][]json.RawMessage
+		// Every chunk of each session with a chunk in the last 24 hours
+		// (a session that gets chunks now is one of them once its first
+		// new chunk shipped; until then the local log's figure and the
+		// outbox stand). The sessions are read from the local table: the
+		// table is sharded by session, so each shard's sessions are its
+		// own.
+		local := Ident("recordings")
+		if r.b.opts.Cluster != "" {
+			local = Ident("recordings_local")
+		}
 		rows, err = r.b.client().Query(ctx, Build(`SELECT session, sum(bytes), sumIf(bytes, toDate(t) = toDate(?)) FROM recordings FINAL WHERE site = ?
- AND t >= toDateTime(?) GROUP BY session`, now.Unix(), site, now.Add(-24*time.Hour).Unix()))
+ AND session IN (SELECT session FROM ?.? WHERE site = ? AND t >= toDateTime(?)) GROUP BY session`,
+			now.Unix(), site, Ident(r.b.opts.Database), local, site, now.Add(-24*time.Hour).Unix()))
 		if err == nil {
 			sessions = make(map[string]int64, len(rows))
 			for _, row := range rows {
@@ -522,10 +545,11 @@ func (r *recShipper) askUsage(site string) {
 	u.at, u.day, u.dayBytes, u.sessions = now, day, total, sessions
 }
 
-// deleteRecordings deletes, in ClickHouse, the recordings of the person
-// with these distinct ids (those whose first distinct id is one of them,
-// as the local store does), and keeps their chunks still in the outbox
-// from shipping. It waits until the rows are gone.
+// deleteRecordings deletes, in ClickHouse and in the local log, the
+// recordings of the person with these distinct ids (those whose first
+// distinct id is one of them, as the local store does), and keeps their
+// chunks still in the outbox from shipping. It waits until the rows are
+// gone.
 func (b *Backend) deleteRecordings(ctx context.Context, site string, ids []string) error {
 	r := b.rec
 	if err := r.ensureSchema(ctx); err != nil {
@@ -545,7 +569,8 @@ func (b *Backend) deleteRecordings(ctx context.Context, site string, ids []strin
 		sessions[asStr(row[0])] = true
 	}
 	if len(sessions) == 0 {
-		return nil
+		_, err := b.DB.DeleteRecordingsOf(site, ids)
+		return err
 	}
 	list := make([]string, 0, len(sessions))
 	r.mu.Lock() // waits for a batch being shipped
@@ -555,6 +580,18 @@ func (b *Backend) deleteRecordings(ctx context.Context, site string, ids []strin
 	}
 	r.mu.Unlock()
 	sort.Strings(list)
+	if err := b.purgeRecordings(ctx, site, list); err != nil {
+		return err
+	}
+	// The local copies, also of a person the log holds no event of (its
+	// DeletePerson would not find them).
+	_, err = b.DB.DeleteRecordingsOf(site, ids)
+	return err
+}
+
+// purgeRecordings deletes the sessions' chunks in ClickHouse and waits
+// until they are gone.
+func (b *Backend) purgeRecordings(ctx context.Context, site string, list []string) error {
 	local := Ident("recordings")
 	if b.opts.Cluster != "" {
 		local = Ident("recordings_local")
@@ -598,4 +635,140 @@ func (b *Backend) deleteRecordings(ctx context.Context, site string, ids []strin
 		}
 	}
 	return nil
+}
+
+// blockDeleted blocks (r.deleted) the sessions of rows whose distinct id
+// has a tombstone in person_map: the person was deleted, on this node or
+// another, and no chunk of theirs ships afterwards. Called with r.mu held
+// (the check and the insert are one step for recordingsDeletedElsewhere).
+func (r *recShipper) blockDeleted(ctx context.Context, rows []recRow) error {
+	ids := map[string][]string{}
+	seen := map[string]bool{}
+	for _, row := range rows {
+		k := row.Site + "\x00" + row.DistinctID
+		if row.DistinctID == "" || seen[k] {
+			continue
+		}
+		if d, ok := r.deleted[row.Site+"\x00"+row.Session]; ok && row.Ord < d {
+			continue
+		}
+		seen[k] = true
+		ids[row.Site] = append(ids[row.Site], row.DistinctID)
+	}
+	gone := map[string]bool{}
+	for site, list := range ids {
+		sort.Strings(list)
+		for start := 0; start < len(list); start += idsPerQuery {
+			part := list[start:min(start+idsPerQuery, len(list))]
+			res, err := r.b.client().Query(ctx, Build("SELECT DISTINCT distinct_id FROM person_map WHERE site = ? AND ? AND deleted = 1",
+				site, hasStr(part, "distinct_id")))
+			if err != nil {
+				return err
+			}
+			for _, x := range res {
+				gone[site+"\x00"+asStr(x[0])] = true
+			}
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	for _, row := range rows {
+		if gone[row.Site+"\x00"+row.DistinctID] {
+			r.deleted[row.Site+"\x00"+row.Session] = r.ord + 1
+		}
+	}
+	return nil
+}
+
+// recordingsDeletedElsewhere applies, to this node's recordings, the
+// deletion of a person another node deleted (syncDeletions saw its
+// tombstones): the chunks still in the outbox never ship, the local copies
+// go, and the chunks this node shipped after the deletion had run
+// (between the other node's purge and the tombstones being seen here) are
+// deleted in ClickHouse too.
+func (b *Backend) recordingsDeletedElsewhere(ctx context.Context, site string, ids []string) error {
+	r := b.rec
+	if err := r.ensureSchema(ctx); err != nil {
+		return err
+	}
+	set := make(map[string]bool, len(ids))
+	for _, d := range ids {
+		set[d] = true
+	}
+	var localSessions []string
+	for _, ri := range b.DB.Recordings(ctx, site, math.MinInt64, math.MaxInt64) {
+		if set[ri.DistinctID] {
+			localSessions = append(localSessions, ri.SessionID)
+		}
+	}
+	// Under r.mu, so that no batch is between its tombstone check and its
+	// insert: every chunk shipped before is seen by the query, every batch
+	// after sees the tombstones.
+	r.mu.Lock()
+	for _, s := range localSessions {
+		r.deleted[site+"\x00"+s] = r.ord + 1
+	}
+	var rows [][]json.RawMessage
+	var err error
+	for start := 0; start < len(ids) && err == nil; start += idsPerQuery {
+		var part [][]json.RawMessage
+		part, err = b.client().Query(ctx, Build(`SELECT session FROM recordings FINAL WHERE site = ? GROUP BY session HAVING has(?, argMinIf(distinct_id, ord, distinct_id != ''))`,
+			site, ids[start:min(start+idsPerQuery, len(ids))]))
+		rows = append(rows, part...)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(rows) > 0 {
+		list := make([]string, len(rows))
+		for i, row := range rows {
+			list[i] = asStr(row[0])
+		}
+		sort.Strings(list)
+		if err := b.purgeRecordings(ctx, site, list); err != nil {
+			return err
+		}
+	}
+	_, err = b.DB.DeleteRecordingsOf(site, ids)
+	return err
+}
+
+// dropShippedRecordings is DropShipped for recordings: the local log's
+// recordings whose last event is older than cutoff leave it, except the
+// sessions with chunks still in the outbox. A chunk appended meanwhile is
+// in the outbox already (its row holds its data), so it still ships.
+func (b *Backend) dropShippedRecordings(ctx context.Context, cutoff int64) (int, error) {
+	waiting := map[string]map[string]bool{}
+	err := b.DB.ScanMeta(recOutboxPrefix, func(k, v string) bool {
+		for _, line := range strings.Split(strings.TrimSpace(v), "\n") {
+			var row struct {
+				Site    string `json:"site"`
+				Session string `json:"session"`
+			}
+			if json.Unmarshal([]byte(line), &row) == nil {
+				if waiting[row.Site] == nil {
+					waiting[row.Site] = map[string]bool{}
+				}
+				waiting[row.Site][row.Session] = true
+			}
+		}
+		return ctx.Err() == nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, site := range b.DB.Sites() {
+		n, err := b.DB.DropRecordingsBefore(site, cutoff, waiting[site])
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }

@@ -261,44 +261,19 @@ func sessionFilters(q store.Query) SQL {
 
 // rangeFacts reports whether the site has server pageviews in q's range,
 // which a snippet pageview may confirm (and so hide), and the events
-// relation to read the range from (eventsRel).
+// relation to read the range from, each uuid once (dedup.go).
 func (b *Backend) rangeFacts(ctx context.Context, q store.Query) (bool, SQL, error) {
-	from, to := q.From.UnixMilli(), q.To.UnixMilli()
-	rows, err := b.client().Query(ctx, Build(`SELECT countIf(name = '$server_pageview'), count() - uniqExact(cityHash64(uuid))
-FROM events WHERE site = ? AND ? AND ts >= ? AND ts < ?`, q.Site, timeRange(from, to), from, to))
-	if err != nil {
-		return false, "", err
-	}
-	if len(rows) != 1 || len(rows[0]) != 2 {
-		return false, "", fmt.Errorf("clickhouse: %d rows, want 1", len(rows))
-	}
-	return asInt(rows[0][0]) > 0, eventsRel(asInt(rows[0][1]) > 0), nil
+	return b.rangeFactsSQL(ctx, q.Site, q.From.UnixMilli(), q.To.UnixMilli()) // dedup.go
 }
 
-// eventsRel is the events relation to read: `events FINAL` when a uuid
-// is there twice (a retried batch whose parts are not merged yet), else
-// `events`, which ClickHouse reads many times faster (FINAL merges every
-// column read, the property arrays too, in one stream). The count of
-// distinct uuids is of their hashes: a collision only makes FINAL run
-// when it was not needed.
-// siteEvents is the events relation (eventsRel) for all of a site's events.
+// siteEvents is the events relation for all of a site's events, each
+// uuid once (dedup.go).
 func (b *Backend) siteEvents(ctx context.Context, site string) (SQL, error) {
-	n, err := b.one(ctx, Build("SELECT count() - uniqExact(cityHash64(uuid)) FROM events WHERE site = ?", site))
-	if err != nil {
-		return "", err
-	}
-	return eventsRel(n > 0), nil
-}
-
-func eventsRel(dups bool) SQL {
-	if dups {
-		return "events FINAL"
-	}
-	return "events"
+	return b.siteEventsSQL(ctx, site)
 }
 
 // base is the relation every report reads: the events of q's range, each
-// uuid once (eventsRel), bots left out unless asked for, each with its person
+// uuid once (dedup.go), bots left out unless asked for, each with its person
 // (the latest mapping any node shipped; deleted persons' events dropped),
 // its name as reports see it (ename: an unconfirmed server pageview is a
 // $pageview), vis (0 for a server pageview a snippet pageview confirmed)
@@ -413,7 +388,7 @@ func asStr(raw json.RawMessage) string {
 // sessions with a passing event (and the persons of passing events
 // without a session).
 func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error) {
-	if b.sqlReason(ctx, q, nil) != "" || b.imported(ctx, q) {
+	if b.sqlReason(ctx, q, nil) != "" {
 		b.count(&b.inLocal, "stats")
 		return b.DB.Stats(ctx, q)
 	}
@@ -448,7 +423,7 @@ func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error)
 		st.AvgSessionSeconds = float64(durMs) / 1000 / n
 		st.ViewsPerSession = float64(st.Pageviews) / n
 	}
-	return st, nil
+	return st, b.addImportedStats(ctx, q, &st, bounces, durMs) // imported aggregates (imported.go)
 }
 
 // scopedStats is Stats' row under an event-property filter: a session
@@ -519,7 +494,7 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 	if bq.Event != "" {
 		events = []string{bq.Event}
 	}
-	if bq.Property == "" || b.sqlReason(ctx, q, events, bq.Property) != "" || b.imported(ctx, q) {
+	if bq.Property == "" || b.sqlReason(ctx, q, events, bq.Property) != "" {
 		b.count(&b.inLocal, "breakdown")
 		return b.DB.Breakdown(ctx, q, bq)
 	}
@@ -542,8 +517,13 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 		// whole sessions that have a passing event.
 		keep = Build("session != '' AND session GLOBAL IN (SELECT session FROM (?) WHERE pass AND vis AND session != '')", withPass(base, q))
 	}
+	imp, err := b.importedBreakdown(ctx, q, bq) // imported aggregates (imported.go)
+	if err != nil {
+		return nil, err
+	}
+	impFirst, limit := imp.first("v", bq.Limit)
 	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ? AS m, ? AS keep, vis FROM (?))
-WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, keep, withPass(base, q), bq.Limit))
+WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY ? DESC, c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, keep, withPass(base, q), impFirst, limit))
 	if err != nil {
 		return nil, err
 	}
@@ -559,7 +539,7 @@ WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`,
 		}
 		return out[i].Value < out[j].Value
 	})
-	return out, nil
+	return imp.merge(out, bq.Limit), nil
 }
 
 // labelSQL is the SQL of an event's interval label in tz, as

@@ -23,10 +23,13 @@ import (
 // its time: one on another day than the first copy is a second row (the
 // old key, (site, uuid), merged them but made every report read every day
 // of a site). A
-// query reads it with FINAL, so that a uuid counts once even before the
-// parts are merged, only when its range holds a uuid twice (eventsRel). person_map holds, for each distinct id, the
-// person it belongs to (seq orders one node's events as they were
-// appended, for session properties); the row with the highest ver wins (argMax), so the
+// query reads a uuid once, even before the parts are merged and across
+// days, with FINAL and without the lower copies, only when its range
+// holds a uuid twice (dedup.go). person_map holds, for each distinct id, the
+// person it belongs to (events' seq is their arrival sequence: the
+// node's arrival time in µs, strictly increasing per node, which orders
+// one node's events as they were appended and links by arrival: see
+// persons.go's evKey); the row with the highest ver wins (argMax), so the
 // latest merge seen by any node applies to every node's events.
 
 // schema returns the statements that create the tables on one server;
@@ -62,6 +65,7 @@ func (b *Backend) schema(replicated bool) []SQL {
 		out = append(out, Build("CREATE TABLE IF NOT EXISTS ?.`recordings` AS ?.? ENGINE = Distributed(?, ?, ?, sipHash64(session))",
 			db, db, rec, Ident(b.opts.Cluster), db, rec))
 	}
+	out = append(out, b.importedSchema(replicated)...) // imported aggregates (imported.go)
 	if b.opts.Cluster != "" {
 		cl := Ident(b.opts.Cluster)
 		out = append(out,

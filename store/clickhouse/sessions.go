@@ -77,7 +77,7 @@ func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
 		}
 		inner = append(inner, Build("? AS ?", v, Ident(fmt.Sprint("sp", i))))
 	}
-	// FINAL only when a uuid is there twice (see eventsRel).
+	// Each uuid once, at a cost only when one is there twice (dedup.go).
 	evs, err := b.siteEvents(ctx, site)
 	if err != nil {
 		return "", err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ func (b *Backend) ship() {
 	defer tick.Stop()
 	var lastDrop time.Time // when DropShipped last ran
 	var lastSync time.Time // when syncDeletions last ran (a query a second at most)
+	var lastImp time.Time  // when shipImported last ran
 	for {
 		select {
 		case <-b.stop:
@@ -64,6 +66,12 @@ func (b *Backend) ship() {
 		if b.schemaOK && time.Since(lastSync) >= max(b.opts.Flush, time.Second) {
 			lastSync = time.Now()
 			if err := b.syncDeletions(ctx); err != nil {
+				b.noteErr(err)
+			}
+		}
+		if b.schemaOK && time.Since(lastImp) >= time.Minute {
+			lastImp = time.Now() // imported aggregates (imported.go): at start, then once a minute
+			if _, err := b.shipImported(ctx); err != nil {
 				b.noteErr(err)
 			}
 		}
@@ -205,6 +213,23 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	}
 	// Remember the persons shipped only once they are in.
 	b.rememberPersons(people)
+	// Ids this node ships for the first time that are already part of a
+	// person of several ids (linked through another node): their first
+	// event may be the person's first to arrive, which decides its root,
+	// so their components are resolved again too.
+	merged, err := b.mergedIDs(ctx, batch)
+	if err != nil {
+		return 0, err
+	}
+	for s, ids := range merged {
+		// In parts: a part's link components stay small enough to list
+		// (linkClosure), where all of them at once might not.
+		for start := 0; start < len(ids); start += resolvePart {
+			if err := b.resolve(ctx, s, ids[start:min(start+resolvePart, len(ids))]...); err != nil {
+				return 0, err
+			}
+		}
+	}
 	for s, ids := range linked {
 		if err := b.resolve(ctx, s, ids...); err != nil {
 			return 0, err // the batch ships again, the same rows
@@ -347,7 +372,9 @@ func (b *Backend) wasDeleted(site, id string) bool {
 }
 
 // DropShipped deletes from the local log the events older than Keep that
-// have shipped; those still in the outbox stay whatever their time. It
+// have shipped, and the shipped recordings whose last event is older than
+// Keep (dropShippedRecordings); those still in the outbox stay whatever
+// their time. It
 // runs in the shipping loop at most once a minute (or every Keep/2 when
 // that is shorter); it returns how many events went.
 //
@@ -386,5 +413,39 @@ func (b *Backend) DropShipped(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
+	// Recordings too: the shipped ones whose last event is older.
+	if _, err := b.dropShippedRecordings(ctx, cutoff); err != nil {
+		return total, err
+	}
 	return total, nil
+}
+
+// resolvePart is how many ids mergedIDs found one resolve takes.
+const resolvePart = 200
+
+// mergedIDs returns (by site) the ids of batch (site\x00id) that
+// person_map maps as part of a person of several ids (a row above the
+// alone tier, not deleted).
+func (b *Backend) mergedIDs(ctx context.Context, batch map[string]bool) (map[string][]string, error) {
+	linked := map[string][]string{}
+	bySite := map[string][]string{}
+	for k := range batch {
+		site, id, _ := strings.Cut(k, "\x00")
+		bySite[site] = append(bySite[site], id)
+	}
+	for site, ids := range bySite {
+		sort.Strings(ids)
+		for start := 0; start < len(ids); start += idsPerQuery {
+			part := ids[start:min(start+idsPerQuery, len(ids))]
+			rows, err := b.client().Query(ctx, Build(`SELECT distinct_id FROM person_map WHERE site = ? AND ?
+GROUP BY distinct_id HAVING max(ver) >= ? AND argMax(deleted, ver) = 0`, site, hasStr(part, "distinct_id"), tierMerged<<56))
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rows {
+				linked[site] = append(linked[site], asStr(r[0]))
+			}
+		}
+	}
+	return linked, nil
 }
