@@ -224,6 +224,29 @@ func (s *DB) addImportedBreakdown(q Query, bq BreakdownQuery, out []BreakdownRow
 // (unique, dau) to the $pageview series of a trends query without
 // breakdown, by day, week or month, as Plausible draws its imports.
 func (s *DB) addImportedTrends(q Query, tq TrendsQuery, bk *buckets, out *Trends) {
+	addImportedTrendsIn(q, tq, bk, out, func(fn func(day string, t ImportedTotals)) {
+		s.forImported(q, ImportedTotalsTable, func(day, v string) {
+			var t ImportedTotals
+			if json.Unmarshal([]byte(v), &t) == nil {
+				fn(day, t)
+			}
+		})
+	})
+}
+
+// AddImportedTrends adds the imported totals that days yields (a day as
+// "2006-01-02" and its totals, within q's whole days) into out, q and tq's
+// trends, as the local store adds its own. Another backend calls it with
+// the days it holds.
+func AddImportedTrends(q Query, tq TrendsQuery, out *Trends, days func(fn func(day string, t ImportedTotals))) {
+	bk, err := makeBuckets(q.From, q.To, tq.Interval, q.tz())
+	if err != nil {
+		return
+	}
+	addImportedTrendsIn(q, tq, bk, out, days)
+}
+
+func addImportedTrendsIn(q Query, tq TrendsQuery, bk *buckets, out *Trends, days func(fn func(day string, t ImportedTotals))) {
 	if tq.Interval == IntervalHour || tq.Breakdown != "" || len(bk.labels) == 0 {
 		return
 	}
@@ -232,10 +255,9 @@ func (s *DB) addImportedTrends(q Query, tq TrendsQuery, bk *buckets, out *Trends
 		if sr.Event != "$pageview" || sr.BreakdownValue != nil {
 			continue
 		}
-		s.forImported(q, ImportedTotalsTable, func(day, v string) {
-			var t ImportedTotals
+		days(func(day string, t ImportedTotals) {
 			d, err := time.ParseInLocation("2006-01-02", day, q.tz())
-			if err != nil || json.Unmarshal([]byte(v), &t) != nil {
+			if err != nil {
 				return
 			}
 			b := bk.of(d.Add(12 * time.Hour).UnixMilli())

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -289,4 +290,29 @@ func (imp importedBreakdown) merge(out []store.BreakdownRow, limit int) []store.
 		out = out[:limit]
 	}
 	return out
+}
+
+// addImportedTrends adds the imported totals of q's days that ClickHouse
+// holds into out's $pageview series, as the local store adds its own
+// (store.AddImportedTrends: by day, week or month, without breakdown).
+func (b *Backend) addImportedTrends(ctx context.Context, q store.Query, tq store.TrendsQuery, out *store.Trends) error {
+	if tq.Interval == store.IntervalHour || tq.Breakdown != "" || !slices.Contains(tq.Events, "$pageview") {
+		return nil
+	}
+	cond, ok := importedRange(q, store.ImportedTotalsTable)
+	if !ok {
+		return nil
+	}
+	rows, err := b.client().Query(ctx, Build(`SELECT toString(day), visitors[1], pageviews[1] FROM imported FINAL WHERE ? ORDER BY day`, cond))
+	if err != nil {
+		return err
+	}
+	store.AddImportedTrends(q, tq, out, func(fn func(day string, t store.ImportedTotals)) {
+		for _, r := range rows {
+			if len(r) == 3 {
+				fn(asStr(r[0]), store.ImportedTotals{Visitors: int(asInt(r[1])), Pageviews: int(asInt(r[2]))})
+			}
+		}
+	})
+	return nil
 }

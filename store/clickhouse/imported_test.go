@@ -64,6 +64,14 @@ func TestImportedAcrossNodes(t *testing.T) {
 	}
 	bqs := []store.BreakdownQuery{{Property: "$pathname", Limit: 2}, {Property: "$pathname", Limit: 4}, {Property: "$pathname", Limit: 6},
 		{Property: "$browser", Limit: 10}, {Property: "$pathname", Event: "$pageview", Limit: 5}, {Property: "$pathname", Event: "x", Limit: 5}}
+	// Trends add imported pageviews (total) or visitors (unique, dau) to
+	// the $pageview series, by day, week or month, not by hour or with a
+	// breakdown.
+	tqs := []store.TrendsQuery{{Interval: store.IntervalDay, Math: store.MathTotal, Events: []string{"$pageview", "x"}},
+		{Interval: store.IntervalWeek, Math: store.MathUnique, Events: []string{"$pageview"}},
+		{Interval: store.IntervalMonth, Math: store.MathDAU, Events: []string{"$pageview"}},
+		{Interval: store.IntervalHour, Math: store.MathTotal, Events: []string{"$pageview"}},
+		{Interval: store.IntervalDay, Math: store.MathTotal, Events: []string{"$pageview"}, Breakdown: "$browser"}}
 	same := func(round string, nodes map[string]*Backend) {
 		t.Helper()
 		for qi, q := range queries {
@@ -75,6 +83,9 @@ func TestImportedAcrossNodes(t *testing.T) {
 				sameJSON(t, fmt.Sprintf("%s: node %s stats %d", round, name, qi), must(n.Stats(ctx, q)), want)
 				for _, bq := range bqs {
 					sameJSON(t, fmt.Sprintf("%s: node %s breakdown %d %+v", round, name, qi, bq), must(n.Breakdown(ctx, q, bq)), must(a.DB.Breakdown(ctx, q, bq)))
+				}
+				for _, tq := range tqs {
+					sameJSON(t, fmt.Sprintf("%s: node %s trends %d %+v", round, name, qi, tq), must(n.Trends(ctx, q, tq)), must(a.DB.Trends(ctx, q, tq)))
 				}
 			}
 		}
@@ -99,7 +110,7 @@ func TestImportedAcrossNodes(t *testing.T) {
 	flush(t, a)
 	same("day replaced", map[string]*Backend{"B": b})
 	_, local := b.Answered()
-	if local["stats"] != 0 || local["breakdown"] != 0 {
+	if local["stats"] != 0 || local["breakdown"] != 0 || local["trends"] != 0 {
 		t.Fatalf("answered locally: %v", local)
 	}
 }

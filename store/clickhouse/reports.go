@@ -181,12 +181,6 @@ func (b *Backend) conds(ctx context.Context, site string, events []string) []SQL
 	return out
 }
 
-// imported reports whether the local store adds imported aggregates to q.
-func (b *Backend) imported(ctx context.Context, q store.Query) bool {
-	_, days, err := b.DB.ImportedTotalsOf(ctx, q)
-	return err != nil || days > 0
-}
-
 func tzName(q store.Query) string {
 	if q.TZ == nil {
 		return "UTC"
@@ -578,7 +572,7 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 		tq.Interval != store.IntervalHour && tq.Interval != store.IntervalDay && tq.Interval != store.IntervalWeek && tq.Interval != store.IntervalMonth,
 		tq.Math != store.MathTotal && tq.Math != store.MathUnique && tq.Math != store.MathDAU && !agg,
 		agg && tq.MathProperty == "",
-		b.sqlReason(ctx, q, tq.Events, props...) != "", b.imported(ctx, q):
+		b.sqlReason(ctx, q, tq.Events, props...) != "":
 		b.count(&b.inLocal, "trends")
 		return b.DB.Trends(ctx, q, tq)
 	}
@@ -713,6 +707,9 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 			}
 			out.Series = append(out.Series, s)
 		}
+	}
+	if err := b.addImportedTrends(ctx, q, tq, &out); err != nil { // imported aggregates (imported.go)
+		return store.Trends{}, err
 	}
 	return out, nil
 }
