@@ -67,3 +67,62 @@ func TestForEachStoredInOrder(t *testing.T) {
 		t.Fatalf("%d goroutines left after the walk, %d before", n, before)
 	}
 }
+
+// TestLargeGroupsStayFinal: a group commit of an eighth of a block or more
+// is written compressed and the compactor leaves it as it is; small
+// groups are still merged into one block; everything survives a reopen.
+func TestLargeGroupsStayFinal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "final.db")
+	db, err := Open(path, Options{CompactAfter: 1 << 30, CompactEvery: time.Hour, NoHistory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	batch := func(size int) {
+		var evs []*Event
+		for i := 0; i < size; i++ {
+			evs = append(evs, ev("s", "e", fmt.Sprint("p", n%17), int64(1000+n)))
+			n++
+		}
+		mustAppend(t, db, evs...)
+	}
+	for i := 0; i < 3; i++ {
+		batch(300)
+	}
+	for i := 0; i < 20; i++ {
+		batch(10)
+	}
+	tb := db.table("s")
+	keysOf := func() (final []string, others int) {
+		tb.mu.RLock()
+		defer tb.mu.RUnlock()
+		for _, b := range tb.blocks {
+			if b.n == 300 && b.compressed {
+				final = append(final, b.key)
+			} else {
+				others++
+			}
+		}
+		return
+	}
+	before, smallBefore := keysOf()
+	if len(before) != 3 || smallBefore != 20 {
+		t.Fatalf("before compaction: %d final blocks of 300, %d others; want 3 and 20", len(before), smallBefore)
+	}
+	if err := db.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	after, smallAfter := keysOf()
+	if fmt.Sprint(after) != fmt.Sprint(before) || smallAfter != 1 {
+		t.Fatalf("after compaction: final blocks %v (were %v), %d others (want 1)", after, before, smallAfter)
+	}
+	if got := db.Count("s"); got != n {
+		t.Fatalf("count %d, want %d", got, n)
+	}
+	db.Close()
+	db = openTest(t, path)
+	defer db.Close()
+	if got := db.Count("s"); got != n {
+		t.Fatalf("count after reopen %d, want %d", got, n)
+	}
+}

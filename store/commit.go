@@ -281,7 +281,7 @@ func (s *DB) applyBatch(sb *siteBatch, size int) {
 		t.add(ev, sb.keys[i])
 	}
 	refused = t.people.nRefused - refused
-	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size, compressed: sb.compressed})
+	t.addBlockRef(blockRef{key: sb.key, first: first, n: len(sb.events), size: size, compressed: sb.compressed, final: sb.compressed})
 	t.mu.Unlock()
 	for ; refused > 0 && s.opts.OnMergeRefused != nil; refused-- {
 		s.opts.OnMergeRefused(t.site)
