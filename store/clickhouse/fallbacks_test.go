@@ -3,6 +3,8 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -246,5 +248,57 @@ func TestGoalsManyAndNewlines(t *testing.T) {
 			}
 		}
 	}
+	noLocal(t, b)
+}
+
+// TestLocalTimeZone: a query in time.Local (tz=Local) runs in SQL under
+// the IANA name of the machine's zone, with the embedded store's labels
+// and counts: here in the machine's zone, and in a child process whose
+// TZ is Pacific/Chatham (+12:45, +13:45 in summer), where day and hour
+// boundaries are far from UTC's.
+func TestLocalTimeZone(t *testing.T) {
+	if os.Getenv("FP_TZ_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLocalTimeZone$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "FP_TZ_CHILD=1", "TZ=Pacific/Chatham")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestLocalTimeZone") || strings.Contains(string(out), "SKIP") {
+			t.Fatalf("in Pacific/Chatham: %v\n%s", err, out)
+		}
+	} else if _, off := time.Now().In(time.Local).Zone(); off < 12*3600 {
+		t.Fatalf("the child's local zone is %s (offset %d), want Pacific/Chatham", time.Local, off)
+	}
+	name := localZoneName()
+	if name == "" {
+		t.Fatal("no IANA name for the local zone")
+	}
+	t.Logf("local zone: %s", name)
+	c := chtest.Start(t)
+	b := open(t, t.TempDir()+"/tz.db", c, "tz")
+	defer b.Close()
+	t0 := time.Date(2026, 3, 30, 0, 0, 0, 0, time.UTC)
+	var evs []*store.Event
+	for i := 0; i < 400; i++ {
+		name := []string{"$pageview", "$pageview", "signup"}[i%3]
+		evs = append(evs, &store.Event{Site: "s", Name: name, DistinctID: fmt.Sprint("v", i%23), Time: t0.Add(time.Duration(i*37) * time.Minute).UnixMilli(),
+			UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", i), Props: store.Props{{Key: "$session_id", Val: store.StringValue(fmt.Sprint("s", i/5))}}})
+	}
+	if _, err := b.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 3, 31, 0, 0, 0, 0, time.Local)
+	q := store.Query{Site: "s", From: from, To: from.AddDate(0, 0, 8), TZ: time.Local}
+	for _, iv := range []string{store.IntervalHour, store.IntervalDay, store.IntervalWeek} {
+		tq := store.TrendsQuery{Events: []string{"$pageview", "signup"}, Interval: iv, Math: store.MathUnique}
+		got := must(b.Trends(ctx, q, tq))
+		sameJSON(t, "trends "+iv, got, must(b.DB.Trends(ctx, q, tq)))
+	}
+	rq := store.RetentionQuery{StartEvent: "$pageview", ReturnEvent: "signup", Period: store.PeriodDay, Periods: 4}
+	sameJSON(t, "retention", must(b.Retention(ctx, q, rq)), must(b.DB.Retention(ctx, q, rq)))
+	sameJSON(t, "stats", must(b.Stats(ctx, q)), must(b.DB.Stats(ctx, q)))
 	noLocal(t, b)
 }

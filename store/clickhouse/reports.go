@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/firstpartyhq/firstparty/store"
@@ -17,11 +19,11 @@ import (
 // current releases alike: no JSONExtract, CTEs, window functions, Map,
 // DateTime64 or toStartOfInterval; one JOIN per SELECT.
 //
-// A query that needs what is not written in SQL (a cohort by person
-// properties whose persons are too many to list in a query, a time zone
-// without a name, imported aggregates) is answered by the local store and
-// counted (Answered): see sqlReason. reports_more.go has the other reports
-// and the cohorts.
+// A query that needs what is not written in SQL (a time zone without an
+// IANA name, imported aggregates, and what the local store refuses: an
+// unknown action or cohort, a bad filter or selector) is answered by the
+// local store and counted (Answered): see sqlReason. reports_more.go has
+// the other reports and the cohorts.
 
 // sqlReason returns why q cannot be answered in SQL, or "" when it can.
 func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string, props ...string) string {
@@ -187,15 +189,72 @@ func (b *Backend) imported(ctx context.Context, q store.Query) bool {
 	return err != nil || days > 0
 }
 
+// tzName is the IANA name of q's time zone for SQL; "" for a zone without
+// one (a fixed offset without a name).
 func tzName(q store.Query) string {
 	if q.TZ == nil {
 		return "UTC"
 	}
 	n := q.TZ.String()
-	if n == "Local" || n == "" {
-		return ""
+	if n == "Local" {
+		return localZoneName()
 	}
 	return n
+}
+
+var localZone struct {
+	once sync.Once
+	name string
+}
+
+// localZoneName is the IANA name of the zone time.Local holds, found as Go
+// finds the zone: $TZ when set (empty for UTC; a name or a path into a
+// zoneinfo directory, a leading ':' dropped), else the zoneinfo file
+// /etc/localtime links to, else /etc/timezone. A name is kept only when
+// its zone gives Local's offsets every 6 hours from 1970 to 2050 (which
+// also catches a file that is a copy, not a link, of another zone); ""
+// when none does, and such queries stay with the local store.
+func localZoneName() string {
+	localZone.once.Do(func() {
+		var cands []string
+		if tz, ok := os.LookupEnv("TZ"); ok {
+			tz = strings.TrimPrefix(tz, ":")
+			if tz == "" {
+				tz = "UTC"
+			}
+			cands = append(cands, tz)
+		} else {
+			if l, err := os.Readlink("/etc/localtime"); err == nil {
+				cands = append(cands, l)
+			}
+			if b, err := os.ReadFile("/etc/timezone"); err == nil {
+				cands = append(cands, strings.TrimSpace(string(b)))
+			}
+		}
+		for _, c := range cands {
+			if i := strings.LastIndex(c, "zoneinfo/"); i >= 0 {
+				c = c[i+len("zoneinfo/"):]
+			}
+			if c == "" || strings.HasPrefix(c, "/") || c == "Local" {
+				continue
+			}
+			loc, err := time.LoadLocation(c)
+			if err != nil {
+				continue
+			}
+			same := true
+			for t := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC); same && t.Year() < 2050; t = t.Add(6 * time.Hour) {
+				_, a := t.In(loc).Zone()
+				_, b := t.In(time.Local).Zone()
+				same = a == b
+			}
+			if same {
+				localZone.name = c
+				return
+			}
+		}
+	})
+	return localZone.name
 }
 
 // prop is the SQL of an event's property value ("" when absent); "event"
@@ -606,10 +665,39 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	if err != nil {
 		return store.Trends{}, err
 	}
-	index := make(map[string]int, len(labels))
-	for i, l := range labels {
-		if _, ok := index[l]; !ok {
-			index[l] = i
+	// An hour's label is there twice when DST ends (the repeated hour is
+	// two buckets, as the local store counts them): the events of the
+	// later one are told apart by the number of repeats begun by then (dd).
+	type slot struct {
+		label string
+		dd    int64
+	}
+	index := make(map[slot]int, len(labels))
+	dd := SQL("0")
+	if tq.Interval == store.IntervalHour {
+		tz := q.TZ
+		if tz == nil {
+			tz = time.UTC
+		}
+		var repeats []SQL
+		seen := map[string]bool{}
+		n := int64(0)
+		for i, start := 0, floorHour(q.From.In(tz)); i < len(labels); i, start = i+1, floorHour(start.Add(time.Hour)) {
+			if seen[labels[i]] {
+				repeats = append(repeats, Build("(ts >= ?)", start.UnixMilli()))
+				n++
+			}
+			seen[labels[i]] = true
+			index[slot{labels[i], n}] = i
+		}
+		if len(repeats) > 0 {
+			dd = Build("(?)", Join(repeats, " + "))
+		}
+	} else {
+		for i, l := range labels {
+			if _, ok := index[slot{l, 0}]; !ok {
+				index[slot{l, 0}] = i
+			}
 		}
 	}
 	b.count(&b.inSQL, "trends")
@@ -633,11 +721,11 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	if agg {
 		num, numCond = prop(tq.MathProperty), Build("? != ''", prop(tq.MathProperty))
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person), n FROM (
-	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person, ? AS n FROM (?)
+	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person), n, dd FROM (
+	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person, ? AS n, ? AS dd FROM (?)
 	WHERE pass AND vis AND (? = 0 OR v != '') AND ?
-) GROUP BY k, v, l, n`,
-		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), num, withPass(base, q), tq.Breakdown != "", numCond))
+) GROUP BY k, v, l, n, dd`,
+		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), num, dd, withPass(base, q), tq.Breakdown != "", numCond))
 	if err != nil {
 		return store.Trends{}, err
 	}
@@ -650,7 +738,7 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	totals := map[key]int64{}
 	for _, r := range rows {
 		k := key{asInt(r[0]) - 1, asStr(r[1])}
-		i, ok := index[asStr(r[2])]
+		i, ok := index[slot{asStr(r[2]), asInt(r[6])}]
 		if !ok {
 			continue
 		}
@@ -735,6 +823,13 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 		}
 	}
 	return out, nil
+}
+
+// floorHour is the start of t's hour as the local store floors it (the
+// instant's own offset kept, so that the hour repeated when DST ends is
+// two hours).
+func floorHour(t time.Time) time.Time {
+	return t.Add(-time.Duration(t.Minute())*time.Minute - time.Duration(t.Second())*time.Second - time.Duration(t.Nanosecond()))
 }
 
 // bigTS is later than every event: a chain that cannot go on (an Int64,
