@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -301,4 +302,115 @@ func TestLocalTimeZone(t *testing.T) {
 	sameJSON(t, "retention", must(b.Retention(ctx, q, rq)), must(b.DB.Retention(ctx, q, rq)))
 	sameJSON(t, "stats", must(b.Stats(ctx, q)), must(b.DB.Stats(ctx, q)))
 	noLocal(t, b)
+}
+
+// TestElementActionsAndSessionSeries: actions whose steps test the clicked
+// element (selector, text, href) and series filtered on a session
+// property, with the clicks shipped by one node and the pageviews that
+// fix the sessions' properties by the other: every report that takes an
+// event gives, on both nodes, the answers of one store with every event.
+func TestElementActionsAndSessionSeries(t *testing.T) {
+	tn := startTwoNodes(t, "elements")
+	t0 := tn.t0
+	const signup = `span.label:nth-child="1"nth-of-type="1"text="Sign up";` +
+		`button.btn.btn-primary:attr__class="btn btn-primary"attr__id="signup"nth-child="2"nth-of-type="1"text="Sign up";` +
+		`div.hero:nth-child="1"nth-of-type="1";body:nth-child="2"nth-of-type="1"`
+	const docs = `a.nav:attr__href="/docs?a=1"href="/docs?a=1"nth-child="1"nth-of-type="1"text="Read \"docs\"";nav:nth-child="1"nth-of-type="1";body:nth-child="2"nth-of-type="1"`
+	const buy = `button:nth-child="1"nth-of-type="1"`
+	var evs []sent
+	n := 0
+	ev := func(node int, name, did string, at time.Duration, props ...store.Prop) {
+		n++
+		evs = append(evs, sent{node, &store.Event{Site: "s", Name: name, DistinctID: did, Time: t0.Add(at).UnixMilli(),
+			UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", n), Props: props}})
+	}
+	str := func(k, v string) store.Prop { return store.Prop{Key: k, Val: store.StringValue(v)} }
+	for i := 0; i < 300; i++ {
+		did := fmt.Sprint("v", i%29)
+		sess := str("$session_id", fmt.Sprint("s", i))
+		at := time.Duration(i) * 17 * time.Minute
+		entry := []string{"/", "/pricing", "/docs"}[i%3]
+		ev(i%2, "$pageview", did, at, sess, str("$pathname", entry), str("$current_url", "https://x.test"+entry),
+			str("$referring_domain", []string{"", "www.google.com", "news.ycombinator.com"}[i%3]))
+		chain, text := []string{signup, docs, buy}[i%3], []string{"", "", "Buy"}[i%3]
+		props := []store.Prop{sess, str("$event_type", "click"), str("$elements_chain", chain), str("$current_url", "https://x.test/"+fmt.Sprint(i%4))}
+		if text != "" {
+			props = append(props, str("$el_text", text))
+		}
+		ev(1-i%2, "$autocapture", did, at+time.Minute, props...) // the click through the other node
+		if i%5 == 0 {
+			ev(i%2, "purchase", did, at+2*time.Minute, sess)
+		}
+	}
+	tn.feed(t, evs)
+	var actions []string
+	for _, a := range []store.Action{
+		{Name: "signup", Steps: []store.ActionStep{{Event: "$autocapture", Selector: "#signup"}, {Event: "purchase"}}},
+		{Name: "nav", Steps: []store.ActionStep{{Selector: "nav > a.nav", URLContains: "/1"}, {Href: "/docs?a=1"}}},
+		{Name: "texts", Steps: []store.ActionStep{{Text: "Buy"}, {Text: `Read "docs"`}, {Text: "Sign up", Selector: "body button.btn-primary"}}},
+	} {
+		var id int64
+		for _, s := range []store.Store{tn.nodes[0], tn.nodes[1], tn.ref} {
+			saved := must(s.SaveAction(ctx, "s", a))
+			if id != 0 && saved.ID != id {
+				t.Fatalf("action ids differ: %d, %d", id, saved.ID)
+			}
+			id = saved.ID
+		}
+		actions = append(actions, fmt.Sprint("action:", id))
+	}
+	series := append(actions, "$pageview|$entry_pathname==/pricing", actions[0]+"|$channel_type==Organic Search", "$autocapture|$entry_referring_domain~ycombinator", actions[2]+"|$session_duration!=0")
+	var cohort int64
+	for _, s := range []store.Store{tn.nodes[0], tn.nodes[1], tn.ref} {
+		cohort = must(s.SaveCohort(ctx, "s", store.Cohort{Name: "docs readers", Kind: store.CohortBehavioral, Event: actions[1] + "|$entry_pathname!=/", Days: 30})).ID
+	}
+	for i, nd := range tn.nodes {
+		for _, q := range []store.Query{
+			{Site: "s", From: t0, To: t0.AddDate(0, 0, 4)},
+			{Site: "s", From: t0.Add(5 * time.Hour), To: t0.AddDate(0, 0, 2), Cohort: cohort},
+		} {
+			if i == 1 && q.Cohort != 0 {
+				continue // the other node: one query is enough
+			}
+			name := fmt.Sprintf("node %d cohort %d", i, q.Cohort)
+			tq := store.TrendsQuery{Events: series, Interval: store.IntervalDay, Math: store.MathUnique}
+			got := must(nd.Trends(ctx, q, tq))
+			sameJSON(t, name+" trends", got, must(tn.ref.Trends(ctx, q, tq)))
+			for _, s := range got.Series {
+				if sum(s.Data) == 0 {
+					t.Errorf("%s: series %s counts nobody", name, s.Event)
+				}
+			}
+			for _, e := range series {
+				bq := store.BreakdownQuery{Property: "$entry_pathname", Event: e}
+				sameJSON(t, name+" breakdown "+e, must(nd.Breakdown(ctx, q, bq)), must(tn.ref.Breakdown(ctx, q, bq)))
+			}
+			fq := store.FunnelQuery{Steps: []string{series[3], actions[1], series[4], actions[2]}, Window: 24 * time.Hour}
+			sameJSON(t, name+" funnel", must(nd.Funnel(ctx, q, fq)), must(tn.ref.Funnel(ctx, q, fq)))
+			rq := store.RetentionQuery{StartEvent: series[5], ReturnEvent: actions[0], Period: store.PeriodDay, Periods: 3}
+			sameJSON(t, name+" retention", must(nd.Retention(ctx, q, rq)), must(tn.ref.Retention(ctx, q, rq)))
+			goals := []store.Goal{{ID: 1, Name: "a", Event: series[3]}, {ID: 2, Name: "b", Event: series[6]}}
+			for k, a := range actions {
+				id, _ := strconv.ParseInt(strings.TrimPrefix(a, "action:"), 10, 64)
+				goals = append(goals, store.Goal{ID: int64(k + 3), Name: a, Action: id})
+			}
+			sameJSON(t, name+" goals", must(nd.GoalStats(ctx, q, goals)), must(tn.ref.GoalStats(ctx, q, goals)))
+			_, n1, err1 := nd.CohortPersons(ctx, q, cohort, 3)
+			_, n2, err2 := tn.ref.CohortPersons(ctx, q, cohort, 3)
+			if err1 != nil || err2 != nil || n1 != n2 || n1 == 0 {
+				t.Errorf("%s: cohort persons %d %v, want %d %v", name, n1, err1, n2, err2)
+			}
+		}
+		eq := store.EventQuery{Site: "s", From: t0.UnixMilli(), To: t0.AddDate(0, 0, 4).UnixMilli(), Event: series[4], Limit: 1000}
+		got, want := must(nd.Events(ctx, eq)), must(tn.ref.Events(ctx, eq))
+		sameJSON(t, fmt.Sprintf("node %d events", i), len(got.Results), len(want.Results))
+	}
+	noLocal(t, tn.nodes[:]...)
+}
+
+func sum(xs []float64) (s float64) {
+	for _, x := range xs {
+		s += x
+	}
+	return s
 }

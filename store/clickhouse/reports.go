@@ -44,17 +44,19 @@ func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string,
 	}
 	for _, e := range events {
 		if _, ok := b.eventCond(ctx, q.Site, e); !ok {
-			return "action step with a selector, text or href, or a series filter on a session property"
+			return "event the local store refuses"
 		}
 	}
 	return ""
 }
 
 // eventCond is the SQL condition of an event name, `action:<id>` or
-// `E|<filter>`, as the local store resolves them; ok is false for what is
-// not in SQL yet (action steps with a selector, text or href, which need
-// the elements chain parsed; a series filter on a session property; an
-// unknown action, which the local store reports).
+// `E|<filter>`, as the local store resolves them (a filter on a session
+// property reads base's session columns, which base joins for the
+// properties seriesProps names); ok is false for what the local store
+// reports as an error (an empty name, a filter that does not parse, an
+// unknown action, a selector that does not parse) or when the site's
+// element chains cannot be read.
 func (b *Backend) eventCond(ctx context.Context, site, name string) (SQL, bool) {
 	if base, fs, ok := strings.Cut(name, "|"); ok {
 		f, err := store.ParseFilter(fs)

@@ -787,7 +787,7 @@ func (b *Backend) CohortPersons(ctx context.Context, q store.Query, id int64, li
 	if err != nil {
 		return nil, 0, err
 	}
-	rel := Build("SELECT person, any(unmapped) AS um, min(ts) AS created FROM (?) GROUP BY person HAVING ?",
+	rel := Build("SELECT person, any(unmapped) AS um, min(ts) AS created FROM (?) WHERE ? GROUP BY person",
 		personsOf(q.Site, "ts", "ts", "1"), members)
 	total, err := b.one(ctx, Build("SELECT count() FROM (?)", rel))
 	if err != nil || total == 0 {
