@@ -387,6 +387,8 @@ func TestElementActionsAndSessionSeries(t *testing.T) {
 			}
 			fq := store.FunnelQuery{Steps: []string{series[3], actions[1], series[4], actions[2]}, Window: 24 * time.Hour}
 			sameJSON(t, name+" funnel", must(nd.Funnel(ctx, q, fq)), must(tn.ref.Funnel(ctx, q, fq)))
+			fq.Window = 3 * 365 * 24 * time.Hour // (beyond a year went to the local store)
+			sameJSON(t, name+" funnel over years", must(nd.Funnel(ctx, q, fq)), must(tn.ref.Funnel(ctx, q, fq)))
 			rq := store.RetentionQuery{StartEvent: series[5], ReturnEvent: actions[0], Period: store.PeriodDay, Periods: 3}
 			sameJSON(t, name+" retention", must(nd.Retention(ctx, q, rq)), must(tn.ref.Retention(ctx, q, rq)))
 			goals := []store.Goal{{ID: 1, Name: "a", Event: series[3]}, {ID: 2, Name: "b", Event: series[6]}}

@@ -848,7 +848,7 @@ func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuer
 		fq.Window = store.DefaultFunnelWindow
 	}
 	n := len(fq.Steps)
-	if n == 0 || n > 20 || fq.Window < 0 || fq.Window > 365*24*time.Hour || b.sqlReason(ctx, q, fq.Steps) != "" {
+	if n == 0 || n > 20 || fq.Window < 0 || fq.Window > 100*365*24*time.Hour || b.sqlReason(ctx, q, fq.Steps) != "" {
 		b.count(&b.inLocal, "funnel")
 		return b.DB.Funnel(ctx, q, fq)
 	}
