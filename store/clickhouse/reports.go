@@ -212,7 +212,8 @@ var localZone struct {
 // localZoneName is the IANA name of the zone time.Local holds, found as Go
 // finds the zone: $TZ when set (empty for UTC; a name or a path into a
 // zoneinfo directory, a leading ':' dropped), else the zoneinfo file
-// /etc/localtime links to, else /etc/timezone. A name is kept only when
+// /etc/localtime links to, else /etc/timezone, else UTC (as Go takes a
+// machine without /etc/localtime). A name is kept only when
 // its zone gives Local's offsets every 6 hours from 1970 to 2050 (which
 // also catches a file that is a copy, not a link, of another zone); ""
 // when none does, and such queries stay with the local store.
@@ -233,6 +234,7 @@ func localZoneName() string {
 				cands = append(cands, strings.TrimSpace(string(b)))
 			}
 		}
+		cands = append(cands, "UTC") // Go's zone without /etc/localtime
 		for _, c := range cands {
 			if i := strings.LastIndex(c, "zoneinfo/"); i >= 0 {
 				c = c[i+len("zoneinfo/"):]

@@ -79,10 +79,10 @@ func (b *Backend) cohortSQL(ctx context.Context, q store.Query, c store.Cohort) 
 // time order (ties: one node's commit order, then the uuid), which stands
 // in for the local store's commit order as in the persons read from
 // ClickHouse (personread.go), so that a cohort's members have the
-// properties their persons show; the cohort compares one of them. Persons without the
-// property compare the empty value, so the condition lists (by hash) only
-// the persons that have it: those who pass, or those who fail when the
-// empty value passes. The list is one array literal, however many persons
+// properties their persons show; the cohort compares one of them.
+// Persons without the property compare the empty value, so the condition
+// lists (by hash) only the persons that have it: those who pass, or those
+// who fail when the empty value passes. The list is one array literal, however many persons
 // it holds: ClickHouse parses it as one value (not an expression per
 // member, which max_ast_elements bounds) and builds the set once; a query
 // longer than the server's default max_query_size raises it for itself
