@@ -416,3 +416,59 @@ func sum(xs []float64) (s float64) {
 	}
 	return s
 }
+
+// TestRetentionManyPeriods: retention over more than 5,000 periods (days
+// over 14 years, which went to the local store), in zones whose days are
+// not all 24 hours: New York's DST, and Apia, which skipped 30 December
+// 2011 (+24 hours at once).
+func TestRetentionManyPeriods(t *testing.T) {
+	c := chtest.Start(t)
+	b := open(t, t.TempDir()+"/r.db", c, "periods")
+	defer b.Close()
+	t0 := time.Date(2008, 1, 1, 0, 0, 0, 0, time.UTC)
+	var evs []*store.Event
+	for i := 0; i < 6000; i++ {
+		name := []string{"$pageview", "signup", "$pageview"}[i%3]
+		// Groups of 8 events hours to days apart, a week and a few
+		// minutes between groups, two groups per person, over the years.
+		at := t0.Add(time.Duration(i/8)*(time.Duration(7*24)*time.Hour+7*time.Minute) + time.Duration(i%8)*time.Duration(1+i%5)*5*time.Hour)
+		evs = append(evs, &store.Event{Site: "s", Name: name, DistinctID: fmt.Sprint("v", (i/16)%40), Time: at.UnixMilli(),
+			UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", i)})
+	}
+	if _, err := b.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, zone := range []string{"America/New_York", "Pacific/Apia"} {
+		tz, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := time.Date(2008, 1, 1, 5, 30, 0, 0, tz)
+		q := store.Query{Site: "s", From: from, To: from.AddDate(14, 2, 0), TZ: tz}
+		for _, rq := range []store.RetentionQuery{
+			{StartEvent: "$pageview", ReturnEvent: "signup", Period: store.PeriodDay, Periods: 5},
+			{StartEvent: "signup", ReturnEvent: "$pageview", Period: store.PeriodWeek, Periods: 3},
+		} {
+			got := must(b.Retention(ctx, q, rq))
+			if rq.Period == store.PeriodDay && len(got) <= 5000 {
+				t.Fatalf("%d periods", len(got))
+			}
+			returned := 0
+			for _, c := range got {
+				for _, v := range c.Values[1:] {
+					returned += v
+				}
+			}
+			if returned < 50 {
+				t.Fatalf("%s %s: only %d returns", zone, rq.Period, returned)
+			}
+			sameJSON(t, zone+" "+rq.Period, got, must(b.DB.Retention(ctx, q, rq)))
+		}
+	}
+	noLocal(t, b)
+}

@@ -913,11 +913,15 @@ func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuer
 	return out, nil
 }
 
+// maxPeriods is the local store's bound on a retention's periods (its
+// maxIntervals): beyond it, its error.
+const maxPeriods = 20000
+
 // Retention: a person's cohort is the period of their first start event in
 // range; values[k] counts the cohort's persons with a return event in
 // period c+k. Periods are days or weeks aligned to from in tz, computed
-// here as bounds and found in SQL by counting bounds at or before the
-// event.
+// here as bounds and found in SQL by an event's distance from from and a
+// few bounds around it.
 func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.RetentionQuery) ([]store.RetentionCohort, error) {
 	if rq.StartEvent == "" {
 		rq.StartEvent = "$pageview"
@@ -951,9 +955,9 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 	var labels []string
 	bounds = append(bounds, from.UnixMilli())
 	for c := 1; ; c++ {
-		if c > 5000 {
+		if c > maxPeriods {
 			b.count(&b.inLocal, "retention")
-			return b.DB.Retention(ctx, q, rq)
+			return b.DB.Retention(ctx, q, rq) // the local store's error
 		}
 		bd := from.AddDate(0, 0, c*step)
 		labels = append(labels, from.AddDate(0, 0, (c-1)*step).Format(time.DateOnly))
@@ -968,22 +972,41 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 		return nil, err
 	}
 	rc := b.conds(ctx, q.Site, []string{rq.StartEvent, rq.ReturnEvent})
-	bs := make([]SQL, len(bounds))
-	for i, x := range bounds {
-		bs[i] = Quote(x)
+	// An event's period: c0, its distance from from in whole periods of
+	// fixed length, is off by at most a day's worth of offset changes
+	// (DST, a zone that moved), so the period is c0 - 3 plus the number of
+	// bounds B[c0-2..c0+2] at or before the event: a few lookups, however
+	// many periods. bs is B with two copies of B[0] before (every event is
+	// at or after it) and four of the largest time after: B[k] is
+	// bs[k + 3]. (Counting every bound before the event cost as many
+	// comparisons as periods, per event.)
+	bs := []SQL{Quote(bounds[0]), Quote(bounds[0])}
+	for _, x := range bounds {
+		bs = append(bs, Quote(x))
 	}
-	arr := Build("CAST([?] AS Array(Int64))", Join(bs, ","))
+	for range 4 {
+		bs = append(bs, Quote(int64(math.MaxInt64)))
+	}
+	periodMs := int64(step) * 24 * 3600 * 1000
+	period := func(e SQL) SQL {
+		c0 := Build("intDiv(? - ?, ?)", e, bounds[0], periodMs)
+		terms := make([]SQL, 5)
+		for j := range terms {
+			terms[j] = Build("(? >= bs[? + ?])", e, c0, j+1)
+		}
+		return Build("(? - 3 + ?)", c0, Join(terms, " + "))
+	}
 	vals := make([]SQL, rq.Periods)
 	vals[0] = "count()"
 	for k := 1; k < rq.Periods; k++ {
 		vals[k] = Build("countIf(has(rp, c + ?))", k)
 	}
 	rows, err := b.client().Query(ctx, Build(`SELECT c, ? FROM (
-	SELECT person, arrayCount((x, y) -> x <= y, ?, arrayResize([fst], ?, fst)) - 1 AS c, arrayMap(r -> arrayCount(x -> x <= r, ?) - 1, rts) AS rp FROM (
+	SELECT person, CAST([?] AS Array(Int64)) AS bs, ? AS c, arrayMap(r -> ?, rts) AS rp FROM (
 		SELECT person, minIf(ts, ?) AS fst, countIf(?) AS starts, groupArrayIf(ts, ?) AS rts
 		FROM (?) WHERE pass AND vis GROUP BY person
 	) WHERE starts > 0
-) GROUP BY c`, Join(vals, ", "), arr, len(bounds), arr, rc[0], rc[0], rc[1], withPass(base, q)))
+) GROUP BY c`, Join(vals, ", "), Join(bs, ","), period("fst"), period("r"), rc[0], rc[0], rc[1], withPass(base, q)))
 	if err != nil {
 		return nil, err
 	}
