@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,9 +137,16 @@ func (c *Client) InsertJSON(ctx context.Context, table Ident, rows []byte) error
 	return err
 }
 
-// Query runs a SELECT and returns its rows, each a list of JSON values.
+// Query runs a SELECT and returns its rows, each a list of JSON values. A
+// query longer than the servers' default max_query_size (256 KiB; a
+// cohort's member list makes one) raises it for itself.
 func (c *Client) Query(ctx context.Context, q SQL) ([][]json.RawMessage, error) {
-	b, err := c.do(ctx, "", strings.NewReader(string(q)+" FORMAT JSONCompact"), true)
+	text := string(q) + " FORMAT JSONCompact"
+	var settings []string
+	if len(text) > 200<<10 {
+		settings = []string{"max_query_size", strconv.Itoa(len(text) + 1024)}
+	}
+	b, err := c.do(ctx, "", strings.NewReader(text), true, settings...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/firstpartyhq/firstparty/store"
@@ -17,11 +19,11 @@ import (
 // current releases alike: no JSONExtract, CTEs, window functions, Map,
 // DateTime64 or toStartOfInterval; one JOIN per SELECT.
 //
-// A query that needs what is not written in SQL (a cohort by person
-// properties whose persons are too many to list in a query, a time zone
-// without a name, imported aggregates) is answered by the local store and
-// counted (Answered): see sqlReason. reports_more.go has the other reports
-// and the cohorts.
+// A query that needs what is not written in SQL (a time zone without an
+// IANA name, imported aggregates, and what the local store refuses: an
+// unknown action or cohort, a bad filter or selector) is answered by the
+// local store and counted (Answered): see sqlReason. reports_more.go has
+// the other reports and the cohorts.
 
 // sqlReason returns why q cannot be answered in SQL, or "" when it can.
 func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string, props ...string) string {
@@ -42,17 +44,19 @@ func (b *Backend) sqlReason(ctx context.Context, q store.Query, events []string,
 	}
 	for _, e := range events {
 		if _, ok := b.eventCond(ctx, q.Site, e); !ok {
-			return "action step with a selector, text or href, or a series filter on a session property"
+			return "event the local store refuses"
 		}
 	}
 	return ""
 }
 
 // eventCond is the SQL condition of an event name, `action:<id>` or
-// `E|<filter>`, as the local store resolves them; ok is false for what is
-// not in SQL yet (action steps with a selector, text or href, which need
-// the elements chain parsed; a series filter on a session property; an
-// unknown action, which the local store reports).
+// `E|<filter>`, as the local store resolves them (a filter on a session
+// property reads base's session columns, which base joins for the
+// properties seriesProps names); ok is false for what the local store
+// reports as an error (an empty name, a filter that does not parse, an
+// unknown action, a selector that does not parse) or when the site's
+// element chains cannot be read.
 func (b *Backend) eventCond(ctx context.Context, site, name string) (SQL, bool) {
 	if base, fs, ok := strings.Cut(name, "|"); ok {
 		f, err := store.ParseFilter(fs)
@@ -181,15 +185,74 @@ func (b *Backend) conds(ctx context.Context, site string, events []string) []SQL
 	return out
 }
 
+// tzName is the IANA name of q's time zone for SQL; "" for a zone without
+// one (a fixed offset without a name).
 func tzName(q store.Query) string {
 	if q.TZ == nil {
 		return "UTC"
 	}
 	n := q.TZ.String()
-	if n == "Local" || n == "" {
-		return ""
+	if n == "Local" {
+		return localZoneName()
 	}
 	return n
+}
+
+var localZone struct {
+	once sync.Once
+	name string
+}
+
+// localZoneName is the IANA name of the zone time.Local holds, found as Go
+// finds the zone: $TZ when set (empty for UTC; a name or a path into a
+// zoneinfo directory, a leading ':' dropped), else the zoneinfo file
+// /etc/localtime links to, else /etc/timezone, else UTC (as Go takes a
+// machine without /etc/localtime). A name is kept only when
+// its zone gives Local's offsets every 6 hours from 1970 to 2050 (which
+// also catches a file that is a copy, not a link, of another zone); ""
+// when none does, and such queries stay with the local store.
+func localZoneName() string {
+	localZone.once.Do(func() {
+		var cands []string
+		if tz, ok := os.LookupEnv("TZ"); ok {
+			tz = strings.TrimPrefix(tz, ":")
+			if tz == "" {
+				tz = "UTC"
+			}
+			cands = append(cands, tz)
+		} else {
+			if l, err := os.Readlink("/etc/localtime"); err == nil {
+				cands = append(cands, l)
+			}
+			if b, err := os.ReadFile("/etc/timezone"); err == nil {
+				cands = append(cands, strings.TrimSpace(string(b)))
+			}
+		}
+		cands = append(cands, "UTC") // Go's zone without /etc/localtime
+		for _, c := range cands {
+			if i := strings.LastIndex(c, "zoneinfo/"); i >= 0 {
+				c = c[i+len("zoneinfo/"):]
+			}
+			if c == "" || strings.HasPrefix(c, "/") || c == "Local" {
+				continue
+			}
+			loc, err := time.LoadLocation(c)
+			if err != nil {
+				continue
+			}
+			same := true
+			for t := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC); same && t.Year() < 2050; t = t.Add(6 * time.Hour) {
+				_, a := t.In(loc).Zone()
+				_, b := t.In(time.Local).Zone()
+				same = a == b
+			}
+			if same {
+				localZone.name = c
+				return
+			}
+		}
+	})
+	return localZone.name
 }
 
 // prop is the SQL of an event's property value ("" when absent); "event"
@@ -580,10 +643,39 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	if err != nil {
 		return store.Trends{}, err
 	}
-	index := make(map[string]int, len(labels))
-	for i, l := range labels {
-		if _, ok := index[l]; !ok {
-			index[l] = i
+	// An hour's label is there twice when DST ends (the repeated hour is
+	// two buckets, as the local store counts them): the events of the
+	// later one are told apart by the number of repeats begun by then (dd).
+	type slot struct {
+		label string
+		dd    int64
+	}
+	index := make(map[slot]int, len(labels))
+	dd := SQL("0")
+	if tq.Interval == store.IntervalHour {
+		tz := q.TZ
+		if tz == nil {
+			tz = time.UTC
+		}
+		var repeats []SQL
+		seen := map[string]bool{}
+		n := int64(0)
+		for i, start := 0, floorHour(q.From.In(tz)); i < len(labels); i, start = i+1, floorHour(start.Add(time.Hour)) {
+			if seen[labels[i]] {
+				repeats = append(repeats, Build("(ts >= ?)", start.UnixMilli()))
+				n++
+			}
+			seen[labels[i]] = true
+			index[slot{labels[i], n}] = i
+		}
+		if len(repeats) > 0 {
+			dd = Build("(?)", Join(repeats, " + "))
+		}
+	} else {
+		for i, l := range labels {
+			if _, ok := index[slot{l, 0}]; !ok {
+				index[slot{l, 0}] = i
+			}
 		}
 	}
 	b.count(&b.inSQL, "trends")
@@ -607,11 +699,11 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	if agg {
 		num, numCond = prop(tq.MathProperty), Build("? != ''", prop(tq.MathProperty))
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person), n FROM (
-	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person, ? AS n FROM (?)
+	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person), n, dd FROM (
+	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person, ? AS n, ? AS dd FROM (?)
 	WHERE pass AND vis AND (? = 0 OR v != '') AND ?
-) GROUP BY k, v, l, n`,
-		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), num, withPass(base, q), tq.Breakdown != "", numCond))
+) GROUP BY k, v, l, n, dd`,
+		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), num, dd, withPass(base, q), tq.Breakdown != "", numCond))
 	if err != nil {
 		return store.Trends{}, err
 	}
@@ -624,7 +716,7 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	totals := map[key]int64{}
 	for _, r := range rows {
 		k := key{asInt(r[0]) - 1, asStr(r[1])}
-		i, ok := index[asStr(r[2])]
+		i, ok := index[slot{asStr(r[2]), asInt(r[6])}]
 		if !ok {
 			continue
 		}
@@ -714,6 +806,13 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	return out, nil
 }
 
+// floorHour is the start of t's hour as the local store floors it (the
+// instant's own offset kept, so that the hour repeated when DST ends is
+// two hours).
+func floorHour(t time.Time) time.Time {
+	return t.Add(-time.Duration(t.Minute())*time.Minute - time.Duration(t.Second())*time.Second - time.Duration(t.Nanosecond()))
+}
+
 // bigTS is later than every event: a chain that cannot go on (an Int64,
 // as ts is; the bare literal would read as UInt64).
 const bigTS = SQL("toInt64(9223372036854775807)")
@@ -728,7 +827,7 @@ func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuer
 		fq.Window = store.DefaultFunnelWindow
 	}
 	n := len(fq.Steps)
-	if n == 0 || n > 20 || fq.Window < 0 || fq.Window > 365*24*time.Hour || b.sqlReason(ctx, q, fq.Steps) != "" {
+	if n == 0 || n > 20 || fq.Window < 0 || fq.Window > 100*365*24*time.Hour || b.sqlReason(ctx, q, fq.Steps) != "" {
 		b.count(&b.inLocal, "funnel")
 		return b.DB.Funnel(ctx, q, fq)
 	}
@@ -791,11 +890,15 @@ func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuer
 	return out, nil
 }
 
+// maxPeriods is the local store's bound on a retention's periods (its
+// maxIntervals): beyond it, its error.
+const maxPeriods = 20000
+
 // Retention: a person's cohort is the period of their first start event in
 // range; values[k] counts the cohort's persons with a return event in
 // period c+k. Periods are days or weeks aligned to from in tz, computed
-// here as bounds and found in SQL by counting bounds at or before the
-// event.
+// here as bounds and found in SQL by an event's distance from from and a
+// few bounds around it.
 func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.RetentionQuery) ([]store.RetentionCohort, error) {
 	if rq.StartEvent == "" {
 		rq.StartEvent = "$pageview"
@@ -829,9 +932,9 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 	var labels []string
 	bounds = append(bounds, from.UnixMilli())
 	for c := 1; ; c++ {
-		if c > 5000 {
+		if c > maxPeriods {
 			b.count(&b.inLocal, "retention")
-			return b.DB.Retention(ctx, q, rq)
+			return b.DB.Retention(ctx, q, rq) // the local store's error
 		}
 		bd := from.AddDate(0, 0, c*step)
 		labels = append(labels, from.AddDate(0, 0, (c-1)*step).Format(time.DateOnly))
@@ -846,22 +949,41 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 		return nil, err
 	}
 	rc := b.conds(ctx, q.Site, []string{rq.StartEvent, rq.ReturnEvent})
-	bs := make([]SQL, len(bounds))
-	for i, x := range bounds {
-		bs[i] = Quote(x)
+	// An event's period: c0, its distance from from in whole periods of
+	// fixed length, is off by at most a day's worth of offset changes
+	// (DST, a zone that moved), so the period is c0 - 3 plus the number of
+	// bounds B[c0-2..c0+2] at or before the event: a few lookups, however
+	// many periods. bs is B with two copies of B[0] before (every event is
+	// at or after it) and four of the largest time after: B[k] is
+	// bs[k + 3]. (Counting every bound before the event cost as many
+	// comparisons as periods, per event.)
+	bs := []SQL{Quote(bounds[0]), Quote(bounds[0])}
+	for _, x := range bounds {
+		bs = append(bs, Quote(x))
 	}
-	arr := Build("CAST([?] AS Array(Int64))", Join(bs, ","))
+	for range 4 {
+		bs = append(bs, Quote(int64(math.MaxInt64)))
+	}
+	periodMs := int64(step) * 24 * 3600 * 1000
+	period := func(e SQL) SQL {
+		c0 := Build("intDiv(? - ?, ?)", e, bounds[0], periodMs)
+		terms := make([]SQL, 5)
+		for j := range terms {
+			terms[j] = Build("(? >= bs[? + ?])", e, c0, j+1)
+		}
+		return Build("(? - 3 + ?)", c0, Join(terms, " + "))
+	}
 	vals := make([]SQL, rq.Periods)
 	vals[0] = "count()"
 	for k := 1; k < rq.Periods; k++ {
 		vals[k] = Build("countIf(has(rp, c + ?))", k)
 	}
 	rows, err := b.client().Query(ctx, Build(`SELECT c, ? FROM (
-	SELECT person, arrayCount((x, y) -> x <= y, ?, arrayResize([fst], ?, fst)) - 1 AS c, arrayMap(r -> arrayCount(x -> x <= r, ?) - 1, rts) AS rp FROM (
+	SELECT person, CAST([?] AS Array(Int64)) AS bs, ? AS c, arrayMap(r -> ?, rts) AS rp FROM (
 		SELECT person, minIf(ts, ?) AS fst, countIf(?) AS starts, groupArrayIf(ts, ?) AS rts
 		FROM (?) WHERE pass AND vis GROUP BY person
 	) WHERE starts > 0
-) GROUP BY c`, Join(vals, ", "), arr, len(bounds), arr, rc[0], rc[0], rc[1], withPass(base, q)))
+) GROUP BY c`, Join(vals, ", "), Join(bs, ","), period("fst"), period("r"), rc[0], rc[0], rc[1], withPass(base, q)))
 	if err != nil {
 		return nil, err
 	}

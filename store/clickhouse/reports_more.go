@@ -23,10 +23,6 @@ import (
 // returns each distinct value with its count and Go reads it the same way
 // the local store does, so that the answers are the same to the bit.
 
-// maxCohortList bounds the persons a cohort by person properties lists in
-// a query (by hash): beyond it the query goes to the local store, counted.
-const maxCohortList = 4000
-
 // cohortReason returns why a cohort cannot be applied in SQL, or "".
 func (b *Backend) cohortReason(ctx context.Context, site string, c store.Cohort) string {
 	switch c.Kind {
@@ -36,11 +32,6 @@ func (b *Backend) cohortReason(ctx context.Context, site string, c store.Cohort)
 		}
 		return ""
 	case store.CohortProperty:
-		// Every person with a property event bounds both lists.
-		n, err := b.one(ctx, Build("SELECT uniqExact(distinct_id) FROM events WHERE site = ? AND ?", site, personPropEvents))
-		if err != nil || n > maxCohortList {
-			return "cohort by person properties with too many persons"
-		}
 		return ""
 	}
 	return "cohort kind"
@@ -84,30 +75,36 @@ func (b *Backend) cohortSQL(ctx context.Context, q store.Query, c store.Cohort) 
 }
 
 // propertyCohortSQL: a person's properties are those their events' $set,
-// $set_once and $unset give them, applied in the order the events were
-// appended (ver descending), as the local store applies them; the cohort
-// compares one of them. Persons without the property compare the empty
-// value, so the condition lists (by hash) only the persons that have it:
-// those who pass, or those who fail when the empty value passes.
+// $set_once and $unset give them (every node's, as shipped), applied in
+// time order (ties: one node's commit order, then the uuid), which stands
+// in for the local store's commit order as in the persons read from
+// ClickHouse (personread.go), so that a cohort's members have the
+// properties their persons show; the cohort compares one of them.
+// Persons without the property compare the empty value, so the condition
+// lists (by hash) only the persons that have it: those who pass, or those
+// who fail when the empty value passes. The list is one array literal, however many persons
+// it holds: ClickHouse parses it as one value (not an expression per
+// member, which max_ast_elements bounds) and builds the set once; a query
+// longer than the server's default max_query_size raises it for itself
+// (Client.Query).
 func (b *Backend) propertyCohortSQL(ctx context.Context, site string, c store.Cohort) (SQL, error) {
-	cols := SQL(`ver, prop_vals[indexOf(prop_keys, '$set')] AS pset, prop_kinds[indexOf(prop_keys, '$set')] AS psetk,
+	cols := SQL(`ts, seq, uuid, prop_vals[indexOf(prop_keys, '$set')] AS pset, prop_kinds[indexOf(prop_keys, '$set')] AS psetk,
 	prop_vals[indexOf(prop_keys, '$set_once')] AS ponce, prop_kinds[indexOf(prop_keys, '$set_once')] AS poncek,
 	prop_vals[indexOf(prop_keys, '$unset')] AS punset, prop_kinds[indexOf(prop_keys, '$unset')] AS punsetk,
 	multiIf(name = '$identify', prop_vals[indexOf(prop_keys, '$anon_distinct_id')], name = '$create_alias', prop_vals[indexOf(prop_keys, 'alias')], '') AS other`)
-	names := SQL("ver, pset, psetk, ponce, poncek, punset, punsetk, other")
+	names := SQL("ts, seq, uuid, pset, psetk, ponce, poncek, punset, punsetk, other")
 	// Each row with, for a link, whether its two ids are one person now
 	// (the merge applies; a refused link leaves them apart).
 	rel := Build(`SELECT person, distinct_id, ?, other != '' AND other != distinct_id AND od = 0 AND person = if(op = '', other, op) AS merged FROM (?) AS ev
 GLOBAL ANY LEFT JOIN (SELECT distinct_id AS other, argMax(person, ver) AS op, argMax(deleted, ver) AS od FROM person_map WHERE site = ? GROUP BY distinct_id) AS om USING other`,
 		names, personsOf(site, cols, names, Build("(? OR name IN ('$identify', '$create_alias'))", personPropEvents)), site)
-	rows, err := b.client().Query(ctx, Build("SELECT person, distinct_id, pset, psetk, ponce, poncek, punset, punsetk, other, merged FROM (?) ORDER BY ver DESC", rel))
+	rows, err := b.client().Query(ctx, Build("SELECT person, distinct_id, pset, psetk, ponce, poncek, punset, punsetk, other, merged, toString(sipHash64(person)) FROM (?) ORDER BY ts, seq, uuid", rel))
 	if err != nil {
 		return "", err
 	}
-	// The local store's rule, replayed in the order the events were
-	// appended: a merge keeps the sender's value of the property, else the
-	// other id's; $set, then $set_once, then $unset apply to the merged
-	// person.
+	// The local store's rule, replayed in time order: a merge keeps the
+	// sender's value of the property, else the other id's; $set, then
+	// $set_once, then $unset apply to the merged person.
 	type state struct {
 		has bool
 		v   string
@@ -127,10 +124,18 @@ GLOBAL ANY LEFT JOIN (SELECT distinct_id AS other, argMax(person, ver) AS op, ar
 	}
 	props := map[string]*state{} // by leader
 	personOf := map[string]string{}
+	hashOf := map[string]uint64{} // person -> sipHash64, as ClickHouse computes it
 	kj := uint64(store.KindJSON)
 	for _, r := range rows {
 		d := asStr(r[1])
 		personOf[d] = asStr(r[0])
+		if _, ok := hashOf[personOf[d]]; !ok {
+			h, err := strconv.ParseUint(asStr(r[10]), 10, 64)
+			if err != nil {
+				return "", fmt.Errorf("clickhouse: person hash %s: %w", r[10], err)
+			}
+			hashOf[personOf[d]] = h
+		}
 		if asInt(r[9]) != 0 {
 			o := asStr(r[8])
 			if ld, lo := find(d), find(o); ld != lo {
@@ -187,15 +192,12 @@ GLOBAL ANY LEFT JOIN (SELECT distinct_id AS other, argMax(person, ver) AS op, ar
 	var list []SQL
 	for p, v := range value {
 		if v != "" && matchValue(f, v) != empty {
-			list = append(list, Build("sipHash64(?)", p))
+			list = append(list, Quote(hashOf[p]))
 		}
-	}
-	if len(list) > maxCohortList {
-		return "", errors.New("clickhouse: cohort lists too many persons")
 	}
 	in := SQL("0")
 	if len(list) > 0 {
-		in = Build("sipHash64(person) IN (?)", Join(list, ", "))
+		in = Build("sipHash64(person) IN (SELECT arrayJoin(CAST([?] AS Array(UInt64))))", Join(list, ","))
 	}
 	if empty {
 		return Build("NOT ?", in), nil
@@ -452,37 +454,58 @@ WHERE pass AND vis AND name = '$autocapture' AND pg = ? AND et = 'click' GROUP B
 
 // globSQL is the SQL of "v matches glob" as the local store's globRE
 // matches it: `*` any run of characters but a newline, the rest literal.
-// ok is false for a glob whose literal parts hold a newline (left to the
-// local store).
-func globSQL(v SQL, glob string) (SQL, bool) {
+// A newline of v can then only be one of the glob's own, so v matches
+// when it has as many lines as the glob and each line matches the glob's
+// line (lineGlobSQL).
+func globSQL(v SQL, glob string) SQL {
+	if !strings.Contains(glob, "*") {
+		return Build("(? = ?)", v, glob)
+	}
+	globLines := strings.Split(glob, "\n")
+	if len(globLines) == 1 {
+		return Build("(position(?, '\\n') = 0 AND ?)", v, lineGlobSQL(v, glob))
+	}
+	lines := Build("splitByChar('\\n', ?)", v)
+	conds := []SQL{Build("length(?) = ?", lines, len(globLines))}
+	for i, g := range globLines {
+		conds = append(conds, lineGlobSQL(Build("?[?]", lines, i+1), g))
+	}
+	return Build("(?)", Join(conds, " AND "))
+}
+
+// lineGlobSQL is "v matches glob" for a glob and a value without a
+// newline: the first and last parts at both ends, the middle parts in
+// order in between, each at its first place after the one before (the
+// leftmost match is always the best for a glob). What is left of v after
+// each part is a lambda's argument, so that the expression grows with the
+// parts, not twice per part; a part not found leaves "\n", which no part
+// is found in.
+func lineGlobSQL(v SQL, glob string) SQL {
 	parts := strings.Split(glob, "*")
 	if len(parts) == 1 {
-		return Build("(? = ?)", v, glob), true
-	}
-	if strings.Contains(glob, "\n") {
-		return "", false
+		return Build("(? = ?)", v, glob)
 	}
 	first, last := parts[0], parts[len(parts)-1]
 	conds := []SQL{
-		Build("position(?, '\\n') = 0", v),
 		Build("length(?) >= ?", v, len(first)+len(last)),
 		Build("substring(?, 1, ?) = ?", v, len(first), first),
-		Build("substring(?, length(?) - ? + 1) = ?", v, v, len(last), last),
 	}
-	if len(last) == 0 {
-		conds[3] = "1"
+	if len(last) > 0 {
+		conds = append(conds, Build("substring(?, length(?) - ? + 1) = ?", v, v, len(last), last))
 	}
-	// The middle parts in order, each at its first place after the one
-	// before (the leftmost match is always the best for a glob).
 	rest := Build("substring(?, ? + 1, length(?) - ?)", v, len(first), v, len(first)+len(last))
+	found := false
 	for _, m := range parts[1 : len(parts)-1] {
 		if m == "" {
 			continue
 		}
-		conds = append(conds, Build("position(?, ?) > 0", rest, m))
-		rest = Build("substring(?, position(?, ?) + ?)", rest, rest, m, len(m))
+		rest = Build("arrayMap(gr -> if(position(gr, ?) = 0, '\\n', substring(gr, position(gr, ?) + ?)), [?])[1]", m, m, len(m), rest)
+		found = true
 	}
-	return Build("(?)", Join(conds, " AND ")), true
+	if found {
+		conds = append(conds, Build("? != '\\n'", rest))
+	}
+	return Build("(?)", Join(conds, " AND "))
 }
 
 // GoalStats counts each goal's visitors, events and revenue.
@@ -495,7 +518,6 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 		return out, nil
 	}
 	events := make([]string, len(goals))
-	ok := len(goals) <= 100
 	for i, g := range goals {
 		switch {
 		case g.Event != "":
@@ -504,11 +526,9 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 			events[i] = "action:" + strconv.FormatInt(g.Action, 10)
 		default:
 			events[i] = "$pageview"
-			_, okg := globSQL("pg", g.Path)
-			ok = ok && okg
 		}
 	}
-	if !ok || b.sqlReason(ctx, q, events) != "" {
+	if b.sqlReason(ctx, q, events) != "" {
 		b.count(&b.inLocal, "goals")
 		return b.DB.GoalStats(ctx, q, goals)
 	}
@@ -517,12 +537,49 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 	if err != nil {
 		return nil, err
 	}
-	ks := make([]SQL, len(goals))
-	for i, c := range b.conds(ctx, q.Site, events) {
+	conds := b.conds(ctx, q.Site, events)
+	for i, c := range conds {
 		if goals[i].Event == "" && goals[i].Action == 0 {
-			g, _ := globSQL(prop("$pathname"), goals[i].Path)
-			c = Build("(? AND ? != '' AND ?)", c, prop("$pathname"), g)
+			conds[i] = Build("(? AND ? != '' AND ?)", c, prop("$pathname"), globSQL(prop("$pathname"), goals[i].Path))
 		}
+	}
+	total := int64(0)
+	currencies := make([]map[string]int, len(out))
+	// At most goalsPerQuery goals in one query, so that a query's size
+	// stays within ClickHouse's limits however many goals a site has;
+	// every query counts the query's visitors too (k 0).
+	for lo := 0; lo < len(goals); lo += goalsPerQuery {
+		hi := min(lo+goalsPerQuery, len(goals))
+		t, err := b.goalChunk(ctx, q, base, conds[lo:hi], out[lo:hi], currencies[lo:hi])
+		if err != nil {
+			return nil, err
+		}
+		total = t
+	}
+	for k := range out {
+		best, bn := "", 0
+		for c, n := range currencies[k] {
+			if n > bn || n == bn && c < best {
+				best, bn = c, n
+			}
+		}
+		out[k].Currency = best
+		if total > 0 {
+			out[k].ConversionRate = float64(out[k].Visitors) / float64(total)
+		}
+		out[k].Revenue = math.Round(out[k].Revenue*1e6) / 1e6
+	}
+	return out, nil
+}
+
+// goalsPerQuery bounds the goals GoalStats counts in one query.
+const goalsPerQuery = 100
+
+// goalChunk counts the goals of conds (one query) into out and
+// currencies, and returns the query's visitors.
+func (b *Backend) goalChunk(ctx context.Context, q store.Query, base SQL, conds []SQL, out []store.GoalResult, currencies []map[string]int) (int64, error) {
+	ks := make([]SQL, len(conds))
+	for i, c := range conds {
 		ks[i] = Build("if(?, ?, 0)", c, i+1)
 	}
 	// k 0: every passing event (the query's visitors). Revenue:
@@ -536,10 +593,9 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 	) GROUP BY k, rv, cu
 ) GROUP BY k`, Join(ks, ", "), pick("revenue", "$revenue"), pick("currency", "$currency"), withPass(base, q)))
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	total := int64(0)
-	currencies := make([]map[string]int, len(out))
 	for _, r := range rows {
 		k := int(asInt(r[0]))
 		switch {
@@ -553,7 +609,7 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 		g.Events, g.Visitors = int(asInt(r[1])), int(asInt(r[2]))
 		var vals [][]json.RawMessage
 		if err := json.Unmarshal(r[3], &vals); err != nil {
-			return nil, fmt.Errorf("clickhouse: goal values: %w", err)
+			return 0, fmt.Errorf("clickhouse: goal values: %w", err)
 		}
 		for _, v := range vals {
 			if len(v) != 3 {
@@ -573,20 +629,7 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 			}
 		}
 	}
-	for k := range out {
-		best, bn := "", 0
-		for c, n := range currencies[k] {
-			if n > bn || n == bn && c < best {
-				best, bn = c, n
-			}
-		}
-		out[k].Currency = best
-		if total > 0 {
-			out[k].ConversionRate = float64(out[k].Visitors) / float64(total)
-		}
-		out[k].Revenue = math.Round(out[k].Revenue*1e6) / 1e6
-	}
-	return out, nil
+	return total, nil
 }
 
 // Server is the report of what only the server sees (SPEC §8): every
@@ -744,7 +787,7 @@ func (b *Backend) CohortPersons(ctx context.Context, q store.Query, id int64, li
 	if err != nil {
 		return nil, 0, err
 	}
-	rel := Build("SELECT person, any(unmapped) AS um, min(ts) AS created FROM (?) GROUP BY person HAVING ?",
+	rel := Build("SELECT person, any(unmapped) AS um, min(ts) AS created FROM (?) WHERE ? GROUP BY person",
 		personsOf(q.Site, "ts", "ts", "1"), members)
 	total, err := b.one(ctx, Build("SELECT count() FROM (?)", rel))
 	if err != nil || total == 0 {
