@@ -129,12 +129,72 @@ func (c *Client) ExecNoDB(ctx context.Context, q SQL) error {
 }
 
 // InsertJSON inserts rows, each a JSON object on its own line, into table.
+// Rows with a "ts" (ms) go in as many inserts as keep each within
+// maxInsertMonths months: the tables are partitioned by month, and current
+// ClickHouse refuses an insert into more than 100 partitions
+// (max_partitions_per_insert_block; 18.16 has no such setting to raise),
+// which years of history shipped at once would be.
 func (c *Client) InsertJSON(ctx context.Context, table Ident, rows []byte) error {
-	// Into a Distributed table the insert reaches every shard before it
-	// answers: a shard that is down fails the insert, and the rows stay in
-	// the outbox.
-	_, err := c.do(ctx, Build("INSERT INTO ? FORMAT JSONEachRow", table), bytes.NewReader(rows), true, "insert_distributed_sync", "1")
-	return err
+	for len(rows) > 0 {
+		part := monthsPrefix(rows, maxInsertMonths)
+		// Into a Distributed table the insert reaches every shard before it
+		// answers: a shard that is down fails the insert, and the rows stay
+		// in the outbox.
+		if _, err := c.do(ctx, Build("INSERT INTO ? FORMAT JSONEachRow", table), bytes.NewReader(rows[:part]), true, "insert_distributed_sync", "1"); err != nil {
+			return err
+		}
+		rows = rows[part:]
+	}
+	return nil
+}
+
+// maxInsertMonths is the most months one insert holds (ClickHouse's limit
+// is 100 partitions; a month in the server's time zone may straddle two
+// UTC ones).
+const maxInsertMonths = 90
+
+// monthsPrefix returns the length of the longest run of whole lines at the
+// start of rows whose "ts" values fall in at most max UTC months (at least
+// one line). Lines without a "ts" count in no month.
+func monthsPrefix(rows []byte, max int) int {
+	months := map[int64]bool{}
+	at := 0
+	for at < len(rows) {
+		end := bytes.IndexByte(rows[at:], '\n')
+		if end < 0 {
+			end = len(rows)
+		} else {
+			end += at + 1
+		}
+		if m, ok := lineMonth(rows[at:end]); ok && !months[m] {
+			if len(months) == max {
+				return at
+			}
+			months[m] = true
+		}
+		at = end
+	}
+	return len(rows)
+}
+
+// lineMonth is the UTC month (year*12+month) of a row's top-level "ts", the
+// first `,"ts":` in it (inside a JSON string the quotes would be escaped).
+func lineMonth(line []byte) (int64, bool) {
+	i := bytes.Index(line, []byte(`,"ts":`))
+	if i < 0 {
+		return 0, false
+	}
+	rest := line[i+len(`,"ts":`):]
+	n := 0
+	for n < len(rest) && (rest[n] == '-' || rest[n] >= '0' && rest[n] <= '9') {
+		n++
+	}
+	ms, err := strconv.ParseInt(string(rest[:n]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	t := time.UnixMilli(ms).UTC()
+	return int64(t.Year())*12 + int64(t.Month()), true
 }
 
 // Query runs a SELECT and returns its rows, each a list of JSON values. A
