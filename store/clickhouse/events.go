@@ -14,8 +14,9 @@ import (
 // Events lists the events of every node from ClickHouse, newest first
 // (equal times by uuid, descending); the cursor is "<ts>_<uuid>". Like
 // the local store it keeps bots and leaves out server pageviews the
-// snippet confirmed. Filters on session properties and events that are
-// not in SQL yet go to the local store.
+// snippet confirmed. Filters and events go into SQL as the reports'
+// do; what sqlReason or eventCond cannot express (a time zone without an
+// IANA name, a filter that does not parse) goes to the local store.
 func (b *Backend) Events(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
 	var page store.EventPage
 	sq := store.Query{Site: q.Site, Filters: q.Filters, IncludeBots: true}
