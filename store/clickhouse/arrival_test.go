@@ -34,17 +34,7 @@ func TestLateLinkArrivalOrder(t *testing.T) {
 		ev(0, "$pageview", "anonC", 5*time.Minute), // late: older than anonB's first event
 		ev(0, "$create_alias", "anonB", 45*time.Minute, str("alias", "anonC")),
 	}
-	for _, s := range arrivals { // one by one, in this order, on each side
-		if _, err := tn.nodes[s.node].Append(ctx, []*store.Event{clone(s.ev)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tn.ref.Append(ctx, []*store.Event{clone(s.ev)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, nd := range tn.nodes {
-		flush(t, nd)
-	}
+	tn.sendOneByOne(t, arrivals) // one by one, in this order, on each side
 	if p := must(tn.ref.Person(ctx, "s", "anonA")); len(p.DistinctIDs) != 2 || p.DistinctIDs[1] != "userU" && p.DistinctIDs[0] != "userU" {
 		t.Fatalf("the embedded store's person of anonA: %v", p.DistinctIDs)
 	}

@@ -22,27 +22,14 @@ func TestResentCopyOtherDay(t *testing.T) {
 		return &store.Event{Site: "s", UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", uuid), Name: "$pageview", DistinctID: did, Time: at.UnixMilli(),
 			Props: store.Props{{Key: "$session_id", Val: store.StringValue("s-" + did)}, {Key: "$pathname", Val: store.StringValue(path)}}}
 	}
-	arrivals := []struct {
-		node int
-		ev   *store.Event
-	}{
+	arrivals := []sent{
 		{0, ev(1, "a", "/x", midnight.Add(-5*time.Hour))},
 		{0, ev(2, "a", "/late", midnight.Add(-500*time.Millisecond))},
 		{1, ev(3, "b", "/x", midnight.Add(2*time.Hour))},
 		{1, ev(2, "a", "/late", midnight.Add(700*time.Millisecond))}, // the resend, on the next day
 		{1, ev(4, "c", "/y", midnight.Add(3*time.Hour))},
 	}
-	for _, s := range arrivals {
-		if _, err := tn.nodes[s.node].Append(ctx, []*store.Event{clone(s.ev)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tn.ref.Append(ctx, []*store.Event{clone(s.ev)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, nd := range tn.nodes {
-		flush(t, nd)
-	}
+	tn.sendOneByOne(t, arrivals)
 	if got := count(t, tn.nodes[0].client(), "SELECT count() FROM events FINAL WHERE uuid = '00000000-0000-7000-8000-000000000002'"); got != 2 {
 		t.Fatalf("%d rows of the resent uuid in ClickHouse, want 2 (one a day)", got)
 	}

@@ -41,15 +41,8 @@ func TestPropertyCohortManyPersons(t *testing.T) {
 	tn := startTwoNodes(t, "pcohort")
 	t0 := tn.t0
 	const persons = 4700
-	var evs []sent
-	n := 0
-	ev := func(node int, name, did string, at time.Duration, props ...store.Prop) {
-		n++
-		evs = append(evs, sent{node, &store.Event{Site: "s", Name: name, DistinctID: did, Time: t0.Add(at).UnixMilli(),
-			UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", n), Props: props}})
-	}
-	str := func(k, v string) store.Prop { return store.Prop{Key: k, Val: store.StringValue(v)} }
-	js := func(k, v string) store.Prop { return store.Prop{Key: k, Val: store.Value{Kind: store.KindJSON, S: v}} }
+	snd := &sender{t0: t0}
+	ev, str, js := snd.ev, strProp, jsonProp
 	for i := 0; i < persons; i++ {
 		did := fmt.Sprint("u", i)
 		node := i % 2
@@ -77,7 +70,7 @@ func TestPropertyCohortManyPersons(t *testing.T) {
 			ev(1-node, "$pageview", did, at+26*time.Hour, str("$session_id", fmt.Sprint("t", i)), str("$pathname", "/back"))
 		}
 	}
-	tn.feedBatches(t, evs, 1000)
+	tn.feedBatches(t, snd.evs, 1000)
 	var ids []int64
 	for _, c := range []store.Cohort{
 		{Name: "pro", Kind: store.CohortProperty, Property: "plan", Op: store.OpEq, Value: "pro"},
@@ -317,14 +310,8 @@ func TestElementActionsAndSessionSeries(t *testing.T) {
 		`div.hero:nth-child="1"nth-of-type="1";body:nth-child="2"nth-of-type="1"`
 	const docs = `a.nav:attr__href="/docs?a=1"href="/docs?a=1"nth-child="1"nth-of-type="1"text="Read \"docs\"";nav:nth-child="1"nth-of-type="1";body:nth-child="2"nth-of-type="1"`
 	const buy = `button:nth-child="1"nth-of-type="1"`
-	var evs []sent
-	n := 0
-	ev := func(node int, name, did string, at time.Duration, props ...store.Prop) {
-		n++
-		evs = append(evs, sent{node, &store.Event{Site: "s", Name: name, DistinctID: did, Time: t0.Add(at).UnixMilli(),
-			UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", n), Props: props}})
-	}
-	str := func(k, v string) store.Prop { return store.Prop{Key: k, Val: store.StringValue(v)} }
+	snd := &sender{t0: t0}
+	ev, str := snd.ev, strProp
 	for i := 0; i < 300; i++ {
 		did := fmt.Sprint("v", i%29)
 		sess := str("$session_id", fmt.Sprint("s", i))
@@ -342,7 +329,7 @@ func TestElementActionsAndSessionSeries(t *testing.T) {
 			ev(i%2, "purchase", did, at+2*time.Minute, sess)
 		}
 	}
-	tn.feed(t, evs)
+	tn.feed(t, snd.evs)
 	var actions []string
 	for _, a := range []store.Action{
 		{Name: "signup", Steps: []store.ActionStep{{Event: "$autocapture", Selector: "#signup"}, {Event: "purchase"}}},

@@ -45,6 +45,49 @@ type sent struct {
 	ev   *store.Event
 }
 
+// sender makes the events a test sends through its nodes, to site "s",
+// at offsets from t0, numbered in the order they are made (their uuids).
+type sender struct {
+	t0 time.Time
+	// jitter adds the number's last three digits as ms, so that events
+	// made at one offset still differ in time.
+	jitter bool
+	evs    []sent
+}
+
+func (s *sender) ev(node int, name, did string, at time.Duration, props ...store.Prop) {
+	n := len(s.evs) + 1
+	ms := s.t0.Add(at).UnixMilli()
+	if s.jitter {
+		ms += int64(n % 1000)
+	}
+	s.evs = append(s.evs, sent{node, &store.Event{Site: "s", Name: name, DistinctID: did, Time: ms,
+		UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", n), Props: props}})
+}
+
+// sendOneByOne appends the events one at a time, in this order, to their
+// nodes and to the reference, then waits until the nodes have shipped.
+func (tn *twoNodes) sendOneByOne(t *testing.T, evs []sent) {
+	t.Helper()
+	for _, s := range evs {
+		if _, err := tn.nodes[s.node].Append(ctx, []*store.Event{clone(s.ev)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.ref.Append(ctx, []*store.Event{clone(s.ev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nd := range tn.nodes {
+		flush(t, nd)
+	}
+}
+
+func strProp(k, v string) store.Prop { return store.Prop{Key: k, Val: store.StringValue(v)} }
+
+func jsonProp(k, v string) store.Prop {
+	return store.Prop{Key: k, Val: store.Value{Kind: store.KindJSON, S: v}}
+}
+
 // feed appends the events, in time order, each to its node (in batches,
 // as captures come) and all of them to the reference in the order the
 // nodes got them, then waits until both nodes shipped.
@@ -86,14 +129,8 @@ func (tn *twoNodes) feed(t *testing.T, evs []sent) {
 // device another user already logged in from), and anonymous visitors.
 func crossNodeEvents(t0 time.Time, seed int64) []sent {
 	r := rand.New(rand.NewSource(seed))
-	var out []sent
-	n := 0
-	ev := func(node int, name, did string, at time.Duration, props ...store.Prop) {
-		n++
-		out = append(out, sent{node, &store.Event{Site: "s", Name: name, DistinctID: did, Time: t0.Add(at).UnixMilli() + int64(n%1000),
-			UUID: fmt.Sprintf("00000000-0000-7000-8000-%012d", n), Props: props}})
-	}
-	str := func(k, v string) store.Prop { return store.Prop{Key: k, Val: store.StringValue(v)} }
+	snd := &sender{t0: t0, jitter: true}
+	ev, str := snd.ev, strProp
 	page := func(node int, did string, at time.Duration, sess string) {
 		p := []string{"/", "/pricing", "/docs", "/signup"}[r.Intn(4)]
 		ev(node, "$pageview", did, at, str("$session_id", sess), str("$pathname", p), str("$browser", []string{"Chrome", "Firefox"}[r.Intn(2)]))
@@ -143,7 +180,7 @@ func crossNodeEvents(t0 time.Time, seed int64) []sent {
 			page(node, fmt.Sprint("visitor", v), minute(at+k), fmt.Sprint("sv", v))
 		}
 	}
-	return out
+	return snd.evs
 }
 
 // sameAnswers checks that every node's reports equal the reference's.

@@ -740,35 +740,15 @@ func (b *Backend) recordingsDeletedElsewhere(ctx context.Context, site string, i
 // sessions with chunks still in the outbox. A chunk appended meanwhile is
 // in the outbox already (its row holds its data), so it still ships.
 func (b *Backend) dropShippedRecordings(ctx context.Context, cutoff int64) (int, error) {
-	waiting := map[string]map[string]bool{}
-	err := b.DB.ScanMeta(recOutboxPrefix, func(k, v string) bool {
-		for _, line := range strings.Split(strings.TrimSpace(v), "\n") {
-			var row struct {
-				Site    string `json:"site"`
-				Session string `json:"session"`
-			}
-			if json.Unmarshal([]byte(line), &row) == nil {
-				if waiting[row.Site] == nil {
-					waiting[row.Site] = map[string]bool{}
-				}
-				waiting[row.Site][row.Session] = true
-			}
-		}
-		return ctx.Err() == nil
-	})
+	sessions, err := b.outboxed(ctx, recOutboxPrefix, func(r outboxKeys) string { return r.Session })
 	if err != nil {
 		return 0, err
 	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	total := 0
-	for _, site := range b.DB.Sites() {
-		n, err := b.DB.DropRecordingsBefore(site, cutoff, waiting[site])
-		total += n
-		if err != nil {
-			return total, err
+	return b.eachSite(func(site string) (int, error) {
+		waiting := map[string]bool{}
+		for _, s := range sessions[site] {
+			waiting[s] = true
 		}
-	}
-	return total, nil
+		return b.DB.DropRecordingsBefore(site, cutoff, waiting)
+	})
 }

@@ -371,6 +371,46 @@ func (b *Backend) wasDeleted(site, id string) bool {
 	return b.deleted[site+"\x00"+id]
 }
 
+// outboxKeys are the fields of an outbox row that say what it holds.
+type outboxKeys struct {
+	Site    string `json:"site"`
+	UUID    string `json:"uuid"`
+	Session string `json:"session"`
+}
+
+// outboxed returns, by site, what of each row waiting in the outbox under
+// prefix value picks (its uuid, its session).
+func (b *Backend) outboxed(ctx context.Context, prefix string, value func(outboxKeys) string) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := b.DB.ScanMeta(prefix, func(k, v string) bool {
+		for _, line := range strings.Split(strings.TrimSpace(v), "\n") {
+			var r outboxKeys
+			if json.Unmarshal([]byte(line), &r) == nil {
+				out[r.Site] = append(out[r.Site], value(r))
+			}
+		}
+		return ctx.Err() == nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	return out, err
+}
+
+// eachSite runs drop for every site of the local store and adds up what
+// it dropped, up to the first error.
+func (b *Backend) eachSite(drop func(site string) (int, error)) (int, error) {
+	total := 0
+	for _, site := range b.DB.Sites() {
+		n, err := drop(site)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 // DropShipped deletes from the local log the events older than Keep that
 // have shipped, and the shipped recordings whose last event is older than
 // Keep (dropShippedRecordings); those still in the outbox stay whatever
@@ -386,32 +426,15 @@ func (b *Backend) DropShipped(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	cutoff := time.Now().Add(-b.opts.Keep).UnixMilli()
-	unshipped := map[string][]string{}
-	err := b.DB.ScanMeta(outboxPrefix, func(k, v string) bool {
-		for _, line := range strings.Split(strings.TrimSpace(v), "\n") {
-			var r struct {
-				Site string `json:"site"`
-				UUID string `json:"uuid"`
-			}
-			if json.Unmarshal([]byte(line), &r) == nil {
-				unshipped[r.Site] = append(unshipped[r.Site], r.UUID)
-			}
-		}
-		return ctx.Err() == nil
-	})
+	unshipped, err := b.outboxed(ctx, outboxPrefix, func(r outboxKeys) string { return r.UUID })
 	if err != nil {
 		return 0, err
 	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	total := 0
-	for _, site := range b.DB.Sites() {
-		n, err := b.DB.DropBefore(site, cutoff, unshipped[site])
-		total += n
-		if err != nil {
-			return total, err
-		}
+	total, err := b.eachSite(func(site string) (int, error) {
+		return b.DB.DropBefore(site, cutoff, unshipped[site])
+	})
+	if err != nil {
+		return total, err
 	}
 	// Recordings too: the shipped ones whose last event is older.
 	if _, err := b.dropShippedRecordings(ctx, cutoff); err != nil {
