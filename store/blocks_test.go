@@ -116,13 +116,5 @@ func TestLargeGroupsStayFinal(t *testing.T) {
 	if fmt.Sprint(after) != fmt.Sprint(before) || smallAfter != 1 {
 		t.Fatalf("after compaction: final blocks %v (were %v), %d others (want 1)", after, before, smallAfter)
 	}
-	if got := db.Count("s"); got != n {
-		t.Fatalf("count %d, want %d", got, n)
-	}
-	db.Close()
-	db = openTest(t, path)
-	defer db.Close()
-	if got := db.Count("s"); got != n {
-		t.Fatalf("count after reopen %d, want %d", got, n)
-	}
+	countSurvivesReopen(t, db, path, n)
 }

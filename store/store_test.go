@@ -168,15 +168,7 @@ func TestConcurrentAppendsGroupCommit(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	if got := db.Count("s"); got != 1000 {
-		t.Fatalf("count %d", got)
-	}
-	db.Close()
-	db = openTest(t, path)
-	defer db.Close()
-	if got := db.Count("s"); got != 1000 {
-		t.Fatalf("count after reload %d", got)
-	}
+	countSurvivesReopen(t, db, path, 1000)
 }
 
 func TestCompactionKeepsEverything(t *testing.T) {
@@ -493,13 +485,20 @@ func TestResentCopiesAcrossGroups(t *testing.T) {
 			t.Fatalf("uuid %d reported stored %d times", i, n)
 		}
 	}
-	if got := db.Count("s"); got != uuids {
-		t.Fatalf("count %d, want %d", got, uuids)
+	countSurvivesReopen(t, db, path, uuids)
+}
+
+// countSurvivesReopen checks that site "s" of db holds want events, closes
+// db, and checks again in the file reopened.
+func countSurvivesReopen(t *testing.T, db *DB, path string, want int) {
+	t.Helper()
+	if got := db.Count("s"); got != want {
+		t.Fatalf("count %d, want %d", got, want)
 	}
 	db.Close()
 	db = openTest(t, path)
 	defer db.Close()
-	if got := db.Count("s"); got != uuids {
-		t.Fatalf("count after reload %d, want %d", got, uuids)
+	if got := db.Count("s"); got != want {
+		t.Fatalf("count after reopen %d, want %d", got, want)
 	}
 }
