@@ -57,6 +57,7 @@ type backfillState struct {
 	// marked is the row each site's cursor was last written at.
 	marked   map[string]int
 	advanced time.Time // when advanceBackfill last ran
+	saved    uint64    // the arrival sequence last written
 }
 
 // startBackfill reads the cursors and takes the end of every site's
@@ -95,9 +96,12 @@ func (b *Backend) startBackfill() error {
 		bf.next[site], bf.end[site] = from, end
 		total += max(end-from, 0)
 	}
-	// Live arrivals come after every backfilled one.
+	// Live arrivals come after every backfilled one. The reservation is
+	// written at once: a backfill cut short by a crash goes on after it,
+	// in commit order.
 	b.arrival = max(b.arrival, bf.seq+uint64(total))
-	return nil
+	bf.saved = b.arrival
+	return b.DB.PutMeta(arrivalKey, strconv.FormatUint(b.arrival, 10))
 }
 
 // backfillLeft returns the rows the backfill still has to read for site
@@ -244,7 +248,7 @@ func (b *Backend) advanceBackfill() error {
 	b.appending.Unlock()
 	b.mu.Lock()
 	b.bf.advanced = time.Now()
-	arrival := b.arrival
+	arrival, saved := b.arrival, b.bf.saved
 	var move []string
 	for _, s := range sites {
 		if b.backfillLeft(s) == 0 && rows[s] > b.bf.end[s] {
@@ -260,5 +264,14 @@ func (b *Backend) advanceBackfill() error {
 			return err
 		}
 	}
-	return b.DB.PutMeta(arrivalKey, strconv.FormatUint(arrival, 10))
+	if arrival == saved {
+		return nil
+	}
+	if err := b.DB.PutMeta(arrivalKey, strconv.FormatUint(arrival, 10)); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.bf.saved = max(b.bf.saved, arrival)
+	b.mu.Unlock()
+	return nil
 }
