@@ -176,8 +176,7 @@ func (b *Backend) backfillOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	b.mu.Lock()
-	seq := b.bf.seq
-	b.bf.seq += uint64(len(evs))
+	seq := b.bf.seq // taken once the window is in: a retry ships the same rows
 	b.mu.Unlock()
 	lines := make([]string, 0, len(evs))
 	ids := map[string]bool{}
@@ -209,6 +208,7 @@ func (b *Backend) backfillOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	b.mu.Lock()
+	b.bf.seq = max(b.bf.seq, seq+uint64(len(evs)))
 	b.bf.next[site] = max(b.bf.next[site], next)
 	b.shipped[site] += int64(len(lines))
 	b.mu.Unlock()
