@@ -21,9 +21,11 @@ package clickhouse
 // write, and so a restart ships nothing again.
 //
 // A backfilled row is the same row Append would write but for two fields:
-//   - ver 0: a copy that also came through the outbox (an event committed
-//     just before a crash, resent by its client) is the same event, and
-//     that copy wins; copies that both came from the log are equal.
+//   - ver, below every ver Append gives (backfillVer): a copy that also
+//     came through the outbox (an event committed just before a crash,
+//     resent by its client; or shipped again because a cursor was lost)
+//     is the same event, and that copy wins; of two backfilled copies (a
+//     window shipped again after a crash) the first wins, with its seq.
 //   - seq, the arrival sequence persons are resolved in (persons.go's
 //     evKey): the site's commit order, after every arrival this node gave
 //     before (the last one is kept in "ch:arrival") and before every one
@@ -48,6 +50,12 @@ const (
 	backfillPrefix = "ch:bf:"     // + site → store.ShipMark as JSON
 	arrivalKey     = "ch:arrival" // the last arrival sequence given, decimal
 )
+
+// backfillVer is the ver of the rows backfilled now: below the ver of
+// every live row (Append's count down from the top of the range, and
+// reach this band only for about a minute every nine years), and lower
+// for a later copy, so that the first copy of an event keeps its seq.
+func backfillVer(now time.Time) uint64 { return 1<<42 - uint64(now.UnixMilli()) }
 
 // backfillState is the backfill's progress, under b.mu.
 type backfillState struct {
@@ -180,8 +188,9 @@ func (b *Backend) backfillOnce(ctx context.Context) (int, error) {
 	b.mu.Unlock()
 	lines := make([]string, 0, len(evs))
 	ids := map[string]bool{}
+	ver := backfillVer(time.Now())
 	for i, ev := range evs {
-		j, err := json.Marshal(newRow(ev, seq+uint64(i), 0))
+		j, err := json.Marshal(newRow(ev, seq+uint64(i), ver))
 		if err != nil {
 			continue
 		}

@@ -295,7 +295,6 @@ func TestBackfillImportAndRestart(t *testing.T) {
 
 	shipped.Store(0)
 	b = openBF(t, path, c, "bf3", 500, func(_ string, n int) { shipped.Add(int64(n)) })
-	defer b.Close()
 	if n := b.Status("s").Backlog; n != 0 {
 		t.Fatalf("backlog %d after a restart once caught up, want 0", n)
 	}
@@ -304,6 +303,38 @@ func TestBackfillImportAndRestart(t *testing.T) {
 		t.Fatalf("the restart shipped %d events again", n)
 	}
 	onceEach(t, b, "s")
+	seqOf := func() int {
+		return count(t, b.client(), "SELECT seq FROM events FINAL WHERE uuid = '00000000-0000-7000-8000-000000009999'")
+	}
+	seq := seqOf()
+	b.Close()
+
+	// A crash that lost the cursor: everything ships again (at least
+	// once), and the first copies stay, with their arrival order.
+	local, err = store.Open(path, bfOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := local.DeleteMeta(backfillPrefix + "s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openBF(t, path, c, "bf3", 500, func(_ string, n int) { shipped.Add(int64(n)) })
+	defer b.Close()
+	flushBF(t, b)
+	if n, want := shipped.Load(), int64(b.DB.Count("s")); n != want {
+		t.Fatalf("shipped %d again, want all %d", n, want)
+	}
+	if rows, uuids := count(t, b.client(), "SELECT count() FROM events FINAL"), count(t, b.client(), "SELECT uniqExact(uuid) FROM events"); rows != b.DB.Count("s") || uuids != rows {
+		t.Fatalf("after shipping again: %d rows (FINAL) of %d uuids, want %d", rows, uuids, b.DB.Count("s"))
+	}
+	if got := seqOf(); got != seq {
+		t.Fatalf("the copy shipped again won: seq %d, was %d", got, seq)
+	}
+	sameJSON(t, "merged person after shipping again", must(b.Person(ctx, "s", "u3")), must(b.DB.Person(ctx, "s", "u3")))
+	shipped.Store(0)
 	q := store.Query{Site: "s", From: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)}
 	sameJSON(t, "stats", must(b.Stats(ctx, q)), must(b.DB.Stats(ctx, q)))
 }
