@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -241,9 +242,10 @@ func TestBackfillResumes(t *testing.T) {
 
 // TestBackfillImportAndRestart: events added straight to the log while no
 // backend runs (as `caddy analytics import` does) ship at the next start,
-// ordered after the events that came through the outbox before; a
-// restart once caught up ships nothing again, also after events came
-// through the outbox.
+// ordered after the events that came through the outbox before, except
+// those of a person another node deleted meanwhile; a restart once caught
+// up ships nothing again, also after events came through the outbox; a
+// lost cursor ships everything again, and the first copies stay.
 func TestBackfillImportAndRestart(t *testing.T) {
 	c := chtest.Start(t)
 	path := filepath.Join(t.TempDir(), "i.db")
@@ -262,22 +264,46 @@ func TestBackfillImportAndRestart(t *testing.T) {
 	imp := mkEvents(300, 1000, did)
 	imp = append(imp, &store.Event{Site: "s", UUID: "00000000-0000-7000-8000-000000009999", Name: "$identify", DistinctID: "member",
 		Time: imp[0].Time, Props: store.Props{{Key: "$anon_distinct_id", Val: store.StringValue("u3")}}})
-	if _, err := local.Append(ctx, imp); err != nil {
+	victim := mkEvents(5, 2000, func(int) string { return "victim" })
+	if _, err := local.Append(ctx, append(imp, victim...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := local.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Meanwhile another node deletes the victim (tombstones in ClickHouse).
+	other, err := store.Open(filepath.Join(filepath.Dir(path), "other.db"), bfOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := New(other, Options{URLs: []string{c.Shards[0].URL(), c.Shards[1].URL()}, Database: "bf3", Cluster: chtest.ClusterName, Flush: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Append(ctx, mkEvents(1, 3000, func(int) string { return "victim" })); err != nil {
+		t.Fatal(err)
+	}
+	flushBF(t, b2)
+	if err := b2.DeletePerson(ctx, "s", "victim"); err != nil {
+		t.Fatal(err)
+	}
+	b2.Close()
 
 	var shipped atomic.Int64
 	b = openBF(t, path, c, "bf3", 500, func(_ string, n int) { shipped.Add(int64(n)) })
-	if n := b.Status("s").Backlog; n != 301 {
-		t.Fatalf("backlog %d at start, want the 301 imported events", n)
+	if n := b.Status("s").Backlog; n != 306 {
+		t.Fatalf("backlog %d at start, want the 306 imported events", n)
 	}
 	flushBF(t, b)
-	onceEach(t, b, "s")
+	onceEach(t, b, "s") // the victim's row shipped by the other node is purged
 	if n := shipped.Load(); n != 301 {
-		t.Fatalf("shipped %d, want the 301 imported events", n)
+		t.Fatalf("shipped %d, want the 301 imported events (not the victim's)", n)
+	}
+	if _, err := b.DB.Person(ctx, "s", "victim"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the victim deleted elsewhere is still in the log: %v", err)
+	}
+	if n := count(t, b.client(), "SELECT count() FROM events WHERE distinct_id = 'victim'"); n != 0 {
+		t.Fatalf("%d events of the victim in ClickHouse", n)
 	}
 	cl := b.client()
 	if live, imported := count(t, cl, "SELECT max(seq) FROM events WHERE toUInt64(substring(uuid, 25)) < 1000"),

@@ -32,6 +32,7 @@ func (b *Backend) ship() {
 	var lastDrop time.Time // when DropShipped last ran
 	var lastSync time.Time // when syncDeletions last ran (a query a second at most)
 	var lastImp time.Time  // when shipImported last ran
+	synced := false        // syncDeletions has run: the backfill skips the persons deleted elsewhere
 	for {
 		select {
 		case <-b.stop:
@@ -67,9 +68,11 @@ func (b *Backend) ship() {
 			lastSync = time.Now()
 			if err := b.syncDeletions(ctx); err != nil {
 				b.noteErr(err)
+			} else {
+				synced = true
 			}
 		}
-		if b.schemaOK { // events that never went through the outbox (backfill.go)
+		if b.schemaOK && synced { // events that never went through the outbox (backfill.go)
 			if err := b.runBackfill(ctx); err != nil {
 				b.noteErr(err)
 			}
