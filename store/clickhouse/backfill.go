@@ -32,8 +32,13 @@ package clickhouse
 //     it gives from now on, which is where those events stand in the
 //     local log's commit order.
 //
-// Deleted events are not in the log, so they are not read; a person
-// deleted while a window was on its way is purged again after it.
+// Deleted events are not in the log, so they are not read; the backfill
+// starts once the tombstones were read (syncDeletions deletes from the
+// log the persons other nodes deleted), and a person deleted while a
+// window was on its way is purged again after it. DropShipped (`keep`)
+// leaves a site alone until its backfill is done. The cursors of sites
+// that caught up move at most every 10 s and at Stop: after a kill -9, the
+// events of those last seconds ship once more (their copies lose).
 
 import (
 	"context"
