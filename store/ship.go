@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // IntervalLabels returns the labels Trends gives the intervals of
 // [from, to) in tz (nil is UTC; hour, day, week or month), so that another backend
@@ -79,4 +82,117 @@ func (s *DB) dropRecordings(site string, match func(*RecordingInfo) bool) (int, 
 		return n, err
 	}
 	return n, s.shrink()
+}
+
+// ShipMark is a position in a site's commit order that stays valid across
+// restarts, for a backend that ships the stored events elsewhere (the
+// ClickHouse backend's backfill). Row numbers are stable while the process
+// runs, and forever for the rows in history files (a history file holds
+// one whole chunk; deleted rows stay in it as deleted); the log's rows are
+// numbered again at start without the events deleted since, so they can
+// only move down. A mark past the history files therefore also names the
+// last event before it that was not deleted, found again by its uuid.
+type ShipMark struct {
+	Row  int    `json:"row"`            // first row after the mark, in the numbering of the run that took it
+	Hist int    `json:"hist"`           // rows in history files when it was taken
+	UUID string `json:"uuid,omitempty"` // the last event before Row not deleted, when Row > Hist
+}
+
+// ShipRows returns how many rows site's table has (deleted ones included):
+// the end of its commit order now.
+func (s *DB) ShipRows(site string) int {
+	t := s.table(site)
+	if t == nil || t.rlock() != nil {
+		return 0
+	}
+	defer t.mu.RUnlock()
+	return t.rows()
+}
+
+// ShipMarkAt returns the mark before row of site's table.
+func (s *DB) ShipMarkAt(site string, row int) ShipMark {
+	t := s.table(site)
+	if t == nil || t.rlock() != nil {
+		return ShipMark{}
+	}
+	defer t.mu.RUnlock()
+	row = min(max(row, 0), t.rows())
+	m := ShipMark{Row: row, Hist: min(len(t.hist.files)<<chunkBits, t.rows())}
+	for r := row - 1; r >= m.Hist; r-- {
+		if t.ts.at(r) != deletedTime {
+			m.UUID = t.keys.at(r).String()
+			break
+		}
+	}
+	return m
+}
+
+// ShipResume returns the first row of site's table after m (taken in this
+// run or an earlier one). It is exact unless the event m names was
+// deleted since a restart: then it is the first row after the history
+// files of the time, which is at or before the mark (at least once).
+func (s *DB) ShipResume(site string, m ShipMark) int {
+	t := s.table(site)
+	if t == nil || t.rlock() != nil {
+		return 0
+	}
+	defer t.mu.RUnlock()
+	n := t.rows()
+	if m.Row <= m.Hist {
+		return min(max(m.Row, 0), n)
+	}
+	if m.UUID != "" {
+		k, _ := uuidKey(m.UUID)
+		if r := t.idx.find(&k, &t.keys); r >= m.Hist && r < m.Row && t.ts.at(r) != deletedTime {
+			return r + 1
+		}
+	}
+	return min(max(m.Hist, 0), n)
+}
+
+// ShipRead returns the stored events of site's rows [from, to), at most
+// limit of them, in commit order, and the row after the last one read
+// (deleted rows are skipped). Blocks are read under the same locks as
+// Export's windows; nothing is held once it returns.
+func (s *DB) ShipRead(ctx context.Context, site string, from, to, limit int) ([]*Event, int, error) {
+	t := s.table(site)
+	if t == nil {
+		return nil, from, nil
+	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	if err := t.rlock(); err != nil {
+		return nil, from, err
+	}
+	defer t.mu.RUnlock()
+	var out []*Event
+	blocks := map[string]*decodedBlock{}
+	row, n := from, min(to, t.rows())
+	for ; row < n && len(out) < limit; row++ {
+		if t.ts.at(row) == deletedTime {
+			continue
+		}
+		bi := t.blockOf(row)
+		if bi < 0 {
+			continue
+		}
+		b := &t.blocks[bi]
+		ei := b.eventIndex(row)
+		if ei < 0 || b.key == "" {
+			continue
+		}
+		d := blocks[b.key]
+		if d == nil {
+			if ctxDone(ctx) {
+				return nil, from, ctx.Err()
+			}
+			var err error
+			if d, err = s.readBlockUncached(b.key); err != nil {
+				return nil, from, err
+			}
+			blocks[b.key] = d
+		}
+		out = append(out, d.event(ei))
+	}
+	return out, row, nil
 }

@@ -66,6 +66,12 @@ type Backend struct {
 
 	inSQL, inLocal sync.Map // report name -> *atomic.Int64
 
+	// bf is the backfill of events that never went through the outbox
+	// (backfill.go); appending is held (read) by Append from its commit
+	// to its outbox write.
+	bf        backfillState
+	appending sync.RWMutex
+
 	rec  *recShipper  // recordings (recordings.go)
 	reps replicaState // tables per server, replicas (replicas.go)
 
@@ -117,10 +123,14 @@ func New(db *store.DB, o Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.startBackfill(); err != nil {
+		return nil, err
+	}
 	if b.rec, err = b.startRecordings(); err != nil {
 		return nil, err
 	}
 	go b.ship()
+	b.nudge()
 	return b, nil
 }
 
@@ -166,6 +176,8 @@ func (r *row) fillHot() {
 // keep an event from shipping: the client resends what got no 200) in the
 // outbox before it returns.
 func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Outcome, error) {
+	b.appending.RLock() // the backfill's cursor moves past what is in the outbox
+	defer b.appending.RUnlock()
 	out, err := b.DB.Append(ctx, events)
 	if err != nil {
 		return out, err
@@ -179,20 +191,7 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 	defer b.mu.Unlock()
 	seq := b.seq
 	for i, ev := range events {
-		ver := ver - uint64(i)
-		r := row{Site: ev.Site, UUID: ev.UUID, Name: ev.Name, DistinctID: ev.DistinctID, TS: ev.Time,
-			T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"), Seq: b.nextArrival(),
-			Keys: make([]string, 0, len(ev.Props)), Vals: make([]string, 0, len(ev.Props)), Kinds: make([]int, 0, len(ev.Props)), Ver: ver}
-		if r.TS < 0 {
-			r.T = "1970-01-01 00:00:00"
-		}
-		for _, p := range ev.Props {
-			r.Keys = append(r.Keys, p.Key)
-			r.Vals = append(r.Vals, p.Val.String())
-			r.Kinds = append(r.Kinds, int(p.Val.Kind))
-		}
-		r.fillHot()
-		j, err := json.Marshal(r)
+		j, err := json.Marshal(newRow(ev, b.nextArrival(), ver-uint64(i)))
 		if err != nil {
 			continue
 		}
@@ -217,6 +216,24 @@ func (b *Backend) Append(ctx context.Context, events []*store.Event) ([]store.Ou
 	return out, nil
 }
 
+// newRow is ev as ClickHouse stores it, with its arrival sequence and
+// version.
+func newRow(ev *store.Event, seq, ver uint64) row {
+	r := row{Site: ev.Site, UUID: ev.UUID, Name: ev.Name, DistinctID: ev.DistinctID, TS: ev.Time,
+		T: time.UnixMilli(ev.Time).UTC().Format(time.DateTime), Session: ev.Props.Str("$session_id"), Seq: seq,
+		Keys: make([]string, 0, len(ev.Props)), Vals: make([]string, 0, len(ev.Props)), Kinds: make([]int, 0, len(ev.Props)), Ver: ver}
+	if r.TS < 0 {
+		r.T = "1970-01-01 00:00:00"
+	}
+	for _, p := range ev.Props {
+		r.Keys = append(r.Keys, p.Key)
+		r.Vals = append(r.Vals, p.Val.String())
+		r.Kinds = append(r.Kinds, int(p.Val.Kind))
+	}
+	r.fillHot()
+	return r
+}
+
 // nextArrival is an event's arrival sequence (row.Seq), called with b.mu
 // held in commit order: the arrival time in µs, strictly increasing, so
 // that it is this node's commit order and orders the events of several
@@ -238,7 +255,8 @@ func (b *Backend) nudge() {
 	}
 }
 
-// Status is the shipping state for /api/settings.
+// Status is the shipping state for /api/settings. Backlog counts the
+// events the backfill has still to read from the log (backfill.go).
 type Status struct {
 	Backlog   int       `json:"backlog"`
 	Shipped   int64     `json:"shipped"`
@@ -250,16 +268,22 @@ type Status struct {
 func (b *Backend) Status(site string) Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return Status{Backlog: b.backlog[site], Shipped: b.shipped[site], LastError: b.lastErr, ErrorAt: b.lastTime}
+	return Status{Backlog: b.backlog[site] + b.backfillLeft(site), Shipped: b.shipped[site], LastError: b.lastErr, ErrorAt: b.lastTime}
 }
 
-// Backlogs returns the events waiting to ship, by site.
+// Backlogs returns the events waiting to ship, by site (the backfill's
+// included).
 func (b *Backend) Backlogs() map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make(map[string]int, len(b.backlog))
 	for s, n := range b.backlog {
 		out[s] = n
+	}
+	for s := range b.bf.end {
+		if n := b.backfillLeft(s); n > 0 {
+			out[s] += n
+		}
 	}
 	return out
 }
@@ -277,6 +301,9 @@ func (b *Backend) Stop() {
 	b.once.Do(func() { close(b.stop) })
 	<-b.done
 	<-b.rec.done
+	if err := b.advanceBackfill(); err != nil && !errors.Is(err, store.ErrClosed) {
+		b.noteErr(err)
+	}
 }
 
 // Flush ships until the outbox is empty or ctx ends.

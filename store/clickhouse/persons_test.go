@@ -188,6 +188,9 @@ func (tn *twoNodes) sameAnswers(t *testing.T, round string) {
 	t.Helper()
 	t0 := tn.t0
 	for i, n := range tn.nodes {
+		if n == nil {
+			continue // a test of one node
+		}
 		for _, q := range []store.Query{
 			{Site: "s", From: t0, To: t0.AddDate(0, 0, 8)},
 			{Site: "s", From: t0.Add(24 * time.Hour), To: t0.AddDate(0, 0, 3), Filters: []store.Filter{{Prop: "$browser", Op: store.OpEq, Value: "Chrome"}}},

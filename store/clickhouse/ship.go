@@ -32,6 +32,7 @@ func (b *Backend) ship() {
 	var lastDrop time.Time // when DropShipped last ran
 	var lastSync time.Time // when syncDeletions last ran (a query a second at most)
 	var lastImp time.Time  // when shipImported last ran
+	synced := false        // syncDeletions has run: the backfill skips the persons deleted elsewhere
 	for {
 		select {
 		case <-b.stop:
@@ -66,6 +67,13 @@ func (b *Backend) ship() {
 		if b.schemaOK && time.Since(lastSync) >= max(b.opts.Flush, time.Second) {
 			lastSync = time.Now()
 			if err := b.syncDeletions(ctx); err != nil {
+				b.noteErr(err)
+			} else {
+				synced = true
+			}
+		}
+		if b.schemaOK && synced { // events that never went through the outbox (backfill.go)
+			if err := b.runBackfill(ctx); err != nil {
 				b.noteErr(err)
 			}
 		}
@@ -135,6 +143,34 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	if err != nil || len(keys) == 0 {
 		return 0, err
 	}
+	sites, err := b.shipLines(ctx, rows)
+	if err != nil {
+		return 0, err
+	}
+	if err := b.DB.DeleteMetas(keys); err != nil {
+		return 0, err // shipped again later: the same rows, kept once
+	}
+	last, _ := strconv.ParseUint(keys[len(keys)-1][len(outboxPrefix):], 10, 64)
+	b.mu.Lock()
+	b.shippedSeq = max(b.shippedSeq, last+1)
+	for s, n := range sites {
+		b.backlog[s] -= n
+		b.shipped[s] += int64(n)
+	}
+	b.mu.Unlock()
+	if b.opts.OnShipped != nil {
+		for s, n := range sites {
+			b.opts.OnShipped(s, n)
+		}
+	}
+	return len(rows), nil
+}
+
+// shipLines inserts rows (JSONEachRow lines as Append writes them) and
+// their persons, and resolves the persons their links touch; it returns
+// how many rows each site had (those of deleted persons included, which
+// are left out).
+func (b *Backend) shipLines(ctx context.Context, rows []string) (map[string]int, error) {
 	// Each row's id ships alone the first time (its person id is the one
 	// the store gives a person of one id); the persons of several ids are
 	// resolved in ClickHouse from every node's links once the batch is in
@@ -209,7 +245,7 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	}
 	<-done
 	if err := errors.Join(ierr, perr); err != nil {
-		return 0, err
+		return nil, err
 	}
 	// Remember the persons shipped only once they are in.
 	b.rememberPersons(people)
@@ -219,39 +255,23 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 	// so their components are resolved again too.
 	merged, err := b.mergedIDs(ctx, batch)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	for s, ids := range merged {
 		// In parts: a part's link components stay small enough to list
 		// (linkClosure), where all of them at once might not.
 		for start := 0; start < len(ids); start += resolvePart {
 			if err := b.resolve(ctx, s, ids[start:min(start+resolvePart, len(ids))]...); err != nil {
-				return 0, err
+				return nil, err
 			}
 		}
 	}
 	for s, ids := range linked {
 		if err := b.resolve(ctx, s, ids...); err != nil {
-			return 0, err // the batch ships again, the same rows
+			return nil, err // the batch ships again, the same rows
 		}
 	}
-	if err := b.DB.DeleteMetas(keys); err != nil {
-		return 0, err // shipped again later: the same rows, kept once
-	}
-	last, _ := strconv.ParseUint(keys[len(keys)-1][len(outboxPrefix):], 10, 64)
-	b.mu.Lock()
-	b.shippedSeq = max(b.shippedSeq, last+1)
-	for s, n := range sites {
-		b.backlog[s] -= n
-		b.shipped[s] += int64(n)
-	}
-	b.mu.Unlock()
-	if b.opts.OnShipped != nil {
-		for s, n := range sites {
-			b.opts.OnShipped(s, n)
-		}
-	}
-	return len(rows), nil
+	return sites, nil
 }
 
 // head is what shipping reads of an outbox row.
@@ -431,6 +451,9 @@ func (b *Backend) DropShipped(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	total, err := b.eachSite(func(site string) (int, error) {
+		if b.backfilling(site) {
+			return 0, nil // not shipped yet
+		}
 		return b.DB.DropBefore(site, cutoff, unshipped[site])
 	})
 	if err != nil {
