@@ -191,10 +191,10 @@ func adminHealth(w http.ResponseWriter, r *http.Request) error {
 		DB    string      `json:"db"`
 		Sites []adminSite `json:"sites"`
 		Log   logHealth   `json:"log"`
-		// History and Shipping are null: this store keeps every event in
-		// the log, and ships nowhere.
-		History  any `json:"history"`
-		Shipping any `json:"shipping"`
+		// History is null for a store that keeps every event in the log
+		// (in memory); Shipping is null without a clickhouse block.
+		History  *store.HistoryHealth `json:"history"`
+		Shipping map[string]any       `json:"shipping"`
 	}
 	out := []dbHealth{}
 	for _, k := range sortedKeys(stores) {
@@ -210,6 +210,8 @@ func adminHealth(w http.ResponseWriter, r *http.Request) error {
 			le := e.(lastError)
 			h.Log.LastError = &le
 		}
+		h.History = s.HistoryHealth()
+		h.Shipping = shippingHealth(s, h.Sites)
 		out = append(out, h)
 	}
 	return writeAdminJSON(w, map[string]any{"databases": out})

@@ -178,6 +178,29 @@ func (h *Handler) clickHouseSettings() any {
 	}
 }
 
+// shippingHealth is /analytics/health's shipping state of db: by backend
+// shipping it (one per clickhouse configuration), the servers and each
+// site's backlog, shipped count and last error; nil when none ships it.
+func shippingHealth(db *store.DB, sites []adminSite) map[string]any {
+	var backends []map[string]any
+	chPool.Range(func(_, v any) bool {
+		b := v.(pooledBackend).Backend
+		if b.DB != db {
+			return true
+		}
+		bySite := map[string]clickhouse.Status{}
+		for _, st := range sites {
+			bySite[st.Site] = b.Status(st.Site)
+		}
+		backends = append(backends, map[string]any{"urls": b.URLs(), "sites": bySite})
+		return true
+	})
+	if backends == nil {
+		return nil
+	}
+	return map[string]any{"clickhouse": backends}
+}
+
 // backlogCollector reports every backend's backlog by site when scraped.
 type backlogCollector struct{ desc *prometheus.Desc }
 

@@ -128,6 +128,31 @@ func TestClickHouseOutage(t *testing.T) {
 	if v := metricValue(t, `caddy_analytics_ship_backlog{site="test.example"}`); v <= 0 {
 		t.Fatalf("ship_backlog metric %v during the outage", v)
 	}
+	// The admin API's health shows the same, and the history files.
+	var health struct {
+		Databases []struct {
+			History *struct {
+				Dir string `json:"dir"`
+			} `json:"history"`
+			Shipping struct {
+				ClickHouse []struct {
+					URLs  []string `json:"urls"`
+					Sites map[string]struct {
+						Backlog   int    `json:"backlog"`
+						LastError string `json:"last_error"`
+					} `json:"sites"`
+				} `json:"clickhouse"`
+			} `json:"shipping"`
+		} `json:"databases"`
+	}
+	getJSON(t, "http://localhost:2999/analytics/health", &health)
+	if len(health.Databases) != 1 || health.Databases[0].History == nil || !strings.HasSuffix(health.Databases[0].History.Dir, "out.db.history") ||
+		len(health.Databases[0].Shipping.ClickHouse) != 1 || len(health.Databases[0].Shipping.ClickHouse[0].URLs) == 0 {
+		t.Fatalf("/analytics/health = %+v", health)
+	}
+	if st := health.Databases[0].Shipping.ClickHouse[0].Sites["test.example"]; st.Backlog <= 0 || st.LastError == "" {
+		t.Fatalf("/analytics/health shipping of test.example during the outage: %+v", st)
+	}
 	// The dashboard of this node still answers from the local log's count.
 	send(5)
 	if err := c.Shards[1].Restart(); err != nil {

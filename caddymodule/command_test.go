@@ -164,6 +164,10 @@ http://%s {
 				FileBytes int64 `json:"file_bytes"`
 				Events    int   `json:"events"`
 			} `json:"log"`
+			History *struct {
+				Dir string `json:"dir"`
+			} `json:"history"`
+			Shipping any `json:"shipping"`
 		} `json:"databases"`
 	}
 	res, err := http.Get("http://" + admin + "/analytics/health")
@@ -172,7 +176,8 @@ http://%s {
 	}
 	json.NewDecoder(res.Body).Decode(&health)
 	res.Body.Close()
-	if len(health.Databases) != 1 || health.Databases[0].DB != db || health.Databases[0].Log.Events < len(before) || health.Databases[0].Log.FileBytes == 0 {
+	if len(health.Databases) != 1 || health.Databases[0].DB != db || health.Databases[0].Log.Events < len(before) || health.Databases[0].Log.FileBytes == 0 ||
+		health.Databases[0].History == nil || health.Databases[0].History.Dir != store.HistoryDir(db) || health.Databases[0].Shipping != nil {
 		t.Fatalf("/analytics/health = %+v", health)
 	}
 	var sites struct {

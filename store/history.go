@@ -91,6 +91,42 @@ func (h *histState) at(point string) {
 	}
 }
 
+// HistoryHealth is what /analytics/health shows of the history files.
+type HistoryHealth struct {
+	Dir            string   `json:"dir"`
+	Files          int      `json:"files"`
+	Bytes          int64    `json:"bytes"`
+	Rows           int      `json:"rows"` // rows the files hold (each a chunk), deleted ones included
+	RecordingFiles int      `json:"recording_files"`
+	Lost           []string `json:"lost,omitempty"` // files that could not be read at start
+}
+
+// HistoryHealth returns the state of the history files; nil when history
+// is off (a database in memory, or NoHistory).
+func (s *DB) HistoryHealth() *HistoryHealth {
+	h := &s.hist
+	if h.dir == "" {
+		return nil
+	}
+	h.mu.RLock()
+	out := &HistoryHealth{Dir: h.dir, Files: len(h.files), RecordingFiles: len(h.recs), Lost: append([]string(nil), h.lost...)}
+	paths := make([]string, 0, len(h.files)+len(h.recs))
+	for _, f := range h.files {
+		out.Rows += f.Header.Rows
+		paths = append(paths, f.Path)
+	}
+	for _, r := range h.recs {
+		paths = append(paths, r.Path)
+	}
+	h.mu.RUnlock()
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			out.Bytes += fi.Size()
+		}
+	}
+	return out
+}
+
 // HistoryDir is the directory of a database's history files.
 func HistoryDir(dbPath string) string { return dbPath + ".history" }
 

@@ -264,6 +264,9 @@ type Status struct {
 	ErrorAt   time.Time `json:"last_error_at,omitzero"`
 }
 
+// URLs are the servers the backend ships to and reads from.
+func (b *Backend) URLs() []string { return append([]string(nil), b.opts.URLs...) }
+
 // Status returns the shipping state of a site.
 func (b *Backend) Status(site string) Status {
 	b.mu.Lock()
