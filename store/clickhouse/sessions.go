@@ -2,7 +2,9 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/firstpartyhq/firstparty/store"
 )
@@ -47,9 +49,10 @@ func sessionCol(key string) (SQL, bool) {
 // channelInputs are the entry's properties $channel_type reads.
 var channelInputs = []string{"$referring_domain", "utm_source", "utm_medium", "utm_campaign", "$current_url"}
 
-// sessionsSQL is a relation of every session of the site with its
-// properties (columns session, sp0, sp1, ...).
-func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
+// sessionsSQL is a relation of every session of the site with the
+// properties keys (columns session and sp<i> of each: the others are not
+// computed, as each reads every event of the site).
+func (b *Backend) sessionsSQL(ctx context.Context, site string, keys []string) (SQL, error) {
 	// A pageview at the time it was stored: a server pageview counts as
 	// one (the snippet's usually comes after it).
 	pv := SQL("name IN ('$pageview', '$server_pageview')")
@@ -58,7 +61,11 @@ func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
 		return Build("if(countIf(?) > 0, argMinIf(?, ?, ?), argMin(?, ?))", pv, prop(src), order, pv, prop(src), order)
 	}
 	inner := []SQL{"session"}
+	want := func(i int) bool { return slices.Contains(keys, sessionKeys[i].key) }
 	for i, s := range sessionKeys {
+		if !want(i) {
+			continue
+		}
 		var v SQL
 		switch {
 		case s.key == "$session_duration":
@@ -86,9 +93,11 @@ func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
 	// $channel_type: each distinct entry classified by the store's rules.
 	chIdx := len(sessionKeys) - 2
 	chCol := Ident(fmt.Sprint("sp", chIdx))
-	rows, err := b.client().Query(ctx, Build("SELECT DISTINCT ? FROM (?)", chCol, sess))
-	if err != nil {
-		return "", err
+	var rows [][]json.RawMessage
+	if want(chIdx) {
+		if rows, err = b.client().Query(ctx, Build("SELECT DISTINCT ? FROM (?)", chCol, sess)); err != nil {
+			return "", err
+		}
 	}
 	var from, to []string
 	for _, r := range rows {
@@ -99,6 +108,9 @@ func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
 	}
 	outer := []SQL{"session"}
 	for i := range sessionKeys {
+		if !want(i) {
+			continue
+		}
 		c := Ident(fmt.Sprint("sp", i))
 		if i == chIdx {
 			if len(from) == 0 {
