@@ -145,7 +145,7 @@ func (b *Backend) shipOnce(ctx context.Context) (int, error) {
 		if b.wasDeleted(r.Site, r.DistinctID) {
 			continue
 		}
-		if !strings.Contains(line, `,"p_pathname":`) {
+		if !strings.Contains(line, `,"p_current_url":`) {
 			// Written by an older release: add the hot columns (a missing
 			// field would read as "", not as its default).
 			var full row
