@@ -359,11 +359,11 @@ FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS pm USING distinct_id WHERE pm_deleted
 		need = append(need, f.Prop)
 	}
 	if need = sessionProps(append(need, keys...)); len(need) > 0 {
-		sess, err := b.sessionsSQL(ctx, q.Site, need)
+		sess, err := b.sessionsSQL(ctx, q, need)
 		if err != nil {
 			return "", err
 		}
-		out = Build("SELECT * FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS ss USING session", out, sess)
+		out = Build("SELECT * FROM (SELECT *, cityHash64(session) AS sh FROM (?)) AS ev GLOBAL ANY LEFT JOIN (?) AS ss USING sh", out, sess)
 	}
 	return Build("SELECT * FROM (?) WHERE ?", out, sessionFilters(q)), nil
 }
@@ -448,11 +448,11 @@ func (b *Backend) rel(ctx context.Context, q store.Query, keys ...string) (rel, 
 			// The sessions whose property passes; events without a
 			// session have every session property empty.
 			if sess == "" {
-				if sess, err = b.sessionsSQL(ctx, q.Site, sessionProps(filterProps(q))); err != nil {
+				if sess, err = b.sessionsSQL(ctx, q, sessionProps(filterProps(q))); err != nil {
 					return rel{}, err
 				}
 			}
-			in := Build("session GLOBAL IN (SELECT session FROM (?) WHERE ?)", sess, filterSQL(f))
+			in := Build("cityHash64(session) GLOBAL IN (SELECT sh FROM (?) WHERE ?)", sess, filterSQL(f))
 			if matchValue(f, "") {
 				conds = append(conds, Build("(session = '' OR ?)", in))
 			} else {
@@ -657,7 +657,7 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 	if scoped(q) && store.IsSessionProp(bq.Property) {
 		// A session property under an event filter: the events of the
 		// whole sessions that have a passing event.
-		keep = Build("session != '' AND session GLOBAL IN (SELECT session FROM ? WHERE ? AND pass AND vis AND session != '')", r0.From, r0.Where)
+		keep = Build("session != '' AND cityHash64(session) GLOBAL IN (SELECT cityHash64(session) FROM ? WHERE ? AND pass AND vis AND session != '')", r0.From, r0.Where)
 	}
 	rows, err := b.client().Query(ctx, Build(`SELECT ? AS v, count() AS c, uniqExact(pkey) FROM ?
 WHERE ? AND ? AND vis AND v != '' AND ? GROUP BY v ORDER BY c DESC, v ASC LIMIT ?`, prop(bq.Property), r0.From, r0.Where, keep, cond, bq.Limit))
