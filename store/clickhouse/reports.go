@@ -407,7 +407,11 @@ func sessionProps(keys []string) []string {
 // pkey, a person's key (cityHash64 of the person id: distinct persons are
 // counted exactly but for a 64-bit collision; the person ids themselves
 // are not needed by any report's answer).
-type rel struct{ From, Where SQL }
+//
+// Anon and AnonWhere are the same events without the person join (no
+// pkey; deleted persons' events left out by a set of their ids' hashes),
+// for the queries that count no persons.
+type rel struct{ From, Where, Anon, AnonWhere SQL }
 
 // rel builds q's rel. The session properties among keys (not filters:
 // those are tested by session) need the sessions joined, which, as does a
@@ -419,7 +423,8 @@ func (b *Backend) rel(ctx context.Context, q store.Query, keys ...string) (rel, 
 		if err != nil {
 			return rel{}, err
 		}
-		return rel{Build("(SELECT *, ? AS pass, cityHash64(person) AS pkey FROM (?))", passSQL(q), base), "1"}, nil
+		from := Build("(SELECT *, ? AS pass, cityHash64(person) AS pkey FROM (?))", passSQL(q), base)
+		return rel{from, "1", from, "1"}, nil
 	}
 	srv, evs, err := b.rangeFacts(ctx, q)
 	if err != nil {
@@ -433,11 +438,9 @@ func (b *Backend) rel(ctx context.Context, q store.Query, keys ...string) (rel, 
 	if !q.IncludeBots {
 		conds = append(conds, Build("? != 'true'", prop(store.Datacenter)))
 	}
-	conds = append(conds, "pm_deleted = 0")
 	// The names, each defined where it is first read (ClickHouse's
 	// aliases hold in the whole query).
-	conds = append(conds, "(if(pm_ph = 0, cityHash64(distinct_id), pm_ph) AS pkey) = pkey",
-		Build("(? AS ename) = ename", ename), Build("(toUInt8(?) AS vis) = vis", vis))
+	conds = append(conds, Build("(? AS ename) = ename", ename), Build("(toUInt8(?) AS vis) = vis", vis))
 	var sess SQL
 	for _, f := range q.Filters {
 		switch {
@@ -465,7 +468,9 @@ func (b *Backend) rel(ctx context.Context, q store.Query, keys ...string) (rel, 
 	conds = append(conds, Build("(toUInt8(?) AS pass) = pass", passSQL(q)))
 	persons := Build(`SELECT cityHash64(distinct_id) AS pm_dh, cityHash64(if(argMax(person, ver) = '', distinct_id, argMax(person, ver))) AS pm_ph,
 	argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id`, q.Site)
-	return rel{Build("? GLOBAL ANY LEFT JOIN (?) AS pm ON cityHash64(distinct_id) = pm_dh", evs, persons), Join(conds, " AND ")}, nil
+	where := Join(append(conds, "pm_deleted = 0", "(if(pm_ph = 0, cityHash64(distinct_id), pm_ph) AS pkey) = pkey"), " AND ")
+	anonWhere := Join(append(conds, Build("cityHash64(distinct_id) GLOBAL NOT IN (SELECT pm_dh FROM (?) WHERE pm_deleted = 1)", persons)), " AND ")
+	return rel{Build("? GLOBAL ANY LEFT JOIN (?) AS pm ON cityHash64(distinct_id) = pm_dh", evs, persons), where, evs, anonWhere}, nil
 }
 
 func filterProps(q store.Query) []string {
@@ -597,8 +602,8 @@ FROM (?) GROUP BY sh, nos`, pairs)
 
 // plainStats is Stats' row without an event-property filter, where every
 // event passes: the visitors are the persons with a visible event (one
-// query), the rest is per session (another, run beside it; sessions by
-// hash as in scopedStats).
+// query), the rest is per session (another, run beside it, without the
+// person join; sessions by hash as in scopedStats).
 func (b *Backend) plainStats(ctx context.Context, r rel) ([][]json.RawMessage, error) {
 	var visitors [][]json.RawMessage
 	var verr error
@@ -615,7 +620,7 @@ func (b *Backend) plainStats(ctx context.Context, r rel) ([][]json.RawMessage, e
 		minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
 		countIf(name = '$server_pageview') AS srv,
 		countIf(NOT vis) AS srvhid
-	FROM ? WHERE ? GROUP BY sh, nos)`, r.From, r.Where))
+	FROM ? WHERE ? GROUP BY sh, nos)`, r.Anon, r.AnonWhere))
 	<-done
 	if err == nil {
 		err = verr
