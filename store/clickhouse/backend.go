@@ -152,21 +152,56 @@ type row struct {
 	Kinds      []int    `json:"prop_kinds"`    // not []uint8, which JSON writes as base64
 	Raw        string   `json:"raw,omitempty"` // no longer filled: never read, and it doubled every insert
 	Ver        uint64   `json:"ver"`
-	// The hot properties (schema.go's hotProps), as prop_vals has them.
-	PDatacenter string `json:"p_datacenter"`
-	PPathname   string `json:"p_pathname"`
+	// The hot properties (schema.go's hotProps, in its order), as
+	// prop_vals has them.
+	PDatacenter      string `json:"p_datacenter"`
+	PPathname        string `json:"p_pathname"`
+	PCurrentURL      string `json:"p_current_url"`
+	PReferrer        string `json:"p_referrer,omitempty"`
+	PReferringDomain string `json:"p_referring_domain,omitempty"`
+	PUTMSource       string `json:"p_utm_source,omitempty"`
+	PUTMMedium       string `json:"p_utm_medium,omitempty"`
+	PUTMCampaign     string `json:"p_utm_campaign,omitempty"`
+	PUTMTerm         string `json:"p_utm_term,omitempty"`
+	PUTMContent      string `json:"p_utm_content,omitempty"`
+	PBrowser         string `json:"p_browser,omitempty"`
+	POS              string `json:"p_os,omitempty"`
+	PDeviceType      string `json:"p_device_type,omitempty"`
+	PCountry         string `json:"p_country,omitempty"`
+	PEventType       string `json:"p_event_type,omitempty"`
+	PClickX          string `json:"p_click_x,omitempty"`
+	PClickY          string `json:"p_click_y,omitempty"`
+	PViewportWidth   string `json:"p_viewport_width,omitempty"`
+	PPrevPathname    string `json:"p_prev_pathname,omitempty"`
+	PPrevMaxContent  string `json:"p_prev_max_content,omitempty"`
+	PRevenue         string `json:"p_revenue,omitempty"`
+	PDRevenue        string `json:"p_drevenue,omitempty"`
+	PCurrency        string `json:"p_currency,omitempty"`
+	PDCurrency       string `json:"p_dcurrency,omitempty"`
+	PStatus          string `json:"p_status,omitempty"`
+	PServerMs        string `json:"p_server_ms,omitempty"`
+	PFeedReader      string `json:"p_feed_reader,omitempty"`
+	PFeedSubscribers string `json:"p_feed_subscribers,omitempty"`
+}
+
+// hotFields are row's hot property fields, in hotProps' order.
+func (r *row) hotFields() []*string {
+	return []*string{&r.PDatacenter, &r.PPathname, &r.PCurrentURL,
+		&r.PReferrer, &r.PReferringDomain, &r.PUTMSource, &r.PUTMMedium, &r.PUTMCampaign, &r.PUTMTerm, &r.PUTMContent,
+		&r.PBrowser, &r.POS, &r.PDeviceType, &r.PCountry,
+		&r.PEventType, &r.PClickX, &r.PClickY, &r.PViewportWidth, &r.PPrevPathname, &r.PPrevMaxContent,
+		&r.PRevenue, &r.PDRevenue, &r.PCurrency, &r.PDCurrency,
+		&r.PStatus, &r.PServerMs, &r.PFeedReader, &r.PFeedSubscribers}
 }
 
 // fillHot sets the hot property columns from the arrays (the first value
 // of a key, as indexOf finds it).
 func (r *row) fillHot() {
-	dc, path := false, false
+	f := r.hotFields()
+	set := make([]bool, len(f))
 	for i, k := range r.Keys {
-		switch {
-		case k == store.Datacenter && !dc:
-			r.PDatacenter, dc = r.Vals[i], true
-		case k == "$pathname" && !path:
-			r.PPathname, path = r.Vals[i], true
+		if j, ok := hotIndex[k]; ok && !set[j] && i < len(r.Vals) {
+			*f[j], set[j] = r.Vals[i], true
 		}
 	}
 }

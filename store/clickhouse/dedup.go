@@ -38,26 +38,37 @@ const dupMargin = 3600 * 1000 // ms
 func (b *Backend) rangeFactsSQL(ctx context.Context, site string, from, to int64) (bool, SQL, error) {
 	wf, wt := from-dupMargin, to+dupMargin
 	rows, err := b.client().Query(ctx, Build(`SELECT countIf(name = '$server_pageview' AND ts >= ? AND ts < ?), count() - uniqExact(cityHash64(uuid))
-FROM events WHERE site = ? AND ? AND ts >= ? AND ts < ?`, from, to, site, timeRange(wf, wt), wf, wt))
+FROM events WHERE site = ? AND ? AND ts >= ? AND ts < ? ?`, from, to, site, timeRange(wf, wt), wf, wt, perShard))
 	if err != nil {
 		return false, "", err
 	}
-	if len(rows) != 1 || len(rows[0]) != 2 {
-		return false, "", fmt.Errorf("clickhouse: %d rows, want 1", len(rows))
+	var srv, dups int64 // summed over the shards' rows (perShard)
+	for _, r := range rows {
+		if len(r) != 2 {
+			return false, "", fmt.Errorf("clickhouse: range facts answered %v", rows)
+		}
+		srv, dups = srv+asInt(r[0]), dups+asInt(r[1])
 	}
-	if asInt(rows[0][1]) == 0 {
-		return asInt(rows[0][0]) > 0, "events", nil
+	if dups == 0 {
+		return srv > 0, "events", nil
 	}
-	return asInt(rows[0][0]) > 0, dedupRel(site, Build("? AND ts >= ? AND ts < ?", timeRange(from, to), from, to),
+	return srv > 0, dedupRel(site, Build("? AND ts >= ? AND ts < ?", timeRange(from, to), from, to),
 		Build("? AND ts >= ? AND ts < ?", timeRange(wf, wt), wf, wt)), nil
 }
 
 // siteEventsSQL is siteEvents: the relation of all of a site's events,
 // each uuid once.
 func (b *Backend) siteEventsSQL(ctx context.Context, site string) (SQL, error) {
-	n, err := b.one(ctx, Build("SELECT count() - uniqExact(cityHash64(uuid)) FROM events WHERE site = ?", site))
+	rows, err := b.client().Query(ctx, Build("SELECT count() - uniqExact(cityHash64(uuid)) FROM events WHERE site = ? ?", site, perShard))
 	if err != nil {
 		return "", err
+	}
+	n := int64(0) // summed over the shards' rows (perShard)
+	for _, r := range rows {
+		if len(r) != 1 {
+			return "", fmt.Errorf("clickhouse: repeats answered %v", rows)
+		}
+		n += asInt(r[0])
 	}
 	if n == 0 {
 		return "events", nil

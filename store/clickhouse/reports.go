@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -329,6 +330,13 @@ func (b *Backend) siteEvents(ctx context.Context, site string) (SQL, error) {
 	return b.siteEventsSQL(ctx, site)
 }
 
+// perShard has each shard answer its own row (the rows summed by the
+// caller), not one merged row: the copies of a uuid are always on one
+// shard (sharded by distinct id, which a copy keeps), so each shard
+// counts its repeats alone, and the states of 500k hashes per shard need
+// not travel and merge.
+const perShard = SQL("SETTINGS distributed_group_by_no_merge = 1")
+
 // base is the relation every report reads: the events of q's range, each
 // uuid once (dedup.go), bots left out unless asked for, each with its person
 // (the latest mapping any node shipped; deleted persons' events dropped),
@@ -347,19 +355,9 @@ func (b *Backend) base(ctx context.Context, q store.Query, keys ...string) (SQL,
 	inner := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, ? FROM ? WHERE site = ? AND ? AND ts >= ? AND ts < ? AND ?",
 		hotColumns(), evs, q.Site, timeRange(q.From.UnixMilli(), q.To.UnixMilli()), q.From.UnixMilli(), q.To.UnixMilli(), bots)
 	persons := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", q.Site)
-	ename, vis := SQL("name"), SQL("1")
-	if srv {
-		ref := prop(store.PageviewRef)
-		// (each uuid once: another copy may carry another ref)
-		all, err := b.siteEvents(ctx, q.Site)
-		if err != nil {
-			return "", err
-		}
-		refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM ? WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
-			store.PageviewRef, all, q.Site, store.PageviewRef)
-		confirmed := Build("(name = '$server_pageview' AND ? != '' AND ? GLOBAL IN (?))", ref, ref, refs)
-		ename = Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed)
-		vis = Build("NOT ?", confirmed)
+	ename, vis, err := b.pageviewNames(ctx, q.Site, srv)
+	if err != nil {
+		return "", err
 	}
 	members := SQL("1")
 	if q.Cohort != 0 {
@@ -377,21 +375,131 @@ FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS pm USING distinct_id WHERE pm_deleted
 		mid = Build("SELECT * FROM (?) WHERE ?", mid, members)
 	}
 	out := Build("SELECT uuid, name, distinct_id, ts, t, session, seq, prop_keys, prop_vals, prop_kinds, ver, ?, person, ? AS ename, ? AS vis FROM (?)", hotColumns(), ename, vis, mid)
-	need := false
+	var need []string
 	for _, f := range q.Filters {
-		need = need || store.IsSessionProp(f.Prop)
+		need = append(need, f.Prop)
 	}
-	for _, k := range keys {
-		need = need || store.IsSessionProp(k)
-	}
-	if need {
-		sess, err := b.sessionsSQL(ctx, q.Site)
+	if need = sessionProps(append(need, keys...)); len(need) > 0 {
+		sess, err := b.sessionsSQL(ctx, q, need)
 		if err != nil {
 			return "", err
 		}
-		out = Build("SELECT * FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS ss USING session", out, sess)
+		out = Build("SELECT * FROM (SELECT *, cityHash64(session) AS sh FROM (?)) AS ev GLOBAL ANY LEFT JOIN (?) AS ss USING sh", out, sess)
 	}
 	return Build("SELECT * FROM (?) WHERE ?", out, sessionFilters(q)), nil
+}
+
+// pageviewNames are the SQL of an event's name as reports see it (ename)
+// and of vis, given whether the range holds server pageviews (srv).
+func (b *Backend) pageviewNames(ctx context.Context, site string, srv bool) (ename, vis SQL, err error) {
+	if !srv {
+		return "name", "1", nil
+	}
+	ref := prop(store.PageviewRef)
+	// (each uuid once: another copy may carry another ref)
+	all, err := b.siteEvents(ctx, site)
+	if err != nil {
+		return "", "", err
+	}
+	refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM ? WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
+		store.PageviewRef, all, site, store.PageviewRef)
+	confirmed := Build("(name = '$server_pageview' AND ? != '' AND ? GLOBAL IN (?))", ref, ref, refs)
+	return Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed), Build("NOT ?", confirmed), nil
+}
+
+// sessionProps are the session properties among keys, each once.
+func sessionProps(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if store.IsSessionProp(k) && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// rel is the events a report reads, as base gives them, in the shape
+// that lets a cluster's shards aggregate their own events: the report's
+// first aggregation reads FROM From WHERE Where (and its own conditions)
+// directly, so that ClickHouse sends it to the shards and merges their
+// states, where over base's subqueries every event of the range travelled
+// to the server asked and was aggregated there alone. Its names: the
+// columns of events, ename, vis and pass as in base and withPass, and
+// pkey, a person's key (cityHash64 of the person id: distinct persons are
+// counted exactly but for a 64-bit collision; the person ids themselves
+// are not needed by any report's answer).
+//
+// Anon and AnonWhere are the same events without the person join (no
+// pkey; deleted persons' events left out by a set of their ids' hashes),
+// for the queries that count no persons.
+type rel struct{ From, Where, Anon, AnonWhere SQL }
+
+// rel builds q's rel. The session properties among keys (not filters:
+// those are tested by session) need the sessions joined, which, as does a
+// cohort, takes base's subqueries; the events are joined to the person
+// map by a hash of the distinct id, carrying only the person's hash.
+func (b *Backend) rel(ctx context.Context, q store.Query, keys ...string) (rel, error) {
+	if q.Cohort != 0 || len(sessionProps(keys)) > 0 {
+		base, err := b.base(ctx, q, keys...)
+		if err != nil {
+			return rel{}, err
+		}
+		from := Build("(SELECT *, ? AS pass, cityHash64(person) AS pkey FROM (?))", passSQL(q), base)
+		return rel{from, "1", from, "1"}, nil
+	}
+	srv, evs, err := b.rangeFacts(ctx, q)
+	if err != nil {
+		return rel{}, err
+	}
+	ename, vis, err := b.pageviewNames(ctx, q.Site, srv)
+	if err != nil {
+		return rel{}, err
+	}
+	conds := []SQL{Build("site = ? AND ? AND ts >= ? AND ts < ?", q.Site, timeRange(q.From.UnixMilli(), q.To.UnixMilli()), q.From.UnixMilli(), q.To.UnixMilli())}
+	if !q.IncludeBots {
+		conds = append(conds, Build("? != 'true'", prop(store.Datacenter)))
+	}
+	// The names, each defined where it is first read (ClickHouse's
+	// aliases hold in the whole query).
+	conds = append(conds, Build("(? AS ename) = ename", ename), Build("(toUInt8(?) AS vis) = vis", vis))
+	var sess SQL
+	for _, f := range q.Filters {
+		switch {
+		case eventScoped(f):
+		case !store.IsSessionProp(f.Prop):
+			conds = append(conds, filterSQL(f))
+		default:
+			// The sessions whose property passes; events without a
+			// session have every session property empty.
+			if sess == "" {
+				if sess, err = b.sessionsSQL(ctx, q, sessionProps(filterProps(q))); err != nil {
+					return rel{}, err
+				}
+			}
+			in := Build("cityHash64(session) GLOBAL IN (SELECT sh FROM (?) WHERE ?)", sess, filterSQL(f))
+			if matchValue(f, "") {
+				conds = append(conds, Build("(session = '' OR ?)", in))
+			} else {
+				conds = append(conds, Build("(session != '' AND ?)", in))
+			}
+		}
+	}
+	// (toUInt8: 18.16 crashes on an alias of an AND chain that a WHERE's
+	// AND chain then reads, flattening the two.)
+	conds = append(conds, Build("(toUInt8(?) AS pass) = pass", passSQL(q)))
+	persons := Build(`SELECT cityHash64(distinct_id) AS pm_dh, cityHash64(if(argMax(person, ver) = '', distinct_id, argMax(person, ver))) AS pm_ph,
+	argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id`, q.Site)
+	where := Join(append(conds, "pm_deleted = 0", "(if(pm_ph = 0, cityHash64(distinct_id), pm_ph) AS pkey) = pkey"), " AND ")
+	anonWhere := Join(append(conds, Build("cityHash64(distinct_id) GLOBAL NOT IN (SELECT pm_dh FROM (?) WHERE pm_deleted = 1)", persons)), " AND ")
+	return rel{Build("? GLOBAL ANY LEFT JOIN (?) AS pm ON cityHash64(distinct_id) = pm_dh", evs, persons), where, evs, anonWhere}, nil
+}
+
+func filterProps(q store.Query) []string {
+	out := make([]string, len(q.Filters))
+	for i, f := range q.Filters {
+		out[i] = f.Prop
+	}
+	return out
 }
 
 // withPass wraps base with the pass column (filters may read ename).
@@ -451,15 +559,15 @@ func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error)
 	}
 	var st store.Stats
 	b.count(&b.inSQL, "stats")
-	base, err := b.base(ctx, q)
+	r0, err := b.rel(ctx, q)
 	if err != nil {
 		return st, err
 	}
 	var rows [][]json.RawMessage
 	if scoped(q) {
-		rows, err = b.scopedStats(ctx, withPass(base, q))
+		rows, err = b.scopedStats(ctx, r0)
 	} else {
-		rows, err = b.plainStats(ctx, withPass(base, q))
+		rows, err = b.plainStats(ctx, r0)
 	}
 	if err != nil {
 		return st, err
@@ -487,9 +595,11 @@ func (b *Backend) Stats(ctx context.Context, q store.Query) (store.Stats, error)
 // counts when one of its events passes, and then all of its persons.
 // One row per session and person first (most sessions have one person,
 // so the arrays of persons below are short and distinct), then one per
-// session.
-func (b *Backend) scopedStats(ctx context.Context, wb SQL) ([][]json.RawMessage, error) {
-	pairs := Build(`SELECT session, person,
+// session. Sessions are grouped by a hash of their id (sh; nos marks the
+// events without one): exact but for a 64-bit collision, and many times
+// faster to group than the strings.
+func (b *Backend) scopedStats(ctx context.Context, r rel) ([][]json.RawMessage, error) {
+	pairs := Build(`SELECT cityHash64(session) AS sh, session = '' AS nos, pkey,
 	max(pass AND vis) AS pp, max(vis) AS pvis,
 	countIf(pass AND vis AND ename = '$pageview') AS ppv,
 	countIf(vis AND ename = '$pageview') AS pv,
@@ -497,40 +607,41 @@ func (b *Backend) scopedStats(ctx context.Context, wb SQL) ([][]json.RawMessage,
 	minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
 	countIf(pass AND name = '$server_pageview') AS srv,
 	countIf(pass AND NOT vis) AS srvhid
-FROM (?) GROUP BY session, person`, wb)
-	sessions := Build(`SELECT session,
+FROM ? WHERE ? GROUP BY sh, nos, pkey`, r.From, r.Where)
+	sessions := Build(`SELECT sh, nos,
 	max(pp) AS anypass,
-	if(session = '', 1, anypass) AS incl,
-	if(session = '', groupArrayIf(person, pp), groupArrayIf(person, pvis)) AS ps,
+	if(nos, 1, anypass) AS incl,
+	if(nos, groupArrayIf(pkey, pp), groupArrayIf(pkey, pvis)) AS ps,
 	sum(ppv) AS sppv, sum(pv) AS spv, sum(other) AS sother,
 	minIf(tmin, pvis) AS smin, maxIf(tmax, pvis) AS smax,
 	sum(srv) AS ssrv, sum(srvhid) AS ssrvhid
-FROM (?) GROUP BY session`, pairs)
+FROM (?) GROUP BY sh, nos`, pairs)
 	return b.client().Query(ctx, Build(`SELECT uniqExactArrayIf(ps, incl), sum(sppv),
-	countIf(session != '' AND incl), countIf(session != '' AND incl AND spv = 1 AND sother = 0),
-	sumIf(smax - smin, session != '' AND incl), sum(ssrv), sum(ssrvhid) FROM (?)`, sessions))
+	countIf(NOT nos AND incl), countIf(NOT nos AND incl AND spv = 1 AND sother = 0),
+	sumIf(smax - smin, NOT nos AND incl), sum(ssrv), sum(ssrvhid) FROM (?)`, sessions))
 }
 
 // plainStats is Stats' row without an event-property filter, where every
 // event passes: the visitors are the persons with a visible event (one
-// query), the rest is per session (another, run beside it).
-func (b *Backend) plainStats(ctx context.Context, wb SQL) ([][]json.RawMessage, error) {
+// query), the rest is per session (another, run beside it, without the
+// person join; sessions by hash as in scopedStats).
+func (b *Backend) plainStats(ctx context.Context, r rel) ([][]json.RawMessage, error) {
 	var visitors [][]json.RawMessage
 	var verr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		visitors, verr = b.client().Query(ctx, Build("SELECT uniqExactIf(person, vis) FROM (?)", wb))
+		visitors, verr = b.client().Query(ctx, Build("SELECT uniqExactIf(pkey, vis) FROM ? WHERE ?", r.From, r.Where))
 	}()
-	rows, err := b.client().Query(ctx, Build(`SELECT sum(pv), countIf(session != '' AND anyv), countIf(session != '' AND anyv AND pv = 1 AND other = 0),
-	sumIf(tmax - tmin, session != '' AND anyv), sum(srv), sum(srvhid) FROM (
-	SELECT session, max(vis) AS anyv,
+	rows, err := b.client().Query(ctx, Build(`SELECT sum(pv), countIf(NOT nos AND anyv), countIf(NOT nos AND anyv AND pv = 1 AND other = 0),
+	sumIf(tmax - tmin, NOT nos AND anyv), sum(srv), sum(srvhid) FROM (
+	SELECT cityHash64(session) AS sh, session = '' AS nos, max(vis) AS anyv,
 		countIf(vis AND ename = '$pageview') AS pv,
 		countIf(vis AND ename NOT IN ('$pageview', '$pageleave')) AS other,
 		minIf(ts, vis) AS tmin, maxIf(ts, vis) AS tmax,
 		countIf(name = '$server_pageview') AS srv,
 		countIf(NOT vis) AS srvhid
-	FROM (?) GROUP BY session)`, wb))
+	FROM ? WHERE ? GROUP BY sh, nos)`, r.Anon, r.AnonWhere))
 	<-done
 	if err == nil {
 		err = verr
@@ -560,7 +671,7 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 	}
 	bq.Limit = min(bq.Limit, 1000)
 	b.count(&b.inSQL, "breakdown")
-	base, err := b.base(ctx, q, append(seriesProps(events...), bq.Property)...)
+	r0, err := b.rel(ctx, q, append(seriesProps(events...), bq.Property)...)
 	if err != nil {
 		return nil, err
 	}
@@ -572,15 +683,15 @@ func (b *Backend) Breakdown(ctx context.Context, q store.Query, bq store.Breakdo
 	if scoped(q) && store.IsSessionProp(bq.Property) {
 		// A session property under an event filter: the events of the
 		// whole sessions that have a passing event.
-		keep = Build("session != '' AND session GLOBAL IN (SELECT session FROM (?) WHERE pass AND vis AND session != '')", withPass(base, q))
+		keep = Build("session != '' AND cityHash64(session) GLOBAL IN (SELECT cityHash64(session) FROM ? WHERE ? AND pass AND vis AND session != '')", r0.From, r0.Where)
 	}
 	imp, err := b.importedBreakdown(ctx, q, bq) // imported aggregates (imported.go)
 	if err != nil {
 		return nil, err
 	}
 	impFirst, limit := imp.first("v", bq.Limit)
-	rows, err := b.client().Query(ctx, Build(`SELECT v, count() AS c, uniqExact(person) FROM (SELECT ? AS v, person, ? AS m, ? AS keep, vis FROM (?))
-WHERE keep AND vis AND v != '' AND m GROUP BY v ORDER BY ? DESC, c DESC, v ASC LIMIT ?`, prop(bq.Property), cond, keep, withPass(base, q), impFirst, limit))
+	rows, err := b.client().Query(ctx, Build(`SELECT ? AS v, count() AS c, uniqExact(pkey) FROM ?
+WHERE ? AND ? AND vis AND v != '' AND ? GROUP BY v ORDER BY ? DESC, c DESC, v ASC LIMIT ?`, prop(bq.Property), r0.From, r0.Where, keep, cond, impFirst, limit))
 	if err != nil {
 		return nil, err
 	}
@@ -679,7 +790,7 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 		}
 	}
 	b.count(&b.inSQL, "trends")
-	base, err := b.base(ctx, q, append(seriesProps(tq.Events...), tq.Breakdown, tq.MathProperty)...)
+	r0, err := b.rel(ctx, q, append(seriesProps(tq.Events...), tq.Breakdown, tq.MathProperty)...)
 	if err != nil {
 		return store.Trends{}, err
 	}
@@ -699,11 +810,10 @@ func (b *Backend) Trends(ctx context.Context, q store.Query, tq store.TrendsQuer
 	if agg {
 		num, numCond = prop(tq.MathProperty), Build("? != ''", prop(tq.MathProperty))
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT k, v, l, count(), uniqExact(person), n, dd FROM (
-	SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, person, ? AS n, ? AS dd FROM (?)
-	WHERE pass AND vis AND (? = 0 OR v != '') AND ?
-) GROUP BY k, v, l, n, dd`,
-		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), num, dd, withPass(base, q), tq.Breakdown != "", numCond))
+	rows, err := b.client().Query(ctx, Build(`SELECT arrayJoin(arrayFilter(x -> x > 0, [?])) AS k, ? AS v, ? AS l, count(), uniqExact(pkey), ? AS n, ? AS dd FROM ?
+	WHERE ? AND pass AND vis AND (? = 0 OR v != '') AND ?
+GROUP BY k, v, l, n, dd`,
+		Join(ks, ", "), bv, labelSQL(tq.Interval, tzName(q)), num, dd, r0.From, r0.Where, tq.Breakdown != "", numCond))
 	if err != nil {
 		return store.Trends{}, err
 	}
@@ -832,7 +942,7 @@ func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuer
 		return b.DB.Funnel(ctx, q, fq)
 	}
 	b.count(&b.inSQL, "funnel")
-	base, err := b.base(ctx, q, seriesProps(fq.Steps...)...)
+	r0, err := b.rel(ctx, q, seriesProps(fq.Steps...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -872,11 +982,11 @@ func (b *Backend) Funnel(ctx context.Context, q store.Query, fq store.FunnelQuer
 		starts = Build("arrayMap(v -> intDiv(v - 1, 2), arrayFilter((v, nv) -> bitAnd(v, 1) = 1 AND bitAnd(nv, 1) = 0, ?, arrayPopFront(arrayPushBack(?, toInt64(0)))))", m, m)
 	}
 	rows, err := b.client().Query(ctx, Build(`SELECT ? FROM (
-	SELECT person, max(d) AS depth FROM (
-		SELECT person, s, ? AS d, ? FROM (
-			SELECT person, ? FROM (?) WHERE pass AND vis GROUP BY person
+	SELECT pkey, max(d) AS depth FROM (
+		SELECT pkey, s, ? AS d, ? FROM (
+			SELECT pkey, ? FROM ? WHERE ? AND pass AND vis GROUP BY pkey
 		) ARRAY JOIN ? AS s
-	) GROUP BY person)`, Join(counts, ", "), depth, Join(names, ", "), Join(arrays, ", "), withPass(base, q), starts))
+	) GROUP BY pkey)`, Join(counts, ", "), depth, Join(names, ", "), Join(arrays, ", "), r0.From, r0.Where, starts))
 	if err != nil {
 		return nil, err
 	}
@@ -944,7 +1054,7 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 		}
 	}
 	b.count(&b.inSQL, "retention")
-	base, err := b.base(ctx, q, seriesProps(rq.StartEvent, rq.ReturnEvent)...)
+	r0, err := b.rel(ctx, q, seriesProps(rq.StartEvent, rq.ReturnEvent)...)
 	if err != nil {
 		return nil, err
 	}
@@ -979,11 +1089,11 @@ func (b *Backend) Retention(ctx context.Context, q store.Query, rq store.Retenti
 		vals[k] = Build("countIf(has(rp, c + ?))", k)
 	}
 	rows, err := b.client().Query(ctx, Build(`SELECT c, ? FROM (
-	SELECT person, CAST([?] AS Array(Int64)) AS bs, ? AS c, arrayMap(r -> ?, rts) AS rp FROM (
-		SELECT person, minIf(ts, ?) AS fst, countIf(?) AS starts, groupArrayIf(ts, ?) AS rts
-		FROM (?) WHERE pass AND vis GROUP BY person
+	SELECT pkey, CAST([?] AS Array(Int64)) AS bs, ? AS c, arrayMap(r -> ?, rts) AS rp FROM (
+		SELECT pkey, minIf(ts, ?) AS fst, countIf(?) AS starts, groupArrayIf(ts, ?) AS rts
+		FROM ? WHERE ? AND pass AND vis GROUP BY pkey
 	) WHERE starts > 0
-) GROUP BY c`, Join(vals, ", "), Join(bs, ","), period("fst"), period("r"), rc[0], rc[0], rc[1], withPass(base, q)))
+) GROUP BY c`, Join(vals, ", "), Join(bs, ","), period("fst"), period("r"), rc[0], rc[0], rc[1], r0.From, r0.Where))
 	if err != nil {
 		return nil, err
 	}

@@ -233,7 +233,7 @@ func (b *Backend) Paths(ctx context.Context, q store.Query, pq store.PathsQuery)
 	}
 	pq.Steps = min(pq.Steps, 20)
 	b.count(&b.inSQL, "paths")
-	base, err := b.base(ctx, q)
+	r0, err := b.rel(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -247,14 +247,13 @@ func (b *Backend) Paths(ctx context.Context, q store.Query, pq store.PathsQuery)
 	SELECT arrayJoin(arrayMap((x, y, k) -> (k, x, y), arrayPopBack(c), arrayPopFront(c), arrayEnumerate(arrayPopBack(c)))) AS l FROM (
 		SELECT arraySlice(arrayFilter((x, y) -> x != y, s, arrayPushFront(arrayPopBack(s), '')), 1, ?) AS c FROM (
 			SELECT ? AS s FROM (
-				SELECT arraySort((x, k) -> k, groupArray(pg), groupArray((ts, bitNot(ver)))) AS p FROM (
-					SELECT if(session != '', concat('s', session), concat('p', person)) AS g, ? AS pg, ts, ver FROM (?)
-					WHERE pass AND vis AND ename = '$pageview' AND pg != ''
-				) GROUP BY g
+				SELECT arraySort((x, k) -> k, groupArray(pg), groupArray((ts, bitNot(ver)))) AS p FROM ?
+				WHERE ? AND pass AND vis AND ename = '$pageview' AND (? AS pg) != ''
+				GROUP BY session = '' AS nos, if(nos, pkey, cityHash64(session)) AS g
 			) WHERE ? = 0 OR has(p, ?)
 		)
 	)
-) GROUP BY l`, pq.Steps, start, prop("$pathname"), withPass(base, q), pq.Start != "", pq.Start))
+) GROUP BY l`, pq.Steps, start, r0.From, r0.Where, prop("$pathname"), pq.Start != "", pq.Start))
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +335,7 @@ func (b *Backend) Heatmap(ctx context.Context, q store.Query, hq store.HeatmapQu
 		return b.DB.Heatmap(ctx, q, hq)
 	}
 	b.count(&b.inSQL, "heatmap")
-	base, err := b.base(ctx, q)
+	r0, err := b.rel(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -355,8 +354,8 @@ func (b *Backend) Heatmap(ctx context.Context, q store.Query, hq store.HeatmapQu
 		vw = prop("$viewport_width")
 	}
 	if hq.Type == store.HeatmapScroll {
-		rows, err := b.client().Query(ctx, Build(`SELECT d, w, count() FROM (SELECT ? AS d, ? AS w, ? AS pp, name, pass, vis FROM (?))
-WHERE pass AND vis AND name = '$pageleave' AND pp = ? GROUP BY d, w`, prop("$prev_pageview_max_content"), vw, prop("$prev_pageview_pathname"), withPass(base, q), hq.URL))
+		rows, err := b.client().Query(ctx, Build(`SELECT ? AS d, ? AS w, count() FROM ?
+WHERE ? AND pass AND vis AND name = '$pageleave' AND ? = ? GROUP BY d, w`, prop("$prev_pageview_max_content"), vw, r0.From, r0.Where, prop("$prev_pageview_pathname"), hq.URL))
 		if err != nil {
 			return nil, err
 		}
@@ -383,9 +382,9 @@ WHERE pass AND vis AND name = '$pageleave' AND pp = ? GROUP BY d, w`, prop("$pre
 		}
 		return out, nil
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT x, y, w, count() FROM (SELECT ? AS x, ? AS y, ? AS w, ? AS pg, ? AS et, name, pass, vis FROM (?))
-WHERE pass AND vis AND name = '$autocapture' AND pg = ? AND et = 'click' GROUP BY x, y, w`,
-		prop("$click_x"), prop("$click_y"), vw, prop("$pathname"), prop("$event_type"), withPass(base, q), hq.URL))
+	rows, err := b.client().Query(ctx, Build(`SELECT ? AS x, ? AS y, ? AS w, count() FROM ?
+WHERE ? AND pass AND vis AND name = '$autocapture' AND ? = ? AND ? = 'click' GROUP BY x, y, w`,
+		prop("$click_x"), prop("$click_y"), vw, r0.From, r0.Where, prop("$pathname"), hq.URL, prop("$event_type")))
 	if err != nil {
 		return nil, err
 	}
@@ -426,13 +425,13 @@ func (b *Backend) HeatmapViewports(ctx context.Context, q store.Query, url strin
 		return b.DB.HeatmapViewports(ctx, q, url)
 	}
 	b.count(&b.inSQL, "heatmap")
-	base, err := b.base(ctx, q)
+	r0, err := b.rel(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := b.client().Query(ctx, Build(`SELECT w, count() FROM (SELECT ? AS w, ? AS pg, ? AS et, name, pass, vis FROM (?))
-WHERE pass AND vis AND name = '$autocapture' AND pg = ? AND et = 'click' GROUP BY w`,
-		prop("$viewport_width"), prop("$pathname"), prop("$event_type"), withPass(base, q), url))
+	rows, err := b.client().Query(ctx, Build(`SELECT ? AS w, count() FROM ?
+WHERE ? AND pass AND vis AND name = '$autocapture' AND ? = ? AND ? = 'click' GROUP BY w`,
+		prop("$viewport_width"), r0.From, r0.Where, prop("$pathname"), url, prop("$event_type")))
 	if err != nil {
 		return nil, err
 	}
@@ -533,7 +532,7 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 		return b.DB.GoalStats(ctx, q, goals)
 	}
 	b.count(&b.inSQL, "goals")
-	base, err := b.base(ctx, q, seriesProps(events...)...)
+	r0, err := b.rel(ctx, q, seriesProps(events...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -550,7 +549,7 @@ func (b *Backend) GoalStats(ctx context.Context, q store.Query, goals []store.Go
 	// every query counts the query's visitors too (k 0).
 	for lo := 0; lo < len(goals); lo += goalsPerQuery {
 		hi := min(lo+goalsPerQuery, len(goals))
-		t, err := b.goalChunk(ctx, q, base, conds[lo:hi], out[lo:hi], currencies[lo:hi])
+		t, err := b.goalChunk(ctx, r0, conds[lo:hi], out[lo:hi], currencies[lo:hi])
 		if err != nil {
 			return nil, err
 		}
@@ -577,7 +576,7 @@ const goalsPerQuery = 100
 
 // goalChunk counts the goals of conds (one query) into out and
 // currencies, and returns the query's visitors.
-func (b *Backend) goalChunk(ctx context.Context, q store.Query, base SQL, conds []SQL, out []store.GoalResult, currencies []map[string]int) (int64, error) {
+func (b *Backend) goalChunk(ctx context.Context, r0 rel, conds []SQL, out []store.GoalResult, currencies []map[string]int) (int64, error) {
 	ks := make([]SQL, len(conds))
 	for i, c := range conds {
 		ks[i] = Build("if(?, ?, 0)", c, i+1)
@@ -587,11 +586,10 @@ func (b *Backend) goalChunk(ctx context.Context, q store.Query, base SQL, conds 
 	// each goal's distinct values, read here as the local store reads them.
 	pick := func(a, b string) SQL { return Build("if(? != '', ?, ?)", prop(a), prop(a), prop(b)) }
 	rows, err := b.client().Query(ctx, Build(`SELECT k, sum(n), uniqExactMerge(u), groupArrayIf((rv, cu, n), rv != '' OR cu != '') FROM (
-	SELECT k, rv, cu, count() AS n, uniqExactState(person) AS u FROM (
-		SELECT arrayJoin(arrayConcat([0], arrayFilter(x -> x > 0, [?]))) AS k, if(k = 0, '', ?) AS rv, if(k = 0, '', ?) AS cu, person
-		FROM (?) WHERE pass AND vis
-	) GROUP BY k, rv, cu
-) GROUP BY k`, Join(ks, ", "), pick("revenue", "$revenue"), pick("currency", "$currency"), withPass(base, q)))
+	SELECT arrayJoin(arrayConcat([0], arrayFilter(x -> x > 0, [?]))) AS k, if(k = 0, '', ?) AS rv, if(k = 0, '', ?) AS cu, count() AS n, uniqExactState(pkey) AS u
+	FROM ? WHERE ? AND pass AND vis
+	GROUP BY k, rv, cu
+) GROUP BY k`, Join(ks, ", "), pick("revenue", "$revenue"), pick("currency", "$currency"), r0.From, r0.Where))
 	if err != nil {
 		return 0, err
 	}
@@ -644,17 +642,15 @@ func (b *Backend) Server(ctx context.Context, q store.Query, limit int) (store.S
 		return b.DB.Server(ctx, q, limit)
 	}
 	b.count(&b.inSQL, "server")
-	base, err := b.base(ctx, q)
+	r0, err := b.rel(ctx, q)
 	if err != nil {
 		return out, err
 	}
-	rel := Build(`SELECT name, vis, person, ts, ? AS pg, ? AS st, ? AS ms, ? AS rf, ? AS rd, ? AS sb FROM (?) WHERE pass`,
-		prop("$pathname"), prop("$status"), prop("$server_ms"), prop("$referrer"), prop(store.FeedReader), prop(store.FeedSubscribers), withPass(base, q))
+	pg, st, ms, rf, rd, sb := prop("$pathname"), prop("$status"), prop("$server_ms"), prop("$referrer"), prop(store.FeedReader), prop(store.FeedSubscribers)
 	// Server pageviews: kind 1 answered 404/410 (by path and referrer),
 	// kind 2 the others with a time (by path and time).
-	rows, err := b.client().Query(ctx, Build(`SELECT kind, pg, x, count(), countIf(NOT vis) FROM (
-	SELECT if(st IN ('404', '410'), 1, 2) AS kind, pg, if(kind = 1, rf, ms) AS x, vis FROM (?) WHERE name = '$server_pageview'
-) GROUP BY kind, pg, x`, rel))
+	rows, err := b.client().Query(ctx, Build(`SELECT if(? IN ('404', '410'), 1, 2) AS kind, ? AS pg, if(kind = 1, ?, ?) AS x, count(), countIf(NOT vis)
+FROM ? WHERE ? AND pass AND name = '$server_pageview' GROUP BY kind, pg, x`, st, pg, rf, ms, r0.From, r0.Where))
 	if err != nil {
 		return out, err
 	}
@@ -706,12 +702,11 @@ func (b *Backend) Server(ctx context.Context, q store.Query, limit int) (store.S
 	// counts that reader's largest; any other counts its person on its
 	// (UTC) day. A count as strconv.Atoi reads one: a sign, digits, and a value that
 	// fits in 64 bits (the significant digits compared as text).
-	digits := SQL("replaceRegexpOne(sb, '^[+-]?0*', '')")
-	isReader := Build(`(rd != '' AND match(sb, ?) AND (length(?) < 19 OR length(?) = 19 AND ? <= if(substring(sb, 1, 1) = '-', '9223372036854775808', '9223372036854775807')))`,
-		"^[+-]?[0-9]+$", digits, digits, digits)
-	rows, err = b.client().Query(ctx, Build(`SELECT pg, r, if(r, rd, '') AS rdr, if(r, sb, '') AS sbs, if(r, 0, intDiv(ts, 86400000)) AS dy, count(), uniqExact(person) FROM (
-	SELECT pg, rd, sb, ts, person, ? AS r FROM (?) WHERE name = ?
-) GROUP BY pg, r, rdr, sbs, dy`, isReader, rel, store.FeedFetch))
+	digits := Build("replaceRegexpOne(?, ?, '')", sb, "^[+-]?0*")
+	isReader := Build(`(? != '' AND match(?, ?) AND (length(?) < 19 OR length(?) = 19 AND ? <= if(substring(?, 1, 1) = '-', '9223372036854775808', '9223372036854775807')))`,
+		rd, sb, "^[+-]?[0-9]+$", digits, digits, digits, sb)
+	rows, err = b.client().Query(ctx, Build(`SELECT ? AS pg, ? AS r, if(r, ?, '') AS rdr, if(r, ?, '') AS sbs, if(r, 0, intDiv(ts, 86400000)) AS dy, count(), uniqExact(pkey)
+FROM ? WHERE ? AND pass AND name = ? GROUP BY pg, r, rdr, sbs, dy`, pg, isReader, rd, sb, r0.From, r0.Where, store.FeedFetch))
 	if err != nil {
 		return out, err
 	}

@@ -93,17 +93,44 @@ func (b *Backend) ensureSchema(ctx context.Context) error {
 // (p_<name>, which Append fills; prop reads it): most reports read one of
 // them, and a query that reads a column reads all of it, so that a
 // property in the arrays costs ~1 KB of reading per event.
+//
+// The order is row's (backend.go, hotFields). p_current_url, the first
+// added after p_pathname, is in every row this release writes (ship.go
+// tells older outbox rows by it); the later ones are left out of a row
+// when empty (ClickHouse then stores "", as the arrays answer).
 var hotProps = []struct {
 	key string
 	col Ident
-}{{store.Datacenter, "p_datacenter"}, {"$pathname", "p_pathname"}}
+}{
+	{store.Datacenter, "p_datacenter"}, {"$pathname", "p_pathname"},
+	{"$current_url", "p_current_url"},
+	// session properties and the overview's breakdowns
+	{"$referrer", "p_referrer"}, {"$referring_domain", "p_referring_domain"},
+	{"utm_source", "p_utm_source"}, {"utm_medium", "p_utm_medium"}, {"utm_campaign", "p_utm_campaign"},
+	{"utm_term", "p_utm_term"}, {"utm_content", "p_utm_content"},
+	{"$browser", "p_browser"}, {"$os", "p_os"}, {"$device_type", "p_device_type"}, {"$geoip_country_code", "p_country"},
+	// heatmaps
+	{"$event_type", "p_event_type"}, {"$click_x", "p_click_x"}, {"$click_y", "p_click_y"}, {"$viewport_width", "p_viewport_width"},
+	{"$prev_pageview_pathname", "p_prev_pathname"}, {"$prev_pageview_max_content", "p_prev_max_content"},
+	// goals
+	{"revenue", "p_revenue"}, {"$revenue", "p_drevenue"}, {"currency", "p_currency"}, {"$currency", "p_dcurrency"},
+	// the server report
+	{"$status", "p_status"}, {"$server_ms", "p_server_ms"}, {store.FeedReader, "p_feed_reader"}, {store.FeedSubscribers, "p_feed_subscribers"},
+}
+
+// hotIndex is each hot property's place in hotProps.
+var hotIndex = func() map[string]int {
+	m := make(map[string]int, len(hotProps))
+	for i, h := range hotProps {
+		m[h.key] = i
+	}
+	return m
+}()
 
 // hotCol is the column of a hot property.
 func hotCol(key string) (SQL, bool) {
-	for _, h := range hotProps {
-		if h.key == key {
-			return Build("?", h.col), true
-		}
+	if i, ok := hotIndex[key]; ok {
+		return Build("?", hotProps[i].col), true
 	}
 	return "", false
 }
@@ -145,15 +172,32 @@ func (b *Backend) addHotColumns(ctx context.Context) {
 			for _, r := range rows {
 				have[asStr(r[0])] = true
 			}
+			// One ALTER for all the missing columns (each ALTER waits for
+			// the table's lock; until the last one the new columns are
+			// unknown to reports).
+			var add []SQL
 			for _, h := range hotProps {
-				if have[string(h.col)] {
-					continue
+				if !have[string(h.col)] {
+					add = append(add, Build("ADD COLUMN ? String DEFAULT prop_vals[indexOf(prop_keys, ?)]", h.col, h.key))
 				}
-				err := c.Exec(ctx, Build("ALTER TABLE ?.? ADD COLUMN ? String DEFAULT prop_vals[indexOf(prop_keys, ?)]",
-					Ident(b.opts.Database), Ident(table), h.col, h.key))
-				if err != nil && !strings.Contains(err.Error(), "already exists") {
-					b.noteErr(err)
+			}
+			if len(add) == 0 {
+				continue
+			}
+			err = c.Exec(ctx, Build("ALTER TABLE ?.? ?", Ident(b.opts.Database), Ident(table), Join(add, ", ")))
+			if err != nil && strings.Contains(err.Error(), "already exists") {
+				// Another node added some meanwhile (or a replica got
+				// them): add the rest one by one.
+				for _, a := range add {
+					err = c.Exec(ctx, Build("ALTER TABLE ?.? ?", Ident(b.opts.Database), Ident(table), a))
+					if err != nil && !strings.Contains(err.Error(), "already exists") {
+						b.noteErr(err)
+					}
 				}
+				continue
+			}
+			if err != nil {
+				b.noteErr(err)
 			}
 		}
 	}

@@ -2,7 +2,9 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/firstpartyhq/firstparty/store"
 )
@@ -47,9 +49,14 @@ func sessionCol(key string) (SQL, bool) {
 // channelInputs are the entry's properties $channel_type reads.
 var channelInputs = []string{"$referring_domain", "utm_source", "utm_medium", "utm_campaign", "$current_url"}
 
-// sessionsSQL is a relation of every session of the site with its
-// properties (columns session, sp0, sp1, ...).
-func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
+// sessionsSQL is a relation of the site's sessions with an event in q's
+// range, each with the properties keys computed from all of its events
+// (columns sh, cityHash64 of the session id, and sp<i> of each key: the
+// others are not computed, as each reads every event of the sessions).
+// Sessions are grouped by their hash: exact but for a 64-bit collision,
+// and many times faster to group than the ids.
+func (b *Backend) sessionsSQL(ctx context.Context, q store.Query, keys []string) (SQL, error) {
+	site := q.Site
 	// A pageview at the time it was stored: a server pageview counts as
 	// one (the snippet's usually comes after it).
 	pv := SQL("name IN ('$pageview', '$server_pageview')")
@@ -57,8 +64,12 @@ func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
 	entry := func(src string) SQL {
 		return Build("if(countIf(?) > 0, argMinIf(?, ?, ?), argMin(?, ?))", pv, prop(src), order, pv, prop(src), order)
 	}
-	inner := []SQL{"session"}
+	inner := []SQL{"cityHash64(session) AS sh"}
+	want := func(i int) bool { return slices.Contains(keys, sessionKeys[i].key) }
 	for i, s := range sessionKeys {
+		if !want(i) {
+			continue
+		}
 		var v SQL
 		switch {
 		case s.key == "$session_duration":
@@ -82,30 +93,37 @@ func (b *Backend) sessionsSQL(ctx context.Context, site string) (SQL, error) {
 	if err != nil {
 		return "", err
 	}
-	sess := Build("SELECT ? FROM ? WHERE site = ? AND session != '' GROUP BY session", Join(inner, ", "), evs, site)
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	inRange := Build("SELECT cityHash64(session) FROM events WHERE site = ? AND ? AND ts >= ? AND ts < ? AND session != ''", site, timeRange(from, to), from, to)
+	sess := Build("SELECT ? FROM ? WHERE site = ? AND session != '' AND cityHash64(session) GLOBAL IN (?) GROUP BY sh", Join(inner, ", "), evs, site, inRange)
 	// $channel_type: each distinct entry classified by the store's rules.
 	chIdx := len(sessionKeys) - 2
 	chCol := Ident(fmt.Sprint("sp", chIdx))
-	rows, err := b.client().Query(ctx, Build("SELECT DISTINCT ? FROM (?)", chCol, sess))
-	if err != nil {
-		return "", err
+	var rows [][]json.RawMessage
+	if want(chIdx) {
+		if rows, err = b.client().Query(ctx, Build("SELECT DISTINCT ? FROM (?)", chCol, sess)); err != nil {
+			return "", err
+		}
 	}
-	var from, to []string
+	var inputs, types []string
 	for _, r := range rows {
 		in := asStr(r[0])
 		f := splitNul(in, len(channelInputs))
-		from = append(from, in)
-		to = append(to, store.ChannelType(f[0], f[1], f[2], f[3], f[4]))
+		inputs = append(inputs, in)
+		types = append(types, store.ChannelType(f[0], f[1], f[2], f[3], f[4]))
 	}
-	outer := []SQL{"session"}
+	outer := []SQL{"sh"}
 	for i := range sessionKeys {
+		if !want(i) {
+			continue
+		}
 		c := Ident(fmt.Sprint("sp", i))
 		if i == chIdx {
-			if len(from) == 0 {
+			if len(inputs) == 0 {
 				outer = append(outer, Build("'' AS ?", c))
 				continue
 			}
-			outer = append(outer, Build("transform(?, ?, ?, '') AS ?", c, from, to, c))
+			outer = append(outer, Build("transform(?, ?, ?, '') AS ?", c, inputs, types, c))
 			continue
 		}
 		outer = append(outer, Build("?", c))

@@ -189,7 +189,7 @@ func (b *Backend) shipLines(ctx context.Context, rows []string) (map[string]int,
 		if b.wasDeleted(r.Site, r.DistinctID) {
 			continue
 		}
-		if !strings.Contains(line, `,"p_pathname":`) {
+		if !strings.Contains(line, `,"p_current_url":`) {
 			// Written by an older release: add the hot columns (a missing
 			// field would read as "", not as its default).
 			var full row
