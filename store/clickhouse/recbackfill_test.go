@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -243,4 +244,35 @@ func TestRecordingsBackfillResumes(t *testing.T) {
 	other := openRec(t, filepath.Join(dir, "other.db"), c, "rbf2", 500)
 	defer other.Close()
 	sameRecordings(t, "resumed, via another node", other, a.DB, "s")
+}
+
+// TestRecordingsBackfillAfterOlderRelease: a log that shipped its
+// recordings through a release without the backfill (a node id, no
+// "ch:rtop") backfills none of them: they may have shipped under other
+// ords. A fresh log backfills all of its chunks.
+func TestRecordingsBackfillAfterOlderRelease(t *testing.T) {
+	dir := t.TempDir()
+	for _, older := range []bool{true, false} {
+		path := filepath.Join(dir, fmt.Sprint(older, ".db"))
+		withoutCH(t, path, func(db *store.DB) {
+			if older {
+				if err := db.PutMeta(recNodeKey, "0123456789abcdef"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.AppendSnapshots(ctx, "s", snaps(0, 4)); err != nil {
+				t.Fatal(err)
+			}
+		})
+		b := openAt(t, path, []string{"http://127.0.0.1:1"}, "rbf3", 0)
+		got := append([]recRange(nil), b.rec.bf...)
+		b.Close()
+		want := []recRange{{1, 13, 0}}
+		if older {
+			want = nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("older release %v: to backfill %v, want %v", older, got, want)
+		}
+	}
 }
