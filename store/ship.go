@@ -2,7 +2,13 @@ package store
 
 import (
 	"context"
+	"sort"
+	"strings"
 	"time"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/firstpartyhq/firstparty/store/histfile"
 )
 
 // IntervalLabels returns the labels Trends gives the intervals of
@@ -195,4 +201,107 @@ func (s *DB) ShipRead(ctx context.Context, site string, from, to, limit int) ([]
 		out = append(out, d.event(ei))
 	}
 	return out, row, nil
+}
+
+// ShipChunk is a stored recording chunk as ShipRecRead reads it.
+type ShipChunk struct {
+	Seq                                   uint64 // the chunk's sequence number in this log
+	Site, SessionID, WindowID, DistinctID string
+	First, Last                           int64 // first and last event time (Unix ms)
+	Events, Bytes                         int   // event count, stored size
+	Data                                  []byte
+}
+
+// ShipRecSeq raises the sequence number of recording chunks to at least
+// floor and returns it (the number of the last chunk stored or given).
+// Chunk numbers are stable: a chunk keeps its own when its recording
+// moves into a recording file, through restarts and deletions; only the
+// numbers above the last chunk left are given again after a restart.
+func (s *DB) ShipRecSeq(floor uint64) uint64 {
+	for {
+		cur := s.recs.seq.Load()
+		if cur >= floor {
+			return cur
+		}
+		if s.recs.seq.CompareAndSwap(cur, floor) {
+			return floor
+		}
+	}
+}
+
+// ShipRecRead returns the stored recording chunks numbered in [from, to),
+// in number order, at most limit of them and about maxBytes of stored
+// size (at least one), and the number after the last one read (to when
+// none is left), for a backend that ships them elsewhere. Data is the
+// snapshot's rrweb events as it was sent. Nothing is held once it
+// returns.
+func (s *DB) ShipRecRead(ctx context.Context, from, to uint64, limit, maxBytes int) ([]ShipChunk, uint64, error) {
+	s.maint.Lock() // no flush into recording files, no deletion meanwhile
+	defer s.maint.Unlock()
+	s.hist.mu.RLock()
+	files := make(map[uint64]*histfile.RecFile, len(s.hist.recs))
+	for id, rf := range s.hist.recs {
+		files[id] = rf
+	}
+	s.hist.mu.RUnlock()
+	type ref struct {
+		seq                uint64
+		site, session, key string
+	}
+	var refs []ref
+	s.recs.mu.RLock()
+	for site, m := range s.recs.sites {
+		for session, r := range m {
+			for _, k := range r.keys {
+				orig := k
+				if id, i, ok := parseRecFileKey(k); ok {
+					rf := files[id]
+					if rf == nil || i >= len(rf.Header.Chunks) {
+						continue
+					}
+					orig = rf.Header.Chunks[i].Key
+				}
+				if _, _, seq, ok := parseRecKey(orig); ok && seq >= from && seq < to {
+					refs = append(refs, ref{seq, site, session, k})
+				}
+			}
+		}
+	}
+	s.recs.mu.RUnlock()
+	sort.Slice(refs, func(i, j int) bool { return refs[i].seq < refs[j].seq })
+	var out []ShipChunk
+	next, size := to, 0
+	s.hist.recLife.RLock()
+	defer s.hist.recLife.RUnlock()
+	err := s.db.View(func(tx *buntdb.Tx) error {
+		for _, r := range refs {
+			if len(out) >= max(limit, 1) || (len(out) > 0 && size >= maxBytes) {
+				next = r.seq
+				return nil
+			}
+			if ctxDone(ctx) {
+				return ctx.Err()
+			}
+			v, err := s.recValue(tx, r.key)
+			if err != nil {
+				return err
+			}
+			h, err := decodeChunkHeader(v)
+			if err != nil {
+				return err
+			}
+			data, err := zstdDec.DecodeAll([]byte(v[h.dataAt:]), nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, ShipChunk{Seq: r.seq, Site: r.site, SessionID: r.session, WindowID: strings.Clone(h.windowID),
+				DistinctID: strings.Clone(h.distinctID), First: h.first, Last: h.last, Events: h.events, Bytes: len(v), Data: data})
+			size += len(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, from, err
+	}
+	return out, next, nil
 }

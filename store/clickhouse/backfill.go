@@ -136,6 +136,12 @@ func (b *Backend) backfilling(site string) bool {
 // then it moves caught-up cursors past what came through the outbox (at
 // most every 10 s). The shipping loop calls it.
 func (b *Backend) runBackfill(ctx context.Context) error {
+	if !b.rec.bfSynced.Swap(true) { // the recordings' backfill may start (recbackfill.go)
+		select {
+		case b.rec.wake <- struct{}{}:
+		default:
+		}
+	}
 	for {
 		select {
 		case <-b.stop:

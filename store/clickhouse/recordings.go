@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -84,6 +85,10 @@ type recShipper struct {
 	deleted  map[string]uint64          // site\x00session -> first outbox seq not deleted
 	usage    map[string]*recUsage       // site -> ClickHouse's sizes
 	schemaOK bool
+	// bf are the chunk numbers still to backfill and their ords
+	// (recbackfill.go); bfSynced is set once the tombstones were read.
+	bf       []recRange
+	bfSynced atomic.Bool
 
 	wake chan struct{}
 	done chan struct{}
@@ -104,7 +109,8 @@ func (b *Backend) startRecordings() (*recShipper, error) {
 	r := &recShipper{b: b, pending: map[string]map[int64]int64{}, deleted: map[string]uint64{},
 		usage: map[string]*recUsage{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	node, err := b.DB.GetMeta(recNodeKey)
-	if errors.Is(err, store.ErrNotFound) {
+	fresh := errors.Is(err, store.ErrNotFound)
+	if fresh {
 		var id [8]byte
 		rand.Read(id[:])
 		node = hex.EncodeToString(id[:])
@@ -127,6 +133,9 @@ func (b *Backend) startRecordings() (*recShipper, error) {
 		return true
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := r.startBackfill(fresh); err != nil {
 		return nil, err
 	}
 	go r.run()
@@ -168,9 +177,7 @@ func (b *Backend) AppendSnapshots(ctx context.Context, site string, snaps []stor
 			}
 			r.ord = max(r.ord+1, uint64(now.UnixMicro()))
 			sn := &snaps[i]
-			row := recRow{Site: site, Session: sn.SessionID, Node: r.node, Ord: r.ord, T: now.UTC().Format(time.DateTime),
-				Window: sn.WindowID, DistinctID: sn.DistinctID, First: s.First, Last: s.Last, Events: s.Events, Bytes: s.Bytes,
-				Data: base64.StdEncoding.EncodeToString(recEnc.EncodeAll(sn.Data, nil))}
+			row := newRecRow(site, sn.SessionID, r.node, r.ord, now, sn.WindowID, sn.DistinctID, s, sn.Data)
 			j, err := json.Marshal(row)
 			if err != nil {
 				continue
@@ -178,12 +185,15 @@ func (b *Backend) AppendSnapshots(ctx context.Context, site string, snaps []stor
 			buf = append(append(buf, j...), '\n')
 			rows = append(rows, row)
 		}
+		ord := r.ord
 		r.mu.Unlock()
 		if len(buf) == 0 {
 			return nil
 		}
 		key = recOutboxPrefix + pad20(seq)
-		return map[string]string{key: string(buf)}
+		// These chunks are the last numbered, with the last ord: the
+		// backfill leaves them to the outbox (recbackfill.go).
+		return map[string]string{key: string(buf), recTopKey: fmt.Sprint(b.DB.ShipRecSeq(0), " ", ord)}
 	})
 	if err != nil || key == "" {
 		return err
@@ -230,6 +240,11 @@ func (r *recShipper) run() {
 		}
 		for {
 			n, err := r.shipOnce(ctx)
+			if err == nil { // then a window of the chunks stored before (recbackfill.go)
+				var m int
+				m, err = r.backfillOnce(ctx)
+				n += m
+			}
 			if err != nil {
 				r.b.noteErr(err)
 				select {
@@ -283,10 +298,6 @@ func (r *recShipper) shipOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var rows []recRow
-	var out []byte
-	// Held until the rows are in: a person deleted meanwhile either sees
-	// them in ClickHouse (and deletes them there) or has them dropped here.
-	r.mu.Lock()
 	kept := make([]string, 0, len(lines))
 	for _, line := range lines {
 		var row recRow
@@ -296,26 +307,9 @@ func (r *recShipper) shipOnce(ctx context.Context) (int, error) {
 		rows = append(rows, row)
 		kept = append(kept, line)
 	}
-	// Chunks of persons deleted on any node (their tombstones in
-	// person_map) never ship: their sessions are blocked here, and the
-	// local copies go when syncDeletions sees the tombstones.
-	if err := r.blockDeleted(ctx, rows); err != nil {
-		r.mu.Unlock()
+	if err := r.insert(ctx, rows, kept); err != nil {
 		return 0, err
 	}
-	for i, row := range rows {
-		if d, ok := r.deleted[row.Site+"\x00"+row.Session]; ok && row.Ord < d {
-			continue
-		}
-		out = append(append(out, kept[i]...), '\n')
-	}
-	if len(out) > 0 {
-		if err := r.b.client().InsertJSON(ctx, "recordings", out); err != nil {
-			r.mu.Unlock()
-			return 0, err
-		}
-	}
-	r.mu.Unlock()
 	for _, k := range keys {
 		if err := r.b.DB.DeleteMeta(k); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, err // shipped again later: the same rows, kept once
@@ -324,19 +318,58 @@ func (r *recShipper) shipOnce(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	for _, row := range rows {
 		r.addPending(row, -1)
-		if u := r.usage[row.Site]; u != nil {
-			u.at = time.Time{} // stale: ask again
-		}
 	}
 	r.mu.Unlock()
 	return len(rows), nil
 }
 
-// flushRecordings waits until the recordings outbox is empty or ctx ends.
+// insert puts rows (lines: their JSON) into ClickHouse, but for the
+// chunks of deleted persons' sessions; the outbox and the backfill ship
+// through it.
+func (r *recShipper) insert(ctx context.Context, rows []recRow, lines []string) error {
+	var out []byte
+	// Held until the rows are in: a person deleted meanwhile either sees
+	// them in ClickHouse (and deletes them there) or has them dropped here.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Chunks of persons deleted on any node (their tombstones in
+	// person_map) never ship: their sessions are blocked here, and the
+	// local copies go when syncDeletions sees the tombstones.
+	if err := r.blockDeleted(ctx, rows); err != nil {
+		return err
+	}
+	for i, row := range rows {
+		if d, ok := r.deleted[row.Site+"\x00"+row.Session]; ok && row.Ord < d {
+			continue
+		}
+		out = append(append(out, lines[i]...), '\n')
+	}
+	if len(out) > 0 {
+		if err := r.b.client().InsertJSON(ctx, "recordings", out); err != nil {
+			return err
+		}
+	}
+	for _, row := range rows {
+		if u := r.usage[row.Site]; u != nil {
+			u.at = time.Time{} // stale: ask again
+		}
+	}
+	return nil
+}
+
+// newRecRow is a stored chunk as ClickHouse keeps it.
+func newRecRow(site, session, node string, ord uint64, t time.Time, window, did string, st store.StoredSnapshot, data []byte) recRow {
+	return recRow{Site: site, Session: session, Node: node, Ord: ord, T: t.UTC().Format(time.DateTime),
+		Window: window, DistinctID: did, First: st.First, Last: st.Last, Events: st.Events, Bytes: st.Bytes,
+		Data: base64.StdEncoding.EncodeToString(recEnc.EncodeAll(data, nil))}
+}
+
+// flushRecordings waits until the recordings outbox is empty and the
+// backfill done (recbackfill.go), or ctx ends.
 func (b *Backend) flushRecordings(ctx context.Context) error {
 	for {
 		b.rec.mu.Lock()
-		n := b.rec.rows
+		n := b.rec.rows + len(b.rec.bf)
 		b.rec.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -740,6 +773,9 @@ func (b *Backend) recordingsDeletedElsewhere(ctx context.Context, site string, i
 // sessions with chunks still in the outbox. A chunk appended meanwhile is
 // in the outbox already (its row holds its data), so it still ships.
 func (b *Backend) dropShippedRecordings(ctx context.Context, cutoff int64) (int, error) {
+	if b.rec.backfilling() {
+		return 0, nil // not all shipped yet
+	}
 	sessions, err := b.outboxed(ctx, recOutboxPrefix, func(r outboxKeys) string { return r.Session })
 	if err != nil {
 		return 0, err
