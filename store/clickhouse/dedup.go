@@ -83,5 +83,7 @@ func dedupRel(site string, cond, wide SQL) SQL {
 	losers := Build(`SELECT uuid, lv FROM (
 	SELECT uuid, groupArray(ver) AS vs, max(ver) AS mv FROM events WHERE site = ? AND ? GROUP BY uuid HAVING count() > 1
 ) ARRAY JOIN vs AS lv WHERE lv != mv`, site, wide)
-	return Build("(SELECT * FROM events FINAL WHERE site = ? AND ? AND (uuid, ver) GLOBAL NOT IN (?))", site, cond, losers)
+	// Aliased: it is read as a table (FROM ? WHERE, ? JOIN), and current
+	// ClickHouse refuses a subquery without a name in a JOIN.
+	return Build("(SELECT * FROM events FINAL WHERE site = ? AND ? AND (uuid, ver) GLOBAL NOT IN (?)) AS ev_once", site, cond, losers)
 }

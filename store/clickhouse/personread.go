@@ -49,7 +49,7 @@ func personsRel(site string, hit SQL) SQL {
 	ids := Build("SELECT distinct_id, min(ts) AS dc, max(?) AS dh FROM events FINAL WHERE site = ? GROUP BY distinct_id", hit, site)
 	pm := Build("SELECT distinct_id, argMax(person, ver) AS pm_person, argMax(deleted, ver) AS pm_deleted FROM person_map WHERE site = ? GROUP BY distinct_id", site)
 	return Build(`SELECT person, min(dc) AS c, any(distinct_id) AS did, max(dh) AS h FROM (
-	SELECT if(pm_person = '', distinct_id, pm_person) AS person, dc, distinct_id, dh FROM (?) GLOBAL ANY LEFT JOIN (?) USING distinct_id WHERE pm_deleted = 0
+	SELECT if(pm_person = '', distinct_id, pm_person) AS person, dc, distinct_id, dh FROM (?) AS ev GLOBAL ANY LEFT JOIN (?) AS pm USING distinct_id WHERE pm_deleted = 0
 ) GROUP BY person`, ids, pm)
 }
 
