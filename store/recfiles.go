@@ -60,14 +60,22 @@ func (s *DB) recValue(tx *buntdb.Tx, key string) (string, error) {
 }
 
 // loadRecFiles opens the listed recording files and adds their chunk
-// headers, before the log's chunks (which are newer).
+// headers, before the log's chunks (which are newer), in the order the
+// chunks were made (their sequence). That is the files' order unless a
+// file was written again (a deletion gives it a new id, higher than that
+// of a later file that may hold the same session's later chunks); only
+// then are the chunks sorted, through 16 bytes each.
 func (s *DB) loadRecFiles(names map[uint64]string) error {
 	ids := make([]uint64, 0, len(names))
 	for id := range names {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
+	files := make([]*histfile.RecFile, len(ids))
+	inOrder := true
+	var last uint64
+	n := 0
+	for fi, id := range ids {
 		rf, err := histfile.OpenRec(id, filepath.Join(s.hist.dir, names[id]))
 		if err != nil {
 			return err
@@ -75,22 +83,60 @@ func (s *DB) loadRecFiles(names map[uint64]string) error {
 		s.hist.mu.Lock()
 		s.hist.recs[id] = rf
 		s.hist.mu.Unlock()
-		for i, c := range rf.Header.Chunks {
-			site, session, seq, ok := parseRecKey(c.Key)
+		files[fi] = rf
+		for _, c := range rf.Header.Chunks {
+			_, _, seq, ok := parseRecKey(c.Key)
 			if !ok {
 				return fmt.Errorf("%w: %s: bad chunk key %q", errBadHist, rf.Path, c.Key)
 			}
-			h, err := decodeChunkHeader(rf.Value(i))
-			if err != nil {
-				return fmt.Errorf("%s: chunk %q: %w", rf.Path, c.Key, err)
-			}
-			if seq > s.recs.seq.Load() {
-				s.recs.seq.Store(seq)
-			}
-			s.recs.add(site, session, recFileKey(id, i), h, int(c.Size))
-			s.sites[site] = true
+			inOrder = inOrder && seq > last
+			last = max(last, seq)
+			n++
 		}
 	}
+	if inOrder {
+		for _, rf := range files {
+			for i := range rf.Header.Chunks {
+				if err := s.addRecChunk(rf, i); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	type ref struct {
+		seq         uint64
+		file, chunk uint32
+	}
+	refs := make([]ref, 0, n)
+	for fi, rf := range files {
+		for i, c := range rf.Header.Chunks {
+			_, _, seq, _ := parseRecKey(c.Key)
+			refs = append(refs, ref{seq, uint32(fi), uint32(i)})
+		}
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].seq < refs[j].seq })
+	for _, r := range refs {
+		if err := s.addRecChunk(files[r.file], int(r.chunk)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addRecChunk adds chunk i of the recording file rf to the recordings.
+func (s *DB) addRecChunk(rf *histfile.RecFile, i int) error {
+	c := rf.Header.Chunks[i]
+	site, session, seq, _ := parseRecKey(c.Key) // checked by loadRecFiles
+	h, err := decodeChunkHeader(rf.Value(i))
+	if err != nil {
+		return fmt.Errorf("%s: chunk %q: %w", rf.Path, c.Key, err)
+	}
+	if seq > s.recs.seq.Load() {
+		s.recs.seq.Store(seq)
+	}
+	s.recs.add(site, session, recFileKey(rf.ID, i), h, int(c.Size))
+	s.sites[site] = true
 	return nil
 }
 

@@ -149,3 +149,55 @@ func countFiles(t *testing.T, dbPath, ext string) int {
 	}
 	return n
 }
+
+// TestRecordingAcrossRewrittenFile: a session flushed into one file, then
+// resumed and flushed into a second; the first file is written again (a
+// deletion of another person in it), so it now has the higher id. The
+// session replays in its chunks' order, before and after a reopen.
+func TestRecordingAcrossRewrittenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rec.db")
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	db, err := Open(path, Options{Now: clock, CompactEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(session, did string, seed uint64, start time.Time) {
+		for _, b := range rrwebStream(rand.New(rand.NewPCG(seed, 10)), start, 5*time.Minute) {
+			data, _ := json.Marshal(b)
+			if err := db.AppendSnapshots(ctx, "example.com", []Snapshot{{SessionID: session, WindowID: "w", DistinctID: did, Data: data}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add("s-long", "stayer@example.com", 1, now.Add(-2*time.Hour))
+	add("s-gone", "leaver@example.com", 2, now.Add(-2*time.Hour))
+	mustAppend(t, db, &Event{Site: "example.com", Name: "$pageview", DistinctID: "leaver@example.com", Time: now.Add(-2 * time.Hour).UnixMilli()})
+	if err := db.FlushRecordings(30 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(3 * time.Hour) // the session resumes, then goes idle again
+	add("s-long", "stayer@example.com", 3, now.Add(-time.Hour))
+	if err := db.FlushRecordings(30 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := countFiles(t, path, histfile.RecExt); n != 2 {
+		t.Fatalf("%d recording files, want 2", n)
+	}
+	want := must(db.Recording(ctx, "example.com", "s-long"))
+	if err := db.DeletePerson(ctx, "example.com", "leaver@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(must(db.Recording(ctx, "example.com", "s-long")), want) {
+		t.Fatal("the recording changed when its first file was written again")
+	}
+	db.Close()
+	db, err = Open(path, Options{Now: clock, CompactEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if !bytes.Equal(must(db.Recording(ctx, "example.com", "s-long")), want) {
+		t.Fatal("the recording replays in another order after a reopen")
+	}
+}
