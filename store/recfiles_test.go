@@ -201,3 +201,44 @@ func TestRecordingAcrossRewrittenFile(t *testing.T) {
 		t.Fatal("the recording replays in another order after a reopen")
 	}
 }
+
+// TestRecordingNumbersNotReused: after the newest chunks are deleted (their
+// person's deletion) and the log reopened, a new chunk gets a number above
+// every number given before, not one of the deleted ones.
+func TestRecordingNumbersNotReused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seq.db")
+	db := openTest(t, path)
+	snap := func(session, did string) {
+		data, _ := json.Marshal([]map[string]any{{"type": 3, "timestamp": 1764000000000, "data": map[string]any{"source": 1}}})
+		if err := db.AppendSnapshots(ctx, "example.com", []Snapshot{{SessionID: session, WindowID: "w", DistinctID: did, Data: data}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		snap("s-a", "a")
+	}
+	for i := 0; i < 3; i++ {
+		snap("s-b", "b")
+	}
+	top := db.recs.seq.Load()
+	mustAppend(t, db, &Event{Site: "example.com", Name: "$pageview", DistinctID: "b", Time: 1764000000000})
+	if err := db.DeletePerson(ctx, "example.com", "b"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openTest(t, path)
+	defer db.Close()
+	snap("s-a", "a")
+	var seqs []uint64
+	db.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendKeys("r:*", func(k, v string) bool {
+			if _, _, seq, ok := parseRecKey(k); ok {
+				seqs = append(seqs, seq)
+			}
+			return true
+		})
+	})
+	if len(seqs) != 4 || seqs[3] <= top {
+		t.Fatalf("chunk numbers %v after deleting up to %d", seqs, top)
+	}
+}

@@ -233,6 +233,12 @@ func (s *DB) AppendSnapshotsMeta(ctx context.Context, site string, snaps []Snaps
 				return err
 			}
 		}
+		// The highest chunk number given, so that one is never given
+		// twice, not even after the newest chunks were deleted.
+		_, _, last, _ := parseRecKey(chunks[len(chunks)-1].key)
+		if _, _, err := tx.Set(recSeqKey, strconv.FormatUint(last, 10), nil); err != nil {
+			return err
+		}
 		for k, v := range extra {
 			if _, _, err := tx.Set("m:"+k, v, nil); err != nil {
 				return err
@@ -300,6 +306,9 @@ func (rs *recordings) add(site, session, key string, h chunkHeader, size int) {
 	r.info.Tabs = len(r.windows)
 }
 
+// recSeqKey holds the highest recording chunk number given.
+const recSeqKey = "meta:rec-seq"
+
 // loadRecordings reads the chunk headers: the recording files' first, then
 // the log's.
 func (s *DB) loadRecordings() error {
@@ -308,6 +317,11 @@ func (s *DB) loadRecordings() error {
 	}
 	today := s.opts.Now().UnixMilli() / msPerDay
 	return s.db.View(func(tx *buntdb.Tx) error {
+		if v, err := tx.Get(recSeqKey); err == nil {
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil && n > s.recs.seq.Load() {
+				s.recs.seq.Store(n)
+			}
+		}
 		var err error
 		tx.AscendKeys("r:*", func(k, v string) bool {
 			site, session, seq, ok := parseRecKey(k)
