@@ -306,6 +306,21 @@ func (rs *recordings) add(site, session, key string, h chunkHeader, size int) {
 	r.info.Tabs = len(r.windows)
 }
 
+// readChunk reads the chunk under key (in the log or a recording file):
+// its value, its header and its events, decompressed.
+func (s *DB) readChunk(tx *buntdb.Tx, key string) (string, chunkHeader, []byte, error) {
+	v, err := s.recValue(tx, key)
+	if err != nil {
+		return "", chunkHeader{}, nil, err
+	}
+	h, err := decodeChunkHeader(v)
+	if err != nil {
+		return "", chunkHeader{}, nil, err
+	}
+	data, err := zstdDec.DecodeAll([]byte(v[h.dataAt:]), nil)
+	return v, h, data, err
+}
+
 // recSeqKey holds the highest recording chunk number given.
 const recSeqKey = "meta:rec-seq"
 
@@ -397,15 +412,7 @@ func (s *DB) RecordingTab(ctx context.Context, site, session string, tab int) ([
 	defer s.hist.recLife.RUnlock()
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		for _, k := range keys {
-			v, err := s.recValue(tx, k)
-			if err != nil {
-				return err
-			}
-			h, err := decodeChunkHeader(v)
-			if err != nil {
-				return err
-			}
-			data, err := zstdDec.DecodeAll([]byte(v[h.dataAt:]), nil)
+			_, _, data, err := s.readChunk(tx, k)
 			if err != nil {
 				return err
 			}

@@ -282,15 +282,7 @@ func (s *DB) ShipRecRead(ctx context.Context, from, to uint64, limit, maxBytes i
 			if ctxDone(ctx) {
 				return ctx.Err()
 			}
-			v, err := s.recValue(tx, r.key)
-			if err != nil {
-				return err
-			}
-			h, err := decodeChunkHeader(v)
-			if err != nil {
-				return err
-			}
-			data, err := zstdDec.DecodeAll([]byte(v[h.dataAt:]), nil)
+			v, h, data, err := s.readChunk(tx, r.key)
 			if err != nil {
 				return err
 			}

@@ -77,15 +77,7 @@ func TestPropertyCohortManyPersons(t *testing.T) {
 		{Name: "not free", Kind: store.CohortProperty, Property: "plan", Op: store.OpNe, Value: "free"}, // the empty value passes
 		{Name: "any pro", Kind: store.CohortProperty, Property: "plan", Op: store.OpContains, Value: "PRO"},
 	} {
-		var id int64
-		for _, s := range []store.Store{tn.nodes[0], tn.nodes[1], tn.ref} {
-			saved := must(s.SaveCohort(ctx, "s", c))
-			if id != 0 && saved.ID != id {
-				t.Fatalf("cohort ids differ: %d, %d", id, saved.ID)
-			}
-			id = saved.ID
-		}
-		ids = append(ids, id)
+		ids = append(ids, tn.saveEverywhere(t, func(s store.Store) int64 { return must(s.SaveCohort(ctx, "s", c)).ID }))
 	}
 	// The case this is about: more ids carry properties than 4,000, and
 	// the cohorts list more persons than that.
@@ -336,15 +328,7 @@ func TestElementActionsAndSessionSeries(t *testing.T) {
 		{Name: "nav", Steps: []store.ActionStep{{Selector: "nav > a.nav", URLContains: "/1"}, {Href: "/docs?a=1"}}},
 		{Name: "texts", Steps: []store.ActionStep{{Text: "Buy"}, {Text: `Read "docs"`}, {Text: "Sign up", Selector: "body button.btn-primary"}}},
 	} {
-		var id int64
-		for _, s := range []store.Store{tn.nodes[0], tn.nodes[1], tn.ref} {
-			saved := must(s.SaveAction(ctx, "s", a))
-			if id != 0 && saved.ID != id {
-				t.Fatalf("action ids differ: %d, %d", id, saved.ID)
-			}
-			id = saved.ID
-		}
-		actions = append(actions, fmt.Sprint("action:", id))
+		actions = append(actions, fmt.Sprint("action:", tn.saveEverywhere(t, func(s store.Store) int64 { return must(s.SaveAction(ctx, "s", a)).ID })))
 	}
 	series := append(actions, "$pageview|$entry_pathname==/pricing", actions[0]+"|$channel_type==Organic Search", "$autocapture|$entry_referring_domain~ycombinator", actions[2]+"|$session_duration!=0")
 	var cohort int64

@@ -82,6 +82,21 @@ func (tn *twoNodes) sendOneByOne(t *testing.T, evs []sent) {
 	}
 }
 
+// saveEverywhere saves a definition (a cohort, an action) on both nodes
+// and the reference, which must give it the same id, and returns it.
+func (tn *twoNodes) saveEverywhere(t *testing.T, save func(store.Store) int64) int64 {
+	t.Helper()
+	var id int64
+	for _, s := range []store.Store{tn.nodes[0], tn.nodes[1], tn.ref} {
+		got := save(s)
+		if id != 0 && got != id {
+			t.Fatalf("definition ids differ: %d, %d", id, got)
+		}
+		id = got
+	}
+	return id
+}
+
 func strProp(k, v string) store.Prop { return store.Prop{Key: k, Val: store.StringValue(v)} }
 
 func jsonProp(k, v string) store.Prop {
