@@ -396,13 +396,22 @@ func (b *Backend) pageviewNames(ctx context.Context, site string, srv bool) (ena
 		return "name", "1", nil
 	}
 	ref := prop(store.PageviewRef)
-	// (each uuid once: another copy may carry another ref)
+	// Each uuid once (another copy may carry another ref): the refs of
+	// the first copies (highest ver), by a GROUP BY when the site holds a
+	// uuid twice, not from the de-duplicated relation. That one is a
+	// subquery in FROM, and current ClickHouse loses the name column of
+	// a report that reads ename inside arrayJoin (goals, trends) when the
+	// IN set of ename holds one ("Not found column name in block").
 	all, err := b.siteEvents(ctx, site)
 	if err != nil {
 		return "", "", err
 	}
-	refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM ? WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
-		store.PageviewRef, all, site, store.PageviewRef)
+	refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM events WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
+		store.PageviewRef, site, store.PageviewRef)
+	if all != "events" {
+		refs = Build("SELECT argMax(prop_vals[indexOf(prop_keys, ?)], ver) AS r FROM events WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?) GROUP BY uuid",
+			store.PageviewRef, site, store.PageviewRef)
+	}
 	confirmed := Build("(name = '$server_pageview' AND ? != '' AND ? GLOBAL IN (?))", ref, ref, refs)
 	return Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed), Build("NOT ?", confirmed), nil
 }
