@@ -397,7 +397,7 @@ func (b *Backend) pageviewNames(ctx context.Context, site string, srv bool) (ena
 	}
 	ref := prop(store.PageviewRef)
 	// Each uuid once (another copy may carry another ref): the refs of
-	// the first copies (highest ver), by a GROUP BY when the site holds a
+	// the kept copies (highest ver), by a GROUP BY when the site holds a
 	// uuid twice, not from the de-duplicated relation. That one is a
 	// subquery in FROM, and current ClickHouse loses the name column of
 	// a report that reads ename inside arrayJoin (goals, trends) when the
@@ -409,8 +409,10 @@ func (b *Backend) pageviewNames(ctx context.Context, site string, srv bool) (ena
 	refs := Build("SELECT prop_vals[indexOf(prop_keys, ?)] AS r FROM events WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?)",
 		store.PageviewRef, site, store.PageviewRef)
 	if all != "events" {
-		refs = Build("SELECT argMax(prop_vals[indexOf(prop_keys, ?)], ver) AS r FROM events WHERE site = ? AND name = '$pageview' AND has(prop_keys, ?) GROUP BY uuid",
-			store.PageviewRef, site, store.PageviewRef)
+		// The kept copy decides, whatever the others hold: a copy that
+		// is no pageview, or has no ref, gives none.
+		refs = Build(`SELECT argMax(if(name = '$pageview' AND has(prop_keys, ?), prop_vals[indexOf(prop_keys, ?)], ''), ver) AS r
+FROM events WHERE site = ? GROUP BY uuid HAVING r != ''`, store.PageviewRef, store.PageviewRef, site)
 	}
 	confirmed := Build("(name = '$server_pageview' AND ? != '' AND ? GLOBAL IN (?))", ref, ref, refs)
 	return Build("if(name = '$server_pageview' AND NOT ?, '$pageview', name)", confirmed), Build("NOT ?", confirmed), nil
