@@ -76,16 +76,6 @@ func (s *DB) Compact() error {
 	return nil
 }
 
-// finalBlock says whether a group commit of n events is written
-// compressed and final (blockRef.final), never merged again. An eighth of
-// a compacted block (256 events) holds an event in 57 bytes against a
-// full one's 46 on posthog-js events (512: 52, 800: 49), and under load
-// most group commits are that large: merging them again would cost a
-// merge, the same compression and a second write, more CPU than the
-// bytes are worth. Small groups (light traffic) still merge into blocks
-// of BlockEvents.
-func (s *DB) finalBlock(n int) bool { return n >= s.opts.BlockEvents/8 }
-
 // compactGroups picks runs of adjacent small blocks to merge, up to
 // BlockEvents events a run.
 func (s *DB) compactGroups(t *table) [][]blockRef {
@@ -103,7 +93,7 @@ func (s *DB) compactGroups(t *table) [][]blockRef {
 	}
 	for _, b := range t.blocks {
 		stored := b.n - len(b.skips)
-		small := (!b.compressed || (!b.final && stored < target/2)) && !isHistKey(b.key)
+		small := (!b.compressed || stored < target/2) && !isHistKey(b.key)
 		if !small {
 			flush()
 			continue

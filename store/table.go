@@ -32,11 +32,7 @@ type blockRef struct {
 	// compressed says the block is in its final, zstd-compressed form;
 	// commit blocks (stored as is) are not and the compactor rewrites them.
 	compressed bool
-	// final: a large group commit, compressed as written and left as it
-	// is by the compactor (finalBlock); not kept across a restart, after
-	// which the block is merged like any other of its size.
-	final bool
-	size  int // bytes of the stored value
+	size       int // bytes of the stored value
 }
 
 // eventIndex returns the index in the block of the event of row, or -1 if it
