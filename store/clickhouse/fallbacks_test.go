@@ -200,11 +200,7 @@ func TestGoalsManyAndNewlines(t *testing.T) {
 	if _, err := b.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := b.Flush(fctx); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, b)
 	a := must(b.SaveAction(ctx, "s", store.Action{Name: "buy", Steps: []store.ActionStep{{Event: "purchase"}}}))
 	globs := []string{"/x\n*", "*\n/y", "/docs/*\n*/end", "/n\nl", "/a*b*c", "/a**b*c", "*\n*\n*", "/x\n*\n*", "/é\n*/ü", "/\n*\n", "*\n",
 		"/" + strings.Repeat("*a", 30) + "*b", "/p1*", "*", "/a*\n*c"}
@@ -271,11 +267,7 @@ func TestLocalTimeZone(t *testing.T) {
 	if _, err := b.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := b.Flush(fctx); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, b)
 	from := time.Date(2026, 3, 31, 0, 0, 0, 0, time.Local)
 	q := store.Query{Site: "s", From: from, To: from.AddDate(0, 0, 8), TZ: time.Local}
 	for _, iv := range []string{store.IntervalHour, store.IntervalDay, store.IntervalWeek} {
@@ -409,11 +401,7 @@ func TestRetentionManyPeriods(t *testing.T) {
 	if _, err := b.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := b.Flush(fctx); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, b)
 	for _, zone := range []string{"America/New_York", "Pacific/Apia"} {
 		tz, err := time.LoadLocation(zone)
 		if err != nil {
