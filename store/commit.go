@@ -58,13 +58,13 @@ func (s *DB) Append(ctx context.Context, events []*Event) ([]Outcome, error) {
 // smaller and the cores were no busier.)
 func (s *DB) committer() {
 	defer s.done.Done()
-	var pend pendingUUIDs
 	var group []*commitReq
-	var gen uint64
+	// seen is reused from group to group (at most maxGroup and one
+	// request's entries).
+	seen := make(map[siteUUID]struct{})
 	commit := func(group []*commitReq) {
-		gen++
-		s.writeGroup(s.prepareGroup(group, gen, &pend))
-		pend.drop(gen)
+		s.writeGroup(s.prepareGroup(group, seen))
+		clear(seen)
 	}
 	for {
 		group = group[:0]
@@ -97,50 +97,6 @@ func (s *DB) committer() {
 	}
 }
 
-// pendingUUIDs are the uuids of groups prepared and not yet in the uuid
-// index, one set a group, oldest first; sets are reused. (With one stage,
-// only the group being committed.)
-type pendingUUIDs struct {
-	gens []uint64
-	sets []map[siteUUID]struct{}
-	free []map[siteUUID]struct{}
-}
-
-// drop forgets the groups up to and including gen, which the writer has
-// added to the index.
-func (p *pendingUUIDs) drop(gen uint64) {
-	i := 0
-	for i < len(p.gens) && p.gens[i] <= gen {
-		clear(p.sets[i])
-		p.free = append(p.free, p.sets[i])
-		i++
-	}
-	p.gens = append(p.gens[:0], p.gens[i:]...)
-	p.sets = append(p.sets[:0], p.sets[i:]...)
-}
-
-// add starts the set of group gen.
-func (p *pendingUUIDs) add(gen uint64) map[siteUUID]struct{} {
-	var m map[siteUUID]struct{}
-	if n := len(p.free); n > 0 {
-		m, p.free = p.free[n-1], p.free[:n-1]
-	} else {
-		m = make(map[siteUUID]struct{})
-	}
-	p.gens = append(p.gens, gen)
-	p.sets = append(p.sets, m)
-	return m
-}
-
-func (p *pendingUUIDs) has(k siteUUID) bool {
-	for _, m := range p.sets {
-		if _, ok := m[k]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // siteBatch is the part of a group commit that belongs to one site.
 type siteBatch struct {
 	t      *table
@@ -153,17 +109,16 @@ type siteBatch struct {
 
 // preparedGroup is a group de-duplicated and encoded, for the writer.
 type preparedGroup struct {
-	gen    uint64
 	group  []*commitReq
 	writes []*siteBatch
 	vals   []string
 }
 
-// prepareGroup de-duplicates group against the uuid index, the groups
-// still pending and itself, and encodes a block for each site's new events.
-func (s *DB) prepareGroup(group []*commitReq, gen uint64, pend *pendingUUIDs) *preparedGroup {
+// prepareGroup de-duplicates group against the uuid index and itself (seen
+// is an empty map it may fill), and encodes a block for each site's new
+// events.
+func (s *DB) prepareGroup(group []*commitReq, seen map[siteUUID]struct{}) *preparedGroup {
 	s.nCommits.Add(1)
-	seen := pend.add(gen)
 	batches := make(map[string]*siteBatch)
 	var order []*siteBatch
 	for _, req := range group {
@@ -177,7 +132,7 @@ func (s *DB) prepareGroup(group []*commitReq, gen uint64, pend *pendingUUIDs) *p
 			k, _ := uuidKey(ev.UUID)
 			// This group's uuids so far, then the index.
 			sk := siteUUID{ev.Site, k}
-			dup := pend.has(sk)
+			_, dup := seen[sk]
 			if !dup {
 				sb.t.mu.RLock()
 				dup = sb.t.has(&k)
@@ -217,7 +172,7 @@ func (s *DB) prepareGroup(group []*commitReq, gen uint64, pend *pendingUUIDs) *p
 		}
 		vals[i] = encodeBlock(sb.t.site, sb.events, level)
 	}
-	return &preparedGroup{gen: gen, group: group, writes: writes, vals: vals}
+	return &preparedGroup{group: group, writes: writes, vals: vals}
 }
 
 // writeGroup writes a prepared group to the log in one transaction, adds
